@@ -1,0 +1,4 @@
+// Command gateway is the OCVR WebSocket gateway (under construction).
+package main
+
+func main() {}

@@ -1,0 +1,138 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// Publisher is the backend SDK: it publishes events onto the bus for the
+// gateways to deliver. Every call validates ids and the payload before
+// anything reaches NATS, and stamps Ocvr-Published-At.
+type Publisher struct {
+	nc       *nats.Conn
+	subjects Subjects
+	now      func() time.Time
+}
+
+// NewPublisher returns a publisher on nc for the environment of subjects.
+func NewPublisher(nc *nats.Conn, subjects Subjects) *Publisher {
+	return &Publisher{nc: nc, subjects: subjects, now: time.Now}
+}
+
+// Target narrows a user- or channel-targeted event to some connections.
+type Target struct {
+	ExcludeUser   int64    // skip this user's connections (0: none)
+	Sessions      []string // only these sessions' connections (empty: all)
+	ExceptSession string   // all but this session's connections
+}
+
+func (t Target) header(h nats.Header) error {
+	if t.ExcludeUser != 0 {
+		if err := protocol.CheckUserID(t.ExcludeUser); err != nil {
+			return fmt.Errorf("exclude user: %w", err)
+		}
+		h.Set(HeaderExcludeUser, strconv.FormatInt(t.ExcludeUser, 10))
+	}
+	for _, s := range t.Sessions {
+		if !ValidSessionID(s) {
+			return fmt.Errorf("invalid session id %q", s)
+		}
+	}
+	if len(t.Sessions) > 0 {
+		h.Set(HeaderSession, strings.Join(t.Sessions, ","))
+	}
+	if t.ExceptSession != "" {
+		if !ValidSessionID(t.ExceptSession) {
+			return fmt.Errorf("invalid session id %q", t.ExceptSession)
+		}
+		h.Set(HeaderExceptSession, t.ExceptSession)
+	}
+	return nil
+}
+
+// ValidSessionID reports whether id looks like a session id: it is used in
+// headers and KV keys, so it is limited to [A-Za-z0-9_-]{1,64}.
+func ValidSessionID(id string) bool { return protocol.ValidChannelID(id) }
+
+// PublishToChannel publishes a frame of type typ with payload data to every
+// connection subscribed to channelID.
+func (p *Publisher) PublishToChannel(ctx context.Context, channelID, typ string, data any, t Target) error {
+	subj, err := p.subjects.Channel(channelID)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	return p.publish(ctx, subj, protocol.ScopeChannel, channelID, typ, data, t)
+}
+
+// PublishToUser publishes a frame of type typ with payload data to the
+// connections of userID.
+func (p *Publisher) PublishToUser(ctx context.Context, userID int64, typ string, data any, t Target) error {
+	subj, err := p.subjects.User(userID)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	return p.publish(ctx, subj, protocol.ScopeUser, "", typ, data, t)
+}
+
+// Broadcast publishes a frame to every connection of every gateway.
+func (p *Publisher) Broadcast(ctx context.Context, typ string, data any) error {
+	return p.publish(ctx, p.subjects.Broadcast(), protocol.ScopeBroadcast, "", typ, data, Target{})
+}
+
+// MessageCreated announces a new chat message on its channel.
+func (p *Publisher) MessageCreated(ctx context.Context, m protocol.MessageCreate) error {
+	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageCreate, m, Target{})
+}
+
+// MessageUpdated announces an edited chat message on its channel.
+func (p *Publisher) MessageUpdated(ctx context.Context, m protocol.MessageUpdate) error {
+	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageUpdate, m, Target{})
+}
+
+// MessageDeleted announces a deleted chat message on its channel.
+func (p *Publisher) MessageDeleted(ctx context.Context, m protocol.MessageDelete) error {
+	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageDelete, m, Target{})
+}
+
+// Notify sends a notification to every connection of userID.
+func (p *Publisher) Notify(ctx context.Context, userID int64, n protocol.Notification) error {
+	return p.PublishToUser(ctx, userID, protocol.TypeNotification, n, Target{})
+}
+
+func (p *Publisher) publish(ctx context.Context, subj string, scope protocol.Scope, channelID, typ string, data any, t Target) error {
+	payload, err := protocol.Encode(typ, data)
+	if err != nil {
+		return fmt.Errorf("publish %s: encode: %w", typ, err)
+	}
+	if _, err := protocol.ValidateEvent(scope, channelID, payload); err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	msg := nats.NewMsg(subj)
+	msg.Data = payload
+	if err := t.header(msg.Header); err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	msg.Header.Set(HeaderPublishedAt, strconv.FormatInt(p.now().UnixNano(), 10))
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	if err := p.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("publish %s to %s: %w", typ, subj, err)
+	}
+	return nil
+}
+
+// Flush waits until the server has processed everything published so far.
+func (p *Publisher) Flush(ctx context.Context) error {
+	if err := p.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}

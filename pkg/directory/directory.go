@@ -1,0 +1,281 @@
+// Package directory stores what subscribe authorization and presence need:
+// channels, channel memberships and friendships, in NATS KV (DESIGN.md §4).
+// The platform's backends own this data and write it through this package
+// or ocvrctl; gateways read and watch it.
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ocvr/realtime/pkg/internal/kvutil"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// Bucket names.
+const (
+	ChannelsBucket = "ocvr_channels" // <channel_id>
+	MembersBucket  = "ocvr_members"  // <channel_id>.<user_id>
+	FriendsBucket  = "ocvr_friends"  // <user_id>.<friend_id>, both directions
+)
+
+// ErrNotFound is returned when deleting a channel that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the directory.
+type Store struct {
+	channels jetstream.KeyValue
+	members  jetstream.KeyValue
+	friends  jetstream.KeyValue
+}
+
+// ChannelsKV is the channels bucket, for watchers.
+func (s *Store) ChannelsKV() jetstream.KeyValue { return s.channels }
+
+// MembersKV is the memberships bucket, for watchers.
+func (s *Store) MembersKV() jetstream.KeyValue { return s.members }
+
+// FriendsKV is the friendships bucket, for watchers.
+func (s *Store) FriendsKV() jetstream.KeyValue { return s.friends }
+
+// Open opens (creating if needed) the three directory buckets.
+func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
+	var s Store
+	for _, b := range []struct {
+		kv   *jetstream.KeyValue
+		name string
+		desc string
+	}{
+		{&s.channels, ChannelsBucket, "OCVR channels"},
+		{&s.members, MembersBucket, "OCVR channel memberships"},
+		{&s.friends, FriendsBucket, "OCVR friendships"},
+	} {
+		kv, err := kvutil.Open(ctx, nc, jetstream.KeyValueConfig{Bucket: b.name, Description: b.desc, History: 1})
+		if err != nil {
+			return nil, fmt.Errorf("open directory: %w", err)
+		}
+		*b.kv = kv
+	}
+	return &s, nil
+}
+
+func stamp() []byte { return []byte(time.Now().UTC().Format(time.RFC3339)) }
+
+// CreateChannel creates a channel (idempotent).
+func (s *Store) CreateChannel(ctx context.Context, channelID string) error {
+	if err := protocol.CheckChannelID(channelID); err != nil {
+		return fmt.Errorf("create channel: %w", err)
+	}
+	if _, err := s.channels.Put(ctx, channelID, stamp()); err != nil {
+		return fmt.Errorf("create channel %s: %w", channelID, err)
+	}
+	return nil
+}
+
+// DeleteChannel deletes a channel and its memberships. Gateways watching
+// the directory end its subscriptions with reason "deleted".
+func (s *Store) DeleteChannel(ctx context.Context, channelID string) error {
+	if err := protocol.CheckChannelID(channelID); err != nil {
+		return fmt.Errorf("delete channel: %w", err)
+	}
+	ok, err := s.ChannelExists(ctx, channelID)
+	if err != nil {
+		return fmt.Errorf("delete channel %s: %w", channelID, err)
+	}
+	if !ok {
+		return fmt.Errorf("delete channel %s: %w", channelID, ErrNotFound)
+	}
+	if err := s.channels.Delete(ctx, channelID); err != nil {
+		return fmt.Errorf("delete channel %s: %w", channelID, err)
+	}
+	members, err := s.keys(ctx, s.members, channelID+".*")
+	if err != nil {
+		return fmt.Errorf("delete channel %s: list members: %w", channelID, err)
+	}
+	for _, k := range members {
+		if err := s.members.Delete(ctx, k); err != nil && !kvutil.IsNotFound(err) {
+			return fmt.Errorf("delete channel %s: remove member: %w", channelID, err)
+		}
+	}
+	return nil
+}
+
+// ChannelExists reports whether a channel exists.
+func (s *Store) ChannelExists(ctx context.Context, channelID string) (bool, error) {
+	if !protocol.ValidChannelID(channelID) {
+		return false, nil
+	}
+	return exists(ctx, s.channels, channelID)
+}
+
+// ListChannels lists every channel id.
+func (s *Store) ListChannels(ctx context.Context) ([]string, error) {
+	return s.keys(ctx, s.channels, ">")
+}
+
+// AddMember makes userID a member of channelID (idempotent). The channel
+// must exist.
+func (s *Store) AddMember(ctx context.Context, channelID string, userID int64) error {
+	key, err := memberKey(channelID, userID)
+	if err != nil {
+		return fmt.Errorf("add member: %w", err)
+	}
+	ok, err := s.ChannelExists(ctx, channelID)
+	if err != nil {
+		return fmt.Errorf("add member: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("add member: channel %s: %w", channelID, ErrNotFound)
+	}
+	if _, err := s.members.Put(ctx, key, stamp()); err != nil {
+		return fmt.Errorf("add member: %w", err)
+	}
+	return nil
+}
+
+// RemoveMember removes a membership (idempotent). Gateways watching the
+// directory end the user's subscriptions with reason "removed".
+func (s *Store) RemoveMember(ctx context.Context, channelID string, userID int64) error {
+	key, err := memberKey(channelID, userID)
+	if err != nil {
+		return fmt.Errorf("remove member: %w", err)
+	}
+	if err := s.members.Delete(ctx, key); err != nil && !kvutil.IsNotFound(err) {
+		return fmt.Errorf("remove member: %w", err)
+	}
+	return nil
+}
+
+// IsMember reports whether userID is a member of channelID.
+func (s *Store) IsMember(ctx context.Context, channelID string, userID int64) (bool, error) {
+	key, err := memberKey(channelID, userID)
+	if err != nil {
+		return false, nil
+	}
+	return exists(ctx, s.members, key)
+}
+
+// ChannelsOf lists the channels userID is a member of (a scan: for tools
+// and demos, not for hot paths).
+func (s *Store) ChannelsOf(ctx context.Context, userID int64) ([]string, error) {
+	keys, err := s.keys(ctx, s.members, "*."+strconv.FormatInt(userID, 10))
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		keys[i] = k[:strings.IndexByte(k, '.')]
+	}
+	return keys, nil
+}
+
+// AddFriend records a friendship in both directions (idempotent).
+func (s *Store) AddFriend(ctx context.Context, userID, friendID int64) error {
+	if err := checkPair(userID, friendID); err != nil {
+		return fmt.Errorf("add friend: %w", err)
+	}
+	for _, k := range []string{pairKey(userID, friendID), pairKey(friendID, userID)} {
+		if _, err := s.friends.Put(ctx, k, stamp()); err != nil {
+			return fmt.Errorf("add friend: %w", err)
+		}
+	}
+	return nil
+}
+
+// RemoveFriend removes a friendship in both directions (idempotent).
+func (s *Store) RemoveFriend(ctx context.Context, userID, friendID int64) error {
+	if err := checkPair(userID, friendID); err != nil {
+		return fmt.Errorf("remove friend: %w", err)
+	}
+	for _, k := range []string{pairKey(userID, friendID), pairKey(friendID, userID)} {
+		if err := s.friends.Delete(ctx, k); err != nil && !kvutil.IsNotFound(err) {
+			return fmt.Errorf("remove friend: %w", err)
+		}
+	}
+	return nil
+}
+
+// Friends lists userID's friends.
+func (s *Store) Friends(ctx context.Context, userID int64) ([]int64, error) {
+	if err := protocol.CheckUserID(userID); err != nil {
+		return nil, fmt.Errorf("friends: %w", err)
+	}
+	keys, err := s.keys(ctx, s.friends, strconv.FormatInt(userID, 10)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("friends of %d: %w", userID, err)
+	}
+	ids := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		id, err := protocol.ParseUserID(k[strings.IndexByte(k, '.')+1:])
+		if err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// ParseMemberKey splits a members-bucket key into channel and user.
+func ParseMemberKey(key string) (string, int64, bool) {
+	ch, u, ok := strings.Cut(key, ".")
+	if !ok || !protocol.ValidChannelID(ch) {
+		return "", 0, false
+	}
+	id, err := protocol.ParseUserID(u)
+	return ch, id, err == nil
+}
+
+func (s *Store) keys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
+	l, err := kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range l.Keys() {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func exists(ctx context.Context, kv jetstream.KeyValue, key string) (bool, error) {
+	_, err := kv.Get(ctx, key)
+	if kvutil.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func memberKey(channelID string, userID int64) (string, error) {
+	if err := protocol.CheckChannelID(channelID); err != nil {
+		return "", err
+	}
+	if err := protocol.CheckUserID(userID); err != nil {
+		return "", err
+	}
+	return channelID + "." + strconv.FormatInt(userID, 10), nil
+}
+
+func checkPair(a, b int64) error {
+	if err := protocol.CheckUserID(a); err != nil {
+		return err
+	}
+	if err := protocol.CheckUserID(b); err != nil {
+		return err
+	}
+	if a == b {
+		return errors.New("a user cannot befriend themselves")
+	}
+	return nil
+}
+
+func pairKey(a, b int64) string {
+	return strconv.FormatInt(a, 10) + "." + strconv.FormatInt(b, 10)
+}

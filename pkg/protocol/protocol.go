@@ -1,0 +1,225 @@
+// Package protocol holds the OCVR WebSocket protocol: the frame envelope, a
+// typed payload for every client→server and server→client frame, the error
+// and close codes, and the id validation every NATS subject depends on.
+//
+// gateway/README.md is the prose reference for client developers; this
+// package is the single source of truth the gateway, the Go client and the
+// backend SDK share.
+package protocol
+
+import (
+	"encoding/json"
+)
+
+// Frame is the envelope of every frame in both directions:
+// {"type":"…","data":{…}}. Data stays raw so a frame can be routed by type
+// before its payload is decoded; it is absent for types that carry nothing.
+type Frame struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Client → server frame types (the seed document).
+const (
+	TypeHeartbeat   = "heartbeat"
+	TypeSubscribe   = "subscribe"
+	TypeUnsubscribe = "unsubscribe"
+	TypeTyping      = "typing"
+)
+
+// Server → client frame types. The seed's types come first, then our
+// extensions (ready, subscribed, unsubscribed).
+const (
+	TypeHeartbeatAck   = "heartbeat_ack"
+	TypeMessageCreate  = "message_create"
+	TypeMessageUpdate  = "message_update"
+	TypeMessageDelete  = "message_delete"
+	TypeTypingStart    = "typing_start"
+	TypePresenceUpdate = "presence_update"
+	TypeNotification   = "notification"
+	TypeSessionRevoked = "session_revoked"
+	TypeError          = "error"
+
+	TypeReady        = "ready"
+	TypeSubscribed   = "subscribed"
+	TypeUnsubscribed = "unsubscribed"
+)
+
+// Error codes carried by an error frame. Only CodeInvalidTicket ends the
+// connection; the others leave it open.
+const (
+	CodeInvalidTicket        = "INVALID_TICKET"
+	CodeNotSubscribed        = "NOT_SUBSCRIBED"
+	CodeChannelNotFound      = "CHANNEL_NOT_FOUND"
+	CodeNotMember            = "NOT_MEMBER"
+	CodeInvalidMessage       = "INVALID_MESSAGE"
+	CodeRateLimited          = "RATE_LIMITED"
+	CodeTooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS"
+)
+
+// ErrorCodes lists every error code, for docs, metrics and tests.
+var ErrorCodes = []string{
+	CodeInvalidTicket, CodeNotSubscribed, CodeChannelNotFound, CodeNotMember,
+	CodeInvalidMessage, CodeRateLimited, CodeTooManySubscriptions,
+}
+
+// WebSocket close codes the gateway uses.
+const (
+	CloseNormal           = 1000
+	CloseGoingAway        = 1001
+	CloseMessageTooBig    = 1009
+	CloseInternalError    = 1011
+	CloseServiceRestart   = 1012 // draining: reconnect elsewhere after a jittered delay
+	CloseTryAgainLater    = 1013 // pod at its hard connection cap
+	CloseInvalidTicket    = 4001
+	CloseSessionRevoked   = 4003
+	CloseHeartbeatTimeout = 4004
+	CloseRateLimited      = 4008
+	CloseSlowConsumer     = 4009
+	CloseTooManyConns     = 4010 // per-user connection cap exceeded
+)
+
+// ShouldReconnect reports whether a client should reconnect (with a new
+// ticket and backoff) after the server closed its socket with code.
+func ShouldReconnect(code int) bool {
+	switch code {
+	case CloseInvalidTicket, CloseSessionRevoked, CloseNormal, CloseTooManyConns:
+		return false
+	}
+	return true
+}
+
+// Unsubscribe reasons carried by an unsubscribed frame.
+const (
+	ReasonClient  = "client"
+	ReasonRemoved = "removed"
+	ReasonDeleted = "deleted"
+)
+
+// Presence values of a presence_update.
+const (
+	PresenceOnline  = "online"
+	PresenceOffline = "offline"
+)
+
+// --- client → server payloads ---
+
+// ChannelRef is the payload of subscribe, unsubscribe and typing.
+type ChannelRef struct {
+	ChannelID string `json:"channel_id"`
+}
+
+// --- server → client payloads ---
+
+// Ready is sent once after a successful upgrade (extension).
+type Ready struct {
+	ConnectionID      string `json:"connection_id"`
+	UserID            int64  `json:"user_id"`
+	SessionID         string `json:"session_id"`
+	HeartbeatInterval int64  `json:"heartbeat_interval"` // milliseconds
+	ServerTime        int64  `json:"server_time"`        // unix milliseconds
+}
+
+// HeartbeatAck answers a heartbeat.
+type HeartbeatAck struct {
+	ServerTime int64 `json:"server_time"` // unix milliseconds
+}
+
+// Author is the author of a chat message.
+type Author struct {
+	ID          int64  `json:"id"`
+	DisplayName string `json:"display_name"`
+}
+
+// MessageCreate is a new chat message in a channel.
+type MessageCreate struct {
+	ID        string `json:"id"`
+	ChannelID string `json:"channel_id"`
+	Author    Author `json:"author"`
+	Content   string `json:"content"`
+	CreatedAt string `json:"created_at"` // RFC 3339
+}
+
+// MessageUpdate is an edit of a chat message.
+type MessageUpdate struct {
+	ID        string `json:"id"`
+	ChannelID string `json:"channel_id"`
+	Content   string `json:"content"`
+	EditedAt  string `json:"edited_at"` // RFC 3339
+}
+
+// MessageDelete removes a chat message.
+type MessageDelete struct {
+	ID        string `json:"id"`
+	ChannelID string `json:"channel_id"`
+}
+
+// TypingStart tells a channel's subscribers that a user is typing.
+type TypingStart struct {
+	ChannelID   string `json:"channel_id"`
+	UserID      int64  `json:"user_id"`
+	DisplayName string `json:"display_name"`
+}
+
+// PresenceUpdate tells a user that a friend went online or offline, or
+// changed their status text.
+type PresenceUpdate struct {
+	UserID     int64  `json:"user_id"`
+	Presence   string `json:"presence"`
+	StatusText string `json:"status_text"`
+}
+
+// Notification is a user-targeted notification.
+type Notification struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Body      string `json:"body"`
+	CreatedAt string `json:"created_at"` // RFC 3339
+}
+
+// SessionRevoked is delivered before the server closes the socket with 4003.
+type SessionRevoked struct {
+	Reason string `json:"reason"`
+}
+
+// Error is the payload of an error frame. ChannelID is set when the error is
+// about a channel.
+type Error struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	ChannelID string `json:"channel_id,omitempty"`
+}
+
+// Subscribed acknowledges a subscribe: events published after it are
+// delivered (extension).
+type Subscribed struct {
+	ChannelID string `json:"channel_id"`
+}
+
+// Unsubscribed acknowledges an unsubscribe or tells the client the server
+// ended a subscription (extension).
+type Unsubscribed struct {
+	ChannelID string `json:"channel_id"`
+	Reason    string `json:"reason"`
+}
+
+// Encode builds the wire bytes of a frame of type typ with payload data
+// (nil for none).
+func Encode(typ string, data any) ([]byte, error) {
+	f := struct {
+		Type string `json:"type"`
+		Data any    `json:"data,omitempty"`
+	}{Type: typ, Data: data}
+	return json.Marshal(f)
+}
+
+// MustEncode is Encode for payloads that cannot fail to marshal (the types
+// of this package).
+func MustEncode(typ string, data any) []byte {
+	b, err := Encode(typ, data)
+	if err != nil {
+		panic("protocol: encode " + typ + ": " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,320 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxChannelIDLen is the longest valid channel id.
+const MaxChannelIDLen = 64
+
+// MaxEventSize bounds a bus payload the gateway will deliver: every byte is
+// queued once per target connection, so a huge event is refused, not fanned out.
+const MaxEventSize = 64 << 10
+
+// ValidChannelID reports whether id matches ^[A-Za-z0-9_-]{1,64}$. Only such
+// ids may become a NATS subject token: no dots, wildcards or spaces.
+func ValidChannelID(id string) bool {
+	if len(id) == 0 || len(id) > MaxChannelIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidUserID reports whether id is a valid user id (a positive int64).
+func ValidUserID(id int64) bool { return id > 0 }
+
+// ParseUserID parses a decimal user id as found in subjects, headers and
+// flags, refusing signs, leading zeros, spaces and overflow.
+func ParseUserID(s string) (int64, error) {
+	if s == "" || len(s) > 19 || s[0] == '0' {
+		return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
+		}
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("invalid user id %q: want a positive 64-bit integer", s)
+	}
+	return id, nil
+}
+
+// ErrInvalidChannelID is returned for a channel id that fails ValidChannelID.
+var ErrInvalidChannelID = errors.New("invalid channel id: want ^[A-Za-z0-9_-]{1,64}$")
+
+// ErrInvalidUserID is returned for a user id that is not a positive int64.
+var ErrInvalidUserID = errors.New("invalid user id: want a positive integer")
+
+// CheckChannelID returns ErrInvalidChannelID (wrapped with the id) when id is
+// not a valid channel id.
+func CheckChannelID(id string) error {
+	if !ValidChannelID(id) {
+		return fmt.Errorf("%w (got %q)", ErrInvalidChannelID, truncate(id, 80))
+	}
+	return nil
+}
+
+// CheckUserID returns ErrInvalidUserID when id is not positive.
+func CheckUserID(id int64) error {
+	if !ValidUserID(id) {
+		return fmt.Errorf("%w (got %d)", ErrInvalidUserID, id)
+	}
+	return nil
+}
+
+// ProtocolError is a client mistake answered with an error frame. It is the
+// only kind of error DecodeClientFrame returns.
+type ProtocolError struct {
+	Code      string
+	Message   string
+	ChannelID string // set when the error is about a (valid) channel id
+}
+
+func (e *ProtocolError) Error() string { return e.Code + ": " + e.Message }
+
+// Frame returns the wire bytes of the error frame for e.
+func (e *ProtocolError) Frame() []byte {
+	return MustEncode(TypeError, Error{Code: e.Code, Message: e.Message, ChannelID: e.ChannelID})
+}
+
+// ClientFrame is a decoded, validated client → server frame.
+type ClientFrame struct {
+	Type      string // one of TypeHeartbeat, TypeSubscribe, TypeUnsubscribe, TypeTyping
+	ChannelID string // valid channel id for subscribe, unsubscribe and typing
+}
+
+func invalid(format string, args ...any) *ProtocolError {
+	return &ProtocolError{Code: CodeInvalidMessage, Message: fmt.Sprintf(format, args...)}
+}
+
+// DecodeClientFrame decodes one text frame from a client. Every input yields
+// either a valid ClientFrame or a *ProtocolError with code INVALID_MESSAGE
+// and a message that says precisely what is wrong.
+func DecodeClientFrame(b []byte) (ClientFrame, *ProtocolError) {
+	if !utf8.Valid(b) {
+		return ClientFrame{}, invalid("frame is not valid UTF-8")
+	}
+	var env struct {
+		Type *json.RawMessage `json:"type"`
+		Data json.RawMessage  `json:"data"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return ClientFrame{}, invalid("frame is not a JSON object: %s", jsonProblem(err))
+	}
+	if env.Type == nil {
+		return ClientFrame{}, invalid(`missing "type"`)
+	}
+	var typ string
+	if err := json.Unmarshal(*env.Type, &typ); err != nil {
+		return ClientFrame{}, invalid(`"type" must be a string`)
+	}
+	switch typ {
+	case TypeHeartbeat:
+		return ClientFrame{Type: typ}, nil
+	case TypeSubscribe, TypeUnsubscribe, TypeTyping:
+		ch, perr := decodeChannelRef(typ, env.Data)
+		if perr != nil {
+			return ClientFrame{}, perr
+		}
+		return ClientFrame{Type: typ, ChannelID: ch}, nil
+	default:
+		return ClientFrame{}, invalid("unknown frame type %q", truncate(typ, 64))
+	}
+}
+
+func decodeChannelRef(typ string, data json.RawMessage) (string, *ProtocolError) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+		return "", invalid(`%s needs "data":{"channel_id":"…"}`, typ)
+	}
+	if data[0] != '{' {
+		return "", invalid(`%s: "data" must be an object`, typ)
+	}
+	var ref struct {
+		ChannelID *json.RawMessage `json:"channel_id"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		return "", invalid(`%s: "data" is malformed: %s`, typ, jsonProblem(err))
+	}
+	if ref.ChannelID == nil || bytes.Equal(*ref.ChannelID, []byte("null")) {
+		return "", invalid(`%s: missing "data.channel_id"`, typ)
+	}
+	var ch string
+	if err := json.Unmarshal(*ref.ChannelID, &ch); err != nil {
+		return "", invalid(`%s: "data.channel_id" must be a string`, typ)
+	}
+	if !ValidChannelID(ch) {
+		return "", invalid(`%s: "data.channel_id" must match ^[A-Za-z0-9_-]{1,64}$`, typ)
+	}
+	return ch, nil
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at offset %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "expected an object"
+	}
+	return "malformed JSON"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Scope says on which kind of bus subject an event was published; it limits
+// which event types are acceptable there.
+type Scope int
+
+// Bus subject scopes.
+const (
+	ScopeChannel Scope = iota + 1
+	ScopeUser
+	ScopeBroadcast
+)
+
+// ErrInvalidEvent is wrapped by every ValidateEvent error.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// ValidateEvent checks a bus payload before it is delivered to clients: an
+// exact server → client frame of an event type allowed in scope, valid
+// UTF-8, at most MaxEventSize bytes, with the fields its type requires. For
+// ScopeChannel, channelID is the subject's channel and the payload's
+// channel_id must equal it. It returns the frame type.
+func ValidateEvent(scope Scope, channelID string, payload []byte) (string, error) {
+	if len(payload) > MaxEventSize {
+		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidEvent, len(payload), MaxEventSize)
+	}
+	if !utf8.Valid(payload) {
+		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidEvent)
+	}
+	var env Frame
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return "", fmt.Errorf("%w: not a JSON frame: %s", ErrInvalidEvent, jsonProblem(err))
+	}
+	if len(env.Data) == 0 || env.Data[0] != '{' {
+		return "", fmt.Errorf("%w: %q needs a \"data\" object", ErrInvalidEvent, truncate(env.Type, 64))
+	}
+	if err := checkScope(scope, env.Type); err != nil {
+		return "", err
+	}
+	var err error
+	switch env.Type {
+	case TypeMessageCreate:
+		var m MessageCreate
+		if err = json.Unmarshal(env.Data, &m); err == nil {
+			err = firstErr(nonEmpty("id", m.ID), channelMatch(scope, channelID, m.ChannelID), userID("author.id", m.Author.ID))
+		}
+	case TypeMessageUpdate:
+		var m MessageUpdate
+		if err = json.Unmarshal(env.Data, &m); err == nil {
+			err = firstErr(nonEmpty("id", m.ID), channelMatch(scope, channelID, m.ChannelID))
+		}
+	case TypeMessageDelete:
+		var m MessageDelete
+		if err = json.Unmarshal(env.Data, &m); err == nil {
+			err = firstErr(nonEmpty("id", m.ID), channelMatch(scope, channelID, m.ChannelID))
+		}
+	case TypeTypingStart:
+		var m TypingStart
+		if err = json.Unmarshal(env.Data, &m); err == nil {
+			err = firstErr(channelMatch(scope, channelID, m.ChannelID), userID("user_id", m.UserID))
+		}
+	case TypePresenceUpdate:
+		var m PresenceUpdate
+		if err = json.Unmarshal(env.Data, &m); err == nil {
+			err = userID("user_id", m.UserID)
+			if err == nil && m.Presence != PresenceOnline && m.Presence != PresenceOffline {
+				err = fmt.Errorf(`"presence" must be "online" or "offline"`)
+			}
+		}
+	case TypeNotification:
+		var m Notification
+		if err = json.Unmarshal(env.Data, &m); err == nil {
+			err = firstErr(nonEmpty("id", m.ID), nonEmpty("type", m.Type))
+		}
+	case TypeSessionRevoked:
+		var m SessionRevoked
+		err = json.Unmarshal(env.Data, &m)
+	}
+	if err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			err = fmt.Errorf("field %q has the wrong type", te.Field)
+		}
+		return "", fmt.Errorf("%w: %s: %v", ErrInvalidEvent, env.Type, err)
+	}
+	return env.Type, nil
+}
+
+func checkScope(scope Scope, typ string) error {
+	switch typ {
+	case TypeMessageCreate, TypeMessageUpdate, TypeMessageDelete, TypeTypingStart:
+		return nil
+	case TypePresenceUpdate, TypeNotification:
+		if scope != ScopeChannel {
+			return nil
+		}
+	case TypeSessionRevoked:
+		if scope == ScopeUser {
+			return nil
+		}
+	default:
+		return fmt.Errorf("%w: %q is not a deliverable event type", ErrInvalidEvent, truncate(typ, 64))
+	}
+	return fmt.Errorf("%w: %q may not be published on this subject", ErrInvalidEvent, typ)
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func nonEmpty(field, v string) error {
+	if v == "" {
+		return fmt.Errorf("missing %q", field)
+	}
+	return nil
+}
+
+func userID(field string, v int64) error {
+	if v <= 0 {
+		return fmt.Errorf("%q must be a positive user id", field)
+	}
+	return nil
+}
+
+func channelMatch(scope Scope, subjectChannel, payloadChannel string) error {
+	if !ValidChannelID(payloadChannel) {
+		return fmt.Errorf(`"channel_id" must match ^[A-Za-z0-9_-]{1,64}$`)
+	}
+	if scope == ScopeChannel && payloadChannel != subjectChannel {
+		return fmt.Errorf(`"channel_id" %q does not match the subject's channel`, payloadChannel)
+	}
+	return nil
+}

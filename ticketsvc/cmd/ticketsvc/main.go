@@ -1,0 +1,4 @@
+// Command ticketsvc mints connect tickets (under construction).
+package main
+
+func main() {}
