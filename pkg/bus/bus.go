@@ -120,6 +120,8 @@ type Config struct {
 	// Hooks for metrics; each may be nil.
 	OnDisconnect func()
 	OnReconnect  func()
+	// OnAsyncError sees asynchronous errors such as nats.ErrSlowConsumer.
+	OnAsyncError func(sub *nats.Subscription, err error)
 }
 
 // Connect connects to NATS with the reconnect policy services need:
@@ -158,6 +160,9 @@ func Connect(cfg Config) (*nats.Conn, error) {
 				subj = sub.Subject
 			}
 			log.Error("nats async error", "subject", subj, "err", err)
+			if cfg.OnAsyncError != nil {
+				cfg.OnAsyncError(sub, err)
+			}
 		}),
 	}
 	if cfg.RetryOnFailedConnect {

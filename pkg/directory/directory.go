@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,9 +116,13 @@ func (s *Store) ChannelExists(ctx context.Context, channelID string) (bool, erro
 	return exists(ctx, s.channels, channelID)
 }
 
-// ListChannels lists every channel id.
+// ListChannels lists every channel id, sorted.
 func (s *Store) ListChannels(ctx context.Context) ([]string, error) {
-	return s.keys(ctx, s.channels, ">")
+	ids, err := s.keys(ctx, s.channels, ">")
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	return ids, nil
 }
 
 // AddMember makes userID a member of channelID (idempotent). The channel
@@ -162,12 +167,15 @@ func (s *Store) IsMember(ctx context.Context, channelID string, userID int64) (b
 	return exists(ctx, s.members, key)
 }
 
-// ChannelsOf lists the channels userID is a member of (a scan: for tools
-// and demos, not for hot paths).
+// ChannelsOf lists the channels userID is a member of, sorted (a scan: for
+// tools and demos, not for hot paths).
 func (s *Store) ChannelsOf(ctx context.Context, userID int64) ([]string, error) {
+	if err := protocol.CheckUserID(userID); err != nil {
+		return nil, fmt.Errorf("channels of: %w", err)
+	}
 	keys, err := s.keys(ctx, s.members, "*."+strconv.FormatInt(userID, 10))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("channels of %d: %w", userID, err)
 	}
 	for i, k := range keys {
 		keys[i] = k[:strings.IndexByte(k, '.')]
@@ -201,7 +209,7 @@ func (s *Store) RemoveFriend(ctx context.Context, userID, friendID int64) error 
 	return nil
 }
 
-// Friends lists userID's friends.
+// Friends lists userID's friends, sorted by key.
 func (s *Store) Friends(ctx context.Context, userID int64) ([]int64, error) {
 	if err := protocol.CheckUserID(userID); err != nil {
 		return nil, fmt.Errorf("friends: %w", err)
@@ -239,7 +247,14 @@ func (s *Store) keys(ctx context.Context, kv jetstream.KeyValue, filter string) 
 	for k := range l.Keys() {
 		out = append(out, k)
 	}
-	return out, nil
+	// The lister closes its channel early, without an error, when ctx ends:
+	// a partial list must not pass for a complete one.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// A lister may report a key twice while the bucket is being written.
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func exists(ctx context.Context, kv jetstream.KeyValue, key string) (bool, error) {

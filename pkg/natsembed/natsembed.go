@@ -184,34 +184,38 @@ func FreePort(host string) (int, error) {
 // Cluster is a set of clustered embedded servers sharing one JetStream domain.
 type Cluster struct {
 	Servers []*Server
+
+	tempDir string // removed on Shutdown when StartCluster made it
 }
 
 // StartCluster starts n clustered servers (n ≥ 3 for a JetStream quorum) with
 // their stores under dir (a temp dir when empty) and waits for all of them.
 func StartCluster(n int, dir string) (*Cluster, error) {
+	c := &Cluster{}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "natsembed-cluster-*")
 		if err != nil {
 			return nil, fmt.Errorf("natsembed: cluster dir: %w", err)
 		}
-		dir = d
+		dir, c.tempDir = d, d
 	}
 	type ports struct{ client, cluster int }
 	ps := make([]ports, n)
 	routes := make([]string, n)
 	for i := range ps {
-		c, err := FreePort("127.0.0.1")
+		cp, err := FreePort("127.0.0.1")
 		if err != nil {
+			c.Shutdown()
 			return nil, err
 		}
-		r, err := FreePort("127.0.0.1")
+		rp, err := FreePort("127.0.0.1")
 		if err != nil {
+			c.Shutdown()
 			return nil, err
 		}
-		ps[i] = ports{c, r}
-		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(r)
+		ps[i] = ports{cp, rp}
+		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(rp)
 	}
-	c := &Cluster{}
 	errc := make(chan error, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -268,10 +272,13 @@ func (c *Cluster) WaitJetStream(timeout time.Duration) error {
 	return errors.New("natsembed: no JetStream meta leader")
 }
 
-// Shutdown stops every node.
+// Shutdown stops every node and removes a temp store directory.
 func (c *Cluster) Shutdown() {
 	for _, s := range c.Servers {
 		s.Shutdown()
+	}
+	if c.tempDir != "" {
+		os.RemoveAll(c.tempDir)
 	}
 }
 

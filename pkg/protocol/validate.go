@@ -109,12 +109,22 @@ func DecodeClientFrame(b []byte) (ClientFrame, *ProtocolError) {
 	if !utf8.Valid(b) {
 		return ClientFrame{}, invalid("frame is not valid UTF-8")
 	}
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) == 0 {
+		return ClientFrame{}, invalid("empty frame")
+	}
 	var env struct {
 		Type *json.RawMessage `json:"type"`
 		Data json.RawMessage  `json:"data"`
 	}
-	if err := json.Unmarshal(b, &env); err != nil {
-		return ClientFrame{}, invalid("frame is not a JSON object: %s", jsonProblem(err))
+	err := json.Unmarshal(b, &env)
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return ClientFrame{}, invalid("frame is not valid JSON: syntax error at offset %d", se.Offset)
+	case err != nil || trimmed[0] != '{':
+		// A JSON array, string, number, boolean or null.
+		return ClientFrame{}, invalid("frame is not a JSON object")
 	}
 	if env.Type == nil {
 		return ClientFrame{}, invalid(`missing "type"`)

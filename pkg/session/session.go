@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +47,8 @@ var (
 
 // ErrNotFound is returned by Revoke for a session that does not exist.
 var ErrNotFound = errors.New("session not found")
+
+var errNoPublisher = errors.New("revoke: store has no publisher (opened read-only)")
 
 // Session is what a verified bearer token stands for.
 type Session struct {
@@ -97,8 +101,8 @@ func (s *Store) Create(ctx context.Context, userID int64, displayName string, tt
 	if ttl < time.Second {
 		return "", Session{}, fmt.Errorf("create session: ttl %v is shorter than 1s", ttl)
 	}
-	if displayName == "" || len(displayName) > 128 {
-		return "", Session{}, errors.New("create session: display name must be 1–128 bytes")
+	if displayName == "" || len(displayName) > 128 || !utf8.ValidString(displayName) {
+		return "", Session{}, errors.New("create session: display name must be 1–128 bytes of UTF-8")
 	}
 	token := kvutil.RandomToken(TokenPrefix, tokenBytes)
 	now := s.Now()
@@ -174,6 +178,11 @@ func (s *Store) Revoke(ctx context.Context, sessionID, reason string) error {
 	if !bus.ValidSessionID(sessionID) {
 		return fmt.Errorf("revoke session: invalid session id %q", sessionID)
 	}
+	if s.pub == nil {
+		// Refuse before deleting anything: a revoked session whose sockets
+		// are never told would stay connected.
+		return errNoPublisher
+	}
 	e, err := s.kv.Get(ctx, "s."+sessionID)
 	if kvutil.IsNotFound(err) {
 		return fmt.Errorf("revoke session %s: %w", sessionID, ErrNotFound)
@@ -201,6 +210,9 @@ func (s *Store) RevokeAll(ctx context.Context, userID int64, reason, exceptSessi
 	if exceptSessionID != "" && !bus.ValidSessionID(exceptSessionID) {
 		return 0, fmt.Errorf("revoke all: invalid session id %q", exceptSessionID)
 	}
+	if s.pub == nil {
+		return 0, errNoPublisher
+	}
 	lister, err := s.kv.ListKeysFiltered(ctx, "u."+strconv.FormatInt(userID, 10)+".*")
 	if err != nil {
 		return 0, fmt.Errorf("revoke all: list sessions: %w", err)
@@ -209,6 +221,13 @@ func (s *Store) RevokeAll(ctx context.Context, userID int64, reason, exceptSessi
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
+	// The lister closes early, without an error, when ctx ends: revoking
+	// only some sessions and reporting success would be worse than failing.
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("revoke all: list sessions: %w", err)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys) // a lister may report a key twice
 	n := 0
 	for _, k := range keys {
 		sid := k[strings.LastIndexByte(k, '.')+1:]
@@ -249,7 +268,7 @@ func (s *Store) delete(ctx context.Context, sess Session) error {
 
 func (s *Store) announce(ctx context.Context, userID int64, reason string, t bus.Target) error {
 	if s.pub == nil {
-		return errors.New("revoke: store has no publisher")
+		return errNoPublisher
 	}
 	if reason == "" {
 		reason = "revoked"

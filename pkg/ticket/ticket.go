@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
+	"github.com/ocvr/realtime/pkg/protocol"
 )
 
 // DefaultBucket is the KV bucket of tickets.
@@ -78,6 +80,14 @@ func Valid(s string) bool { return kvutil.ValidToken(s, Prefix, ticketBytes) }
 
 // Mint stores a new ticket for id and returns it. Only its hash is stored.
 func (s *Store) Mint(ctx context.Context, id Identity) (string, error) {
+	// Whatever a ticket carries becomes a gateway connection's identity and
+	// its NATS subjects: refuse a malformed one here, not at redeem time.
+	if err := protocol.CheckUserID(id.UserID); err != nil {
+		return "", fmt.Errorf("mint ticket: %w", err)
+	}
+	if !bus.ValidSessionID(id.SessionID) {
+		return "", fmt.Errorf("mint ticket: invalid session id %q", id.SessionID)
+	}
 	t := kvutil.RandomToken(Prefix, ticketBytes)
 	rec, err := json.Marshal(record{Identity: id, IssuedAt: s.Now().UnixNano()})
 	if err != nil {

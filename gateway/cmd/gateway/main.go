@@ -1,4 +1,103 @@
-// Command gateway is the OCVR WebSocket gateway (under construction).
+// Command gateway is the OCVR WebSocket gateway. Run with --help for flags.
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/gateway/internal/config"
+	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/pkg/bus"
+)
+
+func main() {
+	cfg, err := config.Parse(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := run(cfg, log); err != nil {
+		log.Error("gateway failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg config.Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	// The NATS hooks fire on other goroutines, possibly before New returns.
+	var gp atomic.Pointer[gateway.Gateway]
+	cfg.NATS.Name = "gateway/" + cfg.Gateway.PodName
+	cfg.NATS.Logger = log
+	cfg.NATS.RetryOnFailedConnect = true // start (unready) even before NATS is up
+	cfg.NATS.OnReconnect = func() {
+		if g := gp.Load(); g != nil {
+			g.NATSReconnected()
+		}
+	}
+	cfg.NATS.OnAsyncError = func(sub *nats.Subscription, err error) {
+		if g := gp.Load(); g != nil {
+			g.NATSAsyncError(sub, err)
+		}
+	}
+	nc, err := bus.Connect(cfg.NATS)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cfg.Gateway.Logger = log
+	g, err := gateway.New(cfg.Gateway, nc)
+	if err != nil {
+		return err
+	}
+	gp.Store(g)
+
+	pub, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	adm, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	admin := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	done := make(chan struct{})
+	go func() { _ = g.Run(runCtx); close(done) }()
+	go func() { _ = srv.Serve(pub) }()
+	go func() { _ = admin.Serve(adm) }()
+	log.Info("gateway listening", "listen", pub.Addr().String(), "admin", adm.Addr().String())
+
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down")
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// Drain: unready now; new upgrades get 503 while load balancers catch
+	// up; then sockets close with 1012 over the drain window.
+	g.Drain(drainCtx)
+	_ = srv.Shutdown(drainCtx)
+	cancelRun()
+	<-done
+	_ = admin.Shutdown(drainCtx)
+	return nil
+}

@@ -1,0 +1,117 @@
+// Package config turns the gateway's flags and OCVR_* environment variables
+// into a runnable configuration.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/pkg/bus"
+)
+
+// Config is everything the gateway binary needs.
+type Config struct {
+	Listen      string
+	AdminListen string
+	NATS        bus.Config
+	LogLevel    slog.Level
+	Gateway     gateway.Config
+	// ShutdownTimeout bounds the whole drain after SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// Parse parses args (without the program name). Each flag falls back to
+// the environment variable OCVR_<FLAG_NAME> (upper case, dashes as
+// underscores); a flag given on the command line wins.
+func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	d := gateway.DefaultConfig()
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		c                          Config
+		natsURL, origins, logLevel string
+	)
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8081", "public address serving GET /v1/ws")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9081", "admin address serving /healthz, /readyz and /metrics")
+	fs.StringVar(&natsURL, "nats-url", bus.DefaultURL, "NATS server list, comma-separated")
+	fs.StringVar(&c.NATS.CredsFile, "nats-creds", "", "NATS credentials file (JWT + nkey seed)")
+	fs.StringVar(&c.NATS.TLSCAFile, "nats-tls-ca", "", "CA bundle to verify the NATS servers")
+	fs.StringVar(&c.NATS.TLSCertFile, "nats-tls-cert", "", "client certificate for NATS mutual TLS")
+	fs.StringVar(&c.NATS.TLSKeyFile, "nats-tls-key", "", "client key for NATS mutual TLS")
+	fs.StringVar(&c.Gateway.PodName, "pod-name", host, "this pod's name (logs, presence leases)")
+	fs.StringVar(&c.Gateway.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "NATS subject prefix of this environment")
+	fs.StringVar(&c.Gateway.SessionsBucket, "sessions-bucket", d.SessionsBucket, "KV bucket of sessions")
+	fs.StringVar(&c.Gateway.TicketsBucket, "tickets-bucket", d.TicketsBucket, "KV bucket of connect tickets")
+	fs.StringVar(&origins, "allowed-origins", strings.Join(d.AllowedOrigins, ","), "browser origins allowed to connect, comma-separated patterns (e.g. https://*.ocvr.example); requests without Origin are allowed")
+	fs.DurationVar(&c.Gateway.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat interval advertised to clients")
+	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "silence after which a connection is closed with 4004")
+	fs.Int64Var(&c.Gateway.ReadLimit, "max-frame-bytes", d.ReadLimit, "largest client frame; bigger closes with 1009")
+	fs.IntVar(&c.Gateway.MaxSubscriptions, "max-subscriptions", d.MaxSubscriptions, "channel subscriptions per connection")
+	fs.IntVar(&c.Gateway.QueueSize, "queue-size", d.QueueSize, "outbound frames queued per connection before it is closed with 4009")
+	fs.DurationVar(&c.Gateway.WriteTimeout, "write-timeout", d.WriteTimeout, "deadline of each socket write")
+	fs.Float64Var(&c.Gateway.FrameRate, "frame-rate", d.FrameRate, "client frames per second per connection (token bucket rate)")
+	fs.IntVar(&c.Gateway.FrameBurst, "frame-burst", d.FrameBurst, "client frame burst (token bucket size)")
+	fs.IntVar(&c.Gateway.FloodLimit, "flood-limit", d.FloodLimit, "frames refused in one rate-limited episode before closing with 4008")
+	fs.DurationVar(&c.Gateway.TypingThrottle, "typing-throttle", d.TypingThrottle, "minimum time between forwarded typing events per user per channel")
+	fs.IntVar(&c.Gateway.SoftMaxConns, "soft-max-connections", 0, "connections above which /readyz fails (0: no limit)")
+	fs.IntVar(&c.Gateway.HardMaxConns, "hard-max-connections", 0, "connections at which new sockets are closed with 1013 (0: no limit)")
+	fs.DurationVar(&c.Gateway.ReadinessDelay, "readiness-delay", d.ReadinessDelay, "on SIGTERM, time unready before sockets are closed")
+	fs.DurationVar(&c.Gateway.DrainWindow, "drain-window", d.DrainWindow, "on SIGTERM, sockets are closed with 1012 spread over this window")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 40*time.Second, "hard bound on the whole shutdown")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nThe OCVR WebSocket gateway. Every flag can also be set with the environment\nvariable OCVR_<FLAG> (upper case, dashes as underscores), e.g. OCVR_NATS_URL.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c.NATS.URLs = splitList(natsURL)
+	c.Gateway.AllowedOrigins = splitList(origins)
+	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return c, fmt.Errorf("--log-level: %w", err)
+	}
+	if c.Gateway.HeartbeatTimeout <= c.Gateway.HeartbeatInterval {
+		return c, errors.New("--heartbeat-timeout must exceed --heartbeat-interval")
+	}
+	return c, nil
+}
+
+// applyEnv sets every flag that has an OCVR_* variable, before the command
+// line is parsed so that flags win.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "OCVR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,246 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ocvr/realtime/gateway/internal/batchconn"
+)
+
+// conn is one client socket. Two goroutines at most touch the socket: the
+// HTTP handler goroutine reads client frames, and a writer goroutine that
+// exists only while the outbound queue is non-empty. An idle connection
+// therefore costs one goroutine.
+type conn struct {
+	id          string
+	userID      int64
+	sessionID   string
+	displayName string
+	opened      time.Time
+
+	ws *websocket.Conn
+	nc *batchconn.Conn // the hijacked socket under ws, for batched writes
+	g  *Gateway
+
+	lastSeen atomic.Int64 // unix nanoseconds of the last client frame
+
+	mu        sync.Mutex
+	queue     []outFrame // outbound frames, FIFO, at most g.cfg.QueueSize
+	writing   bool       // a writer goroutine is draining queue
+	closing   bool       // no more frames are accepted
+	closeCode websocket.StatusCode
+	closeWhy  string
+	subs      map[string]struct{} // channel ids this connection is subscribed to
+
+	// Read-loop state (only the handler goroutine touches these).
+	tokens     float64
+	tokensAt   time.Time
+	limited    bool // in a rate-limited episode: RATE_LIMITED already sent
+	overLimit  int  // frames refused in the current episode
+	closedOnce sync.Once
+	done       chan struct{} // closed when the socket is gone
+}
+
+// outFrame is a queued frame and the time its event was published (unix
+// nanoseconds, 0 when unknown), for the delivery-latency histogram.
+type outFrame struct {
+	data        []byte
+	publishedAt int64
+}
+
+// enqueue queues frame for writing. It returns false if the connection is
+// closing. A full queue makes this a slow consumer: it is closed with 4009
+// and nobody else waits for it.
+func (c *conn) enqueue(frame []byte) bool { return c.enqueueAt(frame, 0) }
+
+func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.g.cfg.QueueSize {
+		c.closing = true
+		c.queue = nil
+		c.closeCode, c.closeWhy = 4009, "slow consumer"
+		c.mu.Unlock()
+		c.g.metrics.slowConsumers.Inc()
+		go c.closeNow(4009, "slow consumer")
+		return false
+	}
+	c.queue = append(c.queue, outFrame{frame, publishedAt})
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+	return true
+}
+
+// enqueueThenClose queues a last frame, then closes with code once it is
+// written (session revoked).
+func (c *conn) enqueueThenClose(frame []byte, publishedAt int64, code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, outFrame{frame, publishedAt})
+	c.closing = true
+	c.closeCode, c.closeWhy = code, reason
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+}
+
+// closeAfterQueue closes with code once every queued frame is written.
+func (c *conn) closeAfterQueue(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeCode, c.closeWhy = code, reason
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+}
+
+// drain writes queued frames until the queue is empty, coalescing each
+// round into one syscall, then exits. On a closing connection it finishes
+// with the close handshake.
+func (c *conn) drain() {
+	var batch []outFrame
+	ctx := context.Background() // deadlines are set on the socket: a ctx expiry would kill the conn
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			if cap(c.queue) > 16 {
+				c.queue = nil // an idle connection keeps no burst-sized queue
+			}
+			closing, code, why := c.closing, c.closeCode, c.closeWhy
+			c.mu.Unlock()
+			if closing && code != 0 && code != 4009 {
+				c.close(code, why)
+			}
+			return
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.mu.Unlock()
+
+		c.nc.Begin()
+		var err error
+		for _, f := range batch {
+			if err = c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {
+				break
+			}
+		}
+		if ferr := c.nc.Flush(c.g.cfg.WriteTimeout); err == nil {
+			err = ferr
+		}
+		if err == nil {
+			c.g.metrics.written(batch, c.g.now())
+		}
+		clear(batch) // drop references to frame bytes
+		if err != nil {
+			c.mu.Lock()
+			c.closing = true
+			c.queue = nil
+			c.writing = false
+			c.mu.Unlock()
+			c.ws.CloseNow()
+			return
+		}
+	}
+}
+
+// close performs the close handshake with code (bounded by the library's
+// own timeouts).
+func (c *conn) close(code websocket.StatusCode, reason string) {
+	c.closedOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		if c.closeCode == 0 {
+			c.closeCode, c.closeWhy = code, reason
+		}
+		c.mu.Unlock()
+		_ = c.ws.Close(code, reason)
+	})
+}
+
+// closeNow sends the close frame if the socket takes it within a short
+// deadline, then drops the connection: for slow consumers, whose socket is
+// full.
+func (c *conn) closeNow(code websocket.StatusCode, reason string) {
+	c.closedOnce.Do(func() {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.ws.Close(code, reason)
+		c.ws.CloseNow()
+	})
+}
+
+// requestClose asks the connection to close with code after its queued
+// frames (used by drain, heartbeat timeout, rate-limit abuse).
+func (c *conn) requestClose(code websocket.StatusCode, reason string) {
+	c.closeAfterQueue(code, reason)
+}
+
+// addSub records a subscription; it reports false when already present.
+func (c *conn) addSub(ch string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.subs[ch]; ok {
+		return false
+	}
+	c.subs[ch] = struct{}{}
+	return true
+}
+
+// removeSub forgets a subscription; it reports false when absent.
+func (c *conn) removeSub(ch string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.subs[ch]; !ok {
+		return false
+	}
+	delete(c.subs, ch)
+	return true
+}
+
+func (c *conn) hasSub(ch string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.subs[ch]
+	return ok
+}
+
+func (c *conn) subCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.subs)
+}
+
+// takeSubs empties the subscription set and returns what it held.
+func (c *conn) takeSubs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.subs))
+	for ch := range c.subs {
+		out = append(out, ch)
+	}
+	c.subs = map[string]struct{}{}
+	return out
+}

@@ -1,0 +1,437 @@
+// Package gateway is the OCVR WebSocket gateway: it accepts client sockets,
+// speaks the client protocol (DESIGN.md §2) and fans bus events (§3) out to
+// the local connections that should get them.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ocvr/realtime/gateway/internal/batchconn"
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/ticket"
+)
+
+// Config is the gateway's configuration. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	PodName        string
+	SubjectPrefix  string
+	SessionsBucket string
+	TicketsBucket  string
+	// AllowedOrigins are origin patterns (path.Match on
+	// "scheme://host[:port]", e.g. "https://*.ocvr.example"). Requests
+	// without an Origin header (non-browser clients) are allowed.
+	AllowedOrigins []string
+
+	HeartbeatInterval time.Duration // advertised in ready (default 30s)
+	HeartbeatTimeout  time.Duration // silence before 4004 (default 75s)
+	SweepInterval     time.Duration // how often silence is checked (default 5s)
+	ReadLimit         int64         // max client frame bytes (default 4096)
+	MaxSubscriptions  int           // per connection (default 500)
+	QueueSize         int           // outbound frames per connection (default 256)
+	WriteTimeout      time.Duration // per batched write (default 10s)
+	FrameRate         float64       // client frames per second per connection (default 20)
+	FrameBurst        int           // token bucket size (default 40)
+	FloodLimit        int           // frames refused in one rate-limited episode before 4008 (default 100)
+	TypingThrottle    time.Duration // per user per channel (default 3s)
+	SoftMaxConns      int           // over it /readyz fails (0: none)
+	HardMaxConns      int           // at it new sockets are closed with 1013 (0: none)
+	ReadinessDelay    time.Duration // drain: unready before sockets are closed (default 5s)
+	DrainWindow       time.Duration // drain: closes spread over this (default 20s)
+	DispatchShards    int           // bus dispatcher goroutines (default 4)
+
+	Now    func() time.Time // injectable clock
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		PodName:           "gateway",
+		SubjectPrefix:     bus.DefaultPrefix,
+		SessionsBucket:    session.DefaultBucket,
+		TicketsBucket:     ticket.DefaultBucket,
+		AllowedOrigins:    []string{"http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*"},
+		HeartbeatInterval: 30 * time.Second,
+		HeartbeatTimeout:  75 * time.Second,
+		SweepInterval:     5 * time.Second,
+		ReadLimit:         4096,
+		MaxSubscriptions:  500,
+		QueueSize:         256,
+		WriteTimeout:      10 * time.Second,
+		FrameRate:         20,
+		FrameBurst:        40,
+		FloodLimit:        100,
+		TypingThrottle:    3 * time.Second,
+		ReadinessDelay:    5 * time.Second,
+		DrainWindow:       20 * time.Second,
+		DispatchShards:    4,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.PodName == "" {
+		c.PodName = d.PodName
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = d.SubjectPrefix
+	}
+	if c.SessionsBucket == "" {
+		c.SessionsBucket = d.SessionsBucket
+	}
+	if c.TicketsBucket == "" {
+		c.TicketsBucket = d.TicketsBucket
+	}
+	if c.AllowedOrigins == nil {
+		c.AllowedOrigins = d.AllowedOrigins
+	}
+	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
+	setDur(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	setDur(&c.SweepInterval, d.SweepInterval)
+	setDur(&c.WriteTimeout, d.WriteTimeout)
+	setDur(&c.TypingThrottle, d.TypingThrottle)
+	if c.ReadLimit == 0 {
+		c.ReadLimit = d.ReadLimit
+	}
+	if c.FrameRate == 0 {
+		c.FrameRate = d.FrameRate
+	}
+	setInt(&c.MaxSubscriptions, d.MaxSubscriptions)
+	setInt(&c.QueueSize, d.QueueSize)
+	setInt(&c.FrameBurst, d.FrameBurst)
+	setInt(&c.FloodLimit, d.FloodLimit)
+	setInt(&c.DispatchShards, d.DispatchShards)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// stores are the KV-backed stores, opened once NATS is reachable.
+type stores struct {
+	tickets  *ticket.Store
+	sessions *session.Store
+	dir      *directory.Store
+}
+
+// Gateway serves client sockets on one pod.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	subjects bus.Subjects
+	pub      *bus.Publisher
+	hub      *hub
+	metrics  *metrics
+	pool     *batchconn.Pool
+	origins  *originMatcher
+
+	stores atomic.Pointer[stores]
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	nconn atomic.Int64
+
+	typingMu   sync.Mutex
+	typingLast map[typingKey]time.Time
+
+	draining  atomic.Bool
+	reconnect atomic.Pointer[chan struct{}] // closed and replaced on every NATS reconnect
+
+	wg sync.WaitGroup // background goroutines
+}
+
+type typingKey struct {
+	user    int64
+	channel string
+}
+
+// New builds a gateway on an established NATS connection. Call Run to
+// start its background work and Handler to serve sockets.
+func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
+	cfg.fill()
+	subjects, err := bus.NewSubjects(cfg.SubjectPrefix)
+	if err != nil {
+		return nil, err
+	}
+	origins, err := newOriginMatcher(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:        cfg,
+		log:        cfg.Logger.With("pod", cfg.PodName),
+		nc:         nc,
+		subjects:   subjects,
+		pub:        bus.NewPublisher(nc, subjects),
+		metrics:    newMetrics(),
+		pool:       batchconn.NewPool(),
+		origins:    origins,
+		conns:      map[*conn]struct{}{},
+		typingLast: map[typingKey]time.Time{},
+	}
+	g.hub = newHub(g, subjects, cfg.DispatchShards, 1<<16)
+	ch := make(chan struct{})
+	g.reconnect.Store(&ch)
+	g.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: ns + "_nats_connected", Help: "1 while the NATS connection is up.",
+	}, func() float64 {
+		if nc.IsConnected() {
+			return 1
+		}
+		return 0
+	}))
+	return g, nil
+}
+
+// Registry is the Prometheus registry holding the gateway's metrics.
+func (g *Gateway) Registry() *prometheus.Registry { return g.metrics.reg }
+
+// NATSReconnected must be called after every NATS reconnect (wire it to
+// bus.Config.OnReconnect): KV watchers are re-established, since they go
+// blind after a server restart.
+func (g *Gateway) NATSReconnected() {
+	g.metrics.natsReconnects.Inc()
+	ch := make(chan struct{})
+	old := g.reconnect.Swap(&ch)
+	close(*old)
+}
+
+// NATSAsyncError must be wired to bus.Config.OnAsyncError: it counts the
+// pod falling behind the bus.
+func (g *Gateway) NATSAsyncError(_ *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		g.metrics.busDropped.Inc()
+	}
+}
+
+func (g *Gateway) now() time.Time { return g.cfg.Now() }
+
+// Connections is the number of open client sockets.
+func (g *Gateway) Connections() int { return int(g.nconn.Load()) }
+
+// Run opens the stores (retrying until NATS answers), starts the bus
+// dispatchers, the directory watchers and the silence sweeper, and blocks
+// until ctx ends.
+func (g *Gateway) Run(ctx context.Context) error {
+	g.hub.run(ctx, &g.wg)
+	for g.stores.Load() == nil {
+		st, err := g.openStores(ctx)
+		if err == nil {
+			g.stores.Store(st)
+			break
+		}
+		g.log.Warn("stores not reachable yet", "err", err)
+		select {
+		case <-ctx.Done():
+			g.wg.Wait()
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	st := g.stores.Load()
+	g.wg.Add(3)
+	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.MembersKV(), g.onMemberDeleted) }()
+	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.ChannelsKV(), g.onChannelDeleted) }()
+	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
+	<-ctx.Done()
+	g.wg.Wait()
+	return nil
+}
+
+func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	t, err := ticket.Open(ctx, g.nc, g.cfg.TicketsBucket)
+	if err != nil {
+		return nil, err
+	}
+	s, err := session.Open(ctx, g.nc, g.cfg.SessionsBucket, g.pub)
+	if err != nil {
+		return nil, err
+	}
+	d, err := directory.Open(ctx, g.nc)
+	if err != nil {
+		return nil, err
+	}
+	return &stores{tickets: t, sessions: s, dir: d}, nil
+}
+
+// Ready reports whether the pod should receive new connections, and why not.
+func (g *Gateway) Ready() (bool, string) {
+	switch {
+	case g.draining.Load():
+		return false, "draining"
+	case !g.nc.IsConnected():
+		return false, "nats not connected"
+	case g.stores.Load() == nil:
+		return false, "kv stores not open"
+	case g.cfg.SoftMaxConns > 0 && g.Connections() >= g.cfg.SoftMaxConns:
+		return false, "at soft connection limit"
+	}
+	return true, ""
+}
+
+// AdminHandler serves /healthz, /readyz and /metrics.
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if ok, why := g.Ready(); !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"status":"unready","reason":%q}`, why)
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
+	mux.Handle("GET /metrics", promhttpHandler(g.metrics.reg))
+	return mux
+}
+
+func (g *Gateway) register(c *conn) {
+	g.mu.Lock()
+	g.conns[c] = struct{}{}
+	g.mu.Unlock()
+	g.nconn.Add(1)
+	g.metrics.connections.Inc()
+}
+
+func (g *Gateway) unregister(c *conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.nconn.Add(-1)
+	g.metrics.connections.Dec()
+}
+
+func (g *Gateway) snapshot() []*conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// sweepLoop closes silent connections (4004) and forgets stale typing
+// throttle entries.
+func (g *Gateway) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(g.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.sweep()
+		}
+	}
+}
+
+func (g *Gateway) sweep() {
+	now := g.now()
+	cutoff := now.Add(-g.cfg.HeartbeatTimeout).UnixNano()
+	for _, c := range g.snapshot() {
+		if c.lastSeen.Load() < cutoff {
+			c.requestClose(4004, "heartbeat timeout")
+		}
+	}
+	g.typingMu.Lock()
+	for k, at := range g.typingLast {
+		if now.Sub(at) >= g.cfg.TypingThrottle {
+			delete(g.typingLast, k)
+		}
+	}
+	g.typingMu.Unlock()
+}
+
+// typingAllowed applies the typing throttle: one forwarded typing_start per
+// user per channel per TypingThrottle on this pod.
+func (g *Gateway) typingAllowed(user int64, channel string) bool {
+	now := g.now()
+	k := typingKey{user, channel}
+	g.typingMu.Lock()
+	defer g.typingMu.Unlock()
+	if last, ok := g.typingLast[k]; ok && now.Sub(last) < g.cfg.TypingThrottle {
+		return false
+	}
+	g.typingLast[k] = now
+	return true
+}
+
+// Drain takes the pod out of service: /readyz fails at once; after the
+// readiness delay (so load balancers stop sending new clients) every socket
+// is closed with 1012, spread evenly over the drain window so clients
+// reconnect elsewhere without a storm. It returns when all sockets are
+// closed or ctx ends.
+func (g *Gateway) Drain(ctx context.Context) {
+	if g.draining.Swap(true) {
+		return
+	}
+	g.metrics.draining.Set(1)
+	g.log.Info("draining", "connections", g.Connections(), "readiness_delay", g.cfg.ReadinessDelay, "window", g.cfg.DrainWindow)
+	select {
+	case <-ctx.Done():
+	case <-time.After(g.cfg.ReadinessDelay):
+	}
+	conns := g.snapshot()
+	var step time.Duration
+	if len(conns) > 0 {
+		step = g.cfg.DrainWindow / time.Duration(len(conns))
+	}
+	for i, c := range conns {
+		c.requestClose(1012, "server draining")
+		if step > 0 && i < len(conns)-1 {
+			select {
+			case <-ctx.Done():
+				step = 0
+			case <-time.After(step):
+			}
+		}
+	}
+	for g.Connections() > 0 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.log.Info("drained", "left", g.Connections())
+}
+
+// Draining reports whether Drain has started.
+func (g *Gateway) Draining() bool { return g.draining.Load() }
+
+func newConnID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "conn_" + base64.RawURLEncoding.EncodeToString(b[:])
+}

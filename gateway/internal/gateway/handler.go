@@ -1,0 +1,377 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ocvr/realtime/gateway/internal/batchconn"
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/ticket"
+)
+
+// CodeUnavailable is an error-frame code of ours (an extension of DESIGN.md
+// §2): the pod could not reach the bus or KV to serve a request; retry later.
+const CodeUnavailable = "UNAVAILABLE"
+
+func promhttpHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// Handler serves GET /v1/ws.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", g.serveWS)
+	return mux
+}
+
+// reject completes the upgrade, sends an optional error frame, and closes
+// with code: a browser cannot read an HTTP error status on a failed
+// upgrade, but it can read a close code.
+func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, code websocket.StatusCode, errFrame []byte, reason string) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if errFrame != nil {
+		_ = ws.Write(ctx, websocket.MessageText, errFrame)
+	}
+	// The peer's close reply is not waited for: nothing more is owed to it.
+	_ = ws.Close(code, reason)
+}
+
+var invalidTicketFrame = protocol.MustEncode(protocol.TypeError, protocol.Error{
+	Code: protocol.CodeInvalidTicket, Message: "the ticket is missing, malformed, unknown, already used or expired; request a new one",
+})
+
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if g.draining.Load() {
+		g.metrics.connects.WithLabelValues("draining").Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	if !g.origins.allowed(r.Header.Get("Origin")) {
+		g.metrics.connects.WithLabelValues("origin_rejected").Inc()
+		g.log.Warn("origin rejected", "origin", r.Header.Get("Origin"))
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if g.cfg.HardMaxConns > 0 && g.Connections() >= g.cfg.HardMaxConns {
+		g.metrics.connects.WithLabelValues("over_capacity").Inc()
+		g.reject(w, r, protocol.CloseTryAgainLater, nil, "pod at connection limit")
+		return
+	}
+	st := g.stores.Load()
+	if st == nil {
+		g.metrics.connects.WithLabelValues("unavailable").Inc()
+		g.reject(w, r, protocol.CloseTryAgainLater, nil, "not ready")
+		return
+	}
+	id, result, err := g.redeem(r.Context(), st, r.URL.Query().Get("ticket"))
+	g.metrics.redeems.WithLabelValues(result).Inc()
+	if err != nil {
+		if result == "error" {
+			g.metrics.connects.WithLabelValues("unavailable").Inc()
+			g.log.Error("redeem ticket", "err", err)
+			g.reject(w, r, protocol.CloseTryAgainLater, nil, "try again later")
+			return
+		}
+		g.metrics.connects.WithLabelValues("invalid_ticket").Inc()
+		g.log.Info("connect refused", "reason", result)
+		g.reject(w, r, protocol.CloseInvalidTicket, invalidTicketFrame, "invalid ticket")
+		return
+	}
+
+	bw := batchconn.Wrap(w, g.pool)
+	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // origin checked above
+	if err != nil {
+		g.log.Warn("upgrade failed", "err", err)
+		return
+	}
+	ws.SetReadLimit(g.cfg.ReadLimit)
+	now := g.now()
+	c := &conn{
+		id:          newConnID(),
+		userID:      id.UserID,
+		sessionID:   id.SessionID,
+		displayName: id.DisplayName,
+		opened:      now,
+		ws:          ws,
+		nc:          bw.Conn(),
+		g:           g,
+		subs:        map[string]struct{}{},
+		tokens:      float64(g.cfg.FrameBurst),
+		tokensAt:    now,
+	}
+	c.lastSeen.Store(now.UnixNano())
+	g.register(c)
+	g.metrics.connects.WithLabelValues("ok").Inc()
+	g.serveConn(c)
+}
+
+// redeem consumes the ticket and re-checks its session. result is a metrics
+// label: ok, malformed, unknown, expired, session_invalid or error.
+func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (ticket.Identity, string, error) {
+	start := time.Now()
+	defer func() { g.metrics.redeemLatency.Observe(time.Since(start).Seconds()) }()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	id, err := st.tickets.Redeem(ctx, t)
+	switch {
+	case errors.Is(err, ticket.ErrMalformed):
+		return id, "malformed", err
+	case errors.Is(err, ticket.ErrUnknown):
+		return id, "unknown", err
+	case errors.Is(err, ticket.ErrExpired):
+		return id, "expired", err
+	case err != nil:
+		return id, "error", err
+	}
+	if _, err := st.sessions.Lookup(ctx, id.SessionID); err != nil {
+		if errors.Is(err, session.ErrUnauthorized) {
+			return id, "session_invalid", err
+		}
+		return id, "error", err
+	}
+	return id, "ok", nil
+}
+
+// serveConn runs one connection on the handler goroutine until it closes.
+func (g *Gateway) serveConn(c *conn) {
+	ctx := context.Background() // a Read ctx expiry would close the socket; liveness is the sweeper's job
+	log := g.log.With("conn", c.id, "user", c.userID, "session", c.sessionID)
+
+	userSubj, _ := g.subjects.User(c.userID)
+	err := g.hub.join(ctx, userSubj, protocol.ScopeUser, "", c)
+	if err == nil {
+		err = g.hub.join(ctx, g.subjects.Broadcast(), protocol.ScopeBroadcast, "", c)
+	}
+	if err != nil {
+		log.Error("join user subject", "err", err)
+		c.close(protocol.CloseInternalError, "bus unavailable")
+	} else {
+		log.Info("connection opened")
+		c.send(protocol.TypeReady, protocol.Ready{
+			ConnectionID:      c.id,
+			UserID:            c.userID,
+			SessionID:         c.sessionID,
+			HeartbeatInterval: g.cfg.HeartbeatInterval.Milliseconds(),
+			ServerTime:        g.now().UnixMilli(),
+		})
+		err = g.readLoop(ctx, c)
+	}
+
+	// Cleanup: leave every topic, then account for the close.
+	g.hub.leave(userSubj, c)
+	g.hub.leave(g.subjects.Broadcast(), c)
+	for _, ch := range c.takeSubs() {
+		subj, _ := g.subjects.Channel(ch)
+		g.hub.leave(subj, c)
+		g.metrics.subscriptions.Dec()
+	}
+	c.mu.Lock()
+	c.closing = true
+	c.queue = nil
+	code := int(c.closeCode)
+	reason := c.closeWhy
+	c.mu.Unlock()
+	if code == 0 {
+		code = int(websocket.CloseStatus(err))
+		reason = "client"
+		switch {
+		case errors.Is(err, websocket.ErrMessageTooBig):
+			code, reason = protocol.CloseMessageTooBig, "frame too big"
+		case code == -1:
+			code, reason = 1006, "connection lost"
+		}
+	}
+	c.ws.CloseNow()
+	g.unregister(c)
+	g.metrics.disconnected(code)
+	log.Info("connection closed", "code", code, "reason", reason, "duration", g.now().Sub(c.opened).Round(time.Millisecond).String())
+}
+
+func (g *Gateway) readLoop(ctx context.Context, c *conn) error {
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return err
+		}
+		now := g.now()
+		c.lastSeen.Store(now.UnixNano())
+		if !c.allowFrame(now) {
+			continue
+		}
+		if typ != websocket.MessageText {
+			g.metrics.frameIn("invalid")
+			c.sendError(protocol.CodeInvalidMessage, "binary frames are not supported: send JSON text frames", "")
+			continue
+		}
+		f, perr := protocol.DecodeClientFrame(data)
+		if perr != nil {
+			g.metrics.frameIn("invalid")
+			c.sendError(perr.Code, perr.Message, perr.ChannelID)
+			continue
+		}
+		g.metrics.frameIn(f.Type)
+		switch f.Type {
+		case protocol.TypeHeartbeat:
+			c.send(protocol.TypeHeartbeatAck, protocol.HeartbeatAck{ServerTime: now.UnixMilli()})
+		case protocol.TypeSubscribe:
+			g.subscribe(ctx, c, f.ChannelID)
+		case protocol.TypeUnsubscribe:
+			g.unsubscribe(c, f.ChannelID)
+		case protocol.TypeTyping:
+			g.typing(ctx, c, f.ChannelID)
+		}
+	}
+}
+
+// allowFrame applies the per-connection token bucket. The first refused
+// frame of an episode gets RATE_LIMITED; a client that keeps flooding past
+// FloodLimit refused frames is closed with 4008.
+func (c *conn) allowFrame(now time.Time) bool {
+	cfg := &c.g.cfg
+	c.tokens += now.Sub(c.tokensAt).Seconds() * cfg.FrameRate
+	if max := float64(cfg.FrameBurst); c.tokens > max {
+		c.tokens = max
+	}
+	c.tokensAt = now
+	if c.tokens >= 1 {
+		c.tokens--
+		c.limited, c.overLimit = false, 0
+		return true
+	}
+	c.overLimit++
+	if !c.limited {
+		c.limited = true
+		c.sendError(protocol.CodeRateLimited, "too many frames: slow down", "")
+	}
+	if c.overLimit > cfg.FloodLimit {
+		c.requestClose(protocol.CloseRateLimited, "rate limit abuse")
+	}
+	return false
+}
+
+func (c *conn) send(typ string, data any) {
+	if c.enqueue(protocol.MustEncode(typ, data)) {
+		c.g.metrics.frameOut(typ)
+	}
+}
+
+func (c *conn) sendError(code, msg, channelID string) {
+	c.g.metrics.errorSent(code)
+	c.send(protocol.TypeError, protocol.Error{Code: code, Message: msg, ChannelID: channelID})
+}
+
+func (g *Gateway) subscribe(ctx context.Context, c *conn, ch string) {
+	if c.hasSub(ch) {
+		c.send(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch}) // harmless repeat
+		return
+	}
+	if c.subCount() >= g.cfg.MaxSubscriptions {
+		c.sendError(protocol.CodeTooManySubscriptions, "subscription limit of "+strconv.Itoa(g.cfg.MaxSubscriptions)+" per connection reached", ch)
+		return
+	}
+	st := g.stores.Load()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	exists, err := st.dir.ChannelExists(ctx, ch)
+	if err != nil {
+		g.unavailable(c, ch, err)
+		return
+	}
+	if !exists {
+		c.sendError(protocol.CodeChannelNotFound, "channel does not exist", ch)
+		return
+	}
+	member, err := st.dir.IsMember(ctx, ch, c.userID)
+	if err != nil {
+		g.unavailable(c, ch, err)
+		return
+	}
+	if !member {
+		c.sendError(protocol.CodeNotMember, "not a member of this channel", ch)
+		return
+	}
+	if !c.addSub(ch) {
+		return
+	}
+	subj, _ := g.subjects.Channel(ch)
+	if err := g.hub.join(ctx, subj, protocol.ScopeChannel, ch, c); err != nil {
+		c.removeSub(ch)
+		g.unavailable(c, ch, err)
+		return
+	}
+	// Re-check after joining: a membership removed between the first check
+	// and the join would not have been seen by the directory watcher.
+	member, err = st.dir.IsMember(ctx, ch, c.userID)
+	if err != nil || !member {
+		if c.removeSub(ch) {
+			g.hub.leave(subj, c)
+		}
+		if err != nil {
+			g.unavailable(c, ch, err)
+		} else {
+			c.sendError(protocol.CodeNotMember, "not a member of this channel", ch)
+		}
+		return
+	}
+	g.metrics.subscriptions.Inc()
+	c.send(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch})
+}
+
+func (g *Gateway) unavailable(c *conn, ch string, err error) {
+	g.log.Error("subscribe", "conn", c.id, "err", err)
+	c.sendError(CodeUnavailable, "the gateway cannot reach its backplane; retry later", ch)
+}
+
+func (g *Gateway) unsubscribe(c *conn, ch string) {
+	if !c.removeSub(ch) {
+		c.sendError(protocol.CodeNotSubscribed, "not subscribed to this channel", ch)
+		return
+	}
+	subj, _ := g.subjects.Channel(ch)
+	g.hub.leave(subj, c)
+	g.metrics.subscriptions.Dec()
+	c.send(protocol.TypeUnsubscribed, protocol.Unsubscribed{ChannelID: ch, Reason: protocol.ReasonClient})
+}
+
+func (g *Gateway) typing(ctx context.Context, c *conn, ch string) {
+	if !c.hasSub(ch) {
+		c.sendError(protocol.CodeNotSubscribed, "subscribe to the channel before sending typing", ch)
+		return
+	}
+	if !g.typingAllowed(c.userID, ch) {
+		return // coalesced, not an error
+	}
+	err := g.pub.PublishToChannel(ctx, ch, protocol.TypeTypingStart, protocol.TypingStart{
+		ChannelID: ch, UserID: c.userID, DisplayName: c.displayName,
+	}, bus.Target{ExcludeUser: c.userID})
+	if err != nil {
+		g.log.Warn("publish typing", "err", err)
+	}
+}
+
+// endSubscription ends c's subscription to ch on the server's initiative
+// (membership removed or channel deleted).
+func (g *Gateway) endSubscription(c *conn, ch, reason string) {
+	if !c.removeSub(ch) {
+		return
+	}
+	subj, _ := g.subjects.Channel(ch)
+	g.hub.leave(subj, c)
+	g.metrics.subscriptions.Dec()
+	c.send(protocol.TypeUnsubscribed, protocol.Unsubscribed{ChannelID: ch, Reason: reason})
+}

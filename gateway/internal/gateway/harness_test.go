@@ -1,0 +1,184 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/client"
+	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/ticket"
+)
+
+// clock is an adjustable clock: real time plus an offset tests can advance.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// env is one gateway on a real embedded NATS, served on 127.0.0.1.
+type env struct {
+	t        *testing.T
+	ns       *natsembed.Server
+	nc       *nats.Conn
+	g        *gateway.Gateway
+	srv      *httptest.Server
+	wsURL    string
+	clock    *clock
+	sessions *session.Store
+	tickets  *ticket.Store
+	dir      *directory.Store
+	pub      *bus.Publisher
+}
+
+func newEnv(t *testing.T, tweak func(*gateway.Config)) *env {
+	t.Helper()
+	e := &env{t: t, ns: natsembed.Test(t), clock: &clock{}}
+	var gp atomic.Pointer[gateway.Gateway]
+	nc, err := bus.Connect(bus.Config{URLs: []string{e.ns.ClientURL()}, Name: "gateway-test", OnReconnect: func() {
+		if g := gp.Load(); g != nil {
+			g.NATSReconnected()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	e.nc = nc
+	cfg := gateway.Config{PodName: "test", Now: e.clock.Now, SweepInterval: 20 * time.Millisecond, ReadinessDelay: time.Millisecond, DrainWindow: 100 * time.Millisecond}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	g, err := gateway.New(cfg, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp.Store(g)
+	e.g = g
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = g.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 5*time.Second, func() bool { ok, _ := g.Ready(); return ok })
+
+	e.srv = httptest.NewServer(g.Handler())
+	t.Cleanup(e.srv.Close)
+	e.wsURL = "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/v1/ws"
+
+	sub, _ := bus.NewSubjects("")
+	e.pub = bus.NewPublisher(nc, sub)
+	bg := context.Background()
+	if e.sessions, err = session.Open(bg, nc, "", e.pub); err != nil {
+		t.Fatal(err)
+	}
+	if e.tickets, err = ticket.Open(bg, nc, ""); err != nil {
+		t.Fatal(err)
+	}
+	if e.dir, err = directory.Open(bg, nc); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// user is a session of one user.
+type user struct {
+	id    int64
+	name  string
+	token string
+	sess  session.Session
+}
+
+func (e *env) user(id int64, name string) user {
+	e.t.Helper()
+	tok, s, err := e.sessions.Create(context.Background(), id, name, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return user{id: id, name: name, token: tok, sess: s}
+}
+
+func (e *env) ticket(u user) string {
+	e.t.Helper()
+	tk, err := e.tickets.Mint(context.Background(), ticket.Identity{SessionID: u.sess.ID, UserID: u.id, DisplayName: u.name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tk
+}
+
+func (e *env) dial(u user) *client.Conn {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, e.wsURL, e.ticket(u), client.Options{Heartbeat: -1})
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	e.t.Cleanup(c.CloseNow)
+	return c
+}
+
+func (e *env) channel(id string, members ...int64) {
+	e.t.Helper()
+	ctx := context.Background()
+	if err := e.dir.CreateChannel(ctx, id); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, m := range members {
+		if err := e.dir.AddMember(ctx, id, m); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// next returns the next frame or fails the test after timeout.
+func next(t *testing.T, c *client.Conn) client.Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f, err := c.Next(ctx)
+	if err != nil {
+		t.Fatalf("next frame: %v", err)
+	}
+	return f
+}
+
+// expect returns the next frame and checks its type.
+func expect(t *testing.T, c *client.Conn, typ string) client.Frame {
+	t.Helper()
+	f := next(t, c)
+	if f.Type != typ {
+		t.Fatalf("got frame %s %s, want type %s", f.Type, f.Raw, typ)
+	}
+	return f
+}
+
+// quiet asserts no frame arrives within d.
+func quiet(t *testing.T, c *client.Conn, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if f, err := c.Next(ctx); err == nil {
+		t.Fatalf("unexpected frame %s", f.Raw)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,290 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// topic is one bus subject this pod listens to, shared by every local
+// connection that wants it: one NATS subscription per subject per pod.
+type topic struct {
+	subject   string
+	scope     protocol.Scope
+	channelID string // ScopeChannel
+
+	refs  int           // guarded by hub.mu
+	ready chan struct{} // closed once the NATS subscription is live (or failed)
+	err   error         // set before ready is closed
+	sub   *nats.Subscription
+
+	mu    sync.RWMutex
+	conns []*conn
+	index map[*conn]int
+}
+
+func (t *topic) add(c *conn) {
+	t.mu.Lock()
+	if _, ok := t.index[c]; !ok {
+		t.index[c] = len(t.conns)
+		t.conns = append(t.conns, c)
+	}
+	t.mu.Unlock()
+}
+
+func (t *topic) remove(c *conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i, ok := t.index[c]
+	if !ok {
+		return false
+	}
+	last := len(t.conns) - 1
+	t.conns[i] = t.conns[last]
+	t.index[t.conns[i]] = i
+	t.conns[last] = nil
+	t.conns = t.conns[:last]
+	delete(t.index, c)
+	return true
+}
+
+// snapshot returns the current connections (for operations that must not
+// hold the topic lock while they work).
+func (t *topic) snapshot() []*conn {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return append([]*conn(nil), t.conns...)
+}
+
+// hub is the pod's fan-out index: subject → topic → local connections.
+// Bus messages from every subscription go into a few shard channels (by
+// subject, so each subject's order is kept) that dispatcher goroutines
+// drain: no goroutine per subscription.
+type hub struct {
+	g        *Gateway
+	subjects bus.Subjects
+
+	mu     sync.RWMutex
+	topics map[string]*topic
+
+	shards []chan *nats.Msg
+}
+
+func newHub(g *Gateway, subjects bus.Subjects, shards, shardBuf int) *hub {
+	h := &hub{g: g, subjects: subjects, topics: map[string]*topic{}}
+	for i := 0; i < shards; i++ {
+		h.shards = append(h.shards, make(chan *nats.Msg, shardBuf))
+	}
+	return h
+}
+
+func (h *hub) shardFor(subject string) chan *nats.Msg {
+	// FNV-1a: cheap, and the same subject always lands on the same shard.
+	var x uint32 = 2166136261
+	for i := 0; i < len(subject); i++ {
+		x ^= uint32(subject[i])
+		x *= 16777619
+	}
+	return h.shards[x%uint32(len(h.shards))]
+}
+
+// run dispatches bus messages until ctx ends.
+func (h *hub) run(ctx context.Context, wg *sync.WaitGroup) {
+	for _, ch := range h.shards {
+		wg.Add(1)
+		go func(ch chan *nats.Msg) {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-ch:
+					h.dispatch(m)
+				}
+			}
+		}(ch)
+	}
+}
+
+// join adds c to the topic of subject, subscribing on NATS if this is the
+// pod's first connection for it. It returns once the subscription is live
+// on the server, so events published afterwards reach c.
+func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, channelID string, c *conn) error {
+	h.mu.Lock()
+	t := h.topics[subject]
+	created := false
+	if t == nil {
+		t = &topic{subject: subject, scope: scope, channelID: channelID, ready: make(chan struct{}), index: map[*conn]int{}}
+		h.topics[subject] = t
+		created = true
+	}
+	t.refs++
+	h.mu.Unlock()
+
+	if created {
+		sub, err := h.g.nc.ChanSubscribe(subject, h.shardFor(subject))
+		if err == nil {
+			// Pending limits on a channel subscription are the channel's
+			// capacity; overflow is reported as a slow consumer.
+			err = h.g.nc.FlushTimeout(5 * time.Second)
+		}
+		if err != nil {
+			t.err = fmt.Errorf("subscribe %s: %w", subject, err)
+			if sub != nil {
+				_ = sub.Unsubscribe()
+			}
+		} else {
+			t.sub = sub
+			h.g.metrics.busSubs.Inc()
+		}
+		close(t.ready)
+	} else {
+		select {
+		case <-t.ready:
+		case <-ctx.Done():
+			h.release(t)
+			return ctx.Err()
+		}
+	}
+	if t.err != nil {
+		h.release(t)
+		return t.err
+	}
+	t.add(c)
+	return nil
+}
+
+// leave removes c from the topic of subject; the last one out unsubscribes.
+func (h *hub) leave(subject string, c *conn) bool {
+	h.mu.RLock()
+	t := h.topics[subject]
+	h.mu.RUnlock()
+	if t == nil || !t.remove(c) {
+		return false
+	}
+	h.release(t)
+	return true
+}
+
+func (h *hub) release(t *topic) {
+	h.mu.Lock()
+	t.refs--
+	last := t.refs == 0
+	if last && h.topics[t.subject] == t {
+		delete(h.topics, t.subject)
+	}
+	h.mu.Unlock()
+	if last && t.sub != nil {
+		_ = t.sub.Unsubscribe()
+		h.g.metrics.busSubs.Dec()
+	}
+}
+
+func (h *hub) topic(subject string) *topic {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.topics[subject]
+}
+
+// filter is what a message's headers say about who gets it.
+type filter struct {
+	excludeUser   int64
+	sessions      string // comma-separated session ids, "" for all
+	exceptSession string
+}
+
+func (f *filter) pass(c *conn) bool {
+	if f.excludeUser != 0 && c.userID == f.excludeUser {
+		return false
+	}
+	if f.exceptSession != "" && c.sessionID == f.exceptSession {
+		return false
+	}
+	if f.sessions != "" && !containsToken(f.sessions, c.sessionID) {
+		return false
+	}
+	return true
+}
+
+func containsToken(list, tok string) bool {
+	for list != "" {
+		var item string
+		item, list, _ = strings.Cut(list, ",")
+		if strings.TrimSpace(item) == tok {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch validates a bus message once and writes the same bytes to every
+// local connection it targets.
+func (h *hub) dispatch(m *nats.Msg) {
+	t := h.topic(m.Subject)
+	if t == nil {
+		return // unsubscribed while the message was queued
+	}
+	typ, err := protocol.ValidateEvent(t.scope, t.channelID, m.Data)
+	if err != nil {
+		h.g.metrics.invalidPayloads.Inc()
+		h.g.log.Warn("dropped invalid bus payload", "subject", scopeName(t.scope), "err", err, "bytes", len(m.Data))
+		return
+	}
+	var f filter
+	var publishedAt int64
+	if m.Header != nil {
+		if v := m.Header.Get(bus.HeaderExcludeUser); v != "" {
+			id, err := protocol.ParseUserID(v)
+			if err != nil {
+				h.g.metrics.invalidPayloads.Inc()
+				h.g.log.Warn("dropped bus message with invalid header", "header", bus.HeaderExcludeUser)
+				return
+			}
+			f.excludeUser = id
+		}
+		f.sessions = m.Header.Get(bus.HeaderSession)
+		f.exceptSession = m.Header.Get(bus.HeaderExceptSession)
+		if v := m.Header.Get(bus.HeaderPublishedAt); v != "" {
+			publishedAt, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	revoke := typ == protocol.TypeSessionRevoked
+	n := 0
+	t.mu.RLock()
+	for _, c := range t.conns {
+		if !f.pass(c) {
+			continue
+		}
+		if revoke {
+			c.enqueueThenClose(m.Data, publishedAt, 4003, "session revoked")
+		} else {
+			c.enqueueAt(m.Data, publishedAt)
+		}
+		n++
+	}
+	t.mu.RUnlock()
+	h.g.metrics.delivered(typ, n)
+}
+
+func scopeName(s protocol.Scope) string {
+	switch s {
+	case protocol.ScopeChannel:
+		return "channel"
+	case protocol.ScopeUser:
+		return "user"
+	case protocol.ScopeBroadcast:
+		return "broadcast"
+	}
+	return "unknown"
+}
+
+var errTooManySubs = errors.New("too many subscriptions")

@@ -1,0 +1,291 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// fixture is a publisher and a real subscriber to everything under the
+// prefix, on separate connections to one embedded server.
+type fixture struct {
+	pub *Publisher
+	sub *nats.Subscription
+}
+
+func newFixture(t *testing.T, prefix string) fixture {
+	t.Helper()
+	srv := natsembed.Test(t)
+	connect := func() *nats.Conn {
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	subNC := connect()
+	sub, err := subNC.SubscribeSync(mustSubjects(t, prefix).Prefix() + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := subNC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(connect(), mustSubjects(t, prefix))
+	p.now = func() time.Time { return time.Unix(1736937000, 123456789) }
+	return fixture{pub: p, sub: sub}
+}
+
+func (f fixture) next(t *testing.T) *nats.Msg {
+	t.Helper()
+	m, err := f.sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no message: %v", err)
+	}
+	return m
+}
+
+func TestPublisherDelivers(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	author := protocol.Author{ID: 42, DisplayName: "Ada"}
+	tests := []struct {
+		name    string
+		publish func(p *Publisher) error
+		subject string
+		data    string
+		headers map[string]string // besides Ocvr-Published-At
+	}{
+		{
+			name: "MessageCreated",
+			publish: func(p *Publisher) error {
+				return p.MessageCreated(ctx, protocol.MessageCreate{ID: "msg_1", ChannelID: "ch_general", Author: author, Content: "héllo <b>", CreatedAt: "2025-01-15T10:30:00Z"})
+			},
+			subject: "ocvr.channel.ch_general",
+			data:    `{"type":"message_create","data":{"id":"msg_1","channel_id":"ch_general","author":{"id":42,"display_name":"Ada"},"content":"héllo \u003cb\u003e","created_at":"2025-01-15T10:30:00Z"}}`,
+		},
+		{
+			name: "MessageUpdated",
+			publish: func(p *Publisher) error {
+				return p.MessageUpdated(ctx, protocol.MessageUpdate{ID: "msg_1", ChannelID: "ch_general", Content: "edited", EditedAt: "2025-01-15T10:31:00Z"})
+			},
+			subject: "ocvr.channel.ch_general",
+			data:    `{"type":"message_update","data":{"id":"msg_1","channel_id":"ch_general","content":"edited","edited_at":"2025-01-15T10:31:00Z"}}`,
+		},
+		{
+			name: "MessageDeleted",
+			publish: func(p *Publisher) error {
+				return p.MessageDeleted(ctx, protocol.MessageDelete{ID: "msg_1", ChannelID: "ch-2"})
+			},
+			subject: "ocvr.channel.ch-2",
+			data:    `{"type":"message_delete","data":{"id":"msg_1","channel_id":"ch-2"}}`,
+		},
+		{
+			name: "Notify",
+			publish: func(p *Publisher) error {
+				return p.Notify(ctx, 42, protocol.Notification{ID: "ntf_1", Type: "friend_request", Title: "Hi", Body: "Grace", CreatedAt: "2025-01-15T10:32:00Z"})
+			},
+			subject: "ocvr.user.42",
+			data:    `{"type":"notification","data":{"id":"ntf_1","type":"friend_request","title":"Hi","body":"Grace","created_at":"2025-01-15T10:32:00Z"}}`,
+		},
+		{
+			name: "Broadcast",
+			publish: func(p *Publisher) error {
+				return p.Broadcast(ctx, protocol.TypeNotification, protocol.Notification{ID: "ntf_2", Type: "maintenance", Title: "Restart", Body: "at 2am"})
+			},
+			subject: "ocvr.broadcast",
+			data:    `{"type":"notification","data":{"id":"ntf_2","type":"maintenance","title":"Restart","body":"at 2am","created_at":""}}`,
+		},
+		{
+			name: "PublishToChannel excluding a user",
+			publish: func(p *Publisher) error {
+				return p.PublishToChannel(ctx, "ch_general", protocol.TypeTypingStart, protocol.TypingStart{ChannelID: "ch_general", UserID: 7, DisplayName: "Bo"}, Target{ExcludeUser: 7})
+			},
+			subject: "ocvr.channel.ch_general",
+			data:    `{"type":"typing_start","data":{"channel_id":"ch_general","user_id":7,"display_name":"Bo"}}`,
+			headers: map[string]string{HeaderExcludeUser: "7"},
+		},
+		{
+			name: "PublishToUser for some sessions",
+			publish: func(p *Publisher) error {
+				return p.PublishToUser(ctx, 42, protocol.TypeSessionRevoked, protocol.SessionRevoked{Reason: "logout"}, Target{Sessions: []string{"ses_a", "ses_b"}})
+			},
+			subject: "ocvr.user.42",
+			data:    `{"type":"session_revoked","data":{"reason":"logout"}}`,
+			headers: map[string]string{HeaderSession: "ses_a,ses_b"},
+		},
+		{
+			name: "PublishToUser except a session",
+			publish: func(p *Publisher) error {
+				return p.PublishToUser(ctx, 42, protocol.TypeSessionRevoked, protocol.SessionRevoked{Reason: "logout_all"}, Target{ExceptSession: "ses_keep"})
+			},
+			subject: "ocvr.user.42",
+			data:    `{"type":"session_revoked","data":{"reason":"logout_all"}}`,
+			headers: map[string]string{HeaderExceptSession: "ses_keep"},
+		},
+		{
+			name: "PublishToUser presence",
+			publish: func(p *Publisher) error {
+				return p.PublishToUser(ctx, 42, protocol.TypePresenceUpdate, protocol.PresenceUpdate{UserID: 43, Presence: protocol.PresenceOnline, StatusText: "In the Lobby"}, Target{})
+			},
+			subject: "ocvr.user.42",
+			data:    `{"type":"presence_update","data":{"user_id":43,"presence":"online","status_text":"In the Lobby"}}`,
+		},
+	}
+	allHeaders := []string{HeaderExcludeUser, HeaderSession, HeaderExceptSession}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.publish(f.pub); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			m := f.next(t)
+			if m.Subject != tt.subject {
+				t.Errorf("subject = %q, want %q", m.Subject, tt.subject)
+			}
+			if string(m.Data) != tt.data {
+				t.Errorf("data =\n %s\nwant\n %s", m.Data, tt.data)
+			}
+			if got := m.Header.Get(HeaderPublishedAt); got != "1736937000123456789" {
+				t.Errorf("%s = %q, want the publisher clock in unix nanoseconds", HeaderPublishedAt, got)
+			}
+			for _, h := range allHeaders {
+				if got := m.Header.Get(h); got != tt.headers[h] {
+					t.Errorf("header %s = %q, want %q", h, got, tt.headers[h])
+				}
+			}
+		})
+	}
+}
+
+func TestPublisherPrefix(t *testing.T) {
+	f := newFixture(t, "staging")
+	if err := f.pub.MessageDeleted(context.Background(), protocol.MessageDelete{ID: "m", ChannelID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := f.next(t); m.Subject != "staging.channel.c" {
+		t.Fatalf("subject = %q", m.Subject)
+	}
+}
+
+// TestPublisherRejects checks that invalid ids, payloads and targets never
+// reach NATS: after every rejected call, the next message the subscriber
+// sees is a sentinel.
+func TestPublisherRejects(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	author := protocol.Author{ID: 1, DisplayName: "A"}
+	tests := []struct {
+		name    string
+		publish func(p *Publisher) error
+		is      error  // errors.Is target, or nil
+		want    string // substring of the error
+	}{
+		{"wildcard channel", func(p *Publisher) error {
+			return p.MessageDeleted(ctx, protocol.MessageDelete{ID: "m", ChannelID: "ch.>"})
+		}, protocol.ErrInvalidChannelID, "publish message_delete"},
+		{"star channel", func(p *Publisher) error {
+			return p.PublishToChannel(ctx, "*", protocol.TypeMessageDelete, protocol.MessageDelete{ID: "m", ChannelID: "*"}, Target{})
+		}, protocol.ErrInvalidChannelID, ""},
+		{"empty channel", func(p *Publisher) error {
+			return p.MessageCreated(ctx, protocol.MessageCreate{ID: "m", Author: author})
+		}, protocol.ErrInvalidChannelID, ""},
+		{"user 0", func(p *Publisher) error {
+			return p.Notify(ctx, 0, protocol.Notification{ID: "n", Type: "t"})
+		}, protocol.ErrInvalidUserID, "publish notification"},
+		{"negative user", func(p *Publisher) error {
+			return p.PublishToUser(ctx, -5, protocol.TypeSessionRevoked, protocol.SessionRevoked{}, Target{})
+		}, protocol.ErrInvalidUserID, ""},
+		{"message without id", func(p *Publisher) error {
+			return p.MessageCreated(ctx, protocol.MessageCreate{ChannelID: "c", Author: author})
+		}, protocol.ErrInvalidEvent, `missing "id"`},
+		{"message without author", func(p *Publisher) error {
+			return p.MessageCreated(ctx, protocol.MessageCreate{ID: "m", ChannelID: "c"})
+		}, protocol.ErrInvalidEvent, `"author.id"`},
+		{"payload channel differs from subject", func(p *Publisher) error {
+			return p.PublishToChannel(ctx, "a", protocol.TypeMessageDelete, protocol.MessageDelete{ID: "m", ChannelID: "b"}, Target{})
+		}, protocol.ErrInvalidEvent, "does not match the subject's channel"},
+		{"notification without type", func(p *Publisher) error {
+			return p.Notify(ctx, 1, protocol.Notification{ID: "n"})
+		}, protocol.ErrInvalidEvent, `missing "type"`},
+		{"session_revoked on a channel", func(p *Publisher) error {
+			return p.PublishToChannel(ctx, "c", protocol.TypeSessionRevoked, protocol.SessionRevoked{Reason: "x"}, Target{})
+		}, protocol.ErrInvalidEvent, "may not be published on this subject"},
+		{"session_revoked broadcast", func(p *Publisher) error {
+			return p.Broadcast(ctx, protocol.TypeSessionRevoked, protocol.SessionRevoked{Reason: "x"})
+		}, protocol.ErrInvalidEvent, "may not be published on this subject"},
+		{"error frame is no event", func(p *Publisher) error {
+			return p.Broadcast(ctx, protocol.TypeError, protocol.Error{Code: "X", Message: "y"})
+		}, protocol.ErrInvalidEvent, "not a deliverable event type"},
+		{"nil payload", func(p *Publisher) error {
+			return p.Broadcast(ctx, protocol.TypeNotification, nil)
+		}, protocol.ErrInvalidEvent, `needs a "data" object`},
+		{"unencodable payload", func(p *Publisher) error {
+			return p.Broadcast(ctx, protocol.TypeNotification, map[string]any{"f": func() {}})
+		}, nil, "encode"},
+		{"oversize payload", func(p *Publisher) error {
+			return p.Notify(ctx, 1, protocol.Notification{ID: "n", Type: "t", Body: strings.Repeat("x", protocol.MaxEventSize)})
+		}, protocol.ErrInvalidEvent, "limit 65536"},
+		{"exclude negative user", func(p *Publisher) error {
+			return p.PublishToUser(ctx, 1, protocol.TypeSessionRevoked, protocol.SessionRevoked{}, Target{ExcludeUser: -1})
+		}, protocol.ErrInvalidUserID, "exclude user"},
+		{"session id with comma", func(p *Publisher) error {
+			return p.PublishToUser(ctx, 1, protocol.TypeSessionRevoked, protocol.SessionRevoked{}, Target{Sessions: []string{"a,b"}})
+		}, nil, `invalid session id "a,b"`},
+		{"empty session id", func(p *Publisher) error {
+			return p.PublishToUser(ctx, 1, protocol.TypeSessionRevoked, protocol.SessionRevoked{}, Target{Sessions: []string{"ok", ""}})
+		}, nil, `invalid session id ""`},
+		{"except session with newline", func(p *Publisher) error {
+			return p.PublishToUser(ctx, 1, protocol.TypeSessionRevoked, protocol.SessionRevoked{}, Target{ExceptSession: "a\r\nX-Evil: 1"})
+		}, nil, "invalid session id"},
+		{"canceled context", func(p *Publisher) error {
+			return p.Notify(canceled, 1, protocol.Notification{ID: "n", Type: "t"})
+		}, context.Canceled, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.publish(f.pub)
+			if err == nil {
+				t.Fatal("publish succeeded")
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error %v does not wrap %v", err, tt.is)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q, want it to contain %q", err, tt.want)
+			}
+			if err := f.pub.Broadcast(ctx, protocol.TypeNotification, protocol.Notification{ID: "sentinel", Type: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			if m := f.next(t); !strings.Contains(string(m.Data), `"sentinel"`) {
+				t.Fatalf("a rejected publish reached NATS: %s %s", m.Subject, m.Data)
+			}
+		})
+	}
+}
+
+func TestPublisherFlush(t *testing.T) {
+	f := newFixture(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.pub.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	f.pub.nc.Close()
+	if err := f.pub.Flush(ctx); err == nil {
+		t.Fatal("Flush on a closed connection succeeded")
+	}
+	err := f.pub.Notify(ctx, 1, protocol.Notification{ID: "n", Type: "t"})
+	if !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Fatalf("Notify on a closed connection = %v, want ErrConnectionClosed", err)
+	}
+}

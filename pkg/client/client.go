@@ -1,0 +1,349 @@
+// Package client is a Go client for the OCVR WebSocket protocol: it gets a
+// ticket from ticketsvc, connects to a gateway, sends typed frames,
+// heartbeats on its own and surfaces close codes as errors that say whether
+// to reconnect. Tests, ocvrctl connect, bots and the load generator use it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// HTTPError is a non-200 answer of ticketsvc.
+type HTTPError struct {
+	Status     int
+	Code       string // the JSON error code, e.g. UNAUTHORIZED
+	Message    string
+	RetryAfter time.Duration // from Retry-After on 429/503
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("ticket request: HTTP %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// GetTicket asks ticketsvc at baseURL (e.g. http://127.0.0.1:8080) for a
+// connect ticket with the bearer session token.
+func GetTicket(ctx context.Context, hc *http.Client, baseURL, token string) (string, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+"/v1/auth/ws-ticket", nil)
+	if err != nil {
+		return "", fmt.Errorf("ticket request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("ticket request: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("ticket request: read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e)
+		he := &HTTPError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			he.RetryAfter = time.Duration(s) * time.Second
+		}
+		return "", he
+	}
+	var ok struct {
+		Data struct {
+			Ticket string `json:"ticket"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ok); err != nil || ok.Data.Ticket == "" {
+		return "", fmt.Errorf("ticket request: unexpected body %q", truncate(string(body), 200))
+	}
+	return ok.Data.Ticket, nil
+}
+
+// CloseError is how the server ended the connection.
+type CloseError struct {
+	Code   int
+	Reason string
+	// Err is the last error frame received before the close, if any
+	// (INVALID_TICKET before 4001).
+	Err *protocol.Error
+}
+
+func (e *CloseError) Error() string {
+	s := fmt.Sprintf("connection closed with %d", e.Code)
+	if e.Reason != "" {
+		s += " (" + e.Reason + ")"
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Code
+	}
+	return s
+}
+
+// Reconnect reports whether a client should reconnect after this close.
+func (e *CloseError) Reconnect() bool { return protocol.ShouldReconnect(e.Code) }
+
+// Frame is a frame received from the server.
+type Frame struct {
+	Type string
+	Data json.RawMessage
+	Raw  []byte // the exact bytes received
+}
+
+// Decode decodes the frame's data into v.
+func (f Frame) Decode(v any) error {
+	if err := json.Unmarshal(f.Data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", f.Type, err)
+	}
+	return nil
+}
+
+// Options tune Dial.
+type Options struct {
+	HTTPClient *http.Client
+	Header     http.Header // e.g. Origin
+	// Heartbeat is the heartbeat period: 0 uses the server's advertised
+	// interval, a negative value disables heartbeats.
+	Heartbeat time.Duration
+	// Buffer is how many received frames may wait for Next (default 1024).
+	// When it is full the client stops reading the socket, as a slow
+	// consumer would.
+	Buffer int
+}
+
+// Conn is an open protocol connection.
+type Conn struct {
+	ws    *websocket.Conn
+	Ready protocol.Ready
+
+	frames   chan Frame
+	done     chan struct{}
+	quit     chan struct{} // closed by Close: the reader stops waiting for Next
+	quitOnce sync.Once
+
+	mu      sync.Mutex
+	err     error // why the connection ended
+	lastErr *protocol.Error
+}
+
+// Dial opens a socket to wsURL (ws://host:port/v1/ws) with ticket and waits
+// for the ready frame. A refused ticket returns a *CloseError with Code 4001.
+func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
+	u := wsURL
+	if ticket != "" {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "ticket=" + ticket
+	}
+	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: opts.Header})
+	if err != nil {
+		return nil, fmt.Errorf("dial gateway: %w", err)
+	}
+	ws.SetReadLimit(protocol.MaxEventSize + 1024)
+	if opts.Buffer <= 0 {
+		opts.Buffer = 1024
+	}
+	c := &Conn{ws: ws, frames: make(chan Frame, opts.Buffer), done: make(chan struct{}), quit: make(chan struct{})}
+	go c.readLoop()
+	f, err := c.Next(ctx)
+	if err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	if f.Type != protocol.TypeReady {
+		ws.CloseNow()
+		return nil, fmt.Errorf("dial gateway: expected ready, got %s", f.Type)
+	}
+	if err := f.Decode(&c.Ready); err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	hb := opts.Heartbeat
+	if hb == 0 {
+		hb = time.Duration(c.Ready.HeartbeatInterval) * time.Millisecond
+	}
+	if hb > 0 {
+		go c.heartbeat(hb)
+	}
+	return c, nil
+}
+
+// Connect gets a ticket from ticketsvc and dials the gateway.
+func Connect(ctx context.Context, ticketURL, wsURL, token string, opts Options) (*Conn, error) {
+	t, err := GetTicket(ctx, opts.HTTPClient, ticketURL, token)
+	if err != nil {
+		return nil, err
+	}
+	return Dial(ctx, wsURL, t, opts)
+}
+
+func (c *Conn) readLoop() {
+	defer close(c.done)
+	defer close(c.frames)
+	for {
+		_, b, err := c.ws.Read(context.Background())
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		var env protocol.Frame
+		if err := json.Unmarshal(b, &env); err != nil {
+			c.finish(fmt.Errorf("server sent an invalid frame: %w", err))
+			c.ws.CloseNow()
+			return
+		}
+		if env.Type == protocol.TypeError {
+			var e protocol.Error
+			if json.Unmarshal(env.Data, &e) == nil {
+				c.mu.Lock()
+				c.lastErr = &e
+				c.mu.Unlock()
+			}
+		}
+		select {
+		case c.frames <- Frame{Type: env.Type, Data: env.Data, Raw: b}:
+		case <-c.quit:
+			c.finish(errors.New("closed by client"))
+			return
+		}
+	}
+}
+
+func (c *Conn) finish(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	if code := websocket.CloseStatus(err); code != -1 {
+		var ce websocket.CloseError
+		errors.As(err, &ce)
+		c.err = &CloseError{Code: int(code), Reason: ce.Reason, Err: c.lastErr}
+		return
+	}
+	c.err = fmt.Errorf("connection lost: %w", err)
+}
+
+// Err is why the connection ended (a *CloseError when the server closed it),
+// or nil while it is open.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Done is closed when the connection has ended and every frame was read.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Next returns the next frame, or the connection's end error once every
+// received frame has been returned.
+func (c *Conn) Next(ctx context.Context) (Frame, error) {
+	select {
+	case f, ok := <-c.frames:
+		if !ok {
+			return Frame{}, c.Err()
+		}
+		return f, nil
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	}
+}
+
+// Frames is the channel of received frames; it is closed when the
+// connection ends.
+func (c *Conn) Frames() <-chan Frame { return c.frames }
+
+// Send sends a frame of type typ with payload data (nil for none).
+func (c *Conn) Send(ctx context.Context, typ string, data any) error {
+	b, err := protocol.Encode(typ, data)
+	if err != nil {
+		return err
+	}
+	return c.SendRaw(ctx, b)
+}
+
+// SendRaw sends b as one text frame, unchecked.
+func (c *Conn) SendRaw(ctx context.Context, b []byte) error {
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// Subscribe sends subscribe; the answer (subscribed or an error) arrives
+// as a frame.
+func (c *Conn) Subscribe(ctx context.Context, channelID string) error {
+	return c.Send(ctx, protocol.TypeSubscribe, protocol.ChannelRef{ChannelID: channelID})
+}
+
+// Unsubscribe sends unsubscribe.
+func (c *Conn) Unsubscribe(ctx context.Context, channelID string) error {
+	return c.Send(ctx, protocol.TypeUnsubscribe, protocol.ChannelRef{ChannelID: channelID})
+}
+
+// Typing sends typing.
+func (c *Conn) Typing(ctx context.Context, channelID string) error {
+	return c.Send(ctx, protocol.TypeTyping, protocol.ChannelRef{ChannelID: channelID})
+}
+
+// Heartbeat sends heartbeat.
+func (c *Conn) Heartbeat(ctx context.Context) error {
+	return c.Send(ctx, protocol.TypeHeartbeat, nil)
+}
+
+func (c *Conn) heartbeat(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			err := c.Heartbeat(ctx)
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Close closes the connection normally (1000).
+func (c *Conn) Close() error {
+	c.quitOnce.Do(func() { close(c.quit) })
+	err := c.ws.Close(websocket.StatusNormalClosure, "bye")
+	<-c.done
+	return err
+}
+
+// CloseNow drops the connection without a close handshake.
+func (c *Conn) CloseNow() {
+	c.quitOnce.Do(func() { close(c.quit) })
+	c.ws.CloseNow()
+	<-c.done
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
