@@ -13,11 +13,11 @@ import (
 //
 // Accepted forms:
 //
-//	*                          any origin (no credentials are involved, but prefer a list)
-//	https://app.example.com    exactly that origin (default port)
-//	http://localhost:5173      exactly that port
-//	http://localhost:*         any port, or none
-//	https://*.example.com      any subdomain (not the apex), default port
+//   - any origin (no credentials are involved, but prefer a list)
+//     https://app.example.com    exactly that origin (default port)
+//     http://localhost:5173      exactly that port
+//     http://localhost:*         any port, or none
+//     https://*.example.com      any subdomain (not the apex), default port
 type Pattern struct {
 	any       bool
 	scheme    string

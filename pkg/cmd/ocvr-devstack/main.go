@@ -1,0 +1,250 @@
+// Command ocvr-devstack runs the whole OCVR Realtime stack on one machine for
+// development (`make run`): an embedded NATS server with JetStream, ticketsvc
+// and one or more gateways as child processes, and demo data. Ctrl-C stops
+// everything cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/session"
+)
+
+type options struct {
+	bin, data                       string
+	natsPort                        int
+	ticketsvcAddr, ticketsvcAdmin   string
+	gatewayPort, gatewayAdminPort   int
+	gateways                        int
+	seed                            bool
+	extraGatewayArgs, extraTSVCArgs string
+}
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("ocvr-devstack", flag.ExitOnError)
+	fs.StringVar(&o.bin, "bin", "bin", "directory holding the gateway and ticketsvc binaries")
+	fs.StringVar(&o.data, "data", ".data", "directory for NATS storage and process logs")
+	fs.IntVar(&o.natsPort, "nats-port", 4222, "NATS client port")
+	fs.StringVar(&o.ticketsvcAddr, "ticketsvc-addr", "127.0.0.1:8080", "ticketsvc public address")
+	fs.StringVar(&o.ticketsvcAdmin, "ticketsvc-admin", "127.0.0.1:9080", "ticketsvc admin address")
+	fs.IntVar(&o.gatewayPort, "gateway-port", 8081, "first gateway's public port (replica i uses port+i)")
+	fs.IntVar(&o.gatewayAdminPort, "gateway-admin-port", 9081, "first gateway's admin port (replica i uses port+i)")
+	fs.IntVar(&o.gateways, "gateways", 1, "number of gateway replicas")
+	fs.BoolVar(&o.seed, "seed", true, "create demo users, sessions, a channel and a friendship")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: ocvr-devstack [flags]\n\nRuns NATS (embedded), ticketsvc and the gateway(s) locally. Normally started by `make run`.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	_ = fs.Parse(os.Args[1:])
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "ocvr-devstack:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logs := filepath.Join(o.data, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	ns, err := natsembed.Start(natsembed.Options{Port: o.natsPort, StoreDir: filepath.Join(o.data, "nats"), Name: "devstack"})
+	if err != nil {
+		return fmt.Errorf("start NATS on port %d (is another stack running?): %w", o.natsPort, err)
+	}
+	defer ns.Shutdown()
+	natsURL := ns.ClientURL()
+	fmt.Printf("NATS (JetStream)   %s   data in %s\n", natsURL, filepath.Join(o.data, "nats"))
+
+	var procs []*proc
+	defer func() { stopAll(procs) }()
+	p, err := start(filepath.Join(o.bin, "ticketsvc"), filepath.Join(logs, "ticketsvc.log"),
+		"--listen", o.ticketsvcAddr, "--admin-listen", o.ticketsvcAdmin, "--nats-url", natsURL)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, p)
+	admins := []string{"http://" + o.ticketsvcAdmin}
+	fmt.Printf("ticketsvc          http://%s   admin http://%s   log %s\n", o.ticketsvcAddr, o.ticketsvcAdmin, p.logPath)
+	for i := 0; i < o.gateways; i++ {
+		pub := "127.0.0.1:" + strconv.Itoa(o.gatewayPort+i)
+		adm := "127.0.0.1:" + strconv.Itoa(o.gatewayAdminPort+i)
+		name := fmt.Sprintf("gateway-%d", i+1)
+		p, err := start(filepath.Join(o.bin, "gateway"), filepath.Join(logs, name+".log"),
+			"--listen", pub, "--admin-listen", adm, "--nats-url", natsURL, "--pod-name", name,
+			"--readiness-delay", "1s", "--drain-window", "2s")
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		admins = append(admins, "http://"+adm)
+		fmt.Printf("%-18s ws://%s/v1/ws   admin http://%s   log %s\n", name, pub, adm, p.logPath)
+	}
+	if err := waitReady(ctx, admins, procs); err != nil {
+		return err
+	}
+	if o.seed {
+		if err := seed(ctx, natsURL, o); err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+	}
+	fmt.Println("\nThe stack is up. Ctrl-C stops it.")
+	select {
+	case <-ctx.Done():
+	case p := <-exited(procs):
+		fmt.Fprintf(os.Stderr, "%s exited unexpectedly; see %s\n", p.name, p.logPath)
+	}
+	fmt.Println("\nstopping…")
+	return nil
+}
+
+type proc struct {
+	name    string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+func start(bin, logPath string, args ...string) (*proc, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s (did `make build` run?): %w", bin, err)
+	}
+	p := &proc{name: filepath.Base(logPath[:len(logPath)-4]), logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+func exited(procs []*proc) <-chan *proc {
+	ch := make(chan *proc, len(procs))
+	for _, p := range procs {
+		go func(p *proc) { <-p.done; ch <- p }(p)
+	}
+	return ch
+}
+
+// stopAll sends SIGTERM to every process (gateways drain) and waits.
+func stopAll(procs []*proc) {
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func(p *proc) {
+			defer wg.Done()
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+		}(p)
+	}
+	wg.Wait()
+}
+
+func waitReady(ctx context.Context, admins []string, procs []*proc) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range admins {
+		for {
+			resp, err := http.Get(a + "/readyz")
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case p := <-exited(procs):
+				return fmt.Errorf("%s exited during start; see %s", p.name, p.logPath)
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return errors.New("services not ready after 30s: " + a + "/readyz")
+			}
+		}
+	}
+	return nil
+}
+
+func seed(ctx context.Context, natsURL string, o options) error {
+	nc, err := bus.Connect(bus.Config{URLs: []string{natsURL}, Name: "devstack-seed", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	subjects, _ := bus.NewSubjects("")
+	sessions, err := session.Open(ctx, nc, "", bus.NewPublisher(nc, subjects))
+	if err != nil {
+		return err
+	}
+	dir, err := directory.Open(ctx, nc)
+	if err != nil {
+		return err
+	}
+	if err := dir.CreateChannel(ctx, "ch_general"); err != nil {
+		return err
+	}
+	for _, u := range []int64{1, 2} {
+		if err := dir.AddMember(ctx, "ch_general", u); err != nil {
+			return err
+		}
+	}
+	if err := dir.AddFriend(ctx, 1, 2); err != nil {
+		return err
+	}
+	alice, aliceSess, err := sessions.Create(ctx, 1, "Alice", 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	bob, _, err := sessions.Create(ctx, 2, "Bob", 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	ws := fmt.Sprintf("ws://127.0.0.1:%d/v1/ws", o.gatewayPort)
+	tsvc := "http://" + o.ticketsvcAddr
+	fmt.Printf(`
+Demo data: users 1 (Alice) and 2 (Bob), friends, both members of channel ch_general.
+  Alice's session token: %s   (session id %s)
+  Bob's session token:   %s
+
+Try it (in another terminal, from the repository root):
+  # a connect ticket with curl
+  curl -s -X POST -H "Authorization: Bearer %s" %s/v1/auth/ws-ticket
+  # connect as Alice and subscribe to ch_general (prints every frame as a JSON line)
+  bin/ocvrctl connect --session %s --subscribe ch_general --ticket-url %s --ws-url %s
+  # publish a chat message as a backend would
+  bin/ocvrctl publish message-create --channel ch_general --author 2 --name Bob --content "hello from the bus"
+  # a notification to Alice, then revoke her session (her socket closes with 4003)
+  bin/ocvrctl notify --user 1 --type friend_request --title "New friend request" --body "Bob wants to be friends"
+  bin/ocvrctl session revoke --session %s --reason logout
+`, alice, aliceSess.ID, bob, alice, tsvc, alice, tsvc, ws, aliceSess.ID)
+	return nil
+}

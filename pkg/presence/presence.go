@@ -1,0 +1,254 @@
+// Package presence is cluster-wide presence (DESIGN.md §5): a user is online
+// while any of their connections on any gateway pod is open. Friends get
+// exactly one presence_update "online" when a user goes from zero
+// connections to some, and exactly one "offline" when the user has stayed at
+// zero for the offline grace. Pods hold leases with a per-key TTL; the
+// entries of a pod that dies without cleanup are removed by exactly one
+// surviving pod.
+//
+// KV layout (bucket ocvr_presence, LimitMarkerTTL on; needs nats-server ≥ 2.11):
+//
+//	pod.<pod>          lease, re-published with a Nats-TTL every LeaseTTL/3
+//	c.<user>.<pod>     the pod holds ≥ 1 connection of the user
+//	u.<user>           the user is online; created by the one pod that wins
+//	                   the online transition, deleted (with the expected
+//	                   revision) by the one that wins the offline one
+//	s.<user>           status text
+//	gc.<pod>           claim of the pod cleaning up after a dead <pod>
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/internal/kvutil"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// DefaultBucket is the KV bucket of presence state.
+const DefaultBucket = "ocvr_presence"
+
+// MaxStatusText bounds a status text in bytes.
+const MaxStatusText = 128
+
+// Store reads and writes presence state. Backends use SetStatus and Get;
+// gateways use a Tracker.
+type Store struct {
+	kv     jetstream.KeyValue
+	js     jetstream.JetStream
+	bucket string
+	dir    *directory.Store
+	pub    *bus.Publisher
+}
+
+// Open opens (creating if needed) the presence bucket.
+func Open(ctx context.Context, nc *nats.Conn, bucket string, dir *directory.Store, pub *bus.Publisher) (*Store, error) {
+	if bucket == "" {
+		bucket = DefaultBucket
+	}
+	kv, err := kvutil.Open(ctx, nc, jetstream.KeyValueConfig{
+		Bucket:         bucket,
+		Description:    "OCVR presence: pod leases, user connection entries, status",
+		History:        1,
+		LimitMarkerTTL: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open presence store: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open presence store: %w", err)
+	}
+	return &Store{kv: kv, js: js, bucket: bucket, dir: dir, pub: pub}, nil
+}
+
+// Presence is a user's current presence.
+type Presence struct {
+	UserID     int64  `json:"user_id"`
+	Online     bool   `json:"online"`
+	StatusText string `json:"status_text"`
+}
+
+// Get returns a user's presence.
+func (s *Store) Get(ctx context.Context, userID int64) (Presence, error) {
+	if err := protocol.CheckUserID(userID); err != nil {
+		return Presence{}, fmt.Errorf("get presence: %w", err)
+	}
+	p := Presence{UserID: userID}
+	online, err := s.exists(ctx, userKey(userID))
+	if err != nil {
+		return p, fmt.Errorf("get presence: %w", err)
+	}
+	p.Online = online
+	p.StatusText, err = s.status(ctx, userID)
+	if err != nil {
+		return p, fmt.Errorf("get presence: %w", err)
+	}
+	return p, nil
+}
+
+// SetStatus sets a user's status text ("" clears it). If the user is online,
+// their friends get a presence_update with presence "online" and the text.
+func (s *Store) SetStatus(ctx context.Context, userID int64, text string) error {
+	if err := protocol.CheckUserID(userID); err != nil {
+		return fmt.Errorf("set status: %w", err)
+	}
+	if len(text) > MaxStatusText {
+		return fmt.Errorf("set status: text is %d bytes, limit %d", len(text), MaxStatusText)
+	}
+	if _, err := s.kv.Put(ctx, statusKey(userID), []byte(text)); err != nil {
+		return fmt.Errorf("set status: %w", err)
+	}
+	online, err := s.exists(ctx, userKey(userID))
+	if err != nil {
+		return fmt.Errorf("set status: %w", err)
+	}
+	if !online {
+		return nil
+	}
+	return s.announce(ctx, userID, protocol.PresenceOnline, text)
+}
+
+func (s *Store) status(ctx context.Context, userID int64) (string, error) {
+	e, err := s.kv.Get(ctx, statusKey(userID))
+	if kvutil.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
+}
+
+func (s *Store) exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.kv.Get(ctx, key)
+	if kvutil.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// announce publishes a presence_update about userID to each friend.
+func (s *Store) announce(ctx context.Context, userID int64, presence, text string) error {
+	friends, err := s.dir.Friends(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("announce presence: %w", err)
+	}
+	upd := protocol.PresenceUpdate{UserID: userID, Presence: presence, StatusText: text}
+	for _, f := range friends {
+		if err := s.pub.PublishToUser(ctx, f, protocol.TypePresenceUpdate, upd, bus.Target{}); err != nil {
+			return fmt.Errorf("announce presence: %w", err)
+		}
+	}
+	return nil
+}
+
+// goOnline makes the user online if it is not: exactly one caller cluster-
+// wide wins the transition and announces it. A caller that finds the user
+// already online bumps u.<user>'s revision, so a concurrent offline
+// decision (which deletes with the revision it read) fails.
+func (s *Store) goOnline(ctx context.Context, userID int64) (bool, error) {
+	key := userKey(userID)
+	for i := 0; i < 10; i++ {
+		e, err := s.kv.Get(ctx, key)
+		switch {
+		case kvutil.IsNotFound(err):
+			if _, err := s.kv.Create(ctx, key, []byte("online")); err == nil {
+				text, _ := s.status(ctx, userID)
+				return true, s.announce(ctx, userID, protocol.PresenceOnline, text)
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return false, fmt.Errorf("go online: %w", err)
+			}
+		case err != nil:
+			return false, fmt.Errorf("go online: %w", err)
+		default:
+			if _, err := s.kv.Update(ctx, key, []byte("online"), e.Revision()); err == nil {
+				return false, nil
+			} else if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+				return false, fmt.Errorf("go online: %w", err)
+			}
+		}
+	}
+	return false, errors.New("go online: too much contention")
+}
+
+// goOfflineIfIdle makes the user offline if no pod holds a connection of
+// theirs: exactly one caller wins and announces it.
+func (s *Store) goOfflineIfIdle(ctx context.Context, userID int64) (bool, error) {
+	key := userKey(userID)
+	e, err := s.kv.Get(ctx, key)
+	if kvutil.IsNotFound(err) {
+		return false, nil // already offline
+	}
+	if err != nil {
+		return false, fmt.Errorf("go offline: %w", err)
+	}
+	n, err := s.count(ctx, "c."+strconv.FormatInt(userID, 10)+".*")
+	if err != nil {
+		return false, fmt.Errorf("go offline: %w", err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || kvutil.IsNotFound(err) {
+		return false, nil // someone came online, or another pod won
+	}
+	if err != nil {
+		return false, fmt.Errorf("go offline: %w", err)
+	}
+	text, _ := s.status(ctx, userID)
+	return true, s.announce(ctx, userID, protocol.PresenceOffline, text)
+}
+
+func (s *Store) count(ctx context.Context, filter string) (int, error) {
+	keys, err := s.keys(ctx, filter)
+	return len(keys), err
+}
+
+func (s *Store) keys(ctx context.Context, filter string) ([]string, error) {
+	l, err := s.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []string
+	for k := range l.Keys() {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func userKey(id int64) string   { return "u." + strconv.FormatInt(id, 10) }
+func statusKey(id int64) string { return "s." + strconv.FormatInt(id, 10) }
+func connKey(id int64, pod string) string {
+	return "c." + strconv.FormatInt(id, 10) + "." + pod
+}
+
+// ValidPodName reports whether a pod name can be a KV key token.
+func ValidPodName(pod string) bool { return protocol.ValidChannelID(pod) }
+
+// parseConnKey splits c.<user>.<pod>.
+func parseConnKey(key string) (int64, string, bool) {
+	rest, ok := strings.CutPrefix(key, "c.")
+	if !ok {
+		return 0, "", false
+	}
+	u, pod, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, "", false
+	}
+	id, err := protocol.ParseUserID(u)
+	return id, pod, err == nil
+}
