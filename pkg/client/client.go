@@ -128,8 +128,9 @@ type Options struct {
 
 // Conn is an open protocol connection.
 type Conn struct {
-	ws    *websocket.Conn
-	Ready protocol.Ready
+	ws         *websocket.Conn
+	Ready      protocol.Ready
+	readyFrame Frame
 
 	frames   chan Frame
 	done     chan struct{}
@@ -175,6 +176,7 @@ func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error
 		ws.CloseNow()
 		return nil, err
 	}
+	c.readyFrame = f
 	hb := opts.Heartbeat
 	if hb == 0 {
 		hb = time.Duration(c.Ready.HeartbeatInterval) * time.Millisecond

@@ -127,8 +127,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		e.assertNoSecretsInLogs()
 	})
-	if !o.noNATS && !o.noStores {
-		e.connect(e.nats.ClientURL())
+	if !o.noNATS {
+		// ticketsvc opens its stores in the background; tests start from a
+		// ready service, as a load balancer would.
+		eventually(t, 15*time.Second, "ticketsvc ready", func() bool { return e.readyz().status == http.StatusOK })
+		if !o.noStores {
+			e.connect(e.nats.ClientURL())
+		}
 	}
 	return e
 }

@@ -1,0 +1,473 @@
+// Package clustertest runs a real OCVR cluster on 127.0.0.1 for tests and
+// benchmarks: the gateway and ticketsvc binaries, built once from this
+// repository, as separate processes against an embedded NATS server (one
+// node or a 3-node cluster). Any process can be stopped with SIGTERM,
+// killed with SIGKILL, frozen, or restarted.
+package clustertest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/client"
+	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/presence"
+	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/ticket"
+)
+
+// Options shape a cluster.
+type Options struct {
+	Gateways    int      // default 1
+	Ticketsvcs  int      // default 1
+	NATSNodes   int      // 1 (default) or 3
+	GatewayArgs []string // extra flags for every gateway
+	TicketArgs  []string // extra flags for every ticketsvc
+}
+
+// Cluster is a running cluster plus the backend-side stores a test uses to
+// create sessions, channels and events.
+type Cluster struct {
+	t          testing.TB
+	dir        string
+	NATS       []*natsembed.Server
+	NATSURLs   []string
+	Gateways   []*Process
+	Ticketsvcs []*Process
+
+	NC        *nats.Conn // the "backend" connection
+	Publisher *bus.Publisher
+	Sessions  *session.Store
+	Tickets   *ticket.Store
+	Directory *directory.Store
+	Presence  *presence.Store
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// RepoRoot finds the repository root (the directory holding go.work).
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.work not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Binaries builds gateway and ticketsvc once per test process into the
+// git-ignored .cache/clustertest and returns that directory.
+func Binaries() (string, error) {
+	buildOnce.Do(func() {
+		root, err := RepoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir = filepath.Join(root, ".cache", "clustertest")
+		if err := os.MkdirAll(binDir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./gateway/cmd/gateway", "./ticketsvc/cmd/ticketsvc")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build binaries: %v\n%s", err, out)
+		}
+	})
+	return binDir, buildErr
+}
+
+// Start starts a cluster for t; everything stops when t ends.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	if o.Gateways <= 0 {
+		o.Gateways = 1
+	}
+	if o.Ticketsvcs <= 0 {
+		o.Ticketsvcs = 1
+	}
+	bins, err := Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, dir: t.TempDir()}
+	if o.NATSNodes >= 3 {
+		cl, err := natsembed.StartCluster(o.NATSNodes, filepath.Join(c.dir, "nats"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Shutdown)
+		if err := cl.WaitJetStream(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.NATS = cl.Servers
+		c.NATSURLs = cl.ClientURLs()
+	} else {
+		ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(c.dir, "nats")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ns.Shutdown)
+		c.NATS = []*natsembed.Server{ns}
+		c.NATSURLs = []string{ns.ClientURL()}
+	}
+	natsURL := strings.Join(c.NATSURLs, ",")
+
+	c.NC, err = bus.Connect(bus.Config{URLs: c.NATSURLs, Name: "clustertest-backend"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.NC.Close)
+	subjects, _ := bus.NewSubjects("")
+	c.Publisher = bus.NewPublisher(c.NC, subjects)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if c.Sessions, err = session.Open(ctx, c.NC, "", c.Publisher); err != nil {
+		t.Fatal(err)
+	}
+	if c.Tickets, err = ticket.Open(ctx, c.NC, ""); err != nil {
+		t.Fatal(err)
+	}
+	if c.Directory, err = directory.Open(ctx, c.NC); err != nil {
+		t.Fatal(err)
+	}
+	if c.Presence, err = presence.Open(ctx, c.NC, "", c.Directory, c.Publisher); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := 0; i < o.Ticketsvcs; i++ {
+		p := c.newProcess(filepath.Join(bins, "ticketsvc"), fmt.Sprintf("ticketsvc-%d", i+1))
+		p.args = append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--nats-url", natsURL, "--log-level", "debug"}, o.TicketArgs...)
+		c.Ticketsvcs = append(c.Ticketsvcs, p)
+	}
+	for i := 0; i < o.Gateways; i++ {
+		p := c.newProcess(filepath.Join(bins, "gateway"), fmt.Sprintf("gateway-%d", i+1))
+		p.args = append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--nats-url", natsURL,
+			"--pod-name", p.Name, "--log-level", "debug"}, o.GatewayArgs...)
+		c.Gateways = append(c.Gateways, p)
+	}
+	all := append(append([]*Process(nil), c.Ticketsvcs...), c.Gateways...)
+	for _, p := range all {
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range all {
+		if err := p.WaitReady(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, p := range all {
+			wg.Add(1)
+			go func(p *Process) { defer wg.Done(); p.Kill() }(p)
+		}
+		wg.Wait()
+		if t.Failed() {
+			for _, p := range all {
+				t.Logf("--- last lines of %s ---\n%s", p.Name, p.Tail(40))
+			}
+		}
+	})
+	return c
+}
+
+func (c *Cluster) newProcess(bin, name string) *Process {
+	return &Process{
+		Name:    name,
+		bin:     bin,
+		Public:  "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
+		Admin:   "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
+		logPath: filepath.Join(c.dir, name+".log"),
+	}
+}
+
+func freePort(t testing.TB) int {
+	p, err := natsembed.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TicketURLs lists every ticketsvc base URL.
+func (c *Cluster) TicketURLs() []string {
+	var out []string
+	for _, p := range c.Ticketsvcs {
+		out = append(out, "http://"+p.Public)
+	}
+	return out
+}
+
+// WSURLs lists every gateway socket URL.
+func (c *Cluster) WSURLs() []string {
+	var out []string
+	for _, p := range c.Gateways {
+		out = append(out, p.WSURL())
+	}
+	return out
+}
+
+// User is a signed-in user: a session token.
+type User struct {
+	ID      int64
+	Name    string
+	Token   string
+	Session session.Session
+}
+
+// NewUser creates a session for user id.
+func (c *Cluster) NewUser(id int64, name string) User {
+	c.t.Helper()
+	tok, s, err := c.Sessions.Create(context.Background(), id, name, time.Hour)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return User{ID: id, Name: name, Token: tok, Session: s}
+}
+
+// Channel creates a channel with members.
+func (c *Cluster) Channel(id string, members ...int64) {
+	c.t.Helper()
+	ctx := context.Background()
+	if err := c.Directory.CreateChannel(ctx, id); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, m := range members {
+		if err := c.Directory.AddMember(ctx, id, m); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// Dial connects u to gateway i (mod the gateway count) with a ticket from
+// ticketsvc i (mod the ticketsvc count).
+func (c *Cluster) Dial(u User, i int) (*client.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tsvc := c.Ticketsvcs[i%len(c.Ticketsvcs)]
+	gw := c.Gateways[i%len(c.Gateways)]
+	return client.Connect(ctx, "http://"+tsvc.Public, gw.WSURL(), u.Token, client.Options{})
+}
+
+// Process is one gateway or ticketsvc process.
+type Process struct {
+	Name   string
+	Public string // host:port of the public listener
+	Admin  string // host:port of the admin listener
+
+	bin     string
+	args    []string
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// WSURL is the socket URL of a gateway.
+func (p *Process) WSURL() string { return "ws://" + p.Public + "/v1/ws" }
+
+// Start starts the process (again, after Stop or Kill).
+func (p *Process) Start() error {
+	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	return nil
+}
+
+// Pid is the process id (0 when not running).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return errors.New("not started")
+	}
+	return cmd.Process.Signal(sig)
+}
+
+// Wait waits for the process to exit, up to d.
+func (p *Process) Wait(d time.Duration) error {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("%s still running after %v", p.Name, d)
+	}
+}
+
+// Stop sends SIGTERM and waits up to d for a clean exit.
+func (p *Process) Stop(d time.Duration) error {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return p.Wait(d)
+}
+
+// Kill sends SIGKILL and waits.
+func (p *Process) Kill() {
+	if p.Signal(syscall.SIGKILL) == nil {
+		_ = p.Wait(10 * time.Second)
+	}
+}
+
+// Restart starts a stopped process again and waits until it is ready.
+func (p *Process) Restart(ready time.Duration) error {
+	if err := p.Start(); err != nil {
+		return err
+	}
+	return p.WaitReady(ready)
+}
+
+// WaitReady polls /readyz until it answers 200.
+func (p *Process) WaitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		ok, _ := p.Ready()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %v; log:\n%s", p.Name, d, p.Tail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Ready reports whether /readyz answers 200.
+func (p *Process) Ready() (bool, error) {
+	resp, err := http.Get("http://" + p.Admin + "/readyz")
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// Metric returns the value of an unlabelled metric (or the sum over all
+// label sets when labels is empty and the metric has labels) from /metrics;
+// labels like `code="4009"` select one series.
+func (p *Process) Metric(name string, labels ...string) (float64, error) {
+	resp, err := http.Get("http://" + p.Admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		series, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		metric, lbls, _ := strings.Cut(series, "{")
+		if metric != name {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			if !strings.Contains(lbls, l) {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("metric %s%v not found", name, labels)
+	}
+	return sum, nil
+}
+
+// Tail returns the last n lines of the process log.
+func (p *Process) Tail(n int) string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Log returns the whole process log.
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
