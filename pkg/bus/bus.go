@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -120,6 +121,9 @@ type Config struct {
 	// Hooks for metrics; each may be nil.
 	OnDisconnect func()
 	OnReconnect  func()
+	// OnConnect fires when a connection first succeeds after Connect
+	// returned without one (RetryOnFailedConnect).
+	OnConnect func()
 	// OnAsyncError sees asynchronous errors such as nats.ErrSlowConsumer.
 	OnAsyncError func(sub *nats.Subscription, err error)
 }
@@ -146,6 +150,12 @@ func Connect(cfg Config) (*nats.Conn, error) {
 			log.Warn("nats disconnected", "err", err)
 			if cfg.OnDisconnect != nil {
 				cfg.OnDisconnect()
+			}
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+			if cfg.OnConnect != nil {
+				cfg.OnConnect()
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -180,7 +190,7 @@ func Connect(cfg Config) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", strings.Join(urls, ","), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(urls), err)
 	}
 	return nc, nil
 }
@@ -206,4 +216,23 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// redact hides credentials in server URLs for error messages and logs.
+func redact(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		p, err := url.Parse(u)
+		if err != nil || p.User == nil {
+			if strings.Contains(u, "@") {
+				out[i] = "[redacted]"
+			} else {
+				out[i] = u
+			}
+			continue
+		}
+		p.User = url.User("redacted")
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
 }

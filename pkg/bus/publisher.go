@@ -129,8 +129,18 @@ func (p *Publisher) publish(ctx context.Context, subj string, scope protocol.Sco
 	return nil
 }
 
+// DefaultFlushTimeout bounds Flush when ctx has no deadline.
+const DefaultFlushTimeout = 10 * time.Second
+
 // Flush waits until the server has processed everything published so far.
+// A ctx without a deadline is bounded by DefaultFlushTimeout (nats.go
+// refuses to flush without one).
 func (p *Publisher) Flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultFlushTimeout)
+		defer cancel()
+	}
 	if err := p.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}

@@ -128,7 +128,7 @@ func TestMembers(t *testing.T) {
 		t.Errorf("AddMember to a missing channel = %v, want ErrNotFound", err)
 	}
 	must(t, d.RemoveMember(ctx, "ch_a", 1))
-	must(t, d.RemoveMember(ctx, "ch_a", 1))     // idempotent
+	must(t, d.RemoveMember(ctx, "ch_a", 1))    // idempotent
 	must(t, d.RemoveMember(ctx, "missing", 1)) // idempotent even without a channel
 	if isMember(t, d, "ch_a", 1) {
 		t.Error("removed member is still a member")

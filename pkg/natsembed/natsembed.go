@@ -99,6 +99,20 @@ func (s *Server) start() error {
 			o.Routes = append(o.Routes, u)
 		}
 	}
+	// nats-server reports a failed listen only when ReadyForConnections
+	// times out (10 s): probe the ports first, so a taken port fails at once
+	// (and Restart's retry loop retries quickly).
+	ports := []int{s.opts.Port}
+	if s.opts.ClusterPort > 0 {
+		ports = append(ports, s.opts.ClusterPort)
+	}
+	for _, p := range ports {
+		l, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(p)))
+		if err != nil {
+			return fmt.Errorf("natsembed: port %d: %w", p, err)
+		}
+		l.Close()
+	}
 	ns, err := server.NewServer(o)
 	if err != nil {
 		return fmt.Errorf("natsembed: new server: %w", err)

@@ -90,9 +90,15 @@ func TestStartGivenPortAndStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second server on a taken port fails cleanly.
+	start := time.Now()
 	if s2, err := natsembed.Start(natsembed.Options{Port: port, StoreDir: t.TempDir()}); err == nil {
 		s2.Shutdown()
 		t.Error("a second server started on a taken port")
+	} else if !strings.Contains(err.Error(), strconv.Itoa(port)) {
+		t.Errorf("error %q does not name the port", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a taken port took %v to fail", d)
 	}
 	srv.Shutdown()
 	// A given store directory is the caller's: Shutdown keeps it.

@@ -78,8 +78,15 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string) (*Store, error) {
 // base64url); it says nothing of whether the ticket exists.
 func Valid(s string) bool { return kvutil.ValidToken(s, Prefix, ticketBytes) }
 
+// ErrInvalidIdentity is returned by Mint for an identity that no session
+// could have: a caller bug, not an outage.
+var ErrInvalidIdentity = errors.New("mint ticket: invalid identity")
+
 // Mint stores a new ticket for id and returns it. Only its hash is stored.
 func (s *Store) Mint(ctx context.Context, id Identity) (string, error) {
+	if id.UserID <= 0 || id.SessionID == "" {
+		return "", ErrInvalidIdentity
+	}
 	// Whatever a ticket carries becomes a gateway connection's identity and
 	// its NATS subjects: refuse a malformed one here, not at redeem time.
 	if err := protocol.CheckUserID(id.UserID); err != nil {

@@ -82,6 +82,27 @@ func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
 	return true
 }
 
+// holdWith queues frame as the connection's first and holds the writer
+// (none starts) until release: frames queued meanwhile follow it.
+func (c *conn) holdWith(frame []byte) {
+	c.mu.Lock()
+	c.queue = append(c.queue, outFrame{data: frame})
+	c.writing = true // held: enqueue starts no writer
+	c.mu.Unlock()
+}
+
+// release starts the writer held by holdWith.
+func (c *conn) release() { go c.drain() }
+
+// dropHeld discards what holdWith queued, for a connection that closes
+// before it was ever served.
+func (c *conn) dropHeld() {
+	c.mu.Lock()
+	c.queue = nil
+	c.writing = false
+	c.mu.Unlock()
+}
+
 // enqueueThenClose queues a last frame, then closes with code once it is
 // written (session revoked).
 func (c *conn) enqueueThenClose(frame []byte, publishedAt int64, code websocket.StatusCode, reason string) {

@@ -53,6 +53,11 @@ type Config struct {
 	ReadinessDelay    time.Duration // drain: unready before sockets are closed (default 5s)
 	DrainWindow       time.Duration // drain: closes spread over this (default 20s)
 	DispatchShards    int           // bus dispatcher goroutines (default 4)
+	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each client
+	// socket in bytes; 0 keeps the OS default (autotuned, up to several MB
+	// per socket). A small value bounds kernel memory per connection and
+	// makes a client that stops reading overflow its queue (4009) sooner.
+	SocketSendBuffer int
 
 	Now    func() time.Time // injectable clock
 	Logger *slog.Logger

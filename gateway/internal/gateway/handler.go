@@ -100,6 +100,13 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(g.cfg.ReadLimit)
+	if n := g.cfg.SocketSendBuffer; n > 0 {
+		if sb, ok := bw.Conn().Conn.(interface{ SetWriteBuffer(int) error }); ok {
+			if err := sb.SetWriteBuffer(n); err != nil {
+				g.log.Warn("set socket send buffer", "err", err)
+			}
+		}
+	}
 	now := g.now()
 	c := &conn{
 		id:          newConnID(),
@@ -152,6 +159,16 @@ func (g *Gateway) serveConn(c *conn) {
 	ctx := context.Background() // a Read ctx expiry would close the socket; liveness is the sweeper's job
 	log := g.log.With("conn", c.id, "user", c.userID, "session", c.sessionID)
 
+	// ready must be the first frame, yet events published once the user
+	// and broadcast subjects are joined must not be lost: queue ready with
+	// the writer held, join, then release the writer.
+	c.holdWith(protocol.MustEncode(protocol.TypeReady, protocol.Ready{
+		ConnectionID:      c.id,
+		UserID:            c.userID,
+		SessionID:         c.sessionID,
+		HeartbeatInterval: g.cfg.HeartbeatInterval.Milliseconds(),
+		ServerTime:        g.now().UnixMilli(),
+	}))
 	userSubj, _ := g.subjects.User(c.userID)
 	err := g.hub.join(ctx, userSubj, protocol.ScopeUser, "", c)
 	if err == nil {
@@ -159,16 +176,12 @@ func (g *Gateway) serveConn(c *conn) {
 	}
 	if err != nil {
 		log.Error("join user subject", "err", err)
+		c.dropHeld()
 		c.close(protocol.CloseInternalError, "bus unavailable")
 	} else {
 		log.Info("connection opened")
-		c.send(protocol.TypeReady, protocol.Ready{
-			ConnectionID:      c.id,
-			UserID:            c.userID,
-			SessionID:         c.sessionID,
-			HeartbeatInterval: g.cfg.HeartbeatInterval.Milliseconds(),
-			ServerTime:        g.now().UnixMilli(),
-		})
+		g.metrics.frameOut(protocol.TypeReady)
+		c.release()
 		err = g.readLoop(ctx, c)
 	}
 

@@ -215,3 +215,5 @@ func parseMetrics(t *testing.T, r io.Reader) map[string]float64 {
 func (e *env) metric(series string) float64 { return e.metrics()[series] }
 
 func label(name, k, v string) string { return fmt.Sprintf("%s{%s=%q}", name, k, v) }
+
+type clientConn = client.Conn

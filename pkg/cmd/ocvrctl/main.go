@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -148,7 +149,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			c.printTopHelp(c.stdout, top)
 			return exitOK
 		}
-		return c.fail("", usageErrorf("%v", err))
+		return c.fail("", usageErrorf("%s", flagError(err)))
 	}
 	rest := top.Args()
 	if len(rest) == 0 || rest[0] == "help" {
@@ -173,7 +174,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			c.printCommandHelp(c.stdout, cmd, fs)
 			return exitOK
 		}
-		return c.fail(cmd.path, usageErrorf("%v", err))
+		return c.fail(cmd.path, usageErrorf("%s", flagError(err)))
 	}
 	if fs.NArg() > 0 {
 		return c.fail(cmd.path, usageErrorf("unexpected argument %q: ocvrctl takes flags only", fs.Arg(0)))
@@ -218,7 +219,7 @@ func (c *cli) lookup(args []string) (*command, int) {
 	bestN := 0
 	for i := range c.commands {
 		words := strings.Fields(c.commands[i].path)
-		if len(words) <= len(args) && len(words) > bestN && slicesEqual(words, args[:len(words)]) {
+		if len(words) <= len(args) && len(words) > bestN && slices.Equal(words, args[:len(words)]) {
 			best, bestN = &c.commands[i], len(words)
 		}
 	}
@@ -252,6 +253,16 @@ func (c *cli) group(args []string, top *flag.FlagSet) int {
 		subs = append(subs, strings.TrimPrefix(m.path, args[0]+" "))
 	}
 	return c.fail(args[0], usageErrorf("unknown subcommand %q (want one of: %s)", args[1], strings.Join(subs, ", ")))
+}
+
+// flagError rewords the flag package's parse errors with the --name
+// spelling the help uses.
+func flagError(err error) string {
+	return strings.NewReplacer(
+		"for flag -", "for --",
+		"not defined: -", "not defined: --",
+		"needs an argument: -", "needs an argument: --",
+	).Replace(err.Error())
 }
 
 func isHelp(s string) bool {
@@ -376,18 +387,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // app is what a running command uses: its output, the parsed global flags,

@@ -38,11 +38,9 @@ const (
 	DefaultKVTimeout       = 3 * time.Second
 )
 
-// DefaultAllowedOrigins lets pages served by local dev servers fetch tickets.
-var defaultAllowedOrigins = []string{"http://localhost:*", "http://127.0.0.1:*"}
-
-// DefaultAllowedOrigins returns the CORS allow-list used when none is configured.
-func DefaultAllowedOrigins() []string { return append([]string(nil), defaultAllowedOrigins...) }
+// DefaultAllowedOrigins is the default CORS allow-list: pages served by
+// local dev servers on any port may fetch tickets.
+func DefaultAllowedOrigins() []string { return []string{"http://localhost:*", "http://127.0.0.1:*"} }
 
 // Config configures a Server. Start from DefaultConfig: New treats a zero
 // RateLimit as "no limit" and an empty AllowedOrigins as "no cross-origin
