@@ -168,6 +168,18 @@ func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error
 		ws.CloseNow()
 		return nil, err
 	}
+	if f.Type == protocol.TypeError {
+		// A refused connect: the error frame, then the close (4001).
+		select {
+		case <-c.done:
+			if err := c.Err(); err != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+		}
+		ws.CloseNow()
+		return nil, fmt.Errorf("dial gateway: refused: %s", f.Raw)
+	}
 	if f.Type != protocol.TypeReady {
 		ws.CloseNow()
 		return nil, fmt.Errorf("dial gateway: expected ready, got %s", f.Type)

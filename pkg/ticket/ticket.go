@@ -84,16 +84,10 @@ var ErrInvalidIdentity = errors.New("mint ticket: invalid identity")
 
 // Mint stores a new ticket for id and returns it. Only its hash is stored.
 func (s *Store) Mint(ctx context.Context, id Identity) (string, error) {
-	if id.UserID <= 0 || id.SessionID == "" {
-		return "", ErrInvalidIdentity
-	}
 	// Whatever a ticket carries becomes a gateway connection's identity and
 	// its NATS subjects: refuse a malformed one here, not at redeem time.
-	if err := protocol.CheckUserID(id.UserID); err != nil {
-		return "", fmt.Errorf("mint ticket: %w", err)
-	}
-	if !bus.ValidSessionID(id.SessionID) {
-		return "", fmt.Errorf("mint ticket: invalid session id %q", id.SessionID)
+	if !protocol.ValidUserID(id.UserID) || !bus.ValidSessionID(id.SessionID) {
+		return "", fmt.Errorf("%w (user %d, session %q)", ErrInvalidIdentity, id.UserID, id.SessionID)
 	}
 	t := kvutil.RandomToken(Prefix, ticketBytes)
 	rec, err := json.Marshal(record{Identity: id, IssuedAt: s.Now().UnixNano()})

@@ -251,8 +251,8 @@ func TestMintRefusesBadIdentity(t *testing.T) {
 		{SessionID: "ses.1", UserID: 1, DisplayName: "A"},
 		{SessionID: "a,b", UserID: 1, DisplayName: "A"},
 	} {
-		if tk, err := s.Mint(ctx, id); err == nil {
-			t.Errorf("Mint(%+v) = %q, want an error", id, tk)
+		if tk, err := s.Mint(ctx, id); !errors.Is(err, ticket.ErrInvalidIdentity) {
+			t.Errorf("Mint(%+v) = %q, %v; want ErrInvalidIdentity", id, tk, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ocvr/realtime/gateway/internal/batchconn"
+	"github.com/ocvr/realtime/pkg/protocol"
 )
 
 // conn is one client socket. Two goroutines at most touch the socket: the
@@ -64,12 +65,16 @@ func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
 		return false
 	}
 	if len(c.queue) >= c.g.cfg.QueueSize {
+		// Slow consumer: the backlog is dropped at once. Frames only wait
+		// while a writer runs (or is held, see holdWith), so the writer
+		// closes with 4009 once its in-flight write completes or hits the
+		// write timeout: the client gets whole frames then the close code,
+		// never a frame torn by a deadline.
 		c.closing = true
 		c.queue = nil
-		c.closeCode, c.closeWhy = 4009, "slow consumer"
+		c.closeCode, c.closeWhy = protocol.CloseSlowConsumer, "slow consumer"
 		c.mu.Unlock()
 		c.g.metrics.slowConsumers.Inc()
-		go c.closeNow(4009, "slow consumer")
 		return false
 	}
 	c.queue = append(c.queue, outFrame{frame, publishedAt})
@@ -154,7 +159,11 @@ func (c *conn) drain() {
 			}
 			closing, code, why := c.closing, c.closeCode, c.closeWhy
 			c.mu.Unlock()
-			if closing && code != 0 && code != 4009 {
+			switch {
+			case !closing || code == 0:
+			case code == protocol.CloseSlowConsumer:
+				c.closeNow(code, why)
+			default:
 				c.close(code, why)
 			}
 			return
@@ -203,8 +212,8 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 }
 
 // closeNow sends the close frame if the socket takes it within a short
-// deadline, then drops the connection: for slow consumers, whose socket is
-// full.
+// deadline, then drops the connection: for slow consumers, whose socket may
+// be full. Only the writer goroutine calls it, after its last write.
 func (c *conn) closeNow(code websocket.StatusCode, reason string) {
 	c.closedOnce.Do(func() {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))

@@ -40,11 +40,11 @@ func smallRcvBuf() *http.Client {
 func TestSlowConsumer(t *testing.T) {
 	const (
 		readers = 200
-		events  = 320
-		burst   = 16
+		events  = 96
+		burst   = 8
 	)
 	e := newEnv(t, func(c *gateway.Config) {
-		c.QueueSize = 64
+		c.QueueSize = 16
 		c.SocketSendBuffer = 4096
 		// Long enough that delivery to the others, were it held up by the
 		// stuck socket, would visibly wait for it.

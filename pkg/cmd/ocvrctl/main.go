@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -425,10 +426,28 @@ func (a *app) conn() (*nats.Conn, error) {
 		if cause == nil {
 			cause = err
 		}
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w", strings.Join(a.urls, ","), cause)
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(a.urls), cause)
 	}
 	a.nc = nc
 	return nc, nil
+}
+
+// redactURLs joins server URLs for messages, hiding any user:password.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		p, err := url.Parse(u)
+		switch {
+		case err == nil && p.User != nil:
+			p.User = url.User("redacted")
+			out[i] = p.String()
+		case err != nil && strings.Contains(u, "@"):
+			out[i] = "[redacted]"
+		default:
+			out[i] = u
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // publisher returns the bus publisher of the environment.

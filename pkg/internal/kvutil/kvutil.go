@@ -17,11 +17,21 @@ import (
 
 // Open creates the bucket of cfg or binds to it if it exists. A bucket that
 // already exists with another configuration is updated to cfg, so every
-// process converges on the configuration of the newest code.
+// process converges on the configuration of the newest code. With
+// cfg.Replicas unset the bucket gets 3 replicas where the JetStream cluster
+// can hold them (surviving the loss of a node) and 1 on a single server.
 func Open(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+	}
+	if cfg.Replicas == 0 {
+		r3 := cfg
+		r3.Replicas = 3
+		if kv, err := js.CreateOrUpdateKeyValue(ctx, r3); err == nil {
+			return kv, nil
+		}
+		cfg.Replicas = 1
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
