@@ -36,6 +36,17 @@ func loadExamples(t *testing.T) []example {
 	return exs
 }
 
+// extraExamples are variants that the docs do not show but the round trip
+// must hold for too (optional fields, other enum values).
+var extraExamples = []example{
+	{"server", "unsubscribed_removed", json.RawMessage(`{"type":"unsubscribed","data":{"channel_id":"ch_general","reason":"removed"}}`)},
+	{"server", "unsubscribed_deleted", json.RawMessage(`{"type":"unsubscribed","data":{"channel_id":"ch_general","reason":"deleted"}}`)},
+	{"server", "presence_update_offline", json.RawMessage(`{"type":"presence_update","data":{"user_id":2,"presence":"offline","status_text":""}}`)},
+	{"server", "error_invalid_ticket", json.RawMessage(`{"type":"error","data":{"code":"INVALID_TICKET","message":"ticket is invalid, expired or already used"}}`)},
+	{"server", "error_escaped_message", json.RawMessage(`{"type":"error","data":{"code":"INVALID_MESSAGE","message":"unknown frame type \"subscrbe\""}}`)},
+	{"server", "message_create_unicode", json.RawMessage(`{"type":"message_create","data":{"id":"msg_2","channel_id":"ch_general","author":{"id":3,"display_name":"Zoë"},"content":"héllo 👋","created_at":"2026-11-29T12:00:00Z"}}`)},
+}
+
 func wire(t *testing.T, frame json.RawMessage) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -98,7 +109,7 @@ func decodeStrict(data []byte, v any) error {
 // TestExampleFramesRoundTrip decodes every example into its typed payload
 // and re-encodes it with MustEncode: the bytes must be identical.
 func TestExampleFramesRoundTrip(t *testing.T) {
-	for _, ex := range loadExamples(t) {
+	for _, ex := range append(loadExamples(t), extraExamples...) {
 		t.Run(ex.Direction+"/"+ex.Name, func(t *testing.T) {
 			want := wire(t, ex.Frame)
 			var f protocol.Frame
@@ -180,6 +191,51 @@ func TestExampleServerEventsDeliverable(t *testing.T) {
 				t.Fatalf("type = %q, want %q", typ, f.Type)
 			}
 		})
+	}
+}
+
+// TestExamplesMatchDocs keeps testdata/frames.json and the docs one table:
+// every example appears verbatim in gateway/README.md, and every frame line
+// of gateway/README.md and pkg/README.md is an example. When this fails,
+// change the doc and frames.json together.
+func TestExamplesMatchDocs(t *testing.T) {
+	known := map[string]bool{}
+	for _, ex := range loadExamples(t) {
+		known[string(wire(t, ex.Frame))] = true
+	}
+	for _, doc := range []struct {
+		path    string
+		showAll bool // the doc must show every example
+	}{
+		{"../../gateway/README.md", true},
+		{"../README.md", false},
+	} {
+		raw, err := os.ReadFile(doc.path)
+		if errors.Is(err, os.ErrNotExist) {
+			t.Logf("%s not found (module used outside its repository): skipped", doc.path)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown := map[string]bool{}
+		for i, line := range strings.Split(string(raw), "\n") {
+			line = strings.TrimSpace(line)
+			if !strings.HasPrefix(line, `{"type":`) {
+				continue
+			}
+			shown[line] = true
+			if !known[line] {
+				t.Errorf("%s:%d shows a frame that is not in testdata/frames.json:\n%s", doc.path, i+1, line)
+			}
+		}
+		if doc.showAll {
+			for w := range known {
+				if !shown[w] {
+					t.Errorf("%s does not show the example %s", doc.path, w)
+				}
+			}
+		}
 	}
 }
 

@@ -191,3 +191,34 @@ func seqPadded(f client.Frame) int {
 	}
 	return n
 }
+
+// TestSlowConsumerNeverReads: a client that never reads again is gone
+// within the write timeout: its writes have deadlines.
+func TestSlowConsumerNeverReads(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) {
+		c.QueueSize = 4
+		c.SocketSendBuffer = 4096
+		c.WriteTimeout = 500 * time.Millisecond
+	})
+	e.channel("ch_x", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stuck, err := client.Dial(ctx, e.wsURL, e.ticket(e.user(1, "Alice")), client.Options{Heartbeat: -1, Buffer: 1, HTTPClient: smallRcvBuf()})
+	mustNoErr(t, err)
+	t.Cleanup(stuck.CloseNow)
+	subscribe(t, stuck, "ch_x")
+	_, pub := e.backend()
+	pad := strings.Repeat("x", 1000)
+	for i := 0; i < 200 && e.metric("ocvr_gateway_slow_consumer_disconnects_total") == 0; i++ {
+		m := msg("ch_x", i)
+		m.Content += " " + pad
+		mustNoErr(t, pub.MessageCreated(ctx, m))
+		mustNoErr(t, pub.Flush(ctx))
+	}
+	start := time.Now()
+	waitFor(t, 5*time.Second, func() bool { return e.g.Connections() == 0 })
+	t.Logf("closed %v after the overflow", time.Since(start).Round(time.Millisecond))
+	if v := e.metric(label("ocvr_gateway_disconnects_total", "code", "4009")); v != 1 {
+		t.Errorf("disconnects_total{4009} = %v", v)
+	}
+}
