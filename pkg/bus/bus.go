@@ -190,7 +190,7 @@ func Connect(cfg Config) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(urls), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURLs(urls), err)
 	}
 	return nc, nil
 }
@@ -218,8 +218,9 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 	return tc, nil
 }
 
-// redact hides credentials in server URLs for error messages and logs.
-func redact(urls []string) string {
+// RedactURLs joins server URLs for error messages and logs, hiding
+// credentials.
+func RedactURLs(urls []string) string {
 	out := make([]string, len(urls))
 	for i, u := range urls {
 		p, err := url.Parse(u)

@@ -199,6 +199,9 @@ func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error
 	return c, nil
 }
 
+// ReadyFrame is the ready frame the connection started with.
+func (c *Conn) ReadyFrame() Frame { return c.readyFrame }
+
 // Connect gets a ticket from ticketsvc and dials the gateway.
 func Connect(ctx context.Context, ticketURL, wsURL, token string, opts Options) (*Conn, error) {
 	t, err := GetTicket(ctx, opts.HTTPClient, ticketURL, token)

@@ -60,9 +60,36 @@ func (c *conn) enqueue(frame []byte) bool { return c.enqueueAt(frame, 0) }
 
 func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
 	c.mu.Lock()
-	if c.closing {
+	ok, start := c.enqueueLocked(frame, publishedAt)
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+	return ok
+}
+
+// enqueueIfSubscribed queues frame only while c holds a subscription to
+// ch, atomically with respect to removeSub: a subscribed acknowledgement
+// can then never follow the unsubscribed that ended the subscription.
+func (c *conn) enqueueIfSubscribed(ch string, frame []byte) bool {
+	c.mu.Lock()
+	if _, ok := c.subs[ch]; !ok {
 		c.mu.Unlock()
 		return false
+	}
+	ok, start := c.enqueueLocked(frame, 0)
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+	return ok
+}
+
+// enqueueLocked queues frame with c.mu held; start says the caller must
+// start a writer once it has released c.mu.
+func (c *conn) enqueueLocked(frame []byte, publishedAt int64) (ok, start bool) {
+	if c.closing {
+		return false, false
 	}
 	if len(c.queue) >= c.g.cfg.QueueSize {
 		// Slow consumer: the backlog is dropped at once. Frames only wait
@@ -73,18 +100,13 @@ func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
 		c.closing = true
 		c.queue = nil
 		c.closeCode, c.closeWhy = protocol.CloseSlowConsumer, "slow consumer"
-		c.mu.Unlock()
 		c.g.metrics.slowConsumers.Inc()
-		return false
+		return false, false
 	}
 	c.queue = append(c.queue, outFrame{frame, publishedAt})
-	start := !c.writing
+	start = !c.writing
 	c.writing = true
-	c.mu.Unlock()
-	if start {
-		go c.drain()
-	}
-	return true
+	return true, start
 }
 
 // holdWith queues frame as the connection's first and holds the writer
@@ -229,6 +251,8 @@ func (c *conn) requestClose(code websocket.StatusCode, reason string) {
 }
 
 // addSub records a subscription; it reports false when already present.
+// The subscriptions gauge follows the set: every add and every removal
+// (removeSub, takeSubs) moves it, so concurrent endings cannot skew it.
 func (c *conn) addSub(ch string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -236,6 +260,7 @@ func (c *conn) addSub(ch string) bool {
 		return false
 	}
 	c.subs[ch] = struct{}{}
+	c.g.metrics.subscriptions.Inc()
 	return true
 }
 
@@ -247,6 +272,7 @@ func (c *conn) removeSub(ch string) bool {
 		return false
 	}
 	delete(c.subs, ch)
+	c.g.metrics.subscriptions.Dec()
 	return true
 }
 
@@ -272,5 +298,6 @@ func (c *conn) takeSubs() []string {
 		out = append(out, ch)
 	}
 	c.subs = map[string]struct{}{}
+	c.g.metrics.subscriptions.Sub(float64(len(out)))
 	return out
 }

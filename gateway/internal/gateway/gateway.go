@@ -168,6 +168,7 @@ type Gateway struct {
 	typingLast map[typingKey]time.Time
 
 	draining  atomic.Bool
+	watchers  atomic.Int32 // directory watchers established at least once
 	reconnect atomic.Pointer[chan struct{}] // closed and replaced on every NATS reconnect
 
 	wg sync.WaitGroup // background goroutines
@@ -263,8 +264,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	st := g.stores.Load()
 	g.wg.Add(3)
-	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.MembersKV(), g.onMemberDeleted) }()
-	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.ChannelsKV(), g.onChannelDeleted) }()
+	watching := func() { g.watchers.Add(1) }
+	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.MembersKV(), g.onMemberDeleted, watching) }()
+	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.ChannelsKV(), g.onChannelDeleted, watching) }()
 	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
 	<-ctx.Done()
 	g.wg.Wait()
@@ -298,6 +300,10 @@ func (g *Gateway) Ready() (bool, string) {
 		return false, "nats not connected"
 	case g.stores.Load() == nil:
 		return false, "kv stores not open"
+	case g.watchers.Load() < 2:
+		// Until the directory watch is live, a membership removed now would
+		// not end the subscriptions it authorized.
+		return false, "directory watch not started"
 	case g.cfg.SoftMaxConns > 0 && g.Connections() >= g.cfg.SoftMaxConns:
 		return false, "at soft connection limit"
 	}

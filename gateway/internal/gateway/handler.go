@@ -88,6 +88,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.metrics.connects.WithLabelValues("invalid_ticket").Inc()
+		g.metrics.errorSent(protocol.CodeInvalidTicket)
 		g.log.Info("connect refused", "reason", result)
 		g.reject(w, r, protocol.CloseInvalidTicket, invalidTicketFrame, "invalid ticket")
 		return
@@ -191,7 +192,6 @@ func (g *Gateway) serveConn(c *conn) {
 	for _, ch := range c.takeSubs() {
 		subj, _ := g.subjects.Channel(ch)
 		g.hub.leave(subj, c)
-		g.metrics.subscriptions.Dec()
 	}
 	c.mu.Lock()
 	c.closing = true
@@ -341,8 +341,11 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, ch string) {
 		}
 		return
 	}
-	g.metrics.subscriptions.Inc()
-	c.send(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch})
+	// Acknowledge unless the directory watcher ended the subscription in
+	// the meantime: its unsubscribed frame is then the answer.
+	if c.enqueueIfSubscribed(ch, protocol.MustEncode(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch})) {
+		g.metrics.frameOut(protocol.TypeSubscribed)
+	}
 }
 
 func (g *Gateway) unavailable(c *conn, ch string, err error) {
@@ -357,7 +360,6 @@ func (g *Gateway) unsubscribe(c *conn, ch string) {
 	}
 	subj, _ := g.subjects.Channel(ch)
 	g.hub.leave(subj, c)
-	g.metrics.subscriptions.Dec()
 	c.send(protocol.TypeUnsubscribed, protocol.Unsubscribed{ChannelID: ch, Reason: protocol.ReasonClient})
 }
 
@@ -385,6 +387,5 @@ func (g *Gateway) endSubscription(c *conn, ch, reason string) {
 	}
 	subj, _ := g.subjects.Channel(ch)
 	g.hub.leave(subj, c)
-	g.metrics.subscriptions.Dec()
 	c.send(protocol.TypeUnsubscribed, protocol.Unsubscribed{ChannelID: ch, Reason: reason})
 }

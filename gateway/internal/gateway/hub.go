@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,7 +26,12 @@ type topic struct {
 	refs  int           // guarded by hub.mu
 	ready chan struct{} // closed once the NATS subscription is live (or failed)
 	err   error         // set before ready is closed
-	sub   *nats.Subscription
+	// sub is the topic's NATS subscription. The dispatcher drops messages
+	// of any other subscription to the subject: after the last connection
+	// leaves, the old subscription may still deliver (its UNSUB in flight,
+	// or messages already in the shard) while a new topic for the subject
+	// has its own, and those messages would be delivered twice.
+	sub atomic.Pointer[nats.Subscription]
 
 	mu    sync.RWMutex
 	conns []*conn
@@ -143,7 +149,7 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 				_ = sub.Unsubscribe()
 			}
 		} else {
-			t.sub = sub
+			t.sub.Store(sub)
 			h.g.metrics.busSubs.Inc()
 		}
 		close(t.ready)
@@ -183,8 +189,8 @@ func (h *hub) release(t *topic) {
 		delete(h.topics, t.subject)
 	}
 	h.mu.Unlock()
-	if last && t.sub != nil {
-		_ = t.sub.Unsubscribe()
+	if sub := t.sub.Load(); last && sub != nil {
+		_ = sub.Unsubscribe()
 		h.g.metrics.busSubs.Dec()
 	}
 }
@@ -230,8 +236,8 @@ func containsToken(list, tok string) bool {
 // local connection it targets.
 func (h *hub) dispatch(m *nats.Msg) {
 	t := h.topic(m.Subject)
-	if t == nil {
-		return // unsubscribed while the message was queued
+	if t == nil || m.Sub != t.sub.Load() {
+		return // unsubscribed while the message was queued, or a stale subscription's
 	}
 	typ, err := protocol.ValidateEvent(t.scope, t.channelID, m.Data)
 	if err != nil {

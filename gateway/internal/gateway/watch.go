@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,25 +12,46 @@ import (
 )
 
 // watch follows deletions in a directory bucket and calls onDelete for each.
-// After a NATS reconnect the watcher is re-created from the last revision it
-// saw: a KV watcher otherwise goes blind for ~20 s after a server restart.
-func (g *Gateway) watch(ctx context.Context, kv jetstream.KeyValue, onDelete func(key string)) {
+// It always resumes from a known revision: first the bucket's last one when
+// the watch starts, then the last it saw. After a NATS reconnect the watcher
+// is re-created from there (a KV watcher otherwise goes blind for ~20 s
+// after a server restart), so nothing deleted while the pod was cut off is
+// missed, even by a watcher that had seen no change before. live is called
+// once, when the first watch is established.
+func (g *Gateway) watch(ctx context.Context, kv jetstream.KeyValue, onDelete func(key string), live func()) {
 	var last uint64
+	known := false
+	retry := func(what string, err error) bool {
+		g.log.Warn("directory watch", "bucket", kv.Bucket(), "step", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+			return true
+		}
+	}
 	for ctx.Err() == nil {
 		reconnected := *g.reconnect.Load()
-		opts := []jetstream.WatchOpt{jetstream.UpdatesOnly()}
-		if last > 0 {
-			opts = []jetstream.WatchOpt{jetstream.ResumeFromRevision(last + 1)}
+		if !known {
+			rev, err := lastRevision(ctx, kv)
+			if err != nil {
+				if !retry("status", err) {
+					return
+				}
+				continue
+			}
+			last, known = rev, true
 		}
-		w, err := kv.WatchAll(ctx, opts...)
+		w, err := kv.WatchAll(ctx, jetstream.ResumeFromRevision(last+1))
 		if err != nil {
-			g.log.Warn("directory watch", "bucket", kv.Bucket(), "err", err)
-			select {
-			case <-ctx.Done():
+			if !retry("watch", err) {
 				return
-			case <-time.After(time.Second):
 			}
 			continue
+		}
+		if live != nil {
+			live()
+			live = nil
 		}
 	loop:
 		for {
@@ -54,6 +76,22 @@ func (g *Gateway) watch(ctx context.Context, kv jetstream.KeyValue, onDelete fun
 		}
 		_ = w.Stop()
 	}
+}
+
+// lastRevision is the revision of the newest entry in the bucket (0 when it
+// has none).
+func lastRevision(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, fmt.Errorf("bucket %s: unexpected status type %T", kv.Bucket(), st)
+	}
+	return bs.StreamInfo().State.LastSeq, nil
 }
 
 func (g *Gateway) onMemberDeleted(key string) {

@@ -73,6 +73,21 @@ notification's own type field is --notification-type.`,
 testing a gateway by hand (GET /v1/ws?ticket=wst_…). The token is visible
 in the process list while ocvrctl runs: use it with development sessions.`,
 			setup: ticketMint},
+		{path: "presence set", synopsis: "--user ID --text TEXT",
+			summary: "set a user's status text; online friends get presence_update",
+			help: `An empty --text "" clears the status. If the user is online, each friend
+receives presence_update {user_id, presence: "online", status_text}.`,
+			setup: presenceSet},
+		{path: "presence get", synopsis: "--user ID",
+			summary: "print a user's presence as JSON: online and status text", setup: presenceGet},
+		{path: "connect", synopsis: "--session TOKEN [--subscribe ch_a,ch_b] [--ticket-url URL] [--ws-url URL]",
+			summary: "connect to a gateway as a client and print every frame received, one JSON line each",
+			help: `Gets a ticket from ticketsvc with the bearer session, opens the socket,
+subscribes to the given channels and prints every frame until Ctrl-C or
+until the server closes the socket (the close code goes to stderr; exit 1
+unless it was a normal close). Heartbeats are sent automatically. Needs
+ticketsvc and a gateway, not NATS.`,
+			setup: connectCmd, long: true},
 	}
 }
 

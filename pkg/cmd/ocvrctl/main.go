@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/presence"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
@@ -81,6 +81,9 @@ type command struct {
 	// before anything touches NATS), then uses the app for NATS, stores
 	// and output.
 	setup func(fs *flag.FlagSet) func(ctx context.Context, a *app) error
+	// long marks a command that runs until interrupted (connect): the
+	// global --timeout does not bound it.
+	long bool
 }
 
 // globals are the flags every command accepts, before or after its name.
@@ -191,8 +194,11 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	if g.timeout <= 0 {
 		return c.fail(cmd.path, usageErrorf("--timeout must be positive"))
 	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
+	if !cmd.long {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+	}
 	a := &app{out: c.stdout, g: g, urls: urls, subjects: subjects, now: time.Now}
 	defer a.close()
 	return c.fail(cmd.path, runCmd(ctx, a))
@@ -405,6 +411,7 @@ type app struct {
 	sess *session.Store
 	tick *ticket.Store
 	dir  *directory.Store
+	pres *presence.Store
 }
 
 // conn connects to NATS once. An unreachable NATS fails fast with one
@@ -426,28 +433,10 @@ func (a *app) conn() (*nats.Conn, error) {
 		if cause == nil {
 			cause = err
 		}
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(a.urls), cause)
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w", bus.RedactURLs(a.urls), cause)
 	}
 	a.nc = nc
 	return nc, nil
-}
-
-// redactURLs joins server URLs for messages, hiding any user:password.
-func redactURLs(urls []string) string {
-	out := make([]string, len(urls))
-	for i, u := range urls {
-		p, err := url.Parse(u)
-		switch {
-		case err == nil && p.User != nil:
-			p.User = url.User("redacted")
-			out[i] = p.String()
-		case err != nil && strings.Contains(u, "@"):
-			out[i] = "[redacted]"
-		default:
-			out[i] = u
-		}
-	}
-	return strings.Join(out, ",")
 }
 
 // publisher returns the bus publisher of the environment.
@@ -508,6 +497,26 @@ func (a *app) directory(ctx context.Context) (*directory.Store, error) {
 		a.dir = d
 	}
 	return a.dir, nil
+}
+
+// presence returns the presence store.
+func (a *app) presence(ctx context.Context) (*presence.Store, error) {
+	if a.pres == nil {
+		d, err := a.directory(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := a.publisher()
+		if err != nil {
+			return nil, err
+		}
+		p, err := presence.Open(ctx, a.nc, "", d, pub)
+		if err != nil {
+			return nil, err
+		}
+		a.pres = p
+	}
+	return a.pres, nil
 }
 
 // printf writes a line of command output.

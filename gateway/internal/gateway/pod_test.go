@@ -1,0 +1,145 @@
+package gateway_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/client"
+)
+
+// pod is another gateway on the env's NATS server (a second replica).
+type pod struct {
+	g     *gateway.Gateway
+	nc    *nats.Conn
+	wsURL string
+}
+
+// pod starts another gateway connected to natsURL (the env's server, or a
+// proxy in front of it), with the env's clock.
+func (e *env) pod(t *testing.T, natsURL string, tweak func(*gateway.Config)) *pod {
+	t.Helper()
+	var gp atomic.Pointer[gateway.Gateway]
+	nc, err := bus.Connect(bus.Config{URLs: []string{natsURL}, Name: "gateway-test-2", OnReconnect: func() {
+		if g := gp.Load(); g != nil {
+			g.NATSReconnected()
+		}
+	}})
+	mustNoErr(t, err)
+	t.Cleanup(nc.Close)
+	cfg := gateway.Config{PodName: "test-2", Now: e.clock.Now, SweepInterval: 20 * time.Millisecond, ReadinessDelay: time.Millisecond, DrainWindow: 100 * time.Millisecond}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	g, err := gateway.New(cfg, nc)
+	mustNoErr(t, err)
+	gp.Store(g)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = g.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 5*time.Second, func() bool { ok, _ := g.Ready(); return ok })
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	return &pod{g: g, nc: nc, wsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws"}
+}
+
+// dialAt connects u to the gateway at wsURL.
+func (e *env) dialAt(t *testing.T, wsURL string, u user) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, wsURL, e.ticket(u), client.Options{Heartbeat: -1})
+	mustNoErr(t, err)
+	t.Cleanup(c.CloseNow)
+	return c
+}
+
+// proxy is a TCP proxy to NATS that a test can cut, to partition one pod
+// from the bus while the rest of the system goes on.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mustNoErr(t, err)
+	p := &proxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, up)
+		p.wg.Add(2)
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		go pipe(up, c)
+		go pipe(c, up)
+	}
+}
+
+// cut drops every proxied connection and refuses new ones until heal.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) heal() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}

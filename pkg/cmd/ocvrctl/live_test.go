@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ocvr/realtime/pkg/clustertest"
+	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/presence"
+)
+
+func TestPresenceSetGet(t *testing.T) {
+	srv := natsembed.Test(t)
+	ok(t, srv, "friend", "add", "--user", "1", "--friend", "2")
+	r := ok(t, srv, "presence", "get", "--user", "1")
+	if got := strings.TrimSpace(r.stdout); got != `{"user_id":1,"online":false,"status_text":""}` {
+		t.Fatalf("presence get = %s", got)
+	}
+	ok(t, srv, "presence", "set", "--user", "1", "--text", "Playing OCVR")
+	r = ok(t, srv, "presence", "get", "--user", "1")
+	if got := strings.TrimSpace(r.stdout); got != `{"user_id":1,"online":false,"status_text":"Playing OCVR"}` {
+		t.Fatalf("presence get = %s", got)
+	}
+	long := strings.Repeat("x", presence.MaxStatusText+1)
+	if r := ctl(t, "--nats-url", srv.ClientURL(), "presence", "set", "--user", "1", "--text", long); r.code != 2 {
+		t.Fatalf("oversize text: %s", r)
+	}
+	if r := ctl(t, "--nats-url", srv.ClientURL(), "presence", "get", "--user", "0"); r.code != 2 {
+		t.Fatalf("bad user: %s", r)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConnect runs `ocvrctl connect` against a real gateway and ticketsvc:
+// it prints ready, subscribed and a published event as JSON lines.
+func TestConnect(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	c.Channel("ch_general", 1)
+	u := c.NewUser(1, "Alice")
+	var out, errb syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- runEnv(ctx, []string{"connect", "--session", u.Token, "--subscribe", "ch_general",
+			"--ticket-url", c.TicketURLs()[0], "--ws-url", c.WSURLs()[0]}, &out, &errb, func(string) string { return "" })
+	}()
+	clustertest.Eventually(t, 10*time.Second, "subscribed printed", func() bool {
+		return strings.Contains(out.String(), `{"type":"subscribed","data":{"channel_id":"ch_general"}}`)
+	})
+	if !strings.HasPrefix(out.String(), `{"type":"ready","data":{"connection_id":"conn_`) {
+		t.Fatalf("first line is not ready: %s", out.String())
+	}
+	r := ctl(t, "--nats-url", c.NATSURLs[0], "publish", "message-create", "--channel", "ch_general", "--author", "2", "--name", "Bob", "--content", "hello", "--id", "msg_x")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	clustertest.Eventually(t, 10*time.Second, "message printed", func() bool {
+		return strings.Contains(out.String(), `{"type":"message_create","data":{"id":"msg_x","channel_id":"ch_general"`)
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	// A revoked session: connect refuses with one line and exit 1.
+	if err := c.Sessions.Revoke(context.Background(), u.Session.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	r = ctl(t, "connect", "--session", u.Token, "--ticket-url", c.TicketURLs()[0], "--ws-url", c.WSURLs()[0])
+	if r.code != 1 || !strings.Contains(r.stderr, "401") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("revoked session: %s", r)
+	}
+}
