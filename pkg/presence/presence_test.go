@@ -179,7 +179,7 @@ func TestDeadPodUsersGoOfflineOnce(t *testing.T) {
 		}
 	}
 	friend := w.record(2)
-	grace, lease := 500*time.Millisecond, 2*time.Second
+	grace, lease := 500*time.Millisecond, 3*time.Second
 	a, killA := w.pod("pod-a", grace, lease)
 	b, _ := w.pod("pod-b", grace, lease)
 	_, _ = w.pod("pod-c", grace, lease)

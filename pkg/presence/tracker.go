@@ -307,12 +307,20 @@ func (t *Tracker) watchLeases(ctx context.Context) {
 				}
 				last = e.Revision()
 				pod := strings.TrimPrefix(e.Key(), "pod.")
-				if pod == t.cfg.Pod {
+				op := e.Operation()
+				if op != jetstream.KeyValueDelete && op != jetstream.KeyValuePurge {
 					continue
 				}
-				if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
-					go t.claimCleanup(ctx, pod)
+				if pod == t.cfg.Pod {
+					// Our own lease lapsed (a stall longer than the TTL):
+					// other pods may be cleaning up after us. Re-assert.
+					if ctx.Err() == nil {
+						t.log.Warn("presence: own lease expired; re-asserting")
+						go func() { t.refreshLease(ctx); t.reassert() }()
+					}
+					continue
 				}
+				go t.claimCleanup(ctx, pod)
 			}
 		}
 		_ = w.Stop()
@@ -325,6 +333,9 @@ func (t *Tracker) claimCleanup(ctx context.Context, pod string) {
 	defer cancel()
 	// The claim expires on its own, so a later death of a pod with the same
 	// name can be claimed again.
+	if alive, err := t.s.exists(ctx, "pod."+pod); err != nil || alive {
+		return // the lease was refreshed late: the pod is alive
+	}
 	if _, err := t.s.kv.Create(ctx, "gc."+pod, []byte(t.cfg.Pod), jetstream.KeyTTL(time.Minute)); err != nil {
 		return // another pod won, or NATS is down
 	}

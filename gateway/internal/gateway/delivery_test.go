@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -451,4 +452,76 @@ func TestInvalidBusPayload(t *testing.T) {
 	waitFor(t, 2*time.Second, func() bool {
 		return e.metric("ocvr_gateway_invalid_bus_payloads_total") == float64(len(bad))
 	})
+}
+
+// TestExactlyOnceUnderChurn: while events stream in, connections keep
+// subscribing and unsubscribing, so the pod keeps dropping and re-creating
+// its bus subscription for the channel; no connection ever sees an event
+// twice or out of order.
+func TestExactlyOnceUnderChurn(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.FrameRate, c.FrameBurst = 10000, 10000 })
+	e.channel("ch_x", 1, 2, 3, 4)
+	var conns []*client.Conn
+	for id := int64(1); id <= 4; id++ {
+		conns = append(conns, e.dial(e.user(id, "U")))
+	}
+	_, pub := e.backend()
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			if err := pub.MessageCreated(context.Background(), msg("ch_x", i)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%10 == 0 {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	var delivered atomic.Int64
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c *client.Conn) {
+			defer wg.Done()
+			last := -1
+			subscribed := false
+			for ctx.Err() == nil {
+				var err error
+				if subscribed {
+					err = c.Unsubscribe(context.Background(), "ch_x")
+				} else {
+					err = c.Subscribe(context.Background(), "ch_x")
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Read up to the acknowledgement, checking events on the way.
+				for {
+					f, err := c.Next(context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if f.Type == protocol.TypeSubscribed || f.Type == protocol.TypeUnsubscribed {
+						break
+					}
+					n := seqPadded(f)
+					if n <= last {
+						t.Errorf("got event %d after %d", n, last)
+						return
+					}
+					last = n
+					delivered.Add(1)
+				}
+				subscribed = !subscribed
+			}
+		}(c)
+	}
+	wg.Wait()
+	t.Logf("%d events delivered under churn", delivered.Load())
 }
