@@ -459,7 +459,10 @@ func TestInvalidBusPayload(t *testing.T) {
 // its bus subscription for the channel; no connection ever sees an event
 // twice or out of order.
 func TestExactlyOnceUnderChurn(t *testing.T) {
-	e := newEnv(t, func(c *gateway.Config) { c.FrameRate, c.FrameBurst = 10000, 10000 })
+	e := newEnv(t, func(c *gateway.Config) {
+		c.FrameRate, c.FrameBurst = 10000, 10000
+		c.QueueSize = 1 << 16 // ordering is under test here, not backpressure
+	})
 	e.channel("ch_x", 1, 2, 3, 4)
 	var conns []*client.Conn
 	for id := int64(1); id <= 4; id++ {
@@ -478,7 +481,7 @@ func TestExactlyOnceUnderChurn(t *testing.T) {
 				return
 			}
 			if i%10 == 0 {
-				time.Sleep(100 * time.Microsecond)
+				time.Sleep(time.Millisecond)
 			}
 		}
 	}()

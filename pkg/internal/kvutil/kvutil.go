@@ -28,8 +28,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig) (jet
 	if cfg.Replicas == 0 {
 		r3 := cfg
 		r3.Replicas = 3
-		if kv, err := js.CreateOrUpdateKeyValue(ctx, r3); err == nil {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, r3)
+		if err == nil {
 			return kv, nil
+		}
+		// Only "this deployment cannot hold 3 replicas" falls back; a
+		// timeout must not downgrade a bucket that may already be R3.
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || !cannotReplicate(apiErr.ErrorCode) {
+			return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
 		}
 		cfg.Replicas = 1
 	}
@@ -38,6 +45,13 @@ func Open(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig) (jet
 		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// cannotReplicate are the JetStream API errors meaning the deployment has
+// too few servers for 3 replicas: replicas not supported without a
+// cluster (10074), insufficient resources (10023), no suitable peers (10005).
+func cannotReplicate(code jetstream.ErrorCode) bool {
+	return code == 10074 || code == 10023 || code == 10005
 }
 
 // RandomToken returns prefix + base64url(n random bytes).
