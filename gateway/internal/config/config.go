@@ -57,6 +57,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	fs.IntVar(&c.Gateway.MaxSubscriptions, "max-subscriptions", d.MaxSubscriptions, "channel subscriptions per connection")
 	fs.IntVar(&c.Gateway.QueueSize, "queue-size", d.QueueSize, "outbound frames queued per connection before it is closed with 4009")
 	fs.DurationVar(&c.Gateway.WriteTimeout, "write-timeout", d.WriteTimeout, "deadline of each socket write")
+	fs.IntVar(&c.Gateway.SocketSendBuffer, "socket-send-buffer", 0, "kernel send buffer (SO_SNDBUF) of each client socket in bytes, bounding kernel memory per connection (0: OS default)")
 	fs.Float64Var(&c.Gateway.FrameRate, "frame-rate", d.FrameRate, "client frames per second per connection (token bucket rate)")
 	fs.IntVar(&c.Gateway.FrameBurst, "frame-burst", d.FrameBurst, "client frame burst (token bucket size)")
 	fs.IntVar(&c.Gateway.FloodLimit, "flood-limit", d.FloodLimit, "frames refused in one rate-limited episode before closing with 4008")
@@ -85,8 +86,20 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return c, fmt.Errorf("--log-level: %w", err)
 	}
+	if len(c.NATS.URLs) == 0 {
+		return c, errors.New("--nats-url: no server given")
+	}
 	if c.Gateway.HeartbeatTimeout <= c.Gateway.HeartbeatInterval {
 		return c, errors.New("--heartbeat-timeout must exceed --heartbeat-interval")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return c, errors.New("--shutdown-timeout must be positive")
+	}
+	// Flags take the library's zero-means-default convention; everything
+	// else out of range (negative limits, a bad prefix or origin) is refused
+	// here rather than at startup.
+	if err := c.Gateway.Validate(); err != nil {
+		return c, err
 	}
 	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,6 +97,9 @@ func TestInvalidTicket(t *testing.T) {
 	}
 	if got := e.metric(label("ocvr_gateway_connects_total", "result", "invalid_ticket")); got != float64(len(cases)) {
 		t.Errorf("connects_total{invalid_ticket} = %v, want %d", got, len(cases))
+	}
+	if got := e.metric(label("ocvr_gateway_errors_total", "code", protocol.CodeInvalidTicket)); got != float64(len(cases)) {
+		t.Errorf("errors_total{INVALID_TICKET} = %v, want %d", got, len(cases))
 	}
 }
 
@@ -320,4 +324,91 @@ func TestHardMaxConns(t *testing.T) {
 	if got := e.metric(label("ocvr_gateway_connects_total", "result", "over_capacity")); got != 1 {
 		t.Errorf("connects_total{over_capacity} = %v", got)
 	}
+}
+
+// TestHardMaxConnsConcurrent: concurrent connects cannot overshoot the hard
+// limit.
+func TestHardMaxConnsConcurrent(t *testing.T) {
+	const limit, dials = 5, 40
+	e := newEnv(t, func(c *gateway.Config) { c.HardMaxConns = limit })
+	alice := e.user(1, "Alice")
+	tickets := make([]string, dials)
+	for i := range tickets {
+		tickets[i] = e.ticket(alice)
+	}
+	var (
+		mu      sync.Mutex
+		ok, try int
+		wg      sync.WaitGroup
+	)
+	start := make(chan struct{})
+	for _, tk := range tickets {
+		wg.Add(1)
+		go func(tk string) {
+			defer wg.Done()
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+				t.Cleanup(c.CloseNow)
+				return
+			}
+			var ce *client.CloseError
+			if !errors.As(err, &ce) || ce.Code != protocol.CloseTryAgainLater {
+				t.Errorf("dial: %v, want ready or 1013", err)
+			}
+			try++
+		}(tk)
+	}
+	close(start)
+	wg.Wait()
+	if ok > limit || e.g.Connections() > limit {
+		t.Fatalf("%d connections opened (%d registered), limit %d", ok, e.g.Connections(), limit)
+	}
+	if ok != limit || try != dials-limit {
+		t.Errorf("%d opened, %d told to try later; want %d and %d", ok, try, limit, dials-limit)
+	}
+}
+
+// TestDrainRacingConnects: connections that open while a drain starts are
+// closed too; Drain does not wait for its deadline.
+func TestDrainRacingConnects(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.ReadinessDelay = 0; c.DrainWindow = time.Millisecond })
+	alice := e.user(1, "Alice")
+	tickets := make([]string, 60)
+	for i := range tickets {
+		tickets[i] = e.ticket(alice)
+	}
+	var wg sync.WaitGroup
+	for _, tk := range tickets {
+		wg.Add(1)
+		go func(tk string) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+			if err == nil {
+				t.Cleanup(c.CloseNow)
+				// Read until the drain closes it.
+				for {
+					if _, err := c.Next(ctx); err != nil {
+						return
+					}
+				}
+			}
+		}(tk)
+	}
+	waitFor(t, 10*time.Second, func() bool { return e.g.Connections() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	start := time.Now()
+	e.g.Drain(ctx)
+	if ctx.Err() != nil || e.g.Connections() != 0 {
+		t.Fatalf("Drain gave up after %v with %d connections open", time.Since(start), e.g.Connections())
+	}
+	wg.Wait()
 }

@@ -238,11 +238,20 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 // be full. Only the writer goroutine calls it, after its last write.
 func (c *conn) closeNow(code websocket.StatusCode, reason string) {
 	c.closedOnce.Do(func() {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		// ws.Close would wait up to 5 s for a close reply that a client
+		// which stopped reading never sends, and ws.CloseNow cannot cut an
+		// ongoing Close short: closing the socket under it can.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(slowCloseGrace))
+		drop := time.AfterFunc(slowCloseGrace, func() { _ = c.nc.Conn.Close() })
 		_ = c.ws.Close(code, reason)
+		drop.Stop()
 		c.ws.CloseNow()
 	})
 }
+
+// slowCloseGrace bounds the 4009 close frame's write and the wait for the
+// client's reply.
+const slowCloseGrace = time.Second
 
 // requestClose asks the connection to close with code after its queued
 // frames (used by drain, heartbeat timeout, rate-limit abuse).

@@ -353,15 +353,16 @@ func TestTyping(t *testing.T) {
 	}
 	subscribe(t, bob, "ch_y")
 	subscribe(t, d1, "ch_y")
-	_, pub := e.backend()
 	ctx := context.Background()
 	sentinel := 0
 	// After a round of typing, a message to ch_x shows what each
-	// connection got before it.
+	// connection got before it. It is published on the pod's own NATS
+	// connection, so it is ordered after the typing_start events the pod
+	// published (a backend's connection could overtake them).
 	fence := func() {
 		t.Helper()
 		sentinel++
-		mustNoErr(t, pub.MessageCreated(ctx, msg("ch_x", 1000+sentinel)))
+		mustNoErr(t, e.pub.MessageCreated(ctx, msg("ch_x", 1000+sentinel)))
 	}
 	typingFrom := func(c *client.Conn, ch string, user int64, name string) {
 		t.Helper()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/client"
 	"github.com/ocvr/realtime/pkg/protocol"
 )
@@ -126,6 +127,7 @@ func TestDirectoryAfterNATSRestart(t *testing.T) {
 func TestDirectoryAfterPartition(t *testing.T) {
 	e := newEnv(t, nil)
 	e.channel("ch_x", 1, 2)
+	e.channel("ch_y", 2)
 	px := newProxy(t, strings.TrimPrefix(e.ns.ClientURL(), "nats://"))
 	p := e.pod(t, px.URL(), nil) // started after the directory settled
 	a, bob := e.dialAt(t, p.wsURL, e.user(1, "Alice")), e.dialAt(t, p.wsURL, e.user(2, "Bob"))
@@ -135,6 +137,17 @@ func TestDirectoryAfterPartition(t *testing.T) {
 	px.cut()
 	waitFor(t, 5*time.Second, func() bool { return !p.nc.IsConnected() })
 	mustNoErr(t, e.dir.RemoveMember(context.Background(), "ch_x", 1))
+
+	// Meanwhile a subscribe cannot be authorized: UNAVAILABLE, socket kept.
+	mustNoErr(t, bob.Subscribe(context.Background(), "ch_y"))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	f, err := bob.Next(ctx)
+	mustNoErr(t, err)
+	var pe protocol.Error
+	if f.Type != protocol.TypeError || f.Decode(&pe) != nil || pe.Code != gateway.CodeUnavailable || pe.ChannelID != "ch_y" {
+		t.Fatalf("subscribe while cut off: %s", f.Raw)
+	}
 	px.heal()
 	waitFor(t, 10*time.Second, func() bool { return p.nc.IsConnected() })
 	mustNoErr(t, p.nc.FlushTimeout(5*time.Second))

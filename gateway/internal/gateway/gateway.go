@@ -139,6 +139,48 @@ func (c *Config) fill() {
 	}
 }
 
+// Validate reports the first invalid field of c, after zero fields have
+// taken their defaults: negative sizes, rates or durations (a negative read
+// limit would disable the frame size check altogether), a subject prefix
+// that is not a valid token list, or a malformed origin pattern.
+func (c Config) Validate() error {
+	c.fill()
+	if _, err := bus.NewSubjects(c.SubjectPrefix); err != nil {
+		return err
+	}
+	if _, err := newOriginMatcher(c.AllowedOrigins); err != nil {
+		return err
+	}
+	positive := []struct {
+		name string
+		ok   bool
+	}{
+		{"heartbeat interval", c.HeartbeatInterval > 0},
+		{"heartbeat timeout", c.HeartbeatTimeout > 0},
+		{"sweep interval", c.SweepInterval > 0},
+		{"read limit", c.ReadLimit > 0},
+		{"max subscriptions", c.MaxSubscriptions > 0},
+		{"queue size", c.QueueSize > 0},
+		{"write timeout", c.WriteTimeout > 0},
+		{"frame rate", c.FrameRate > 0},
+		{"frame burst", c.FrameBurst > 0},
+		{"flood limit", c.FloodLimit > 0},
+		{"typing throttle", c.TypingThrottle > 0},
+		{"dispatch shards", c.DispatchShards > 0},
+		{"soft max connections", c.SoftMaxConns >= 0},
+		{"hard max connections", c.HardMaxConns >= 0},
+		{"readiness delay", c.ReadinessDelay >= 0},
+		{"drain window", c.DrainWindow >= 0},
+		{"socket send buffer", c.SocketSendBuffer >= 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			return fmt.Errorf("invalid gateway config: %s out of range", p.name)
+		}
+	}
+	return nil
+}
+
 // stores are the KV-backed stores, opened once NATS is reachable.
 type stores struct {
 	tickets  *ticket.Store
@@ -160,15 +202,16 @@ type Gateway struct {
 
 	stores atomic.Pointer[stores]
 
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	nconn atomic.Int64
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	nconn    atomic.Int64
+	admitted atomic.Int64 // upgrades past admission (redeeming or open), for HardMaxConns
 
 	typingMu   sync.Mutex
 	typingLast map[typingKey]time.Time
 
 	draining  atomic.Bool
-	watchers  atomic.Int32 // directory watchers established at least once
+	watchers  atomic.Int32                  // directory watchers established at least once
 	reconnect atomic.Pointer[chan struct{}] // closed and replaced on every NATS reconnect
 
 	wg sync.WaitGroup // background goroutines
@@ -182,6 +225,9 @@ type typingKey struct {
 // New builds a gateway on an established NATS connection. Call Run to
 // start its background work and Handler to serve sockets.
 func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.fill()
 	subjects, err := bus.NewSubjects(cfg.SubjectPrefix)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -67,13 +68,22 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
-	if g.cfg.HardMaxConns > 0 && g.Connections() >= g.cfg.HardMaxConns {
+	// Admission counts this upgrade against the hard limit from here on, not
+	// from registration: otherwise any number of concurrent connects pass
+	// the check while their tickets are being redeemed. The slot is given
+	// back before a refusal's close handshake and when the connection ends.
+	var once sync.Once
+	leave := func() { once.Do(func() { g.admitted.Add(-1) }) }
+	defer leave()
+	if n := g.admitted.Add(1); g.cfg.HardMaxConns > 0 && n > int64(g.cfg.HardMaxConns) {
+		leave()
 		g.metrics.connects.WithLabelValues("over_capacity").Inc()
 		g.reject(w, r, protocol.CloseTryAgainLater, nil, "pod at connection limit")
 		return
 	}
 	st := g.stores.Load()
 	if st == nil {
+		leave()
 		g.metrics.connects.WithLabelValues("unavailable").Inc()
 		g.reject(w, r, protocol.CloseTryAgainLater, nil, "not ready")
 		return
@@ -81,6 +91,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	id, result, err := g.redeem(r.Context(), st, r.URL.Query().Get("ticket"))
 	g.metrics.redeems.WithLabelValues(result).Inc()
 	if err != nil {
+		leave()
 		if result == "error" {
 			g.metrics.connects.WithLabelValues("unavailable").Inc()
 			g.log.Error("redeem ticket", "err", err)
@@ -125,7 +136,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.lastSeen.Store(now.UnixNano())
 	g.register(c)
 	g.metrics.connects.WithLabelValues("ok").Inc()
-	g.serveConn(c)
+	if g.draining.Load() {
+		// Drain set draining before it listed the connections; one
+		// registered since is not on its list and is closed here.
+		c.requestClose(protocol.CloseServiceRestart, "server draining")
+	}
+	g.serveConn(c, leave)
 }
 
 // redeem consumes the ticket and re-checks its session. result is a metrics
@@ -155,8 +171,9 @@ func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (ticket.Iden
 	return id, "ok", nil
 }
 
-// serveConn runs one connection on the handler goroutine until it closes.
-func (g *Gateway) serveConn(c *conn) {
+// serveConn runs one connection on the handler goroutine until it closes;
+// leave gives back its admission slot.
+func (g *Gateway) serveConn(c *conn, leave func()) {
 	ctx := context.Background() // a Read ctx expiry would close the socket; liveness is the sweeper's job
 	log := g.log.With("conn", c.id, "user", c.userID, "session", c.sessionID)
 
@@ -210,6 +227,7 @@ func (g *Gateway) serveConn(c *conn) {
 		}
 	}
 	c.ws.CloseNow()
+	leave()
 	g.unregister(c)
 	g.metrics.disconnected(code)
 	log.Info("connection closed", "code", code, "reason", reason, "duration", g.now().Sub(c.opened).Round(time.Millisecond).String())

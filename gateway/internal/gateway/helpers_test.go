@@ -172,11 +172,9 @@ func rawClose(t *testing.T, ws *websocket.Conn) websocket.StatusCode {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		_, b, err := ws.Read(ctx)
-		if err != nil {
+		if _, _, err := ws.Read(ctx); err != nil {
 			return websocket.CloseStatus(err)
 		}
-		t.Logf("frame before close: %s", b)
 	}
 }
 

@@ -143,3 +143,63 @@ func (p *proxy) heal() {
 	p.down = false
 	p.mu.Unlock()
 }
+
+// TestTwoPods: with a second gateway on the same bus, events reach the
+// subscribers of both pods exactly once and in order, typing skips the
+// typer's devices on every pod, and a ticket is single-use across pods.
+func TestTwoPods(t *testing.T) {
+	e := newEnv(t, nil)
+	p := e.pod(t, e.ns.ClientURL(), nil)
+	e.channel("ch_x", 1, 2, 3)
+	alice := e.user(1, "Alice")
+	d1, d2 := e.dial(alice), e.dialAt(t, p.wsURL, alice)
+	bob := e.dialAt(t, p.wsURL, e.user(2, "Bob"))
+	carol := e.dial(e.user(3, "Carol"))
+	all := []*client.Conn{d1, d2, bob, carol}
+	for _, c := range all {
+		subscribe(t, c, "ch_x")
+	}
+	_, pub := e.backend()
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		mustNoErr(t, pub.MessageCreated(ctx, msg("ch_x", i)))
+	}
+	for _, c := range all {
+		for i := 0; i < 50; i++ {
+			expectSeq(t, c, i)
+		}
+	}
+	mustNoErr(t, d1.Typing(ctx, "ch_x"))
+	alive(t, d1)                                             // the typing frame was handled
+	mustNoErr(t, e.pub.MessageCreated(ctx, msg("ch_x", 50))) // ordered after the typing_start on d1's pod's connection
+	for _, c := range []*client.Conn{bob, carol} {
+		expect(t, c, "typing_start")
+		expectSeq(t, c, 50)
+	}
+	for _, c := range []*client.Conn{d1, d2} {
+		expectSeq(t, c, 50)
+	}
+
+	// Each ticket, redeemed on both pods at once, opens exactly one socket.
+	for i := 0; i < 10; i++ {
+		tk := e.ticket(alice)
+		results := make(chan string, 2)
+		for _, u := range []string{e.wsURL, p.wsURL} {
+			go func(u string) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				c, err := client.Dial(ctx, u, tk, client.Options{Heartbeat: -1})
+				if err != nil {
+					results <- err.Error()
+					return
+				}
+				c.CloseNow()
+				results <- "ok"
+			}(u)
+		}
+		r1, r2 := <-results, <-results
+		if (r1 == "ok") == (r2 == "ok") {
+			t.Fatalf("ticket redeemed on both pods or none: %q, %q", r1, r2)
+		}
+	}
+}

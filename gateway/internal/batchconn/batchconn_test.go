@@ -1,0 +1,216 @@
+package batchconn
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// countingConn records each Write reaching the network.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, append([]byte(nil), p...))
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *countingConn) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.writes)
+}
+
+// pair returns a batching conn over one end of a TCP connection on
+// 127.0.0.1 and the other end.
+func pair(t *testing.T) (*Conn, *countingConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-acc
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	cc := &countingConn{Conn: a}
+	return &Conn{Conn: cc, pool: NewPool()}, cc, b
+}
+
+func readN(t *testing.T, c net.Conn, n int) []byte {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestWriteThroughWithoutBatch(t *testing.T) {
+	c, cc, peer := pair(t)
+	for _, s := range []string{"one", "two"} {
+		if n, err := c.Write([]byte(s)); err != nil || n != len(s) {
+			t.Fatalf("write: %d %v", n, err)
+		}
+	}
+	if cc.count() != 2 {
+		t.Fatalf("%d network writes, want 2", cc.count())
+	}
+	if got := readN(t, peer, 6); string(got) != "onetwo" {
+		t.Fatalf("peer read %q", got)
+	}
+	if err := c.Flush(time.Second); err != nil || cc.count() != 2 {
+		t.Fatalf("Flush without Begin: %v, %d writes", err, cc.count())
+	}
+}
+
+func TestBatchCoalesces(t *testing.T) {
+	c, cc, peer := pair(t)
+	var want bytes.Buffer
+	for round := 0; round < 3; round++ {
+		c.Begin()
+		c.Begin() // idempotent
+		for i := 0; i < 50; i++ {
+			s := strings.Repeat(string(rune('a'+i%26)), i+1)
+			want.WriteString(s)
+			if n, err := c.Write([]byte(s)); err != nil || n != len(s) {
+				t.Fatalf("write: %d %v", n, err)
+			}
+		}
+		if cc.count() != round {
+			t.Fatalf("round %d: %d network writes before Flush", round, cc.count())
+		}
+		if err := c.Flush(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if cc.count() != round+1 {
+			t.Fatalf("round %d: %d network writes after Flush, want %d", round, cc.count(), round+1)
+		}
+	}
+	if got := readN(t, peer, want.Len()); !bytes.Equal(got, want.Bytes()) {
+		t.Fatal("peer read other bytes than written")
+	}
+	// An empty batch writes nothing.
+	c.Begin()
+	if err := c.Flush(time.Second); err != nil || cc.count() != 3 {
+		t.Fatalf("empty batch: %v, %d writes", err, cc.count())
+	}
+}
+
+// TestConcurrentWriteDuringBatch: a write from another goroutine while a
+// batch is open (the close frame) joins the batch, in order.
+func TestConcurrentWriteDuringBatch(t *testing.T) {
+	c, _, peer := pair(t)
+	c.Begin()
+	_, _ = c.Write([]byte("A"))
+	done := make(chan struct{})
+	go func() { _, _ = c.Write([]byte("B")); close(done) }()
+	<-done
+	_, _ = c.Write([]byte("C"))
+	if err := c.Flush(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, peer, 3); string(got) != "ABC" {
+		t.Fatalf("peer read %q", got)
+	}
+}
+
+// TestFlushTimeout: a peer that does not read makes Flush fail within its
+// timeout, and the deadline does not outlive the Flush.
+func TestFlushTimeout(t *testing.T) {
+	c, cc, peer := pair(t)
+	_ = cc.Conn.(*net.TCPConn).SetWriteBuffer(4096)
+	_ = peer.(*net.TCPConn).SetReadBuffer(4096)
+	big := bytes.Repeat([]byte("x"), 4<<20) // more than both socket buffers
+	c.Begin()
+	_, _ = c.Write(big)
+	start := time.Now()
+	err := c.Flush(200 * time.Millisecond)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Flush to a stuck peer: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Flush took %v", d)
+	}
+	// The peer drains; a direct write then has no leftover deadline.
+	go func() { _, _ = io.Copy(io.Discard, peer) }()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := c.Write([]byte("after")); err != nil {
+		t.Fatalf("write after a timed-out Flush: %v", err)
+	}
+}
+
+// TestHijack: the websocket library's hijack through ResponseWriter yields
+// the batching Conn, with a small buffered writer on top.
+func TestHijack(t *testing.T) {
+	pool := NewPool()
+	got := make(chan *ResponseWriter, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bw := Wrap(w, pool)
+		if bw.Conn() != nil {
+			t.Error("Conn before hijack")
+		}
+		if bw.Unwrap() != w {
+			t.Error("Unwrap")
+		}
+		nc, brw, err := http.NewResponseController(bw).Hijack()
+		if err != nil {
+			t.Error(err)
+			got <- nil
+			return
+		}
+		if nc != bw.Conn() || bw.Conn() == nil {
+			t.Error("hijacked conn is not the batching Conn")
+		}
+		if brw.Writer.Size() != writerSize {
+			t.Errorf("writer size %d", brw.Writer.Size())
+		}
+		bw.Conn().Begin()
+		_, _ = brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = brw.WriteString("hello")
+		_ = brw.Flush()
+		_ = bw.Conn().Flush(time.Second)
+		nc.Close()
+		got <- bw
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(bufio.NewReader(resp.Body))
+	resp.Body.Close()
+	if string(body) != "hello" {
+		t.Fatalf("body %q", body)
+	}
+	if <-got == nil {
+		t.FailNow()
+	}
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocvr/realtime/gateway/internal/gateway"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := gateway.DefaultConfig()
+	if c.Listen != "127.0.0.1:8081" || c.AdminListen != "127.0.0.1:9081" {
+		t.Errorf("listen %s admin %s", c.Listen, c.AdminListen)
+	}
+	if !reflect.DeepEqual(c.NATS.URLs, []string{"nats://127.0.0.1:4222"}) {
+		t.Errorf("nats urls %v", c.NATS.URLs)
+	}
+	if c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 40*time.Second {
+		t.Errorf("log level %v shutdown %v", c.LogLevel, c.ShutdownTimeout)
+	}
+	g := c.Gateway
+	if g.HeartbeatInterval != d.HeartbeatInterval || g.HeartbeatTimeout != d.HeartbeatTimeout || g.ReadLimit != 4096 ||
+		g.MaxSubscriptions != 500 || g.QueueSize != 256 || g.FrameRate != 20 || g.FrameBurst != 40 || g.FloodLimit != 100 ||
+		g.TypingThrottle != 3*time.Second || g.DrainWindow != 20*time.Second || g.SocketSendBuffer != 0 ||
+		g.SubjectPrefix != "ocvr" || !reflect.DeepEqual(g.AllowedOrigins, d.AllowedOrigins) || g.PodName == "" {
+		t.Errorf("gateway config %+v", g)
+	}
+}
+
+func TestEnvAndFlags(t *testing.T) {
+	e := env(map[string]string{
+		"OCVR_NATS_URL":           "nats://a:4222, nats://b:4222",
+		"OCVR_QUEUE_SIZE":         "64",
+		"OCVR_ALLOWED_ORIGINS":    "https://app.ocvr.example,https://*.ocvr.example",
+		"OCVR_HEARTBEAT_INTERVAL": "10s",
+		"OCVR_HEARTBEAT_TIMEOUT":  "25s",
+		"OCVR_LOG_LEVEL":          "debug",
+		"OCVR_SOCKET_SEND_BUFFER": "65536",
+		"OCVR_POD_NAME":           "gw-env",
+		"OCVR_FRAME_RATE":         "2.5",
+	})
+	c, err := Parse([]string{"--queue-size", "128", "--pod-name=gw-flag"}, e, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.NATS.URLs, []string{"nats://a:4222", "nats://b:4222"}) {
+		t.Errorf("nats urls %v", c.NATS.URLs)
+	}
+	if c.Gateway.QueueSize != 128 || c.Gateway.PodName != "gw-flag" {
+		t.Errorf("a flag must win over the environment: queue %d pod %s", c.Gateway.QueueSize, c.Gateway.PodName)
+	}
+	if !reflect.DeepEqual(c.Gateway.AllowedOrigins, []string{"https://app.ocvr.example", "https://*.ocvr.example"}) {
+		t.Errorf("origins %v", c.Gateway.AllowedOrigins)
+	}
+	if c.Gateway.HeartbeatInterval != 10*time.Second || c.Gateway.HeartbeatTimeout != 25*time.Second ||
+		c.LogLevel != slog.LevelDebug || c.Gateway.SocketSendBuffer != 65536 || c.Gateway.FrameRate != 2.5 {
+		t.Errorf("config %+v", c)
+	}
+}
+
+// TestEveryFlagHasEnv: each flag can be set through OCVR_<FLAG>, and --help
+// documents every flag and the convention.
+func TestEveryFlagHasEnv(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Parse([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	help := out.String()
+	if !strings.Contains(help, "OCVR_") {
+		t.Errorf("--help does not explain the OCVR_* variables:\n%s", help)
+	}
+	for _, name := range []string{"listen", "admin-listen", "nats-url", "nats-creds", "allowed-origins", "heartbeat-interval",
+		"heartbeat-timeout", "max-frame-bytes", "max-subscriptions", "queue-size", "write-timeout", "socket-send-buffer",
+		"frame-rate", "frame-burst", "flood-limit", "typing-throttle", "soft-max-connections", "hard-max-connections",
+		"readiness-delay", "drain-window", "shutdown-timeout", "log-level", "subject-prefix", "pod-name"} {
+		if !strings.Contains(help, "-"+name) {
+			t.Errorf("--help lacks --%s", name)
+		}
+	}
+	// A bad value in the environment names the variable.
+	_, err = Parse(nil, env(map[string]string{"OCVR_QUEUE_SIZE": "lots"}), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "OCVR_QUEUE_SIZE") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	cases := map[string][]string{
+		"timeout not above interval": {"--heartbeat-interval=30s", "--heartbeat-timeout=30s"},
+		"unknown flag":               {"--nope"},
+		"extra argument":             {"serve"},
+		"bad log level":              {"--log-level=loud"},
+		"negative frame limit":       {"--max-frame-bytes=-1"},
+		"negative queue":             {"--queue-size=-1"},
+		"negative subscriptions":     {"--max-subscriptions=-5"},
+		"negative frame rate":        {"--frame-rate=-1"},
+		"negative burst":             {"--frame-burst=-1"},
+		"negative flood limit":       {"--flood-limit=-1"},
+		"negative write timeout":     {"--write-timeout=-1s"},
+		"negative typing throttle":   {"--typing-throttle=-1s"},
+		"negative send buffer":       {"--socket-send-buffer=-1"},
+		"negative hard max":          {"--hard-max-connections=-1"},
+		"negative soft max":          {"--soft-max-connections=-1"},
+		"negative drain window":      {"--drain-window=-1s"},
+		"negative readiness delay":   {"--readiness-delay=-1s"},
+		"zero shutdown timeout":      {"--shutdown-timeout=0s"},
+		"bad subject prefix":         {"--subject-prefix=ocvr.>"},
+		"bad origin pattern":         {"--allowed-origins=https://[x"},
+		"no NATS URL":                {"--nats-url= , "},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse(args, env(nil), &bytes.Buffer{}); err == nil {
+				t.Errorf("Parse(%q) accepted", args)
+			}
+		})
+	}
+}
