@@ -61,7 +61,8 @@ func (tr *tracker) run() {
 func TestRollingRestart(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{
 		Gateways: 3, Ticketsvcs: 2,
-		GatewayArgs: []string{"--readiness-delay", "300ms", "--drain-window", "2s"},
+		// A short grace, so that a flap would surface within the test.
+		GatewayArgs: []string{"--readiness-delay", "300ms", "--drain-window", "2s", "--presence-grace", "3s"},
 		TicketArgs:  []string{"--rate-limit", "1000"},
 	})
 	const nClients, nChannels = 300, 30
@@ -74,6 +75,13 @@ func TestRollingRestart(t *testing.T) {
 		}
 		c.Channel("ch_"+strconv.Itoa(ch), members...)
 	}
+	const observer = 100000 // a friend of every client: sees every presence flap
+	for u := 1; u <= nClients; u++ {
+		if err := c.Directory.AddFriend(context.Background(), int64(u), observer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	friend := watchFriend(t, c, observer)
 	trackers := make([]*tracker, nClients)
 	for i := range trackers {
 		u := c.NewUser(int64(i+1), "u"+strconv.Itoa(i+1))
@@ -106,6 +114,7 @@ func TestRollingRestart(t *testing.T) {
 		return true
 	}
 	clustertest.Eventually(t, 30*time.Second, "all clients subscribed", allSubscribed)
+	clustertest.Eventually(t, 30*time.Second, "every client online", func() bool { return len(friend.all()) == nClients })
 
 	// Steady publisher: one event per channel every 50 ms, numbered per channel.
 	var stop atomic.Bool
@@ -144,6 +153,10 @@ func TestRollingRestart(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
+	time.Sleep(4 * time.Second) // past the grace: any flap has been announced by now
+	if ev := friend.all(); len(ev) != nClients {
+		t.Errorf("the observer saw %d presence events, want only the %d initial onlines: %v", len(ev), nClients, ev[nClients:])
+	}
 	reconnected, received := 0, 0
 	for i, tr := range trackers {
 		tr.mu.Lock()

@@ -149,9 +149,6 @@ func (t *Tracker) NATSReconnected() {
 // Run holds the pod's lease, cleans up after dead pods (and after whatever a
 // previous process left), and processes transitions until ctx ends.
 func (t *Tracker) Run(ctx context.Context) error {
-	if err := t.cleanupOrphans(ctx); err != nil {
-		t.log.Warn("presence: clean stale entries", "err", err)
-	}
 	var wg sync.WaitGroup
 	for _, ch := range t.work {
 		wg.Add(1)
@@ -166,6 +163,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 				}
 			}
 		}(ch)
+	}
+	if err := t.cleanupOrphans(ctx); err != nil {
+		t.log.Warn("presence: clean stale entries", "err", err)
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); t.leaseLoop(ctx) }()

@@ -21,6 +21,7 @@ import (
 	"github.com/ocvr/realtime/gateway/internal/batchconn"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/presence"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
@@ -29,9 +30,16 @@ import (
 // DefaultConfig.
 type Config struct {
 	PodName        string
-	SubjectPrefix  string
-	SessionsBucket string
-	TicketsBucket  string
+	PresenceBucket string
+	// PresenceGrace is how long a user must stay without connections
+	// before friends see them offline (default 10s).
+	PresenceGrace time.Duration
+	// PresenceLeaseTTL is the pod lease TTL: a pod that dies is cleaned up
+	// this long after its last refresh (default 10s).
+	PresenceLeaseTTL time.Duration
+	SubjectPrefix    string
+	SessionsBucket   string
+	TicketsBucket    string
 	// AllowedOrigins are origin patterns (path.Match on
 	// "scheme://host[:port]", e.g. "https://*.ocvr.example"). Requests
 	// without an Origin header (non-browser clients) are allowed.
@@ -115,6 +123,8 @@ func (c *Config) fill() {
 	if c.AllowedOrigins == nil {
 		c.AllowedOrigins = d.AllowedOrigins
 	}
+	setDur(&c.PresenceGrace, 10*time.Second)
+	setDur(&c.PresenceLeaseTTL, 10*time.Second)
 	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
 	setDur(&c.HeartbeatTimeout, d.HeartbeatTimeout)
 	setDur(&c.SweepInterval, d.SweepInterval)
@@ -186,6 +196,7 @@ type stores struct {
 	tickets  *ticket.Store
 	sessions *session.Store
 	dir      *directory.Store
+	presence *presence.Tracker
 }
 
 // Gateway serves client sockets on one pod.
@@ -274,6 +285,9 @@ func (g *Gateway) NATSReconnected() {
 	ch := make(chan struct{})
 	old := g.reconnect.Swap(&ch)
 	close(*old)
+	if st := g.stores.Load(); st != nil {
+		st.presence.NATSReconnected()
+	}
 }
 
 // NATSAsyncError must be wired to bus.Config.OnAsyncError: it counts the
@@ -314,6 +328,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.MembersKV(), g.onMemberDeleted, watching) }()
 	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.ChannelsKV(), g.onChannelDeleted, watching) }()
 	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
+	g.wg.Add(1)
+	go func() { defer g.wg.Done(); _ = st.presence.Run(ctx) }()
 	<-ctx.Done()
 	g.wg.Wait()
 	return nil
@@ -334,7 +350,20 @@ func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stores{tickets: t, sessions: s, dir: d}, nil
+	p, err := presence.Open(ctx, g.nc, g.cfg.PresenceBucket, d, g.pub)
+	if err != nil {
+		return nil, err
+	}
+	tr := p.NewTracker(presence.TrackerConfig{
+		Pod:      g.cfg.PodName,
+		Grace:    g.cfg.PresenceGrace,
+		LeaseTTL: g.cfg.PresenceLeaseTTL,
+		Logger:   g.log,
+		OnTransition: func(state string) {
+			g.metrics.presence.WithLabelValues(state).Inc()
+		},
+	})
+	return &stores{tickets: t, sessions: s, dir: d, presence: tr}, nil
 }
 
 // Ready reports whether the pod should receive new connections, and why not.
@@ -382,6 +411,7 @@ func (g *Gateway) register(c *conn) {
 	g.mu.Unlock()
 	g.nconn.Add(1)
 	g.metrics.connections.Inc()
+	g.stores.Load().presence.Connected(c.userID)
 }
 
 func (g *Gateway) unregister(c *conn) {
@@ -390,6 +420,7 @@ func (g *Gateway) unregister(c *conn) {
 	g.mu.Unlock()
 	g.nconn.Add(-1)
 	g.metrics.connections.Dec()
+	g.stores.Load().presence.Disconnected(c.userID)
 }
 
 func (g *Gateway) snapshot() []*conn {
@@ -482,6 +513,11 @@ func (g *Gateway) Drain(ctx context.Context) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	g.log.Info("drained", "left", g.Connections())
+	if st := g.stores.Load(); st != nil {
+		// Hand the remaining presence entries to the surviving pods, which
+		// apply the offline grace: reconnecting clients cause no flap.
+		st.presence.Shutdown(ctx)
+	}
 }
 
 // Draining reports whether Drain has started.

@@ -228,8 +228,8 @@ func (g *Gateway) serveConn(c *conn, leave func()) {
 	}
 	c.ws.CloseNow()
 	leave()
+	g.metrics.disconnected(code) // before unregister: Connections() going down means it is counted
 	g.unregister(c)
-	g.metrics.disconnected(code)
 	log.Info("connection closed", "code", code, "reason", reason, "duration", g.now().Sub(c.opened).Round(time.Millisecond).String())
 }
 

@@ -31,6 +31,7 @@ type metrics struct {
 	redeemLatency   prometheus.Histogram
 	natsReconnects  prometheus.Counter
 	draining        prometheus.Gauge
+	presence        *prometheus.CounterVec
 }
 
 const ns = "ocvr_gateway"
@@ -59,11 +60,14 @@ func newMetrics() *metrics {
 	m.redeems = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "_ticket_redeems_total", Help: "Ticket redemptions by result."}, []string{"result"})
 	m.redeemLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "_ticket_redeem_duration_seconds", Help: "Ticket redemption latency (KV get + delete + session check).", Buckets: prometheus.DefBuckets})
 	m.natsReconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "_nats_reconnects_total", Help: "NATS reconnections (each one follows an outage)."})
+	m.presence = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "_presence_transitions_total", Help: "Cluster-wide presence transitions this pod won and announced to friends."}, []string{"presence"})
+	m.presence.WithLabelValues("online")
+	m.presence.WithLabelValues("offline")
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "_draining", Help: "1 while the pod drains its connections before exit."})
 
 	for _, c := range []prometheus.Collector{m.connections, m.connects, m.disconnects, framesIn, framesOut, errs,
 		m.subscriptions, m.busSubs, m.latency, m.slowConsumers, m.invalidPayloads, m.busDropped,
-		m.redeems, m.redeemLatency, m.natsReconnects, m.draining} {
+		m.redeems, m.redeemLatency, m.natsReconnects, m.presence, m.draining} {
 		f(c)
 	}
 
