@@ -16,7 +16,11 @@ import (
 
 // TrackerConfig configures a gateway pod's presence tracker.
 type TrackerConfig struct {
-	Pod      string        // this pod's name; sanitised to a KV token
+	// Pod is this pod's name. The tracker's KV identity is the sanitised
+	// name plus a random suffix per process, so a restarted process that
+	// reuses its name (a StatefulSet, a dev machine) never touches — or
+	// has cleaned up — the entries of its previous incarnation.
+	Pod      string
 	Grace    time.Duration // offline grace (default 10s)
 	LeaseTTL time.Duration // pod lease TTL (default 10s); refreshed every LeaseTTL/3
 	Workers  int           // parallel KV workers, sharded by user (default 8)
@@ -34,9 +38,10 @@ type Tracker struct {
 	cfg TrackerConfig
 	log *slog.Logger
 
-	mu    sync.Mutex
-	local map[int64]int // connections per user on this pod
-	work  []chan event
+	mu     sync.Mutex
+	local  map[int64]int       // connections per user on this pod
+	downAt map[int64]time.Time // when a user's last local connection closed, until its entry is removed
+	work   []chan event
 
 	reconnect atomic.Pointer[chan struct{}] // closed and replaced on every NATS reconnect
 }
@@ -75,7 +80,11 @@ func SanitizePodName(pod string) string {
 
 // NewTracker returns a tracker for one gateway pod. Call Run.
 func (s *Store) NewTracker(cfg TrackerConfig) *Tracker {
-	cfg.Pod = SanitizePodName(cfg.Pod)
+	name := SanitizePodName(cfg.Pod)
+	if len(name) > 55 {
+		name = name[:55]
+	}
+	cfg.Pod = kvutil.RandomToken(name+"_", 6)
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
 	}
@@ -88,7 +97,7 @@ func (s *Store) NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{s: s, cfg: cfg, log: cfg.Logger, local: map[int64]int{}}
+	t := &Tracker{s: s, cfg: cfg, log: cfg.Logger, local: map[int64]int{}, downAt: map[int64]time.Time{}}
 	ch := make(chan struct{})
 	t.reconnect.Store(&ch)
 	for i := 0; i < cfg.Workers; i++ {
@@ -97,7 +106,8 @@ func (s *Store) NewTracker(cfg TrackerConfig) *Tracker {
 	return t
 }
 
-// Pod is the tracker's (sanitised) pod name.
+// Pod is the tracker's KV identity: the sanitised pod name and a random
+// suffix.
 func (t *Tracker) Pod() string { return t.cfg.Pod }
 
 // Connected records a new local connection of user.
@@ -118,6 +128,7 @@ func (t *Tracker) Disconnected(user int64) {
 	last := t.local[user] <= 0
 	if last {
 		delete(t.local, user)
+		t.downAt[user] = time.Now()
 	}
 	t.mu.Unlock()
 	if last {
@@ -146,8 +157,9 @@ func (t *Tracker) NATSReconnected() {
 	close(*old)
 }
 
-// Run holds the pod's lease, cleans up after dead pods (and after whatever a
-// previous process left), and processes transitions until ctx ends.
+// Run holds the pod's lease, cleans up after dead pods (including pods
+// that died while no other was watching), and processes transitions until
+// ctx ends.
 func (t *Tracker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, ch := range t.work {
@@ -205,12 +217,25 @@ func (t *Tracker) handle(ctx context.Context, e event) {
 		// pod that cleans up after it still finds the user and checks.
 		t.checkLater(e.user)
 	case evCheck:
-		if t.localCount(e.user) > 0 {
-			return // reconnected here within the grace
+		// The grace runs from the user's last disconnect anywhere: a check
+		// scheduled for an older one (another pod's cleanup) must not cut
+		// short the grace of a disconnect here, whose own check follows.
+		t.mu.Lock()
+		n := t.local[e.user]
+		down, had := t.downAt[e.user]
+		fresh := had && time.Since(down) < t.cfg.Grace
+		if n == 0 && had && !fresh {
+			delete(t.downAt, e.user)
 		}
-		if err := t.s.kv.Purge(ctx, connKey(e.user, t.cfg.Pod)); err != nil && !kvutil.IsNotFound(err) {
-			t.log.Warn("presence: delete entry", "user", e.user, "err", err)
+		t.mu.Unlock()
+		if n > 0 || fresh {
 			return
+		}
+		if had {
+			if err := t.s.kv.Purge(ctx, connKey(e.user, t.cfg.Pod)); err != nil && !kvutil.IsNotFound(err) {
+				t.log.Warn("presence: delete entry", "user", e.user, "err", err)
+				return
+			}
 		}
 		won, err := t.s.goOfflineIfIdle(ctx, e.user)
 		if err != nil {
@@ -362,17 +387,11 @@ func (t *Tracker) cleanupOrphans(ctx context.Context) error {
 	}
 	dead := map[string]bool{}
 	for _, k := range entries {
-		if _, pod, ok := parseConnKey(k); ok && (pod == t.cfg.Pod || !alive[pod]) {
+		if _, pod, ok := parseConnKey(k); ok && pod != t.cfg.Pod && !alive[pod] {
 			dead[pod] = true
 		}
 	}
 	for pod := range dead {
-		if pod == t.cfg.Pod {
-			if err := t.cleanupPod(ctx, pod); err != nil {
-				return err
-			}
-			continue
-		}
 		t.claimCleanup(ctx, pod)
 	}
 	return nil
