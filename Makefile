@@ -13,7 +13,7 @@ GATEWAY_ADMIN_PORT ?= 9081
 GATEWAYS ?= 1
 DATA ?= $(CURDIR)/.data
 
-.PHONY: all build run test test-go lint fmt vet clean
+.PHONY: all build run test test-go test-js test-chart lint fmt vet clean
 
 all: build
 
@@ -35,10 +35,18 @@ vet:
 fmt:
 	gofmt -w $(MODULES)
 
-test: lint test-go
+test: lint test-go test-js test-chart
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# The TypeScript client and the browser test (scripts/test-js.sh).
+test-js:
+	@if [ -x scripts/test-js.sh ]; then scripts/test-js.sh; fi
+
+# The Helm chart: lint, template, strict decoding, schema (scripts/test-chart.sh).
+test-chart:
+	@if [ -x scripts/test-chart.sh ]; then scripts/test-chart.sh; fi
 
 clean:
 	rm -rf $(BIN) $(DATA)
