@@ -13,7 +13,7 @@ GATEWAY_ADMIN_PORT ?= 9081
 GATEWAYS ?= 1
 DATA ?= $(CURDIR)/.data
 
-.PHONY: all build run test test-go test-js test-chart lint fmt vet clean
+.PHONY: all build run test test-go test-js test-chart lint fmt vet clean bench
 
 all: build
 
@@ -47,6 +47,11 @@ test-js:
 # The Helm chart: lint, template, strict decoding, schema (scripts/test-chart.sh).
 test-chart:
 	@if [ -x scripts/test-chart.sh ]; then scripts/test-chart.sh; fi
+
+# The load-generator suite against a fresh stack (not part of make test):
+# make bench, or make bench WORKLOADS=fanout RUNS=3.
+bench:
+	RUNS=$(or $(RUNS),1) scripts/bench.sh $(WORKLOADS)
 
 clean:
 	rm -rf $(BIN) $(DATA)

@@ -10,6 +10,8 @@ package batchconn
 
 import (
 	"bufio"
+	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -20,6 +22,11 @@ import (
 // Batching makes its size irrelevant to syscalls, so it is kept small: an
 // idle connection holds it for its whole life.
 const writerSize = 512
+
+// readerSize is the read buffer kept per connection. Client frames are
+// small (heartbeats, subscribes; 4 KiB at most) and larger reads bypass the
+// buffer, so the HTTP server's 4 KiB reader is replaced by a smaller one.
+const readerSize = 1024
 
 // maxPooled is the largest batch buffer returned to the pool; a rare huge
 // batch is left to the GC rather than pinned.
@@ -113,7 +120,13 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = &Conn{Conn: nc, pool: w.pool}
-	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, writerSize)), nil
+	var r io.Reader = nc
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes the client sent right after its request (pipelined frames).
+		b, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)
+	}
+	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readerSize), bufio.NewWriterSize(w.conn, writerSize)), nil
 }
 
 // Unwrap lets http.ResponseController reach the original writer.

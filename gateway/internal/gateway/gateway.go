@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,8 @@ type Config struct {
 	ReadinessDelay    time.Duration // drain: unready before sockets are closed (default 5s)
 	DrainWindow       time.Duration // drain: closes spread over this (default 20s)
 	DispatchShards    int           // bus dispatcher goroutines (default 4)
+	// Pprof serves /debug/pprof on the admin listener (profiling under load).
+	Pprof bool
 	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each client
 	// socket in bytes; 0 keeps the OS default (autotuned, up to several MB
 	// per socket). A small value bounds kernel memory per connection and
@@ -261,6 +264,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		typingLast: map[typingKey]time.Time{},
 	}
 	g.hub = newHub(g, subjects, cfg.DispatchShards, 1<<16)
+	g.metrics.setLimits(cfg.SoftMaxConns, cfg.HardMaxConns)
 	ch := make(chan struct{})
 	g.reconnect.Store(&ch)
 	g.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -402,6 +406,11 @@ func (g *Gateway) AdminHandler() http.Handler {
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
 	})
 	mux.Handle("GET /metrics", promhttpHandler(g.metrics.reg))
+	if g.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

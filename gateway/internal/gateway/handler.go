@@ -141,7 +141,11 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		// registered since is not on its list and is closed here.
 		c.requestClose(protocol.CloseServiceRestart, "server draining")
 	}
-	g.serveConn(c, leave)
+	// A fresh goroutine serves the socket and this handler returns: the
+	// HTTP server's per-connection state (request, headers, its buffered
+	// writer, the handshake's grown stack) becomes garbage instead of
+	// staying pinned for the connection's lifetime.
+	go g.serveConn(c, leave)
 }
 
 // redeem consumes the ticket and re-checks its session. result is a metrics

@@ -32,6 +32,7 @@ type metrics struct {
 	natsReconnects  prometheus.Counter
 	draining        prometheus.Gauge
 	presence        *prometheus.CounterVec
+	connLimit       *prometheus.GaugeVec
 }
 
 const ns = "ocvr_gateway"
@@ -64,10 +65,11 @@ func newMetrics() *metrics {
 	m.presence.WithLabelValues("online")
 	m.presence.WithLabelValues("offline")
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "_draining", Help: "1 while the pod drains its connections before exit."})
+	m.connLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "_connection_limit", Help: "Configured connection limits of this pod: soft (at it /readyz fails), hard (at it new sockets are closed with 1013); 0 means no limit."}, []string{"limit"})
 
 	for _, c := range []prometheus.Collector{m.connections, m.connects, m.disconnects, framesIn, framesOut, errs,
 		m.subscriptions, m.busSubs, m.latency, m.slowConsumers, m.invalidPayloads, m.busDropped,
-		m.redeems, m.redeemLatency, m.natsReconnects, m.presence, m.draining} {
+		m.redeems, m.redeemLatency, m.natsReconnects, m.presence, m.draining, m.connLimit} {
 		f(c)
 	}
 
@@ -93,6 +95,13 @@ func newMetrics() *metrics {
 		m.redeems.WithLabelValues(r)
 	}
 	return m
+}
+
+// setLimits exports the configured connection limits (alerts compare the
+// connections gauge with them).
+func (m *metrics) setLimits(soft, hard int) {
+	m.connLimit.WithLabelValues("soft").Set(float64(soft))
+	m.connLimit.WithLabelValues("hard").Set(float64(hard))
 }
 
 // delivered counts n frames of type typ queued by one bus message.

@@ -1,6 +1,7 @@
 // Command ocvr-devstack runs the whole OCVR Realtime stack on one machine for
 // development (`make run`): an embedded NATS server with JetStream, ticketsvc
-// and one or more gateways as child processes, and demo data. Ctrl-C stops
+// and one or more gateways as child processes, demo data, and the demo chat
+// page with the TypeScript client (demo.go; development only). Ctrl-C stops
 // everything cleanly.
 package main
 
@@ -17,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +37,7 @@ type options struct {
 	gateways                        int
 	seed                            bool
 	extraGatewayArgs, extraTSVCArgs string
+	demoAddr, demoDir               string
 }
 
 func main() {
@@ -49,6 +52,10 @@ func main() {
 	fs.IntVar(&o.gatewayAdminPort, "gateway-admin-port", 9081, "first gateway's admin port (replica i uses port+i)")
 	fs.IntVar(&o.gateways, "gateways", 1, "number of gateway replicas")
 	fs.BoolVar(&o.seed, "seed", true, "create demo users, sessions, a channel and a friendship")
+	fs.StringVar(&o.extraGatewayArgs, "gateway-args", "", "extra flags for every gateway, space-separated (e.g. \"--presence-grace 2s\")")
+	fs.StringVar(&o.extraTSVCArgs, "ticketsvc-args", "", "extra flags for ticketsvc, space-separated (e.g. \"--rate-limit 0\")")
+	fs.StringVar(&o.demoAddr, "demo-addr", "127.0.0.1:8090", "loopback address of the demo chat page and its DEVELOPMENT-ONLY sign-in API (empty: off)")
+	fs.StringVar(&o.demoDir, "demo-dir", "pkg/js", "the TypeScript client package: the demo page (demo/) and the built client (dist/)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ocvr-devstack [flags]\n\nRuns NATS (embedded), ticketsvc and the gateway(s) locally. Normally started by `make run`.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -78,25 +85,28 @@ func run(o options) error {
 	var procs []*proc
 	defer func() { stopAll(procs) }()
 	p, err := start(filepath.Join(o.bin, "ticketsvc"), filepath.Join(logs, "ticketsvc.log"),
-		"--listen", o.ticketsvcAddr, "--admin-listen", o.ticketsvcAdmin, "--nats-url", natsURL)
+		append([]string{"--listen", o.ticketsvcAddr, "--admin-listen", o.ticketsvcAdmin, "--nats-url", natsURL},
+			strings.Fields(o.extraTSVCArgs)...)...)
 	if err != nil {
 		return err
 	}
 	procs = append(procs, p)
 	admins := []string{"http://" + o.ticketsvcAdmin}
 	fmt.Printf("ticketsvc          http://%s   admin http://%s   log %s\n", o.ticketsvcAddr, o.ticketsvcAdmin, p.logPath)
+	var wsURLs []string
 	for i := 0; i < o.gateways; i++ {
 		pub := "127.0.0.1:" + strconv.Itoa(o.gatewayPort+i)
 		adm := "127.0.0.1:" + strconv.Itoa(o.gatewayAdminPort+i)
 		name := fmt.Sprintf("gateway-%d", i+1)
 		p, err := start(filepath.Join(o.bin, "gateway"), filepath.Join(logs, name+".log"),
-			"--listen", pub, "--admin-listen", adm, "--nats-url", natsURL, "--pod-name", name,
-			"--readiness-delay", "1s", "--drain-window", "2s")
+			append([]string{"--listen", pub, "--admin-listen", adm, "--nats-url", natsURL, "--pod-name", name,
+				"--readiness-delay", "1s", "--drain-window", "2s"}, strings.Fields(o.extraGatewayArgs)...)...)
 		if err != nil {
 			return err
 		}
 		procs = append(procs, p)
 		admins = append(admins, "http://"+adm)
+		wsURLs = append(wsURLs, "ws://"+pub+"/v1/ws")
 		fmt.Printf("%-18s ws://%s/v1/ws   admin http://%s   log %s\n", name, pub, adm, p.logPath)
 	}
 	if err := waitReady(ctx, admins, procs); err != nil {
@@ -106,6 +116,17 @@ func run(o options) error {
 		if err := seed(ctx, natsURL, o); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
+	}
+	if o.demoAddr != "" {
+		srv, err := serveDemo(ctx, natsURL, o, wsURLs)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
 	}
 	fmt.Println("\nThe stack is up. Ctrl-C stops it.")
 	select {
@@ -247,4 +268,32 @@ Try it (in another terminal, from the repository root):
   bin/ocvrctl session revoke --session %s --reason logout
 `, alice, aliceSess.ID, bob, alice, tsvc, alice, tsvc, ws, aliceSess.ID)
 	return nil
+}
+
+// serveDemo starts the demo page server (demo.go) with its own NATS
+// connection, closed when ctx ends.
+func serveDemo(ctx context.Context, natsURL string, o options, wsURLs []string) (*http.Server, error) {
+	nc, err := bus.Connect(bus.Config{URLs: []string{natsURL}, Name: "devstack-demo", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, nc.Close)
+	cfg := demoConfig{TicketURL: "http://" + o.ticketsvcAddr, WSURLs: wsURLs, Users: []demoUser{}, DevOnly: devOnlyNote}
+	if cfg.WSURLs == nil {
+		cfg.WSURLs = []string{}
+	}
+	if o.seed {
+		cfg.Users = []demoUser{{ID: 1, Name: "Alice"}, {ID: 2, Name: "Bob"}}
+	}
+	srv, err := startDemo(ctx, o.demoAddr, o.demoDir, nc, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	built := ""
+	if _, err := os.Stat(filepath.Join(o.demoDir, "dist", "index.js")); err != nil {
+		built = "   (build the client first: cd pkg/js && npm ci && npm run build)"
+	}
+	fmt.Printf("\nDemo chat page     http://%s/   DEVELOPMENT ONLY: signs in any user id without a password%s\n", o.demoAddr, built)
+	return srv, nil
 }

@@ -1,0 +1,426 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ocvr/realtime/pkg/client"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+func idleWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error) {
+	conns := fs.Int("conns", 10000, "connections to open")
+	channels := fs.Int("channels", 100, "channels; connection i subscribes to channel i mod C")
+	inflight := fs.Int("inflight", 200, "connection attempts in flight")
+	settle := fs.Duration("settle", 10*time.Second, "wait after the last connection before measuring")
+	window := fs.Duration("window", 10*time.Second, "idle CPU measurement window")
+	hold := fs.Duration("hold", 0, "keep the connections open this long after measuring (to profile the server)")
+	return func() (*report, error) {
+		chName := func(i int) string { return "idle_" + strconv.Itoa(i%*channels) }
+		for c := 0; c < *channels; c++ {
+			if err := e.dir.CreateChannel(ctx, chName(c)); err != nil {
+				return nil, err
+			}
+		}
+		users, err := e.makeUsers(ctx, *conns, chName)
+		if err != nil {
+			return nil, err
+		}
+		runtime.GC()
+		time.Sleep(time.Second)
+		base := e.sample()
+		baseG := e.goroutines()
+		lites := make([]*client.Lite, *conns)
+		start := time.Now()
+		err = connectMany(ctx, *conns, *inflight, func(i int) error {
+			l, err := e.dial(ctx, users[i])
+			if err != nil {
+				return err
+			}
+			if err := subscribe(l, chName(i)); err != nil {
+				l.CloseNow()
+				return err
+			}
+			lites[i] = l
+			return nil
+		})
+		defer func() {
+			for _, l := range lites {
+				if l != nil {
+					l.CloseNow()
+				}
+			}
+		}()
+		if err != nil {
+			return nil, err
+		}
+		took := time.Since(start)
+		// Keep reading (nothing should arrive) so the sockets stay healthy.
+		for _, l := range lites {
+			go func(l *client.Lite) {
+				for {
+					if _, err := l.ReadText(); err != nil {
+						return
+					}
+				}
+			}(l)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(*settle):
+		}
+		a := e.sample()
+		g := e.goroutines()
+		time.Sleep(*window)
+		b := e.sample()
+		if *hold > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(*hold):
+			}
+		}
+		n := float64(*conns)
+		rep := &report{
+			Params:  map[string]any{"conns": *conns, "channels": *channels},
+			Columns: []string{"connections", "channels", "connect time s", "gateway RSS MiB", "RSS/conn KiB (all pids)", "gateway RSS/conn KiB", "goroutines/conn", "idle CPU %"},
+			Rows: [][]any{{*conns, *channels, took.Seconds(), float64(a.gwRSS) / (1 << 20),
+				float64(a.rssBytes-base.rssBytes) / n / 1024, float64(a.gwRSS-base.gwRSS) / n / 1024,
+				(g - baseG) / n, 100 * cpuSeconds(a, b) / window.Seconds()}},
+		}
+		return rep, nil
+	}
+}
+
+// fanoutMsgPrefix marks loadgen events; the id carries step, sequence and
+// send time: b<step>_<seq>_<unixnano>.
+const fanoutChannel = "bench_fanout"
+
+func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error) {
+	subs := fs.Int("subs", 5000, "subscribers of the channel")
+	ratesFlag := fs.String("rates", "10,20,40,60,80,100,120", "publish rates to step through, events/s (deliveries/s = rate × subscribers)")
+	step := fs.Duration("step", 5*time.Second, "duration of each rate step")
+	size := fs.Int("size", 250, "approximate frame size in bytes")
+	inflight := fs.Int("inflight", 200, "connection attempts in flight during setup")
+	return func() (*report, error) {
+		var rates []int
+		for _, r := range strings.Split(*ratesFlag, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(r))
+			if err != nil || v <= 0 {
+				return nil, fmt.Errorf("--rates: bad rate %q", r)
+			}
+			rates = append(rates, v)
+		}
+		if err := e.dir.CreateChannel(ctx, fanoutChannel); err != nil {
+			return nil, err
+		}
+		users, err := e.makeUsers(ctx, *subs, func(int) string { return fanoutChannel })
+		if err != nil {
+			return nil, err
+		}
+		lites := make([]*client.Lite, *subs)
+		if err := connectMany(ctx, *subs, *inflight, func(i int) error {
+			l, err := e.dial(ctx, users[i])
+			if err != nil {
+				return err
+			}
+			if err := subscribe(l, fanoutChannel); err != nil {
+				l.CloseNow()
+				return err
+			}
+			lites[i] = l
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		defer func() {
+			for _, l := range lites {
+				if l != nil {
+					l.CloseNow()
+				}
+			}
+		}()
+		// Readers: latency in µs per step, per reader (no sharing).
+		nSteps := len(rates)
+		lat := make([][][]float64, *subs)
+		counts := make([][]int64, *subs)
+		var closed atomic.Int64
+		var wg sync.WaitGroup
+		for i, l := range lites {
+			lat[i] = make([][]float64, nSteps)
+			counts[i] = make([]int64, nSteps)
+			wg.Add(1)
+			go func(i int, l *client.Lite) {
+				defer wg.Done()
+				for {
+					f, err := l.ReadText()
+					if err != nil {
+						var ce *client.CloseError
+						if errors.As(err, &ce) {
+							closed.Add(1)
+						}
+						return
+					}
+					now := time.Now().UnixNano()
+					stepIdx, sent, ok := parseFanoutID(f)
+					if !ok || stepIdx >= nSteps {
+						continue
+					}
+					counts[i][stepIdx]++
+					lat[i][stepIdx] = append(lat[i][stepIdx], float64(now-sent)/1e3)
+				}
+			}(i, l)
+		}
+		pad := strings.Repeat("x", max(0, *size-200))
+		rep := &report{
+			Params:  map[string]any{"subs": *subs, "step": step.String(), "size": *size},
+			Columns: []string{"rate ev/s", "target deliveries/s", "delivered/expected", "deliveries/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/delivery", "server CPU %"},
+		}
+		published := make([]int64, nSteps)
+		for si, rate := range rates {
+			before := e.sample()
+			t0 := time.Now()
+			published[si] = publishPaced(ctx, e, si, rate, *step, pad)
+			pubDur := time.Since(t0)
+			// Let the backlog drain: wait until deliveries stop growing.
+			expected := published[si] * int64(*subs)
+			var got int64
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				got = sumStep(counts, si)
+				if got >= expected {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			after := e.sample()
+			elapsed := after.at.Sub(t0).Seconds()
+			var all []float64
+			for i := range lat {
+				all = append(all, lat[i][si]...)
+			}
+			sortFloats(all)
+			cpu := cpuSeconds(before, after)
+			perDelivery := 0.0
+			if got > 0 {
+				perDelivery = cpu / float64(got) * 1e6
+			}
+			rep.Rows = append(rep.Rows, []any{rate, rate * *subs, float64(got) / float64(max(expected, 1)),
+				float64(got) / pubDur.Seconds(), percentile(all, 50) / 1e3, percentile(all, 99) / 1e3,
+				percentile(all, 100) / 1e3, perDelivery, 100 * cpu / elapsed})
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		if n := closed.Load(); n > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d subscribers were closed by the server (slow consumer 4009 or other)", n))
+		}
+		if v, err := e.metric("ocvr_gateway_slow_consumer_disconnects_total"); err == nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("gateway slow-consumer closes: %.0f; bus slow-consumer events: %s", v, metricString(e, "ocvr_gateway_bus_slow_consumer_events_total")))
+		}
+		return rep, nil
+	}
+}
+
+func metricString(e *env, name string) string {
+	v, err := e.metric(name)
+	if err != nil {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func sumStep(counts [][]int64, si int) int64 {
+	var n int64
+	for i := range counts {
+		n += atomic.LoadInt64(&counts[i][si])
+	}
+	return n
+}
+
+// publishPaced publishes rate events/s for d, in 10 ms batches.
+func publishPaced(ctx context.Context, e *env, stepIdx, rate int, d time.Duration, pad string) int64 {
+	const tick = 10 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	var sent int64
+	for time.Since(start) < d && ctx.Err() == nil {
+		<-t.C
+		due := int64(float64(rate) * time.Since(start).Seconds())
+		for ; sent < due; sent++ {
+			m := protocol.MessageCreate{
+				ID:        "b" + strconv.Itoa(stepIdx) + "_" + strconv.FormatInt(sent, 10) + "_" + strconv.FormatInt(time.Now().UnixNano(), 10),
+				ChannelID: fanoutChannel,
+				Author:    protocol.Author{ID: 1, DisplayName: "loadgen"},
+				Content:   pad,
+				CreatedAt: "2026-11-29T00:00:00Z",
+			}
+			_ = e.pub.MessageCreated(ctx, m)
+		}
+	}
+	_ = e.pub.Flush(ctx)
+	return sent
+}
+
+// parseFanoutID extracts step and send time from `"id":"b<step>_<seq>_<ns>"`.
+func parseFanoutID(f []byte) (int, int64, bool) {
+	s := string(f) // no copy on the hot path: the compiler elides it for indexing
+	i := strings.Index(s, `"id":"b`)
+	if i < 0 {
+		return 0, 0, false
+	}
+	s = s[i+7:]
+	j := strings.IndexByte(s, '_')
+	if j < 0 {
+		return 0, 0, false
+	}
+	stepIdx, err := strconv.Atoi(s[:j])
+	if err != nil {
+		return 0, 0, false
+	}
+	s = s[j+1:]
+	k := strings.IndexByte(s, '_')
+	if k < 0 {
+		return 0, 0, false
+	}
+	s = s[k+1:]
+	q := strings.IndexByte(s, '"')
+	if q < 0 {
+		return 0, 0, false
+	}
+	ts, err := strconv.ParseInt(s[:q], 10, 64)
+	return stepIdx, ts, err == nil
+}
+
+func stormWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error) {
+	conns := fs.Int("conns", 5000, "clients")
+	inflight := fs.Int("inflight", 200, "clients connecting at once")
+	return func() (*report, error) {
+		users, err := e.makeUsers(ctx, *conns, nil)
+		if err != nil {
+			return nil, err
+		}
+		lat := make([]float64, *conns)
+		lites := make([]*client.Lite, *conns)
+		defer func() {
+			for _, l := range lites {
+				if l != nil {
+					l.CloseNow()
+				}
+			}
+		}()
+		before := e.sample()
+		start := time.Now()
+		err = connectMany(ctx, *conns, *inflight, func(i int) error {
+			t0 := time.Now()
+			tk, err := client.GetTicket(ctx, e.hc, e.ticketURL, users[i].token)
+			if err != nil {
+				return err
+			}
+			l, err := e.dialTicket(ctx, tk)
+			if err != nil {
+				return err
+			}
+			lat[i] = float64(time.Since(t0).Microseconds()) / 1e3
+			lites[i] = l
+			return nil
+		})
+		took := time.Since(start)
+		after := e.sample()
+		if err != nil {
+			return nil, err
+		}
+		sortFloats(lat)
+		return &report{
+			Params:  map[string]any{"conns": *conns, "inflight": *inflight},
+			Columns: []string{"clients", "in flight", "connects/s", "p50 ms", "p99 ms", "max ms", "server CPU ms/connect"},
+			Rows: [][]any{{*conns, *inflight, float64(*conns) / took.Seconds(), percentile(lat, 50), percentile(lat, 99),
+				percentile(lat, 100), cpuSeconds(before, after) * 1e3 / float64(*conns)}},
+			Notes: []string{"each connect = POST /v1/auth/ws-ticket + WebSocket upgrade + ready frame"},
+		}, nil
+	}
+}
+
+func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error) {
+	workers := fs.Int("workers", 200, "concurrent clients cycling")
+	duration := fs.Duration("duration", 30*time.Second, "how long to churn")
+	rate := fs.Int("rate", 20, "events/s published on the churn channel meanwhile")
+	return func() (*report, error) {
+		const ch = "bench_churn"
+		if err := e.dir.CreateChannel(ctx, ch); err != nil {
+			return nil, err
+		}
+		users, err := e.makeUsers(ctx, *workers, func(int) string { return ch })
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, *duration)
+		defer cancel()
+		var cycles, errs, received atomic.Int64
+		var wg sync.WaitGroup
+		before := e.sample()
+		start := time.Now()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second / time.Duration(max(*rate, 1)))
+			defer t.Stop()
+			seq := 0
+			for ctx.Err() == nil {
+				<-t.C
+				seq++
+				_ = e.pub.MessageCreated(context.Background(), protocol.MessageCreate{ID: "c" + strconv.Itoa(seq), ChannelID: ch, Author: protocol.Author{ID: 1, DisplayName: "loadgen"}, Content: "churn", CreatedAt: "2026-11-29T00:00:00Z"})
+			}
+		}()
+		for w := 0; w < *workers; w++ {
+			wg.Add(1)
+			go func(u user) {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					tk, err := client.GetTicket(ctx, e.hc, e.ticketURL, u.token)
+					if err != nil {
+						if ctx.Err() == nil {
+							errs.Add(1)
+						}
+						continue
+					}
+					l, err := e.dialTicket(ctx, tk)
+					if err == nil {
+						err = subscribe(l, ch)
+						if err == nil {
+							// Receive one event, then leave.
+							_ = l.NetConn().SetReadDeadline(time.Now().Add(2 * time.Second))
+							if f, rerr := l.ReadText(); rerr == nil && strings.HasPrefix(string(f), `{"type":"message_create"`) {
+								received.Add(1)
+							}
+						}
+						l.Close()
+					}
+					if err != nil && ctx.Err() == nil {
+						errs.Add(1)
+					}
+					cycles.Add(1)
+				}
+			}(users[w])
+		}
+		wg.Wait()
+		took := time.Since(start)
+		after := e.sample()
+		return &report{
+			Params:  map[string]any{"workers": *workers, "duration": duration.String(), "rate": *rate},
+			Columns: []string{"workers", "cycles", "cycles/s", "events received", "errors", "server CPU ms/cycle"},
+			Rows: [][]any{{*workers, cycles.Load(), float64(cycles.Load()) / took.Seconds(), received.Load(), errs.Load(),
+				cpuSeconds(before, after) * 1e3 / float64(max(cycles.Load(), 1))}},
+			Notes: []string{"a cycle = ticket + connect + subscribe + receive one event + close"},
+		}, nil
+	}
+}

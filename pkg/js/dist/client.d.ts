@@ -1,0 +1,251 @@
+import { OcvrError } from "./errors.js";
+import type { Ready, ServerFrame, ServerFrameMap } from "./protocol.js";
+import type { FetchLike } from "./ticket.js";
+/**
+ * The subset of the WebSocket API the client uses: the browser's
+ * `WebSocket`, Node.js 22's global one and the `ws` package all fit.
+ */
+export interface WebSocketLike {
+    readonly readyState: number;
+    onopen: ((ev: any) => unknown) | null;
+    onmessage: ((ev: any) => unknown) | null;
+    onclose: ((ev: any) => unknown) | null;
+    onerror: ((ev: any) => unknown) | null;
+    send(data: string): void;
+    close(code?: number, reason?: string): void;
+}
+/** A WebSocket constructor (`WebSocket`, or `WebSocket` from the `ws` package in Node.js 20). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+/** What {@link ClientOptions.getTicket} receives. */
+export interface GetTicketContext {
+    /** Aborted when the client is closed or the attempt times out. */
+    signal: AbortSignal;
+    /** 0 for the first attempt after a ready (or the start), then 1, 2, … */
+    attempt: number;
+}
+/** Options of {@link OcvrClient}. */
+export interface ClientOptions {
+    /**
+     * The gateway socket URL (`wss://rt.example/v1/ws`), or several: each
+     * connection attempt takes the next one (round robin), as a load balancer
+     * would.
+     */
+    url: string | readonly string[];
+    /** ticketsvc's base URL (`https://api.example`); with `token`. */
+    ticketUrl?: string;
+    /** The bearer session token `sess_…`, or a function returning it (read at every attempt). */
+    token?: string | (() => string | Promise<string>);
+    /**
+     * Instead of `ticketUrl` + `token`: returns a fresh connect ticket `wst_…`
+     * for every attempt. Throw an error with `status: 401` or
+     * `code: "UNAUTHORIZED"` (e.g. the {@link OcvrError} of {@link fetchTicket})
+     * to stop the client for good ("sign in again"); any other error is retried
+     * with backoff (honouring a `retryAfter` in milliseconds).
+     */
+    getTicket?: (ctx: GetTicketContext) => Promise<string>;
+    /** The WebSocket constructor; default `globalThis.WebSocket`. Node.js 20: `import { WebSocket } from "ws"`. */
+    WebSocket?: WebSocketConstructor;
+    /** The `fetch` used for tickets; default `globalThis.fetch`. */
+    fetch?: FetchLike;
+    /** Connect at once (default true); otherwise call {@link OcvrClient.connect}. */
+    autoConnect?: boolean;
+    /**
+     * Reconnect backoff in milliseconds: attempt n waits a uniformly random
+     * time in [0, min(max, base·2ⁿ)] (exponential backoff with full jitter).
+     * The attempt count resets after each `ready`. Defaults 500 and 30000.
+     */
+    backoff?: {
+        base?: number;
+        max?: number;
+    };
+    /** Stop after this many 4001 (invalid ticket) closes in a row, each with a fresh ticket (default 3). */
+    maxInvalidTickets?: number;
+    /**
+     * Milliseconds between heartbeats; default the server's `heartbeat_interval`
+     * from `ready`. A heartbeat not acknowledged within one interval means a
+     * dead connection: the client drops it and reconnects.
+     */
+    heartbeatInterval?: number;
+    /** Milliseconds an attempt may take, ticket request to `ready` (default 10000). */
+    connectTimeout?: number;
+    /** Minimum milliseconds between two `typing` frames for one channel (default 3000, the server's own throttle). */
+    typingThrottle?: number;
+}
+/**
+ * The client's state:
+ * - `idle`: created with `autoConnect: false`, not connected yet;
+ * - `connecting`: an attempt is in progress (ticket, socket, waiting for `ready`);
+ * - `open`: `ready` received, the connection is live;
+ * - `reconnecting`: waiting out the backoff delay before the next attempt;
+ * - `closed`: stopped for good (see the `closed` event for why).
+ */
+export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+/** Why the client stopped for good. */
+export type StopReason = 
+/** `close()` was called. */
+"client"
+/** The server closed with 4003 after `session_revoked`: show the signed-out screen. */
+ | "session_revoked"
+/** ticketsvc answered 401 (unknown, expired or revoked session): sign in again. */
+ | "unauthorized"
+/** The gateway refused `maxInvalidTickets` fresh tickets in a row (4001). */
+ | "invalid_ticket"
+/** The server closed with 4010 (too many connections for this user). */
+ | "too_many_connections"
+/** The server closed with 1000. */
+ | "server_closed";
+/** The `closed` event. */
+export interface ClosedEvent {
+    reason: StopReason;
+    /** The close code of the last socket, if one ended the client. */
+    code?: number;
+    /** What ended the client; absent after `close()`. */
+    error?: OcvrError;
+}
+/** The `disconnect` event: a socket ended. */
+export interface DisconnectEvent {
+    code: number;
+    reason: string;
+    /** Whether the socket had received `ready`. */
+    wasOpen: boolean;
+}
+/** The `reconnecting` event: the next attempt is scheduled. */
+export interface ReconnectingEvent {
+    /** 1 for the first retry, 2 for the second, … (reset by `ready`). */
+    attempt: number;
+    /** Milliseconds until the attempt. */
+    delay: number;
+    /** Why the previous attempt or connection failed, when known. */
+    error?: Error;
+}
+/** The `state` event. */
+export interface StateEvent {
+    state: ConnectionState;
+    previous: ConnectionState;
+}
+/**
+ * Every event of the client: one per server frame type (payload: the
+ * frame's `data`), plus the client's own.
+ */
+export interface ClientEventMap extends ServerFrameMap {
+    /** Every server frame, whole, after its typed event. */
+    frame: ServerFrame;
+    state: StateEvent;
+    disconnect: DisconnectEvent;
+    reconnecting: ReconnectingEvent;
+    closed: ClosedEvent;
+}
+/** The name of a client event. */
+export type ClientEventType = keyof ClientEventMap;
+/** A listener of event K. */
+export type Listener<K extends ClientEventType> = (data: ClientEventMap[K]) => void;
+/**
+ * A connection to the OCVR gateway that survives restarts: it gets a new
+ * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
+ * exponential backoff and full jitter, resubscribes its channels after every
+ * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
+ * 4010 or 401 from ticketsvc.
+ *
+ * ```ts
+ * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
+ * client.on("message_create", (m) => console.log(m.author.display_name, m.content));
+ * await client.subscribe("ch_general");
+ * ```
+ */
+export declare class OcvrClient {
+    private readonly urls;
+    private readonly opts;
+    private readonly WS;
+    private readonly base;
+    private readonly max;
+    private readonly maxInvalid;
+    private readonly connectTimeout;
+    private readonly typingThrottle;
+    private readonly listeners;
+    private _state;
+    private _ready;
+    private ws;
+    private wsOpen;
+    private gen;
+    private attempt;
+    private invalidTickets;
+    private turn;
+    private abort;
+    private retryTimer;
+    private connectTimer;
+    private heartbeatTimer;
+    private ackPending;
+    private revoked;
+    private lastError;
+    /** Channels wanted: subscribed now if open, and again after every reconnect. */
+    private readonly wanted;
+    /** Channels subscribed on the current socket (`subscribed` received). */
+    private readonly live;
+    private readonly pendingSubs;
+    private readonly pendingUnsubs;
+    private readonly lastTyping;
+    constructor(options: ClientOptions);
+    /** The current state. */
+    get state(): ConnectionState;
+    /** The `ready` of the current connection (connection, user and session ids), or undefined when not open. */
+    get ready(): Ready | undefined;
+    /** The channels the client keeps subscribed (across reconnects). */
+    get channels(): string[];
+    /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
+    isSubscribed(channelId: string): boolean;
+    /** Listens to an event; returns a function that removes the listener. */
+    on<K extends ClientEventType>(type: K, listener: Listener<K>): () => void;
+    /** Listens to the next event of a type only. */
+    once<K extends ClientEventType>(type: K, listener: Listener<K>): () => void;
+    /** Removes a listener. */
+    off<K extends ClientEventType>(type: K, listener: Listener<K>): void;
+    /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
+    connect(): void;
+    /**
+     * Subscribes to a channel, now and after every reconnect. Resolves once the
+     * server confirms (`subscribed`: events published from then on are
+     * delivered); waits for the connection if it is not open. Rejects with an
+     * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
+     * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
+     * case the channel is dropped; or when the client stops.
+     */
+    subscribe(channelId: string): Promise<void>;
+    /**
+     * Unsubscribes from a channel (also for future reconnects). Resolves once
+     * the server confirms, or at once when the channel is not subscribed on an
+     * open connection.
+     */
+    unsubscribe(channelId: string): Promise<void>;
+    /**
+     * Tells the channel's other members that the user is typing. Call it on
+     * every keystroke: it sends at most one `typing` per channel per
+     * `typingThrottle` (3 s) and only on a subscribed channel of an open
+     * connection. Returns whether a frame was sent.
+     */
+    typing(channelId: string): boolean;
+    /**
+     * Closes the connection (1000) and stops the client for good: no more
+     * reconnects, pending subscribes reject with `CLOSED`, the `closed` event
+     * fires with reason `client`. Resolves once the socket has closed (at most
+     * ~2 s).
+     */
+    close(): Promise<void>;
+    private emit;
+    private setState;
+    private send;
+    private open;
+    private getTicket;
+    private onMessage;
+    private onReady;
+    private onUnsubscribed;
+    private onError;
+    /** Abandons a socket that looks dead and reconnects. */
+    private drop;
+    private onSocketClose;
+    /** Schedules the next attempt: exponential backoff with full jitter. */
+    private retry;
+    private clearTimers;
+    /** Stops for good. */
+    private stop;
+}
+//# sourceMappingURL=client.d.ts.map

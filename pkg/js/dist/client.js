@@ -1,0 +1,564 @@
+import { OcvrError } from "./errors.js";
+import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
+import { errorMessage, fetchTicket } from "./ticket.js";
+const OPEN = 1;
+const CONNECTING = 0;
+/**
+ * A connection to the OCVR gateway that survives restarts: it gets a new
+ * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
+ * exponential backoff and full jitter, resubscribes its channels after every
+ * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
+ * 4010 or 401 from ticketsvc.
+ *
+ * ```ts
+ * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
+ * client.on("message_create", (m) => console.log(m.author.display_name, m.content));
+ * await client.subscribe("ch_general");
+ * ```
+ */
+export class OcvrClient {
+    urls;
+    opts;
+    WS;
+    base;
+    max;
+    maxInvalid;
+    connectTimeout;
+    typingThrottle;
+    listeners = new Map();
+    _state = "idle";
+    _ready;
+    ws;
+    wsOpen = false; // ready received on ws
+    gen = 0; // bumped per attempt and on close: stale callbacks check it
+    attempt = 0;
+    invalidTickets = 0;
+    turn = 0;
+    abort;
+    retryTimer;
+    connectTimer;
+    heartbeatTimer;
+    ackPending = false;
+    revoked;
+    lastError;
+    /** Channels wanted: subscribed now if open, and again after every reconnect. */
+    wanted = new Set();
+    /** Channels subscribed on the current socket (`subscribed` received). */
+    live = new Set();
+    pendingSubs = new Map();
+    pendingUnsubs = new Map();
+    lastTyping = new Map();
+    constructor(options) {
+        this.opts = options;
+        this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
+        if (this.urls.length === 0)
+            throw new TypeError("OcvrClient: options.url is required");
+        if (!options.getTicket && (!options.ticketUrl || options.token === undefined)) {
+            throw new TypeError("OcvrClient: pass ticketUrl and token, or getTicket");
+        }
+        const WS = options.WebSocket ?? globalThis.WebSocket;
+        if (!WS) {
+            throw new TypeError("OcvrClient: no global WebSocket; pass options.WebSocket (Node.js 20: the ws package)");
+        }
+        this.WS = WS;
+        this.base = options.backoff?.base ?? 500;
+        this.max = options.backoff?.max ?? 30000;
+        this.maxInvalid = options.maxInvalidTickets ?? 3;
+        this.connectTimeout = options.connectTimeout ?? 10000;
+        this.typingThrottle = options.typingThrottle ?? 3000;
+        if (options.autoConnect !== false)
+            this.connect();
+    }
+    /** The current state. */
+    get state() {
+        return this._state;
+    }
+    /** The `ready` of the current connection (connection, user and session ids), or undefined when not open. */
+    get ready() {
+        return this._state === "open" ? this._ready : undefined;
+    }
+    /** The channels the client keeps subscribed (across reconnects). */
+    get channels() {
+        return [...this.wanted];
+    }
+    /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
+    isSubscribed(channelId) {
+        return this.live.has(channelId);
+    }
+    /** Listens to an event; returns a function that removes the listener. */
+    on(type, listener) {
+        let set = this.listeners.get(type);
+        if (!set)
+            this.listeners.set(type, (set = new Set()));
+        set.add(listener);
+        return () => this.off(type, listener);
+    }
+    /** Listens to the next event of a type only. */
+    once(type, listener) {
+        const off = this.on(type, (data) => {
+            off();
+            listener(data);
+        });
+        return off;
+    }
+    /** Removes a listener. */
+    off(type, listener) {
+        this.listeners.get(type)?.delete(listener);
+    }
+    /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
+    connect() {
+        if (this._state !== "idle" && this._state !== "closed")
+            return;
+        this.attempt = 0;
+        this.invalidTickets = 0;
+        this.revoked = undefined;
+        void this.open();
+    }
+    /**
+     * Subscribes to a channel, now and after every reconnect. Resolves once the
+     * server confirms (`subscribed`: events published from then on are
+     * delivered); waits for the connection if it is not open. Rejects with an
+     * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
+     * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
+     * case the channel is dropped; or when the client stops.
+     */
+    subscribe(channelId) {
+        if (this._state === "closed") {
+            return Promise.reject(new OcvrError("CLOSED", "the client is closed", { channelId }));
+        }
+        this.wanted.add(channelId);
+        if (this.live.has(channelId))
+            return Promise.resolve();
+        let p = this.pendingSubs.get(channelId);
+        if (p)
+            return p.promise;
+        p = pending();
+        this.pendingSubs.set(channelId, p);
+        if (this.wsOpen)
+            this.send({ type: "subscribe", data: { channel_id: channelId } });
+        return p.promise;
+    }
+    /**
+     * Unsubscribes from a channel (also for future reconnects). Resolves once
+     * the server confirms, or at once when the channel is not subscribed on an
+     * open connection.
+     */
+    unsubscribe(channelId) {
+        this.wanted.delete(channelId);
+        const sub = this.pendingSubs.get(channelId);
+        if (sub) {
+            this.pendingSubs.delete(channelId);
+            sub.reject(new OcvrError("CLOSED", `unsubscribed from ${channelId} before the subscription completed`, { channelId }));
+        }
+        if (!this.wsOpen || (!this.live.has(channelId) && !sub)) {
+            this.live.delete(channelId);
+            return Promise.resolve();
+        }
+        let p = this.pendingUnsubs.get(channelId);
+        if (p)
+            return p.promise;
+        p = pending();
+        this.pendingUnsubs.set(channelId, p);
+        this.send({ type: "unsubscribe", data: { channel_id: channelId } });
+        return p.promise;
+    }
+    /**
+     * Tells the channel's other members that the user is typing. Call it on
+     * every keystroke: it sends at most one `typing` per channel per
+     * `typingThrottle` (3 s) and only on a subscribed channel of an open
+     * connection. Returns whether a frame was sent.
+     */
+    typing(channelId) {
+        if (!this.wsOpen || !this.live.has(channelId))
+            return false;
+        const now = Date.now();
+        const last = this.lastTyping.get(channelId);
+        if (last !== undefined && now - last < this.typingThrottle)
+            return false;
+        this.lastTyping.set(channelId, now);
+        this.send({ type: "typing", data: { channel_id: channelId } });
+        return true;
+    }
+    /**
+     * Closes the connection (1000) and stops the client for good: no more
+     * reconnects, pending subscribes reject with `CLOSED`, the `closed` event
+     * fires with reason `client`. Resolves once the socket has closed (at most
+     * ~2 s).
+     */
+    close() {
+        if (this._state === "closed")
+            return Promise.resolve();
+        const ws = this.ws;
+        this.stop({ reason: "client" });
+        if (!ws || (ws.readyState !== OPEN && ws.readyState !== CONNECTING))
+            return Promise.resolve();
+        return new Promise((resolve) => {
+            const t = setTimeout(resolve, 2000);
+            ws.onclose = () => {
+                clearTimeout(t);
+                resolve();
+            };
+            try {
+                ws.close(CloseCode.NORMAL, "client closed");
+            }
+            catch {
+                clearTimeout(t);
+                resolve();
+            }
+        });
+    }
+    // --- internals ---
+    emit(type, data) {
+        const set = this.listeners.get(type);
+        if (!set)
+            return;
+        for (const fn of [...set]) {
+            try {
+                fn(data);
+            }
+            catch (e) {
+                // A throwing listener must not break the connection; report it the
+                // way event targets do.
+                setTimeout(() => {
+                    throw e;
+                });
+            }
+        }
+    }
+    setState(state) {
+        if (state === this._state)
+            return;
+        const previous = this._state;
+        this._state = state;
+        this.emit("state", { state, previous });
+    }
+    send(frame) {
+        const ws = this.ws;
+        if (!ws || ws.readyState !== OPEN)
+            return;
+        try {
+            ws.send(JSON.stringify(frame));
+        }
+        catch {
+            // The socket is closing; onclose handles it.
+        }
+    }
+    async open() {
+        const gen = ++this.gen;
+        this.setState("connecting");
+        const abort = new AbortController();
+        this.abort = abort;
+        this.clearTimers();
+        this.connectTimer = setTimeout(() => {
+            if (gen !== this.gen)
+                return;
+            abort.abort();
+            if (this.ws)
+                this.drop(this.ws, "no ready within the connect timeout");
+            else
+                this.retry(new OcvrError("TICKET_FAILED", "ticket request timed out"));
+        }, this.connectTimeout);
+        let ticket;
+        try {
+            ticket = await this.getTicket(abort.signal);
+        }
+        catch (e) {
+            if (gen !== this.gen)
+                return;
+            if (isUnauthorized(e)) {
+                const err = e instanceof OcvrError ? e : new OcvrError("UNAUTHORIZED", `ticket request: ${errorMessage(e)}`, { status: 401, cause: e });
+                this.stop({ reason: "unauthorized", error: err });
+                return;
+            }
+            const ra = e.retryAfter;
+            this.retry(e instanceof Error ? e : new Error(String(e)), typeof ra === "number" ? ra : 0);
+            return;
+        }
+        if (gen !== this.gen)
+            return;
+        const url = this.urls[this.turn++ % this.urls.length];
+        let ws;
+        try {
+            ws = new this.WS(`${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(ticket)}`);
+        }
+        catch (e) {
+            this.retry(e instanceof Error ? e : new Error(String(e)));
+            return;
+        }
+        this.ws = ws;
+        this.wsOpen = false;
+        this.lastError = undefined;
+        ws.onmessage = (ev) => this.onMessage(ws, ev.data);
+        ws.onclose = (ev) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
+        ws.onerror = () => {
+            /* onclose follows with the code */
+        };
+    }
+    async getTicket(signal) {
+        if (this.opts.getTicket)
+            return this.opts.getTicket({ signal, attempt: this.attempt });
+        const t = this.opts.token;
+        const token = typeof t === "function" ? await t() : t;
+        const o = { signal };
+        if (this.opts.fetch)
+            o.fetch = this.opts.fetch;
+        return fetchTicket(this.opts.ticketUrl, token, o);
+    }
+    onMessage(ws, raw) {
+        if (ws !== this.ws)
+            return;
+        if (typeof raw !== "string")
+            return; // the server sends text frames only
+        let frame;
+        try {
+            frame = JSON.parse(raw);
+        }
+        catch {
+            return;
+        }
+        if (!frame || typeof frame.type !== "string")
+            return;
+        const data = (frame.data ?? {});
+        if (frame.data === undefined)
+            frame.data = data;
+        switch (frame.type) {
+            case "ready":
+                this.onReady(ws, frame.data);
+                break;
+            case "heartbeat_ack":
+                this.ackPending = false;
+                break;
+            case "subscribed": {
+                const ch = frame.data.channel_id;
+                if (this.wanted.has(ch))
+                    this.live.add(ch);
+                const p = this.pendingSubs.get(ch);
+                if (p) {
+                    this.pendingSubs.delete(ch);
+                    p.resolve();
+                }
+                break;
+            }
+            case "unsubscribed":
+                this.onUnsubscribed(frame.data);
+                break;
+            case "error":
+                this.onError(frame.data);
+                break;
+            case "session_revoked":
+                this.revoked = frame.data;
+                break;
+        }
+        if (SERVER_FRAME_TYPES.includes(frame.type)) {
+            this.emit(frame.type, data);
+        }
+        this.emit("frame", frame);
+    }
+    onReady(ws, ready) {
+        if (this.connectTimer !== undefined)
+            clearTimeout(this.connectTimer);
+        this.connectTimer = undefined;
+        this.wsOpen = true;
+        this._ready = ready;
+        this.attempt = 0;
+        this.invalidTickets = 0;
+        this.live.clear();
+        this.setState("open");
+        // Resubscribe every wanted channel (and send the subscribes that were
+        // waiting for the connection), then let the app see ready.
+        for (const ch of this.wanted)
+            this.send({ type: "subscribe", data: { channel_id: ch } });
+        const every = this.opts.heartbeatInterval ?? ready.heartbeat_interval;
+        if (every > 0) {
+            this.ackPending = false;
+            this.heartbeatTimer = setInterval(() => {
+                if (ws !== this.ws)
+                    return;
+                if (this.ackPending) {
+                    this.drop(ws, "no heartbeat_ack within the heartbeat interval");
+                    return;
+                }
+                this.ackPending = true;
+                this.send({ type: "heartbeat" });
+            }, every);
+        }
+    }
+    onUnsubscribed(u) {
+        const ch = u.channel_id;
+        this.live.delete(ch);
+        if (u.reason !== "client") {
+            // removed or deleted: the server ended it; never resubscribe.
+            this.wanted.delete(ch);
+            const sub = this.pendingSubs.get(ch);
+            if (sub) {
+                this.pendingSubs.delete(ch);
+                sub.reject(new OcvrError(u.reason === "deleted" ? "CHANNEL_NOT_FOUND" : "NOT_MEMBER", `subscription to ${ch} ended: ${u.reason}`, { channelId: ch }));
+            }
+        }
+        const p = this.pendingUnsubs.get(ch);
+        if (p) {
+            this.pendingUnsubs.delete(ch);
+            p.resolve();
+        }
+    }
+    onError(e) {
+        this.lastError = e;
+        const ch = e.channel_id;
+        if (ch === undefined)
+            return;
+        if (e.code === "NOT_SUBSCRIBED") {
+            this.live.delete(ch);
+            const p = this.pendingUnsubs.get(ch);
+            if (p) {
+                this.pendingUnsubs.delete(ch);
+                p.resolve();
+            }
+            return;
+        }
+        // A refused subscribe (NOT_MEMBER, CHANNEL_NOT_FOUND, …), fresh or a
+        // resubscription after a reconnect: drop the channel.
+        if (!this.wanted.has(ch) || this.live.has(ch))
+            return;
+        this.wanted.delete(ch);
+        const p = this.pendingSubs.get(ch);
+        if (p) {
+            this.pendingSubs.delete(ch);
+            p.reject(new OcvrError(e.code, e.message, { channelId: ch }));
+        }
+    }
+    /** Abandons a socket that looks dead and reconnects. */
+    drop(ws, why) {
+        if (ws !== this.ws)
+            return;
+        ws.onmessage = ws.onclose = ws.onerror = null;
+        try {
+            ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "dead connection");
+        }
+        catch {
+            // ignore
+        }
+        this.onSocketClose(ws, CloseCode.CLIENT_DEAD_CONNECTION, why);
+    }
+    onSocketClose(ws, code, reason) {
+        if (ws !== this.ws)
+            return;
+        const wasOpen = this.wsOpen;
+        this.ws = undefined;
+        this.wsOpen = false;
+        this.live.clear();
+        this.clearTimers();
+        this.emit("disconnect", { code, reason, wasOpen });
+        if (this._state === "closed")
+            return;
+        switch (code) {
+            case CloseCode.SESSION_REVOKED:
+                this.stop({
+                    reason: "session_revoked",
+                    code,
+                    error: new OcvrError("SESSION_REVOKED", `session revoked${this.revoked ? ": " + this.revoked.reason : ""}`, { closeCode: code }),
+                });
+                return;
+            case CloseCode.INVALID_TICKET:
+                if (++this.invalidTickets >= this.maxInvalid) {
+                    this.stop({
+                        reason: "invalid_ticket",
+                        code,
+                        error: new OcvrError("INVALID_TICKET", `the gateway refused ${this.invalidTickets} fresh tickets in a row${this.lastError ? ": " + this.lastError.message : ""}`, { closeCode: code }),
+                    });
+                    return;
+                }
+                break;
+            case CloseCode.TOO_MANY_CONNECTIONS:
+                this.stop({ reason: "too_many_connections", code, error: new OcvrError("TOO_MANY_CONNECTIONS", "too many connections for this user", { closeCode: code }) });
+                return;
+            case CloseCode.NORMAL:
+                this.stop({ reason: "server_closed", code, error: new OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) });
+                return;
+        }
+        this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, { closeCode: code }));
+    }
+    /** Schedules the next attempt: exponential backoff with full jitter. */
+    retry(error, minDelay = 0) {
+        if (this._state === "closed")
+            return;
+        this.gen++;
+        this.clearTimers();
+        if (this.ws) {
+            const ws = this.ws;
+            this.ws = undefined;
+            ws.onmessage = ws.onclose = ws.onerror = null;
+            try {
+                ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "retry");
+            }
+            catch {
+                // ignore
+            }
+        }
+        const cap = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, 30));
+        this.attempt++;
+        const delay = Math.max(Math.random() * cap, minDelay);
+        this.setState("reconnecting");
+        const ev = { attempt: this.attempt, delay };
+        if (error)
+            ev.error = error;
+        this.emit("reconnecting", ev);
+        this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            if (this._state === "reconnecting")
+                void this.open();
+        }, delay);
+    }
+    clearTimers() {
+        if (this.retryTimer !== undefined)
+            clearTimeout(this.retryTimer);
+        if (this.connectTimer !== undefined)
+            clearTimeout(this.connectTimer);
+        if (this.heartbeatTimer !== undefined)
+            clearInterval(this.heartbeatTimer);
+        this.retryTimer = this.connectTimer = this.heartbeatTimer = undefined;
+    }
+    /** Stops for good. */
+    stop(ev) {
+        if (this._state === "closed")
+            return;
+        this.gen++;
+        this.clearTimers();
+        this.abort?.abort();
+        this.abort = undefined;
+        const ws = this.ws;
+        this.ws = undefined;
+        this.wsOpen = false;
+        if (ws) {
+            ws.onmessage = ws.onerror = null;
+            ws.onclose = null;
+        }
+        const err = ev.error ?? new OcvrError("CLOSED", "the client is closed");
+        for (const [ch, p] of this.pendingSubs)
+            p.reject(err.channelId ? err : new OcvrError(err.code, err.message, { channelId: ch, cause: err }));
+        for (const p of this.pendingUnsubs.values())
+            p.resolve();
+        this.pendingSubs.clear();
+        this.pendingUnsubs.clear();
+        this.wanted.clear();
+        this.live.clear();
+        this.lastTyping.clear();
+        this.setState("closed");
+        this.emit("closed", ev);
+    }
+}
+function pending() {
+    let resolve;
+    let reject;
+    const promise = new Promise((res, rej) => {
+        resolve = res;
+        reject = rej;
+    });
+    // A subscribe whose promise nobody awaits must not be an unhandled rejection.
+    promise.catch(() => { });
+    return { promise, resolve, reject };
+}
+function isUnauthorized(e) {
+    const x = e;
+    return !!x && (x.status === 401 || x.code === "UNAUTHORIZED");
+}
+//# sourceMappingURL=client.js.map

@@ -1,0 +1,16 @@
+/**
+ * @ocvr/realtime-client: the OCVR Realtime WebSocket client for browsers and
+ * Node.js (20+). No runtime dependencies.
+ *
+ * ```ts
+ * import { OcvrClient } from "@ocvr/realtime-client";
+ * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
+ * client.on("message_create", (m) => console.log(`${m.author.display_name}: ${m.content}`));
+ * await client.subscribe("ch_general");
+ * ```
+ */
+export { OcvrClient } from "./client.js";
+export { OcvrError } from "./errors.js";
+export { fetchTicket, ticketEndpoint } from "./ticket.js";
+export { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
+//# sourceMappingURL=index.js.map

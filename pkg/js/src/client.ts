@@ -1,0 +1,706 @@
+import { OcvrError } from "./errors.js";
+import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
+import type { ErrorData, Ready, ServerFrame, ServerFrameMap, SessionRevoked, Unsubscribed } from "./protocol.js";
+import { errorMessage, fetchTicket } from "./ticket.js";
+import type { FetchLike } from "./ticket.js";
+
+/**
+ * The subset of the WebSocket API the client uses: the browser's
+ * `WebSocket`, Node.js 22's global one and the `ws` package all fit.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  // The handlers take `any` so that every implementation's event types fit.
+  onopen: ((ev: any) => unknown) | null;
+  onmessage: ((ev: any) => unknown) | null;
+  onclose: ((ev: any) => unknown) | null;
+  onerror: ((ev: any) => unknown) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** A WebSocket constructor (`WebSocket`, or `WebSocket` from the `ws` package in Node.js 20). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** What {@link ClientOptions.getTicket} receives. */
+export interface GetTicketContext {
+  /** Aborted when the client is closed or the attempt times out. */
+  signal: AbortSignal;
+  /** 0 for the first attempt after a ready (or the start), then 1, 2, … */
+  attempt: number;
+}
+
+/** Options of {@link OcvrClient}. */
+export interface ClientOptions {
+  /**
+   * The gateway socket URL (`wss://rt.example/v1/ws`), or several: each
+   * connection attempt takes the next one (round robin), as a load balancer
+   * would.
+   */
+  url: string | readonly string[];
+  /** ticketsvc's base URL (`https://api.example`); with `token`. */
+  ticketUrl?: string;
+  /** The bearer session token `sess_…`, or a function returning it (read at every attempt). */
+  token?: string | (() => string | Promise<string>);
+  /**
+   * Instead of `ticketUrl` + `token`: returns a fresh connect ticket `wst_…`
+   * for every attempt. Throw an error with `status: 401` or
+   * `code: "UNAUTHORIZED"` (e.g. the {@link OcvrError} of {@link fetchTicket})
+   * to stop the client for good ("sign in again"); any other error is retried
+   * with backoff (honouring a `retryAfter` in milliseconds).
+   */
+  getTicket?: (ctx: GetTicketContext) => Promise<string>;
+  /** The WebSocket constructor; default `globalThis.WebSocket`. Node.js 20: `import { WebSocket } from "ws"`. */
+  WebSocket?: WebSocketConstructor;
+  /** The `fetch` used for tickets; default `globalThis.fetch`. */
+  fetch?: FetchLike;
+  /** Connect at once (default true); otherwise call {@link OcvrClient.connect}. */
+  autoConnect?: boolean;
+  /**
+   * Reconnect backoff in milliseconds: attempt n waits a uniformly random
+   * time in [0, min(max, base·2ⁿ)] (exponential backoff with full jitter).
+   * The attempt count resets after each `ready`. Defaults 500 and 30000.
+   */
+  backoff?: { base?: number; max?: number };
+  /** Stop after this many 4001 (invalid ticket) closes in a row, each with a fresh ticket (default 3). */
+  maxInvalidTickets?: number;
+  /**
+   * Milliseconds between heartbeats; default the server's `heartbeat_interval`
+   * from `ready`. A heartbeat not acknowledged within one interval means a
+   * dead connection: the client drops it and reconnects.
+   */
+  heartbeatInterval?: number;
+  /** Milliseconds an attempt may take, ticket request to `ready` (default 10000). */
+  connectTimeout?: number;
+  /** Minimum milliseconds between two `typing` frames for one channel (default 3000, the server's own throttle). */
+  typingThrottle?: number;
+}
+
+/**
+ * The client's state:
+ * - `idle`: created with `autoConnect: false`, not connected yet;
+ * - `connecting`: an attempt is in progress (ticket, socket, waiting for `ready`);
+ * - `open`: `ready` received, the connection is live;
+ * - `reconnecting`: waiting out the backoff delay before the next attempt;
+ * - `closed`: stopped for good (see the `closed` event for why).
+ */
+export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+
+/** Why the client stopped for good. */
+export type StopReason =
+  /** `close()` was called. */
+  | "client"
+  /** The server closed with 4003 after `session_revoked`: show the signed-out screen. */
+  | "session_revoked"
+  /** ticketsvc answered 401 (unknown, expired or revoked session): sign in again. */
+  | "unauthorized"
+  /** The gateway refused `maxInvalidTickets` fresh tickets in a row (4001). */
+  | "invalid_ticket"
+  /** The server closed with 4010 (too many connections for this user). */
+  | "too_many_connections"
+  /** The server closed with 1000. */
+  | "server_closed";
+
+/** The `closed` event. */
+export interface ClosedEvent {
+  reason: StopReason;
+  /** The close code of the last socket, if one ended the client. */
+  code?: number;
+  /** What ended the client; absent after `close()`. */
+  error?: OcvrError;
+}
+
+/** The `disconnect` event: a socket ended. */
+export interface DisconnectEvent {
+  code: number;
+  reason: string;
+  /** Whether the socket had received `ready`. */
+  wasOpen: boolean;
+}
+
+/** The `reconnecting` event: the next attempt is scheduled. */
+export interface ReconnectingEvent {
+  /** 1 for the first retry, 2 for the second, … (reset by `ready`). */
+  attempt: number;
+  /** Milliseconds until the attempt. */
+  delay: number;
+  /** Why the previous attempt or connection failed, when known. */
+  error?: Error;
+}
+
+/** The `state` event. */
+export interface StateEvent {
+  state: ConnectionState;
+  previous: ConnectionState;
+}
+
+/**
+ * Every event of the client: one per server frame type (payload: the
+ * frame's `data`), plus the client's own.
+ */
+export interface ClientEventMap extends ServerFrameMap {
+  /** Every server frame, whole, after its typed event. */
+  frame: ServerFrame;
+  state: StateEvent;
+  disconnect: DisconnectEvent;
+  reconnecting: ReconnectingEvent;
+  closed: ClosedEvent;
+}
+
+/** The name of a client event. */
+export type ClientEventType = keyof ClientEventMap;
+
+/** A listener of event K. */
+export type Listener<K extends ClientEventType> = (data: ClientEventMap[K]) => void;
+
+interface Pending {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: OcvrError) => void;
+}
+
+const OPEN = 1;
+const CONNECTING = 0;
+
+/**
+ * A connection to the OCVR gateway that survives restarts: it gets a new
+ * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
+ * exponential backoff and full jitter, resubscribes its channels after every
+ * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
+ * 4010 or 401 from ticketsvc.
+ *
+ * ```ts
+ * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
+ * client.on("message_create", (m) => console.log(m.author.display_name, m.content));
+ * await client.subscribe("ch_general");
+ * ```
+ */
+export class OcvrClient {
+  private readonly urls: readonly string[];
+  private readonly opts: ClientOptions;
+  private readonly WS: WebSocketConstructor;
+  private readonly base: number;
+  private readonly max: number;
+  private readonly maxInvalid: number;
+  private readonly connectTimeout: number;
+  private readonly typingThrottle: number;
+
+  private readonly listeners = new Map<ClientEventType, Set<(data: never) => void>>();
+  private _state: ConnectionState = "idle";
+  private _ready: Ready | undefined;
+
+  private ws: WebSocketLike | undefined;
+  private wsOpen = false; // ready received on ws
+  private gen = 0; // bumped per attempt and on close: stale callbacks check it
+  private attempt = 0;
+  private invalidTickets = 0;
+  private turn = 0;
+  private abort: AbortController | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private ackPending = false;
+  private revoked: SessionRevoked | undefined;
+  private lastError: ErrorData | undefined;
+
+  /** Channels wanted: subscribed now if open, and again after every reconnect. */
+  private readonly wanted = new Set<string>();
+  /** Channels subscribed on the current socket (`subscribed` received). */
+  private readonly live = new Set<string>();
+  private readonly pendingSubs = new Map<string, Pending>();
+  private readonly pendingUnsubs = new Map<string, Pending>();
+  private readonly lastTyping = new Map<string, number>();
+
+  constructor(options: ClientOptions) {
+    this.opts = options;
+    this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
+    if (this.urls.length === 0) throw new TypeError("OcvrClient: options.url is required");
+    if (!options.getTicket && (!options.ticketUrl || options.token === undefined)) {
+      throw new TypeError("OcvrClient: pass ticketUrl and token, or getTicket");
+    }
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) {
+      throw new TypeError("OcvrClient: no global WebSocket; pass options.WebSocket (Node.js 20: the ws package)");
+    }
+    this.WS = WS;
+    this.base = options.backoff?.base ?? 500;
+    this.max = options.backoff?.max ?? 30000;
+    this.maxInvalid = options.maxInvalidTickets ?? 3;
+    this.connectTimeout = options.connectTimeout ?? 10000;
+    this.typingThrottle = options.typingThrottle ?? 3000;
+    if (options.autoConnect !== false) this.connect();
+  }
+
+  /** The current state. */
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** The `ready` of the current connection (connection, user and session ids), or undefined when not open. */
+  get ready(): Ready | undefined {
+    return this._state === "open" ? this._ready : undefined;
+  }
+
+  /** The channels the client keeps subscribed (across reconnects). */
+  get channels(): string[] {
+    return [...this.wanted];
+  }
+
+  /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
+  isSubscribed(channelId: string): boolean {
+    return this.live.has(channelId);
+  }
+
+  /** Listens to an event; returns a function that removes the listener. */
+  on<K extends ClientEventType>(type: K, listener: Listener<K>): () => void {
+    let set = this.listeners.get(type);
+    if (!set) this.listeners.set(type, (set = new Set()));
+    set.add(listener as (data: never) => void);
+    return () => this.off(type, listener);
+  }
+
+  /** Listens to the next event of a type only. */
+  once<K extends ClientEventType>(type: K, listener: Listener<K>): () => void {
+    const off = this.on(type, (data) => {
+      off();
+      listener(data);
+    });
+    return off;
+  }
+
+  /** Removes a listener. */
+  off<K extends ClientEventType>(type: K, listener: Listener<K>): void {
+    this.listeners.get(type)?.delete(listener as (data: never) => void);
+  }
+
+  /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
+  connect(): void {
+    if (this._state !== "idle" && this._state !== "closed") return;
+    this.attempt = 0;
+    this.invalidTickets = 0;
+    this.revoked = undefined;
+    void this.open();
+  }
+
+  /**
+   * Subscribes to a channel, now and after every reconnect. Resolves once the
+   * server confirms (`subscribed`: events published from then on are
+   * delivered); waits for the connection if it is not open. Rejects with an
+   * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
+   * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
+   * case the channel is dropped; or when the client stops.
+   */
+  subscribe(channelId: string): Promise<void> {
+    if (this._state === "closed") {
+      return Promise.reject(new OcvrError("CLOSED", "the client is closed", { channelId }));
+    }
+    this.wanted.add(channelId);
+    if (this.live.has(channelId)) return Promise.resolve();
+    let p = this.pendingSubs.get(channelId);
+    if (p) return p.promise;
+    p = pending();
+    this.pendingSubs.set(channelId, p);
+    if (this.wsOpen) this.send({ type: "subscribe", data: { channel_id: channelId } });
+    return p.promise;
+  }
+
+  /**
+   * Unsubscribes from a channel (also for future reconnects). Resolves once
+   * the server confirms, or at once when the channel is not subscribed on an
+   * open connection.
+   */
+  unsubscribe(channelId: string): Promise<void> {
+    this.wanted.delete(channelId);
+    const sub = this.pendingSubs.get(channelId);
+    if (sub) {
+      this.pendingSubs.delete(channelId);
+      sub.reject(new OcvrError("CLOSED", `unsubscribed from ${channelId} before the subscription completed`, { channelId }));
+    }
+    if (!this.wsOpen || (!this.live.has(channelId) && !sub)) {
+      this.live.delete(channelId);
+      return Promise.resolve();
+    }
+    let p = this.pendingUnsubs.get(channelId);
+    if (p) return p.promise;
+    p = pending();
+    this.pendingUnsubs.set(channelId, p);
+    this.send({ type: "unsubscribe", data: { channel_id: channelId } });
+    return p.promise;
+  }
+
+  /**
+   * Tells the channel's other members that the user is typing. Call it on
+   * every keystroke: it sends at most one `typing` per channel per
+   * `typingThrottle` (3 s) and only on a subscribed channel of an open
+   * connection. Returns whether a frame was sent.
+   */
+  typing(channelId: string): boolean {
+    if (!this.wsOpen || !this.live.has(channelId)) return false;
+    const now = Date.now();
+    const last = this.lastTyping.get(channelId);
+    if (last !== undefined && now - last < this.typingThrottle) return false;
+    this.lastTyping.set(channelId, now);
+    this.send({ type: "typing", data: { channel_id: channelId } });
+    return true;
+  }
+
+  /**
+   * Closes the connection (1000) and stops the client for good: no more
+   * reconnects, pending subscribes reject with `CLOSED`, the `closed` event
+   * fires with reason `client`. Resolves once the socket has closed (at most
+   * ~2 s).
+   */
+  close(): Promise<void> {
+    if (this._state === "closed") return Promise.resolve();
+    const ws = this.ws;
+    this.stop({ reason: "client" });
+    if (!ws || (ws.readyState !== OPEN && ws.readyState !== CONNECTING)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000);
+      ws.onclose = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      try {
+        ws.close(CloseCode.NORMAL, "client closed");
+      } catch {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  }
+
+  // --- internals ---
+
+  private emit<K extends ClientEventType>(type: K, data: ClientEventMap[K]): void {
+    const set = this.listeners.get(type);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        (fn as Listener<K>)(data);
+      } catch (e) {
+        // A throwing listener must not break the connection; report it the
+        // way event targets do.
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this._state) return;
+    const previous = this._state;
+    this._state = state;
+    this.emit("state", { state, previous });
+  }
+
+  private send(frame: { type: string; data?: unknown }): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    try {
+      ws.send(JSON.stringify(frame));
+    } catch {
+      // The socket is closing; onclose handles it.
+    }
+  }
+
+  private async open(): Promise<void> {
+    const gen = ++this.gen;
+    this.setState("connecting");
+    const abort = new AbortController();
+    this.abort = abort;
+    this.clearTimers();
+    this.connectTimer = setTimeout(() => {
+      if (gen !== this.gen) return;
+      abort.abort();
+      if (this.ws) this.drop(this.ws, "no ready within the connect timeout");
+      else this.retry(new OcvrError("TICKET_FAILED", "ticket request timed out"));
+    }, this.connectTimeout);
+
+    let ticket: string;
+    try {
+      ticket = await this.getTicket(abort.signal);
+    } catch (e) {
+      if (gen !== this.gen) return;
+      if (isUnauthorized(e)) {
+        const err =
+          e instanceof OcvrError ? e : new OcvrError("UNAUTHORIZED", `ticket request: ${errorMessage(e)}`, { status: 401, cause: e });
+        this.stop({ reason: "unauthorized", error: err });
+        return;
+      }
+      const ra = (e as { retryAfter?: unknown }).retryAfter;
+      this.retry(e instanceof Error ? e : new Error(String(e)), typeof ra === "number" ? ra : 0);
+      return;
+    }
+    if (gen !== this.gen) return;
+
+    const url = this.urls[this.turn++ % this.urls.length] as string;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WS(`${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(ticket)}`);
+    } catch (e) {
+      this.retry(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    this.ws = ws;
+    this.wsOpen = false;
+    this.lastError = undefined;
+    ws.onmessage = (ev: { data: unknown }) => this.onMessage(ws, ev.data);
+    ws.onclose = (ev: { code?: number; reason?: string }) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
+    ws.onerror = () => {
+      /* onclose follows with the code */
+    };
+  }
+
+  private async getTicket(signal: AbortSignal): Promise<string> {
+    if (this.opts.getTicket) return this.opts.getTicket({ signal, attempt: this.attempt });
+    const t = this.opts.token;
+    const token = typeof t === "function" ? await t() : (t as string);
+    const o: { signal: AbortSignal; fetch?: FetchLike } = { signal };
+    if (this.opts.fetch) o.fetch = this.opts.fetch;
+    return fetchTicket(this.opts.ticketUrl as string, token, o);
+  }
+
+  private onMessage(ws: WebSocketLike, raw: unknown): void {
+    if (ws !== this.ws) return;
+    if (typeof raw !== "string") return; // the server sends text frames only
+    let frame: ServerFrame;
+    try {
+      frame = JSON.parse(raw) as ServerFrame;
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame.type !== "string") return;
+    const data = (frame.data ?? {}) as never;
+    if (frame.data === undefined) (frame as { data: unknown }).data = data;
+    switch (frame.type) {
+      case "ready":
+        this.onReady(ws, frame.data);
+        break;
+      case "heartbeat_ack":
+        this.ackPending = false;
+        break;
+      case "subscribed": {
+        const ch = frame.data.channel_id;
+        if (this.wanted.has(ch)) this.live.add(ch);
+        const p = this.pendingSubs.get(ch);
+        if (p) {
+          this.pendingSubs.delete(ch);
+          p.resolve();
+        }
+        break;
+      }
+      case "unsubscribed":
+        this.onUnsubscribed(frame.data);
+        break;
+      case "error":
+        this.onError(frame.data);
+        break;
+      case "session_revoked":
+        this.revoked = frame.data;
+        break;
+    }
+    if ((SERVER_FRAME_TYPES as readonly string[]).includes(frame.type)) {
+      this.emit(frame.type, data);
+    }
+    this.emit("frame", frame);
+  }
+
+  private onReady(ws: WebSocketLike, ready: Ready): void {
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.wsOpen = true;
+    this._ready = ready;
+    this.attempt = 0;
+    this.invalidTickets = 0;
+    this.live.clear();
+    this.setState("open");
+    // Resubscribe every wanted channel (and send the subscribes that were
+    // waiting for the connection), then let the app see ready.
+    for (const ch of this.wanted) this.send({ type: "subscribe", data: { channel_id: ch } });
+    const every = this.opts.heartbeatInterval ?? ready.heartbeat_interval;
+    if (every > 0) {
+      this.ackPending = false;
+      this.heartbeatTimer = setInterval(() => {
+        if (ws !== this.ws) return;
+        if (this.ackPending) {
+          this.drop(ws, "no heartbeat_ack within the heartbeat interval");
+          return;
+        }
+        this.ackPending = true;
+        this.send({ type: "heartbeat" });
+      }, every);
+    }
+  }
+
+  private onUnsubscribed(u: Unsubscribed): void {
+    const ch = u.channel_id;
+    this.live.delete(ch);
+    if (u.reason !== "client") {
+      // removed or deleted: the server ended it; never resubscribe.
+      this.wanted.delete(ch);
+      const sub = this.pendingSubs.get(ch);
+      if (sub) {
+        this.pendingSubs.delete(ch);
+        sub.reject(new OcvrError(u.reason === "deleted" ? "CHANNEL_NOT_FOUND" : "NOT_MEMBER", `subscription to ${ch} ended: ${u.reason}`, { channelId: ch }));
+      }
+    }
+    const p = this.pendingUnsubs.get(ch);
+    if (p) {
+      this.pendingUnsubs.delete(ch);
+      p.resolve();
+    }
+  }
+
+  private onError(e: ErrorData): void {
+    this.lastError = e;
+    const ch = e.channel_id;
+    if (ch === undefined) return;
+    if (e.code === "NOT_SUBSCRIBED") {
+      this.live.delete(ch);
+      const p = this.pendingUnsubs.get(ch);
+      if (p) {
+        this.pendingUnsubs.delete(ch);
+        p.resolve();
+      }
+      return;
+    }
+    // A refused subscribe (NOT_MEMBER, CHANNEL_NOT_FOUND, …), fresh or a
+    // resubscription after a reconnect: drop the channel.
+    if (!this.wanted.has(ch) || this.live.has(ch)) return;
+    this.wanted.delete(ch);
+    const p = this.pendingSubs.get(ch);
+    if (p) {
+      this.pendingSubs.delete(ch);
+      p.reject(new OcvrError(e.code, e.message, { channelId: ch }));
+    }
+  }
+
+  /** Abandons a socket that looks dead and reconnects. */
+  private drop(ws: WebSocketLike, why: string): void {
+    if (ws !== this.ws) return;
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "dead connection");
+    } catch {
+      // ignore
+    }
+    this.onSocketClose(ws, CloseCode.CLIENT_DEAD_CONNECTION, why);
+  }
+
+  private onSocketClose(ws: WebSocketLike, code: number, reason: string): void {
+    if (ws !== this.ws) return;
+    const wasOpen = this.wsOpen;
+    this.ws = undefined;
+    this.wsOpen = false;
+    this.live.clear();
+    this.clearTimers();
+    this.emit("disconnect", { code, reason, wasOpen });
+    if (this._state === "closed") return;
+    switch (code) {
+      case CloseCode.SESSION_REVOKED:
+        this.stop({
+          reason: "session_revoked",
+          code,
+          error: new OcvrError("SESSION_REVOKED", `session revoked${this.revoked ? ": " + this.revoked.reason : ""}`, { closeCode: code }),
+        });
+        return;
+      case CloseCode.INVALID_TICKET:
+        if (++this.invalidTickets >= this.maxInvalid) {
+          this.stop({
+            reason: "invalid_ticket",
+            code,
+            error: new OcvrError("INVALID_TICKET", `the gateway refused ${this.invalidTickets} fresh tickets in a row${this.lastError ? ": " + this.lastError.message : ""}`, { closeCode: code }),
+          });
+          return;
+        }
+        break;
+      case CloseCode.TOO_MANY_CONNECTIONS:
+        this.stop({ reason: "too_many_connections", code, error: new OcvrError("TOO_MANY_CONNECTIONS", "too many connections for this user", { closeCode: code }) });
+        return;
+      case CloseCode.NORMAL:
+        this.stop({ reason: "server_closed", code, error: new OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) });
+        return;
+    }
+    this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, { closeCode: code }));
+  }
+
+  /** Schedules the next attempt: exponential backoff with full jitter. */
+  private retry(error?: Error, minDelay = 0): void {
+    if (this._state === "closed") return;
+    this.gen++;
+    this.clearTimers();
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = undefined;
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "retry");
+      } catch {
+        // ignore
+      }
+    }
+    const cap = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, 30));
+    this.attempt++;
+    const delay = Math.max(Math.random() * cap, minDelay);
+    this.setState("reconnecting");
+    const ev: ReconnectingEvent = { attempt: this.attempt, delay };
+    if (error) ev.error = error;
+    this.emit("reconnecting", ev);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this._state === "reconnecting") void this.open();
+    }, delay);
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    this.retryTimer = this.connectTimer = this.heartbeatTimer = undefined;
+  }
+
+  /** Stops for good. */
+  private stop(ev: ClosedEvent): void {
+    if (this._state === "closed") return;
+    this.gen++;
+    this.clearTimers();
+    this.abort?.abort();
+    this.abort = undefined;
+    const ws = this.ws;
+    this.ws = undefined;
+    this.wsOpen = false;
+    if (ws) {
+      ws.onmessage = ws.onerror = null;
+      ws.onclose = null;
+    }
+    const err = ev.error ?? new OcvrError("CLOSED", "the client is closed");
+    for (const [ch, p] of this.pendingSubs) p.reject(err.channelId ? err : new OcvrError(err.code, err.message, { channelId: ch, cause: err }));
+    for (const p of this.pendingUnsubs.values()) p.resolve();
+    this.pendingSubs.clear();
+    this.pendingUnsubs.clear();
+    this.wanted.clear();
+    this.live.clear();
+    this.lastTyping.clear();
+    this.setState("closed");
+    this.emit("closed", ev);
+  }
+}
+
+function pending(): Pending {
+  let resolve!: () => void;
+  let reject!: (e: OcvrError) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A subscribe whose promise nobody awaits must not be an unhandled rejection.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+function isUnauthorized(e: unknown): boolean {
+  const x = e as { status?: unknown; code?: unknown } | null;
+  return !!x && (x.status === 401 || x.code === "UNAUTHORIZED");
+}

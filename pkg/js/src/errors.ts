@@ -1,0 +1,59 @@
+/**
+ * Codes of an {@link OcvrError}: a server error code (an `error` frame, or
+ * ticketsvc's JSON error such as `UNAUTHORIZED` or `RATE_LIMITED`), or one of
+ * the client's own:
+ *
+ * - `SESSION_REVOKED`: the server closed with 4003 (after `session_revoked`).
+ * - `INVALID_TICKET`: the gateway refused fresh tickets repeatedly (4001).
+ * - `TOO_MANY_CONNECTIONS`: the server closed with 4010.
+ * - `SERVER_CLOSED`: the server closed with 1000.
+ * - `CLOSED`: `close()` was called.
+ * - `TICKET_FAILED`: the ticket request failed (network, unexpected answer).
+ */
+export type OcvrErrorCode =
+  | "UNAUTHORIZED"
+  | "RATE_LIMITED"
+  | "UNAVAILABLE"
+  | "SESSION_REVOKED"
+  | "INVALID_TICKET"
+  | "TOO_MANY_CONNECTIONS"
+  | "SERVER_CLOSED"
+  | "CLOSED"
+  | "TICKET_FAILED"
+  | "NOT_MEMBER"
+  | "CHANNEL_NOT_FOUND"
+  | "TOO_MANY_SUBSCRIPTIONS"
+  | "INVALID_MESSAGE"
+  | (string & {});
+
+/** Details of an {@link OcvrError}. */
+export interface OcvrErrorDetails {
+  /** The channel the error is about (a rejected subscribe). */
+  channelId?: string;
+  /** The WebSocket close code that ended the client. */
+  closeCode?: number;
+  /** The HTTP status of a failed ticket request. */
+  status?: number;
+  /** Milliseconds to wait before retrying (ticketsvc's Retry-After). */
+  retryAfter?: number;
+  cause?: unknown;
+}
+
+/** An error of the OCVR client, with a machine-readable `code`. */
+export class OcvrError extends Error {
+  readonly code: OcvrErrorCode;
+  readonly channelId?: string;
+  readonly closeCode?: number;
+  readonly status?: number;
+  readonly retryAfter?: number;
+
+  constructor(code: OcvrErrorCode, message: string, details: OcvrErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "OcvrError";
+    this.code = code;
+    if (details.channelId !== undefined) this.channelId = details.channelId;
+    if (details.closeCode !== undefined) this.closeCode = details.closeCode;
+    if (details.status !== undefined) this.status = details.status;
+    if (details.retryAfter !== undefined) this.retryAfter = details.retryAfter;
+  }
+}

@@ -1,0 +1,473 @@
+// Tests of @ocvr/realtime-client (the built dist/) against the real stack:
+// NATS, ticketsvc and two gateway processes (test/harness.mjs), driven with
+// bin/ocvrctl as a backend would. Node.js 20 has no global WebSocket: the
+// tests inject the `ws` package's.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { WebSocket } from "ws";
+
+import { OcvrClient, OcvrError, fetchTicket, SERVER_FRAME_TYPES } from "../dist/index.js";
+import { sleep, startStack, waitFor } from "./harness.mjs";
+
+const HEARTBEAT_MS = 1000;
+const GRACE_MS = 1000;
+
+let stack;
+const clients = [];
+let nextUser = 100;
+
+before(async () => {
+  stack = await startStack({
+    gateways: 2,
+    gatewayArgs: ["--heartbeat-interval", `${HEARTBEAT_MS}ms`, "--heartbeat-timeout", "3s", "--presence-grace", `${GRACE_MS}ms`],
+  });
+});
+
+after(async () => {
+  const t0 = Date.now();
+  await Promise.all(clients.map((c) => c.close()));
+  console.error("closing clients took", Date.now() - t0);
+  await stack?.stop();
+  console.error("after took", Date.now() - t0);
+});
+
+/** A WebSocket that records the frames the client sends. */
+function spyWebSocket(sent) {
+  return class SpyWebSocket extends WebSocket {
+    send(data) {
+      sent.push(JSON.parse(data));
+      super.send(data);
+    }
+  };
+}
+
+/** A client for a fresh user (or the given one), with an event recorder. */
+async function newClient({ user, name, channels = [], gateways = [0], options = {} } = {}) {
+  const userId = user ?? nextUser++;
+  const displayName = name ?? `User${userId}`;
+  const { token, sessionId } = await stack.createSession(userId, displayName);
+  const sent = [];
+  const events = [];
+  const tickets = [];
+  const client = new OcvrClient({
+    url: gateways.map((i) => stack.gateways[i].wsUrl),
+    getTicket: async ({ signal }) => {
+      const t = await fetchTicket(stack.ticketUrl, token, { signal });
+      tickets.push(t);
+      return t;
+    },
+    WebSocket: spyWebSocket(sent),
+    backoff: { base: 100, max: 1000 },
+    ...options,
+  });
+  for (const type of [...SERVER_FRAME_TYPES, "state", "disconnect", "reconnecting", "closed"]) {
+    client.on(type, (data) => events.push({ type, data, at: Date.now() }));
+  }
+  clients.push(client);
+  const h = {
+    client, userId, displayName, token, sessionId, sent, events, tickets,
+    /** Resolves with the data of the first event of type (at or after index from) matching pred. */
+    next: (type, pred = () => true, { timeout = 8000, from = 0 } = {}) =>
+      waitFor(() => events.slice(from).find((e) => e.type === type && pred(e.data))?.data, { timeout, what: `${type} for user ${userId}` }),
+    count: (type, pred = () => true) => events.filter((e) => e.type === type && pred(e.data)).length,
+  };
+  await h.next("ready");
+  for (const ch of channels) await client.subscribe(ch);
+  return h;
+}
+
+/** A fresh channel with the given users as members. */
+let nextChannel = 0;
+async function newChannel(...userIds) {
+  const ch = `ch_js_${process.pid}_${nextChannel++}`;
+  await stack.ocvrctl("channel", "create", "--channel", ch);
+  for (const u of userIds) await stack.ocvrctl("member", "add", "--channel", ch, "--user", String(u));
+  return ch;
+}
+
+describe("connect", () => {
+  test("fetches a ticket with the session token, connects and reports ready", async () => {
+    const { token, sessionId } = await stack.createSession(nextUser, "Token User");
+    const states = [];
+    const client = new OcvrClient({ url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token, WebSocket, autoConnect: false });
+    clients.push(client);
+    client.on("state", (s) => states.push(s.state));
+    assert.equal(client.state, "idle");
+    const ready = new Promise((r) => client.once("ready", r));
+    client.connect();
+    const r = await ready;
+    assert.equal(r.user_id, nextUser++);
+    assert.equal(r.session_id, sessionId);
+    assert.equal(r.heartbeat_interval, HEARTBEAT_MS);
+    assert.match(r.connection_id, /^conn_/);
+    assert.equal(typeof r.server_time, "number");
+    assert.equal(client.state, "open");
+    assert.deepEqual(client.ready, r);
+    assert.deepEqual(states, ["connecting", "open"]);
+    await client.close();
+    assert.equal(client.state, "closed");
+  });
+
+  test("a token function is read at every attempt", async () => {
+    const { token } = await stack.createSession(nextUser++, "Fn User");
+    let calls = 0;
+    const client = new OcvrClient({ url: stack.gateways[1].wsUrl, ticketUrl: stack.ticketUrl, token: async () => (calls++, token), WebSocket });
+    clients.push(client);
+    await new Promise((r) => client.once("ready", r));
+    assert.equal(calls, 1);
+    await client.close();
+  });
+
+  test("ticketsvc 401 stops the client without retrying (unauthorized)", async () => {
+    let fetches = 0;
+    const client = new OcvrClient({
+      url: stack.gateways[0].wsUrl,
+      ticketUrl: stack.ticketUrl,
+      token: "sess_" + "A".repeat(43),
+      WebSocket,
+      fetch: (...a) => (fetches++, fetch(...a)),
+      backoff: { base: 10, max: 50 },
+    });
+    const closed = await new Promise((r) => client.once("closed", r));
+    assert.equal(closed.reason, "unauthorized");
+    assert.ok(closed.error instanceof OcvrError);
+    assert.equal(closed.error.code, "UNAUTHORIZED");
+    assert.equal(closed.error.status, 401);
+    await sleep(300);
+    assert.equal(fetches, 1);
+    assert.equal(client.state, "closed");
+  });
+});
+
+describe("subscribe", () => {
+  test("resolves on subscribed; typed events for every channel and user frame", async () => {
+    const a = await newClient({ name: "Ann" });
+    const b = await newClient({ name: "Ben" });
+    await stack.ocvrctl("friend", "add", "--user", String(a.userId), "--friend", String(b.userId));
+    const ch = await newChannel(a.userId, b.userId);
+
+    await a.client.subscribe(ch);
+    assert.ok(a.client.isSubscribed(ch));
+    assert.deepEqual(a.client.channels, [ch]);
+    assert.deepEqual(await a.next("subscribed"), { channel_id: ch });
+    // Subscribing again is harmless and resolves at once.
+    await a.client.subscribe(ch);
+    assert.equal(a.sent.filter((f) => f.type === "subscribe").length, 1);
+
+    const id = await stack.ocvrctl("publish", "message-create", "--channel", ch, "--author", String(b.userId), "--name", "Ben", "--content", "hello");
+    const mc = await a.next("message_create");
+    assert.equal(mc.id, id);
+    assert.equal(mc.channel_id, ch);
+    assert.deepEqual(mc.author, { id: b.userId, display_name: "Ben" });
+    assert.equal(mc.content, "hello");
+    assert.ok(!Number.isNaN(Date.parse(mc.created_at)));
+
+    await stack.ocvrctl("publish", "message-update", "--channel", ch, "--id", id, "--content", "hello!");
+    const mu = await a.next("message_update");
+    assert.equal(mu.id, id);
+    assert.equal(mu.content, "hello!");
+    assert.ok(!Number.isNaN(Date.parse(mu.edited_at)));
+
+    await stack.ocvrctl("publish", "message-delete", "--channel", ch, "--id", id);
+    assert.deepEqual(await a.next("message_delete"), { id, channel_id: ch });
+
+    const nid = await stack.ocvrctl("notify", "--user", String(a.userId), "--type", "friend_request", "--title", "New friend request", "--body", "Ben wants to be friends");
+    const n = await a.next("notification");
+    assert.equal(n.id, nid);
+    assert.equal(n.type, "friend_request");
+    assert.equal(n.title, "New friend request");
+    assert.equal(n.body, "Ben wants to be friends");
+
+    // presence: B's status text reaches its online friend A.
+    await stack.ocvrctl("presence", "set", "--user", String(b.userId), "--text", "Playing OCVR");
+    const p = await a.next("presence_update", (d) => d.status_text === "Playing OCVR");
+    assert.deepEqual(p, { user_id: b.userId, presence: "online", status_text: "Playing OCVR" });
+
+    // The whole frame arrives too, after its typed event.
+    const frames = [];
+    a.client.on("frame", (f) => frames.push(f));
+    await stack.ocvrctl("publish", "message-create", "--channel", ch, "--author", String(b.userId), "--name", "Ben", "--content", "again");
+    await waitFor(() => frames.find((f) => f.type === "message_create"), { what: "frame event" });
+
+    await a.client.unsubscribe(ch);
+    assert.deepEqual(await a.next("unsubscribed"), { channel_id: ch, reason: "client" });
+    assert.deepEqual(a.client.channels, []);
+    assert.ok(!a.client.isSubscribed(ch));
+  });
+
+  test("rejects with the error frame of that channel (CHANNEL_NOT_FOUND, NOT_MEMBER)", async () => {
+    const a = await newClient();
+    const other = await newChannel(); // exists, a is not a member
+    await assert.rejects(a.client.subscribe("ch_does_not_exist"), (e) => {
+      assert.ok(e instanceof OcvrError);
+      assert.equal(e.code, "CHANNEL_NOT_FOUND");
+      assert.equal(e.channelId, "ch_does_not_exist");
+      return true;
+    });
+    await assert.rejects(a.client.subscribe(other), { name: "OcvrError", code: "NOT_MEMBER", channelId: other });
+    // The error events arrived, typed, and the refused channels were dropped.
+    assert.equal((await a.next("error", (e) => e.channel_id === other)).code, "NOT_MEMBER");
+    assert.deepEqual(a.client.channels, []);
+    // Concurrent subscribes: each settles on its own channel's answer.
+    const ok = await newChannel(a.userId);
+    const results = await Promise.allSettled([a.client.subscribe(ok), a.client.subscribe("ch_nope_2"), a.client.subscribe(other)]);
+    assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "rejected"]);
+    assert.deepEqual(a.client.channels, [ok]);
+  });
+
+  test("subscribe before the connection is open waits for it", async () => {
+    const { token } = await stack.createSession(nextUser, "Early");
+    const ch = await newChannel(nextUser++);
+    const client = new OcvrClient({ url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token, WebSocket, autoConnect: false });
+    clients.push(client);
+    const p = client.subscribe(ch);
+    assert.equal(client.state, "idle");
+    client.connect();
+    await p;
+    assert.ok(client.isSubscribed(ch));
+    await client.close();
+  });
+
+  test("a channel the server ended (removed, deleted) is not resubscribed", async () => {
+    const a = await newClient({ gateways: [0] });
+    const keep = await newChannel(a.userId);
+    const removed = await newChannel(a.userId);
+    const deleted = await newChannel(a.userId);
+    for (const ch of [keep, removed, deleted]) await a.client.subscribe(ch);
+
+    await stack.ocvrctl("member", "remove", "--channel", removed, "--user", String(a.userId));
+    assert.deepEqual(await a.next("unsubscribed", (u) => u.channel_id === removed), { channel_id: removed, reason: "removed" });
+    await stack.ocvrctl("channel", "delete", "--channel", deleted);
+    assert.deepEqual(await a.next("unsubscribed", (u) => u.channel_id === deleted), { channel_id: deleted, reason: "deleted" });
+    assert.deepEqual(a.client.channels, [keep]);
+
+    // Reconnect (gateway restart): only `keep` is subscribed again.
+    const before = a.sent.length;
+    await stack.gateways[0].restart();
+    await a.next("ready", () => true, { from: a.events.findLastIndex((e) => e.type === "disconnect") });
+    await waitFor(() => a.client.isSubscribed(keep), { what: "resubscribed" });
+    const subs = a.sent.slice(before).filter((f) => f.type === "subscribe").map((f) => f.data.channel_id);
+    assert.deepEqual(subs, [keep]);
+  });
+});
+
+describe("heartbeat", () => {
+  test("heartbeats every heartbeat_interval; the server keeps the connection past its silence timeout", async () => {
+    const a = await newClient({ gateways: [1] });
+    const start = Date.now();
+    await sleep(3500); // > --heartbeat-timeout 3s: without heartbeats the server would close with 4004
+    const hbs = a.sent.filter((f) => f.type === "heartbeat").length;
+    assert.ok(hbs >= 3 && hbs <= 4, `sent ${hbs} heartbeats in ${Date.now() - start} ms`);
+    assert.ok(a.count("heartbeat_ack") >= 3);
+    assert.equal(typeof a.events.find((e) => e.type === "heartbeat_ack").data.server_time, "number");
+    assert.equal(a.count("disconnect"), 0);
+    assert.equal(a.client.state, "open");
+  });
+
+  test("no ack within an interval: the connection is dropped and the client reconnects elsewhere, resubscribed", async () => {
+    const a = await newClient({ gateways: [1, 0] }); // first attempt: gateway 2
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    const firstConn = a.client.ready.connection_id;
+    stack.gateways[1].pause(); // frozen: the socket stays open, nothing answers
+    try {
+      const d = await a.next("disconnect", () => true, { timeout: 5 * HEARTBEAT_MS });
+      assert.equal(d.code, 4000);
+      assert.match(d.reason, /heartbeat_ack/);
+      assert.equal(d.wasOpen, true);
+      const at = a.events.findIndex((e) => e.type === "disconnect");
+      await a.next("ready", () => true, { from: at });
+      assert.notEqual(a.client.ready.connection_id, firstConn);
+      await a.next("subscribed", (s) => s.channel_id === ch, { from: at });
+      await stack.ocvrctl("publish", "message-create", "--channel", ch, "--author", "1", "--name", "Alice", "--content", "after the freeze");
+      assert.equal((await a.next("message_create")).content, "after the freeze");
+    } finally {
+      stack.gateways[1].resume();
+    }
+  });
+});
+
+describe("reconnect", () => {
+  test("after a gateway restart: a new ticket, backoff, resubscribed, events keep coming", async () => {
+    const a = await newClient({ gateways: [0] });
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    const firstConn = a.client.ready.connection_id;
+    const gw = stack.gateways[0];
+
+    await gw.stop("SIGTERM"); // drain: 1012
+    const d = await a.next("disconnect");
+    assert.equal(d.code, 1012);
+    assert.equal(d.wasOpen, true);
+    const rec = await a.next("reconnecting");
+    assert.equal(rec.attempt, 1);
+    assert.ok(rec.delay >= 0 && rec.delay <= 100, `first retry delay ${rec.delay}`);
+    await sleep(400); // the gateway is down: attempts fail and back off
+    await gw.start();
+
+    const at = a.events.findIndex((e) => e.type === "disconnect");
+    await a.next("ready", () => true, { from: at });
+    assert.notEqual(a.client.ready.connection_id, firstConn);
+    await a.next("subscribed", (s) => s.channel_id === ch, { from: at });
+    assert.ok(a.client.isSubscribed(ch));
+    // A new ticket for every attempt (the failed ones included).
+    assert.ok(a.tickets.length >= 2);
+    assert.equal(new Set(a.tickets).size, a.tickets.length);
+    // The failed attempts backed off exponentially with full jitter.
+    const recs = a.events.filter((e) => e.type === "reconnecting").map((e) => e.data);
+    recs.forEach((r, i) => {
+      assert.equal(r.attempt, i + 1);
+      assert.ok(r.delay <= Math.min(1000, 100 * 2 ** i), `attempt ${r.attempt} delay ${r.delay}`);
+    });
+
+    await stack.ocvrctl("publish", "message-create", "--channel", ch, "--author", "1", "--name", "Alice", "--content", "after the restart");
+    assert.equal((await a.next("message_create")).content, "after the restart");
+  });
+
+  test("backoff: attempt n waits uniformly in [0, min(max, base·2ⁿ⁻¹)]", async () => {
+    const delays = [];
+    const client = new OcvrClient({
+      url: "ws://127.0.0.1:1/v1/ws",
+      getTicket: async () => {
+        throw new OcvrError("UNAVAILABLE", "test: ticketsvc down", { status: 503 });
+      },
+      WebSocket,
+      backoff: { base: 4, max: 64 },
+    });
+    clients.push(client);
+    client.on("reconnecting", (r) => delays.push(r));
+    await waitFor(() => delays.length >= 12, { what: "12 retries" });
+    await client.close();
+    delays.slice(0, 12).forEach((r, i) => {
+      assert.equal(r.attempt, i + 1);
+      assert.equal(r.error.code, "UNAVAILABLE");
+      assert.ok(r.delay >= 0 && r.delay <= Math.min(64, 4 * 2 ** i), `attempt ${r.attempt}: ${r.delay}`);
+    });
+    // Full jitter: not all at the cap.
+    assert.ok(delays.some((r) => r.delay < Math.min(64, 4 * 2 ** (r.attempt - 1)) * 0.9));
+  });
+});
+
+describe("stop conditions", () => {
+  test("4003 session revoked: session_revoked event, closed, never reconnects", async () => {
+    const a = await newClient({ gateways: [0, 1] });
+    const ch = await newChannel(a.userId);
+    const pendingSub = a.client.subscribe(ch);
+    await pendingSub;
+    await stack.ocvrctl("session", "revoke", "--session", a.sessionId, "--reason", "logout");
+    assert.deepEqual(await a.next("session_revoked"), { reason: "logout" });
+    const closed = await a.next("closed");
+    assert.equal(closed.reason, "session_revoked");
+    assert.equal(closed.code, 4003);
+    assert.equal(closed.error.code, "SESSION_REVOKED");
+    assert.equal(closed.error.closeCode, 4003);
+    assert.match(closed.error.message, /logout/);
+    assert.equal(a.client.state, "closed");
+    const tickets = a.tickets.length;
+    await sleep(1000);
+    assert.equal(a.tickets.length, tickets, "no ticket requested after 4003");
+    assert.equal(a.count("reconnecting"), 0);
+    await assert.rejects(a.client.subscribe(ch), { code: "CLOSED" });
+  });
+
+  test("repeated 4001 (invalid tickets): stops after maxInvalidTickets fresh tickets", async () => {
+    let calls = 0;
+    const errors = [];
+    const client = new OcvrClient({
+      url: stack.gateways[0].wsUrl,
+      getTicket: async () => `wst_${"x".repeat(40)}${calls++}`, // well-formed, unknown
+      WebSocket,
+      backoff: { base: 10, max: 50 },
+    });
+    clients.push(client);
+    client.on("error", (e) => errors.push(e));
+    const pending = client.subscribe("ch_general");
+    const closed = await new Promise((r) => client.once("closed", r));
+    assert.equal(closed.reason, "invalid_ticket");
+    assert.equal(closed.code, 4001);
+    assert.equal(closed.error.code, "INVALID_TICKET");
+    assert.equal(calls, 3);
+    assert.equal(errors.length, 3);
+    assert.ok(errors.every((e) => e.code === "INVALID_TICKET"));
+    await assert.rejects(pending, { code: "INVALID_TICKET", channelId: "ch_general" });
+    await sleep(300);
+    assert.equal(calls, 3);
+  });
+
+  test("close(): clean 1000, pending subscribes reject, no reconnect", async () => {
+    const a = await newClient({ gateways: [1] });
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    const tickets = a.tickets.length;
+    await a.client.close();
+    const closed = await a.next("closed");
+    assert.deepEqual(closed, { reason: "client" });
+    assert.equal(a.client.state, "closed");
+    assert.deepEqual(a.client.channels, []);
+    await a.client.close(); // idempotent
+    await sleep(500);
+    assert.equal(a.tickets.length, tickets);
+    assert.equal(a.count("reconnecting"), 0);
+    assert.equal(a.count("disconnect"), 0);
+
+    // A subscribe pending while connecting rejects with CLOSED.
+    const { token } = await stack.createSession(nextUser++, "Closer");
+    const c = new OcvrClient({ url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token, WebSocket });
+    const p = c.subscribe(ch);
+    await c.close();
+    await assert.rejects(p, { code: "CLOSED", channelId: ch });
+  });
+});
+
+describe("typing", () => {
+  test("throttled client-side to one frame per channel per 3 s, forwarded to the other members only", async () => {
+    const a = await newClient({ name: "Typist", gateways: [0] });
+    const b = await newClient({ name: "Watcher", gateways: [1] });
+    const ch = await newChannel(a.userId, b.userId);
+    const ch2 = await newChannel(a.userId);
+
+    assert.equal(a.client.typing(ch), false, "not subscribed yet: nothing sent");
+    await a.client.subscribe(ch);
+    await a.client.subscribe(ch2);
+    await b.client.subscribe(ch);
+
+    const results = [];
+    for (let i = 0; i < 20; i++) {
+      results.push(a.client.typing(ch));
+      await sleep(20);
+    }
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.equal(results[0], true);
+    assert.equal(a.client.typing(ch2), true, "the throttle is per channel");
+    assert.equal(a.sent.filter((f) => f.type === "typing" && f.data.channel_id === ch).length, 1);
+
+    const t = await b.next("typing_start");
+    assert.deepEqual(t, { channel_id: ch, user_id: a.userId, display_name: "Typist" });
+    await sleep(300);
+    assert.equal(b.count("typing_start"), 1);
+    assert.equal(a.count("typing_start"), 0, "never to the typing user");
+
+    // With a shorter client throttle the server's own 3 s throttle still
+    // coalesces; the client sends again once its window has passed.
+    const fast = await newClient({ user: a.userId, name: "Typist", gateways: [0], options: { typingThrottle: 200 } });
+    await fast.client.subscribe(ch);
+    assert.equal(fast.client.typing(ch), true);
+    assert.equal(fast.client.typing(ch), false);
+    await sleep(250);
+    assert.equal(fast.client.typing(ch), true);
+  });
+});
+
+describe("presence", () => {
+  test("a friend's online and offline (after the grace) arrive as presence_update", async () => {
+    const a = await newClient({ name: "Watcher" });
+    const friendId = nextUser++;
+    await stack.ocvrctl("friend", "add", "--user", String(a.userId), "--friend", String(friendId));
+    const f = await newClient({ user: friendId, name: "Friend", gateways: [1] });
+    assert.deepEqual(await a.next("presence_update", (p) => p.user_id === friendId), { user_id: friendId, presence: "online", status_text: "" });
+    const closedAt = Date.now();
+    await f.client.close();
+    await a.next("presence_update", (p) => p.user_id === friendId && p.presence === "offline", { timeout: GRACE_MS + 5000 });
+    assert.ok(Date.now() - closedAt >= GRACE_MS - 100, "offline only after the grace");
+  });
+});

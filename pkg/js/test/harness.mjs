@@ -1,0 +1,207 @@
+// The real stack for the client's tests: bin/ocvr-devstack runs NATS
+// (embedded, JetStream), ticketsvc, the demo page server and the seed data
+// (users 1 Alice and 2 Bob, friends, members of ch_general); the gateways
+// are this harness's own child processes, so a test can stop, restart,
+// freeze (SIGSTOP) and thaw them. Every port is picked free at start, so
+// the tests never collide with `make run` or another stack.
+import { spawn, execFile } from "node:child_process";
+import { mkdtempSync, openSync, closeSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const execFileP = promisify(execFile);
+
+export const jsDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const repoRoot = resolve(jsDir, "../..");
+export const binDir = process.env.OCVR_BIN ?? join(repoRoot, "bin");
+
+/** A free TCP port on 127.0.0.1 (the OS picks it). */
+export async function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls fn until it returns a truthy value, or throws after timeout ms. */
+export async function waitFor(fn, { timeout = 10000, interval = 50, what = "condition" } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await sleep(interval);
+  }
+}
+
+const children = new Set();
+process.on("exit", () => {
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+});
+
+async function httpOK(url) {
+  try {
+    const r = await fetch(url);
+    await r.arrayBuffer();
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** One gateway process the harness owns. */
+class Gateway {
+  constructor(stack, index, port, adminPort) {
+    this.stack = stack;
+    this.index = index;
+    this.port = port;
+    this.adminPort = adminPort;
+    this.name = `gw${index + 1}`;
+    this.wsUrl = `ws://127.0.0.1:${port}/v1/ws`;
+    this.starts = 0;
+  }
+
+  /** Starts the process and waits for /readyz. */
+  async start() {
+    const log = join(this.stack.dataDir, `${this.name}-${++this.starts}.log`);
+    const fd = openSync(log, "w");
+    const args = [
+      "--listen", `127.0.0.1:${this.port}`,
+      "--admin-listen", `127.0.0.1:${this.adminPort}`,
+      "--nats-url", this.stack.natsUrl,
+      "--pod-name", this.name,
+      "--readiness-delay", "0s",
+      "--drain-window", "300ms",
+      ...this.stack.gatewayArgs,
+    ];
+    const proc = spawn(join(binDir, "gateway"), args, { stdio: ["ignore", fd, fd] });
+    closeSync(fd);
+    children.add(proc);
+    this.proc = proc;
+    this.exited = new Promise((r) => proc.on("exit", (code, signal) => {
+      children.delete(proc);
+      r({ code, signal });
+    }));
+    let dead = false;
+    this.exited.then(() => (dead = true));
+    await waitFor(async () => {
+      if (dead) throw new Error(`${this.name} exited during start:\n${readFileSync(log, "utf8")}`);
+      return httpOK(`http://127.0.0.1:${this.adminPort}/readyz`);
+    }, { timeout: 15000, what: `${this.name} ready` });
+  }
+
+  /** Stops the process: SIGTERM drains (clients get 1012), SIGKILL drops every socket (1006). */
+  async stop(signal = "SIGTERM") {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill(signal);
+    await this.exited;
+  }
+
+  async restart(signal = "SIGTERM") {
+    await this.stop(signal);
+    await this.start();
+  }
+
+  /** Freezes the process: its sockets stay open but nothing answers (a dead connection). */
+  pause() {
+    this.proc.kill("SIGSTOP");
+  }
+
+  resume() {
+    this.proc.kill("SIGCONT");
+  }
+}
+
+/**
+ * Starts NATS + ticketsvc + the demo server (the devstack) and `gateways`
+ * gateway processes with `gatewayArgs`.
+ */
+export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs = [] } = {}) {
+  for (const b of ["ocvr-devstack", "gateway", "ticketsvc", "ocvrctl"]) {
+    if (!existsSync(join(binDir, b))) throw new Error(`${join(binDir, b)} is missing: run make build`);
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), "ocvr-js-"));
+  const [natsPort, tsvcPort, tsvcAdmin, demoPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const stack = {
+    dataDir,
+    gatewayArgs,
+    natsUrl: `nats://127.0.0.1:${natsPort}`,
+    ticketUrl: `http://127.0.0.1:${tsvcPort}`,
+    demoUrl: `http://127.0.0.1:${demoPort}`,
+    gateways: [],
+  };
+
+  const fd = openSync(join(dataDir, "devstack.log"), "w");
+  const ds = spawn(join(binDir, "ocvr-devstack"), [
+    "--bin", binDir,
+    "--data", dataDir,
+    "--nats-port", String(natsPort),
+    "--ticketsvc-addr", `127.0.0.1:${tsvcPort}`,
+    "--ticketsvc-admin", `127.0.0.1:${tsvcAdmin}`,
+    "--gateways", "0",
+    "--demo-addr", `127.0.0.1:${demoPort}`,
+    "--demo-dir", jsDir,
+    ...(ticketsvcArgs.length ? ["--ticketsvc-args", ticketsvcArgs.join(" ")] : []),
+  ], { stdio: ["ignore", fd, fd] });
+  closeSync(fd);
+  children.add(ds);
+  const dsExited = new Promise((r) => ds.on("exit", () => {
+    children.delete(ds);
+    r();
+  }));
+  let dsDead = false;
+  dsExited.then(() => (dsDead = true));
+  await waitFor(() => {
+    if (dsDead) throw new Error(`ocvr-devstack exited:\n${readFileSync(join(dataDir, "devstack.log"), "utf8")}`);
+    return readFileSync(join(dataDir, "devstack.log"), "utf8").includes("The stack is up.");
+  }, { timeout: 30000, what: "the devstack" });
+
+  for (let i = 0; i < gateways; i++) {
+    const g = new Gateway(stack, i, await freePort(), await freePort());
+    stack.gateways.push(g);
+  }
+  await Promise.all(stack.gateways.map((g) => g.start()));
+
+  /** Runs bin/ocvrctl against this stack's NATS; resolves to its stdout. */
+  stack.ocvrctl = async (...args) => {
+    const { stdout } = await execFileP(join(binDir, "ocvrctl"), ["--nats-url", stack.natsUrl, ...args]);
+    return stdout.trim();
+  };
+
+  /** Creates a session; resolves to { token, sessionId }. */
+  stack.createSession = async (userId, name) => {
+    const out = await stack.ocvrctl("session", "create", "--user", String(userId), "--name", name);
+    const token = out.split("\n")[0].trim();
+    const sessionId = out.match(/\bses_[A-Za-z0-9_-]+/)?.[0];
+    if (!token.startsWith("sess_") || !sessionId) throw new Error(`unexpected ocvrctl session create output: ${out}`);
+    return { token, sessionId };
+  };
+
+  stack.stop = async () => {
+    await Promise.all(stack.gateways.map((g) => {
+      if (g.proc && g.proc.signalCode === null && g.proc.exitCode === null) g.resume();
+      return g.stop("SIGKILL");
+    }));
+    ds.kill("SIGTERM");
+    await Promise.race([dsExited, sleep(10000)]);
+    if (!dsDead) ds.kill("SIGKILL");
+    if (!process.env.OCVR_KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
+  };
+  return stack;
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# make bench: the load-generator suite against a freshly started stack on
+# 127.0.0.1 — a real nats-server, ticketsvc and ONE gateway pinned to CPU 0,
+# ocvr-loadgen pinned to CPU 1 — writing BENCHMARKS.md-ready tables.
+#
+#   scripts/bench.sh [workload …]      workloads: idle fanout storm churn (default: all)
+#   RUNS=3 scripts/bench.sh fanout     repeat each workload (report every run; use the median)
+#
+# Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), FANOUT_SUBS (5000),
+# FANOUT_RATES, STORM_CONNS (5000), STORM_INFLIGHT (200), OUT (bench-results).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bin=$root/bin
+out=${OUT:-$root/bench-results}
+runs=${RUNS:-1}
+mkdir -p "$out"
+workloads=("$@")
+[ ${#workloads[@]} -gt 0 ] || workloads=(idle fanout storm churn)
+
+go build -o "$bin/" ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/ocvr-loadgen
+# The real nats-server binary, from the same module version the tests embed.
+[ -x "$bin/nats-server" ] || (cd pkg && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
+
+ulimit -n "$(ulimit -Hn)"
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+NATS=nats://127.0.0.1:14222
+server_cpu=0
+client_cpu=1
+
+wait_ready() { # url
+	for _ in $(seq 1 600); do
+		curl -fs "$1" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "not ready: $1" >&2
+	return 1
+}
+
+start_stack() {
+	rm -rf "$tmp/nats"
+	taskset -c $server_cpu "$bin/nats-server" -js -sd "$tmp/nats" -a 127.0.0.1 -p 14222 -m 18222 >"$tmp/nats.log" 2>&1 &
+	nats_pid=$!
+	pids+=($nats_pid)
+	wait_ready http://127.0.0.1:18222/healthz
+	taskset -c $server_cpu "$bin/ticketsvc" --listen 127.0.0.1:18080 --admin-listen 127.0.0.1:19080 \
+		--nats-url $NATS --rate-limit 1000000 --log-level warn >"$tmp/ticketsvc.log" 2>&1 &
+	tsvc_pid=$!
+	pids+=($tsvc_pid)
+	taskset -c $server_cpu "$bin/gateway" --listen 127.0.0.1:18081 --admin-listen 127.0.0.1:19081 \
+		--nats-url $NATS --pod-name bench --log-level warn "${GATEWAY_ARGS[@]}" >"$tmp/gateway.log" 2>&1 &
+	gw_pid=$!
+	pids+=($gw_pid)
+	wait_ready http://127.0.0.1:19080/readyz
+	wait_ready http://127.0.0.1:19081/readyz
+}
+
+stop_stack() {
+	kill "$gw_pid" "$tsvc_pid" "$nats_pid" 2>/dev/null || true
+	wait "$gw_pid" "$tsvc_pid" "$nats_pid" 2>/dev/null || true
+	pids=()
+}
+
+GATEWAY_ARGS=(--readiness-delay 0s --drain-window 1s --pprof ${EXTRA_GATEWAY_ARGS:-})
+loadgen() { # workload flags…
+	local w=$1
+	shift
+	taskset -c $client_cpu "$bin/ocvr-loadgen" "$w" --nats-url $NATS --ticket-url http://127.0.0.1:18080 \
+		--ws-url ws://127.0.0.1:18081/v1/ws --admin-url http://127.0.0.1:19081 "$@"
+}
+
+echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+echo "# server (nats-server, ticketsvc, gateway) pinned to CPU $server_cpu; ocvr-loadgen pinned to CPU $client_cpu"
+for w in "${workloads[@]}"; do
+	for r in $(seq 1 "$runs"); do
+		start_stack
+		echo
+		echo "## $w (run $r of $runs)"
+		case $w in
+		idle) loadgen idle ${IDLE_ARGS:-} --conns "${IDLE_CONNS:-19500}" --channels "${IDLE_CHANNELS:-100}" --pids "$gw_pid,$nats_pid" --json "$out/idle-$r.json" ;;
+		fanout) loadgen fanout --subs "${FANOUT_SUBS:-5000}" --rates "${FANOUT_RATES:-10,20,40,60,80,100,120,150}" --pids "$gw_pid,$nats_pid" --json "$out/fanout-$r.json" ;;
+		storm) loadgen storm --conns "${STORM_CONNS:-5000}" --inflight "${STORM_INFLIGHT:-200}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/storm-$r.json" ;;
+		churn) loadgen churn --workers "${CHURN_WORKERS:-200}" --duration "${CHURN_DURATION:-20s}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/churn-$r.json" ;;
+		*) echo "unknown workload $w" >&2; exit 2 ;;
+		esac
+		stop_stack
+	done
+done

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Pinned tools built from the Go module proxy and cached OUTSIDE the clone, so
+# a fresh clone (CI) on the same machine reuses them.
+#
+#   scripts/tools.sh helm             build helm once, print its path
+#   scripts/tools.sh kube-apiserver   build kube-apiserver once, print its path
+#   scripts/tools.sh crds DIR         copy the prometheus-operator and KEDA CRDs into DIR
+#   scripts/tools.sh cache            print the cache directory
+#
+# Cache: ${OCVR_TOOLS_CACHE:-$HOME/.cache/ocvr-tools}. Delete a tool's folder to rebuild it.
+# Build logs go to stderr; stdout carries only the answer.
+set -euo pipefail
+
+HELM_VERSION=v3.22.0
+K8S_VERSION=v1.34.4          # k8s.io/kubernetes; its staging modules are v0.34.4
+K8S_STAGING_VERSION=v0.34.4
+PROM_OPERATOR_VERSION=v0.85.0
+KEDA_VERSION=v2.21.0
+
+CACHE=${OCVR_TOOLS_CACHE:-$HOME/.cache/ocvr-tools}
+export PATH="/usr/local/go/bin:$PATH"
+export GOWORK=off GOFLAGS=-buildvcs=false
+
+log() { echo "tools.sh: $*" >&2; }
+
+# lock NAME: serialise concurrent builds of one tool (two test runs at once).
+lock() {
+	mkdir -p "$CACHE"
+	exec {lockfd}>"$CACHE/.$1.lock"
+	flock "$lockfd"
+}
+
+helm_bin() {
+	local dir="$CACHE/helm-$HELM_VERSION" bin
+	bin="$dir/helm"
+	if [ ! -x "$bin" ]; then
+		lock helm
+		if [ ! -x "$bin" ]; then
+			log "building helm $HELM_VERSION from the Go module proxy (once, ≈5 min) into $dir"
+			local tmp start=$SECONDS
+			tmp=$(mktemp -d "$CACHE/helm-build.XXXXXX")
+			# As helm's own Makefile does: the version, and the default
+			# Kubernetes version of lint and template (1.<client-go minor>;
+			# without it helm assumes v1.20).
+			local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+			local kv
+			kv=$(cd "$tmp" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' | xargs sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p')
+			[ -n "$kv" ] || { log "cannot find helm's client-go version"; exit 1; }
+			for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+				ldflags="$ldflags -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$kv"
+			done
+			CGO_ENABLED=0 GOBIN="$tmp" go install -ldflags "$ldflags" \
+				"helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+			mkdir -p "$dir"
+			mv "$tmp/helm" "$bin"
+			rm -rf "$tmp"
+			log "helm built in $((SECONDS - start)) s"
+		fi
+	fi
+	echo "$bin"
+}
+
+# kube-apiserver: a throwaway module requiring k8s.io/kubernetes with each of
+# its staging modules (k8s.io/api, k8s.io/apiserver, …) replaced by the
+# released version, exactly as the kubernetes go.mod lists them.
+kube_apiserver_bin() {
+	local dir="$CACHE/kube-apiserver-$K8S_VERSION" bin
+	bin="$dir/kube-apiserver"
+	if [ ! -x "$bin" ]; then
+		lock kube-apiserver
+		if [ ! -x "$bin" ]; then
+			log "building kube-apiserver $K8S_VERSION from the Go module proxy (once, ≈6-10 min, ≈2 GB RAM) into $dir"
+			local tmp start=$SECONDS gomod
+			tmp=$(mktemp -d "$CACHE/kube-apiserver-build.XXXXXX")
+			gomod=$(cd "$tmp" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+			[ -f "$gomod" ] || { log "cannot find the go.mod of k8s.io/kubernetes@$K8S_VERSION"; exit 1; }
+			(
+				cd "$tmp"
+				cat >go.mod <<-EOF
+					module ocvr.local/kube-apiserver-build
+
+					go 1.24
+
+					require k8s.io/kubernetes $K8S_VERSION
+				EOF
+				# Every "k8s.io/x => ./staging/src/k8s.io/x" becomes "k8s.io/x => k8s.io/x v0.y.z".
+				sed -n 's#^\s*\(k8s\.io/[a-z0-9.-]*\) => \./staging/src/k8s\.io/[a-z0-9.-]*$#\1#p' "$gomod" | sort -u | while read -r m; do
+					echo "replace $m => $m $K8S_STAGING_VERSION" >>go.mod
+				done
+				n=$(grep -c '^replace ' go.mod)
+				log "$n staging modules replaced by $K8S_STAGING_VERSION"
+				[ "$n" -ge 25 ] || { log "expected ~31 staging modules, found $n"; exit 1; }
+				cat >tools.go <<-'EOF'
+					//go:build tools
+
+					package tools
+
+					import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+				EOF
+				go mod tidy -e >&2 2>&1 | tail -5 >&2 || true
+				CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver >&2
+			)
+			mkdir -p "$dir"
+			mv "$tmp/kube-apiserver" "$bin"
+			rm -rf "$tmp"
+			log "kube-apiserver built in $((SECONDS - start)) s"
+		fi
+	fi
+	echo "$bin"
+}
+
+# crds DIR: the CustomResourceDefinitions the chart may render (ServiceMonitor,
+# PodMonitor, PrometheusRule; KEDA's ScaledObject and TriggerAuthentication),
+# from the Go modules of the projects that own them.
+crds() {
+	local out=$1 tmp po keda
+	mkdir -p "$out"
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' RETURN
+	po=$(cd "$tmp" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	keda=$(cd "$tmp" && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[ -d "$po/example/prometheus-operator-crd" ] || { log "no CRDs in $po"; exit 1; }
+	[ -d "$keda/config/crd/bases" ] || { log "no CRDs in $keda"; exit 1; }
+	cp "$po"/example/prometheus-operator-crd/*.yaml "$out/"
+	cp "$keda"/config/crd/bases/*.yaml "$out/"
+	chmod u+w "$out"/*.yaml
+}
+
+case "${1:-}" in
+helm) helm_bin ;;
+kube-apiserver) kube_apiserver_bin ;;
+crds) crds "${2:?usage: tools.sh crds DIR}" ;;
+cache) echo "$CACHE" ;;
+*)
+	echo "usage: $0 helm|kube-apiserver|crds DIR|cache" >&2
+	exit 2
+	;;
+esac
