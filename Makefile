@@ -1,7 +1,7 @@
 # OCVR Realtime. `make run` starts the dev stack; `make test` runs every test.
 SHELL := /bin/bash
 GO ?= go
-MODULES := pkg gateway ticketsvc
+MODULES := pkg gateway ticketsvc deploy/deploytest
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 BIN := $(CURDIR)/bin
 
@@ -52,6 +52,12 @@ test-chart:
 # make bench, or make bench WORKLOADS=fanout RUNS=3.
 bench:
 	RUNS=$(or $(RUNS),1) scripts/bench.sh $(WORKLOADS)
+
+# Debian's prometheus package (prometheus, promtool) for the observability
+# tests of deploy/deploytest; .ci/run installs it with the same script.
+.PHONY: prometheus
+prometheus:
+	bash scripts/ci/install-prometheus.sh
 
 clean:
 	rm -rf $(BIN) $(DATA)

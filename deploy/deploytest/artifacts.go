@@ -397,18 +397,25 @@ func MetricNames(expr string) ([]string, error) {
 	return out, nil
 }
 
-// Exported parses a /metrics page (text format) into the set of sample
-// names it can hold: every family, with _bucket, _sum and _count for
-// histograms and summaries (and _created, _total as the text format writes
-// them).
-func Exported(page string) map[string]string {
+// Families parses a /metrics page (text format) into its metric families
+// and their types.
+func Families(page string) map[string]string {
 	out := map[string]string{}
 	for _, line := range strings.Split(page, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 4 || f[0] != "#" || f[1] != "TYPE" {
-			continue
+		if len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			out[f[2]] = f[3]
 		}
-		name, typ := f[2], f[3]
+	}
+	return out
+}
+
+// Exported parses a /metrics page into the sample names it holds: every
+// family, with _bucket, _sum and _count for histograms and _sum and _count
+// for summaries.
+func Exported(page string) map[string]string {
+	out := map[string]string{}
+	for name, typ := range Families(page) {
 		out[name] = typ
 		switch typ {
 		case "histogram", "gaugehistogram":

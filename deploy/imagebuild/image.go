@@ -48,10 +48,10 @@ func (s Spec) Entrypoint() string { return BinDir + "/" + s.Binary }
 
 // Build writes an OCI image layout tarball at out holding one image per
 // platform (an index when there are several).
-func Build(s Spec, plats []v1.Platform, bins map[v1.Platform]string, out string) error {
+func Build(s Spec, plats []v1.Platform, bins map[string]string, out string) error {
 	var imgs []mutate.IndexAddendum
 	for _, p := range plats {
-		bin, err := os.ReadFile(bins[p])
+		bin, err := os.ReadFile(bins[PlatformString(p)])
 		if err != nil {
 			return err
 		}
@@ -83,6 +83,15 @@ func Build(s Spec, plats []v1.Platform, bins map[v1.Platform]string, out string)
 		return err
 	}
 	return tarDir(dir, out, s.Created)
+}
+
+// PlatformString is os/arch[/variant].
+func PlatformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
 }
 
 // Image assembles one platform's image: an empty base plus one layer.

@@ -172,13 +172,13 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 		for k, v := range extra {
 			spec.Labels[k] = v
 		}
-		bins := map[v1.Platform]string{}
+		bins := map[string]string{}
 		for _, p := range plats {
 			bin := filepath.Join(tmp, p.OS+"-"+p.Architecture+p.Variant, svc)
 			if err := goBuild(pkg, bin, p, stderr); err != nil {
 				return err
 			}
-			bins[p] = bin
+			bins[PlatformString(p)] = bin
 		}
 		path := filepath.Join(*out, spec.Name+".tar")
 		if err := Build(spec, plats, bins, path); err != nil {
@@ -270,11 +270,10 @@ func inspectCmd(path string, stdout io.Writer) error {
 		return err
 	}
 	type entry struct {
-		Platform  string         `json:"platform"`
-		Reference string         `json:"reference,omitempty"`
-		Config    v1.Config      `json:"config"`
-		Files     []string       `json:"files"`
-		Extra     map[string]any `json:"-"`
+		Platform  string    `json:"platform"`
+		Reference string    `json:"reference,omitempty"`
+		Config    v1.Config `json:"config"`
+		Files     []string  `json:"files"`
 	}
 	var out []entry
 	for _, im := range imgs {
@@ -303,11 +302,7 @@ func extractCmd(path, dir, platform string) error {
 		return err
 	}
 	for _, im := range imgs {
-		p := im.Platform.OS + "/" + im.Platform.Architecture
-		if im.Platform.Variant != "" {
-			p += "/" + im.Platform.Variant
-		}
-		if p == platform {
+		if PlatformString(im.Platform) == platform {
 			return Extract(im.Image, dir)
 		}
 	}

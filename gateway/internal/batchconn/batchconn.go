@@ -11,10 +11,12 @@ package batchconn
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -48,6 +50,26 @@ type Conn struct {
 	mu       sync.Mutex // orders batched and direct writes (the close frame may come from another goroutine)
 	batching bool
 	buf      *[]byte
+
+	br *bufio.Reader // the read buffer handed to the websocket library
+	// prefix: the HTTP server had read bytes past the request (pipelined
+	// frames); the websocket library replays them before reading the
+	// socket, i.e. before the first call of Read.
+	prefix bool
+}
+
+// Read reads from the socket. The websocket library's reader calls it
+// only once it has consumed the replayed prefix.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.prefix = false
+	return c.Conn.Read(p)
+}
+
+// Pending reports whether bytes are already read from the socket but not
+// yet consumed: a reader must go on without waiting for the socket to be
+// readable again. Only the connection's reader may call it.
+func (c *Conn) Pending() bool {
+	return c.prefix || (c.br != nil && c.br.Buffered() > 0)
 }
 
 // Begin opens a batch: writes are buffered until Flush.
@@ -119,14 +141,22 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &Conn{Conn: nc, pool: w.pool}
-	var r io.Reader = nc
-	if n := brw.Reader.Buffered(); n > 0 {
-		// Bytes the client sent right after its request (pipelined frames).
+	c := &Conn{Conn: nc, pool: w.pool}
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		c.br = bufio.NewReaderSize(c, readerSize)
+	} else {
+		// Bytes the client sent right after its request: move them into the
+		// new buffer, where the websocket library looks for them.
 		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)
+		c.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(readerSize, n))
+		if _, err := c.br.Peek(n); err != nil {
+			return nil, nil, err
+		}
+		c.prefix = true
 	}
-	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readerSize), bufio.NewWriterSize(w.conn, writerSize)), nil
+	w.conn = c
+	return c, bufio.NewReadWriter(c.br, bufio.NewWriterSize(c, writerSize)), nil
 }
 
 // Unwrap lets http.ResponseController reach the original writer.
@@ -134,3 +164,12 @@ func (w *ResponseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // Conn returns the hijacked connection, or nil before the hijack.
 func (w *ResponseWriter) Conn() *Conn { return w.conn }
+
+// SyscallConn exposes the socket's file descriptor (for the poller).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("batchconn: socket has no file descriptor")
+	}
+	return sc.SyscallConn()
+}

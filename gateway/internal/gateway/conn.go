@@ -43,6 +43,10 @@ type conn struct {
 	limited    bool // in a rate-limited episode: RATE_LIMITED already sent
 	overLimit  int  // frames refused in the current episode
 	closedOnce sync.Once
+	finishOnce sync.Once
+	leave      func()        // gives back the admission slot
+	gate       chan struct{} // held while reading (poller mode) and during a close handshake
+	pollToken  uint64        // the poller's token while the socket is armed (guarded by mu)
 	done       chan struct{} // closed when the socket is gone
 }
 
@@ -214,6 +218,7 @@ func (c *conn) drain() {
 			c.writing = false
 			c.mu.Unlock()
 			c.ws.CloseNow()
+			c.g.finish(c, err)
 			return
 		}
 	}
@@ -229,8 +234,30 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 			c.closeCode, c.closeWhy = code, reason
 		}
 		c.mu.Unlock()
-		_ = c.ws.Close(code, reason)
+		if c.acquireGate() {
+			_ = c.ws.Close(code, reason)
+			<-c.gate
+		} else {
+			c.ws.CloseNow() // a reader is stuck mid-frame: no handshake
+		}
+		c.g.finish(c, nil)
 	})
+}
+
+// acquireGate takes the read gate, waiting briefly for a read burst to end.
+func (c *conn) acquireGate() bool {
+	select {
+	case c.gate <- struct{}{}:
+		return true
+	case <-time.After(time.Second):
+		return false
+	}
+}
+
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }
 
 // closeNow sends the close frame if the socket takes it within a short
@@ -243,9 +270,13 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) {
 		// ongoing Close short: closing the socket under it can.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(slowCloseGrace))
 		drop := time.AfterFunc(slowCloseGrace, func() { _ = c.nc.Conn.Close() })
-		_ = c.ws.Close(code, reason)
+		if c.acquireGate() {
+			_ = c.ws.Close(code, reason)
+			<-c.gate
+		}
 		drop.Stop()
 		c.ws.CloseNow()
+		c.g.finish(c, nil)
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ocvr/realtime/gateway/internal/batchconn"
+	"github.com/ocvr/realtime/gateway/internal/poller"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/presence"
@@ -64,6 +65,10 @@ type Config struct {
 	DispatchShards    int           // bus dispatcher goroutines (default 4)
 	// Pprof serves /debug/pprof on the admin listener (profiling under load).
 	Pprof bool
+	// ReaderGoroutines parks a reader goroutine on every socket instead of
+	// waiting for idle sockets on the shared epoll poller (the default on
+	// Linux; elsewhere reader goroutines are always used).
+	ReaderGoroutines bool
 	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each client
 	// socket in bytes; 0 keeps the OS default (autotuned, up to several MB
 	// per socket). A small value bounds kernel memory per connection and
@@ -213,6 +218,7 @@ type Gateway struct {
 	metrics  *metrics
 	pool     *batchconn.Pool
 	origins  *originMatcher
+	poller   *poller.Poller // nil: a reader goroutine per socket
 
 	stores atomic.Pointer[stores]
 
@@ -264,6 +270,11 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		typingLast: map[typingKey]time.Time{},
 	}
 	g.hub = newHub(g, subjects, cfg.DispatchShards, 1<<16)
+	if !cfg.ReaderGoroutines {
+		if p, err := poller.New(); err == nil {
+			g.poller = p
+		}
+	}
 	g.metrics.setLimits(cfg.SoftMaxConns, cfg.HardMaxConns)
 	ch := make(chan struct{})
 	g.reconnect.Store(&ch)
@@ -312,6 +323,15 @@ func (g *Gateway) Connections() int { return int(g.nconn.Load()) }
 // until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.hub.run(ctx, &g.wg)
+	if g.poller != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.poller.Run(ctx); err != nil {
+				g.log.Error("poller stopped", "err", err)
+			}
+		}()
+	}
 	for g.stores.Load() == nil {
 		st, err := g.openStores(ctx)
 		if err == nil {

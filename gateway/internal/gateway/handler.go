@@ -74,7 +74,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// back before a refusal's close handshake and when the connection ends.
 	var once sync.Once
 	leave := func() { once.Do(func() { g.admitted.Add(-1) }) }
-	defer leave()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			leave()
+		}
+	}()
 	if n := g.admitted.Add(1); g.cfg.HardMaxConns > 0 && n > int64(g.cfg.HardMaxConns) {
 		leave()
 		g.metrics.connects.WithLabelValues("over_capacity").Inc()
@@ -130,10 +135,13 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		nc:          bw.Conn(),
 		g:           g,
 		subs:        map[string]struct{}{},
+		gate:        make(chan struct{}, 1),
+		leave:       leave,
 		tokens:      float64(g.cfg.FrameBurst),
 		tokensAt:    now,
 	}
 	c.lastSeen.Store(now.UnixNano())
+	handedOff = true // from here on the connection's cleanup gives the slot back
 	g.register(c)
 	g.metrics.connects.WithLabelValues("ok").Inc()
 	if g.draining.Load() {
@@ -145,7 +153,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// HTTP server's per-connection state (request, headers, its buffered
 	// writer, the handshake's grown stack) becomes garbage instead of
 	// staying pinned for the connection's lifetime.
-	go g.serveConn(c, leave)
+	go g.serveConn(c)
 }
 
 // redeem consumes the ticket and re-checks its session. result is a metrics
@@ -177,9 +185,8 @@ func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (ticket.Iden
 
 // serveConn runs one connection on the handler goroutine until it closes;
 // leave gives back its admission slot.
-func (g *Gateway) serveConn(c *conn, leave func()) {
+func (g *Gateway) serveConn(c *conn) {
 	ctx := context.Background() // a Read ctx expiry would close the socket; liveness is the sweeper's job
-	log := g.log.With("conn", c.id, "user", c.userID, "session", c.sessionID)
 
 	// ready must be the first frame, yet events published once the user
 	// and broadcast subjects are joined must not be lost: queue ready with
@@ -197,16 +204,78 @@ func (g *Gateway) serveConn(c *conn, leave func()) {
 		err = g.hub.join(ctx, g.subjects.Broadcast(), protocol.ScopeBroadcast, "", c)
 	}
 	if err != nil {
-		log.Error("join user subject", "err", err)
+		g.log.Error("join user subject", "conn", c.id, "err", err)
 		c.dropHeld()
 		c.close(protocol.CloseInternalError, "bus unavailable")
-	} else {
-		log.Info("connection opened")
-		g.metrics.frameOut(protocol.TypeReady)
-		c.release()
-		err = g.readLoop(ctx, c)
+		return
 	}
+	g.log.Info("connection opened", "conn", c.id, "user", c.userID, "session", c.sessionID)
+	g.metrics.frameOut(protocol.TypeReady)
+	c.release()
+	if g.poller != nil {
+		// Idle sockets wait on the shared poller, not on a parked goroutine.
+		g.readBurst(c, false)
+		return
+	}
+	g.finish(c, g.readLoop(ctx, c, nil))
+}
 
+// readBurst reads what a socket has (at least one message when the poller
+// reported it readable; only already-buffered ones otherwise), then arms
+// the poller to run it again when more arrives. It holds the connection's
+// read gate: the buffered-bytes check touches the websocket library's read
+// buffer, which a close handshake also reads.
+func (g *Gateway) readBurst(c *conn, readable bool) {
+	c.gate <- struct{}{}
+	if c.isClosing() {
+		<-c.gate // the closer owns the socket now
+		return
+	}
+	var err error
+	if readable || c.nc.Pending() {
+		err = g.readLoop(context.Background(), c, c.nc.Pending)
+	} else {
+		err = errIdle
+	}
+	if errors.Is(err, errIdle) {
+		c.mu.Lock()
+		token := c.pollToken
+		c.mu.Unlock()
+		if token == 0 {
+			token, err = g.poller.Add(c.nc, func() { g.readBurst(c, true) })
+			if err == nil {
+				c.mu.Lock()
+				c.pollToken = token
+				c.mu.Unlock()
+			}
+		} else {
+			err = g.poller.Rearm(c.nc, token)
+		}
+	}
+	<-c.gate
+	if err != nil {
+		g.finish(c, err)
+	}
+}
+
+// errIdle ends a read burst: nothing more is buffered.
+var errIdle = errors.New("idle")
+
+// finish releases everything a connection holds, once, whoever notices its
+// end first: its reader, or the goroutine that closed it.
+func (g *Gateway) finish(c *conn, err error) {
+	c.finishOnce.Do(func() { g.cleanup(c, err) })
+}
+
+func (g *Gateway) cleanup(c *conn, err error) {
+	c.mu.Lock()
+	token := c.pollToken
+	c.pollToken = 0
+	c.mu.Unlock()
+	if token != 0 {
+		g.poller.Remove(c.nc, token)
+	}
+	userSubj, _ := g.subjects.User(c.userID)
 	// Cleanup: leave every topic, then account for the close.
 	g.hub.leave(userSubj, c)
 	g.hub.leave(g.subjects.Broadcast(), c)
@@ -231,45 +300,56 @@ func (g *Gateway) serveConn(c *conn, leave func()) {
 		}
 	}
 	c.ws.CloseNow()
-	leave()
+	if c.leave != nil {
+		c.leave()
+	}
 	g.metrics.disconnected(code) // before unregister: Connections() going down means it is counted
 	g.unregister(c)
-	log.Info("connection closed", "code", code, "reason", reason, "duration", g.now().Sub(c.opened).Round(time.Millisecond).String())
+	g.log.Info("connection closed", "conn", c.id, "user", c.userID, "session", c.sessionID, "code", code, "reason", reason, "duration", g.now().Sub(c.opened).Round(time.Millisecond).String())
 }
 
-func (g *Gateway) readLoop(ctx context.Context, c *conn) error {
+// readLoop reads and handles client frames until the socket fails or, when
+// more is given, until more reports that nothing is buffered (errIdle).
+func (g *Gateway) readLoop(ctx context.Context, c *conn, more func() bool) error {
 	for {
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
 			return err
 		}
-		now := g.now()
-		c.lastSeen.Store(now.UnixNano())
-		if !c.allowFrame(now) {
-			continue
+		g.handleFrame(ctx, c, typ, data)
+		if more != nil && !more() {
+			return errIdle
 		}
-		if typ != websocket.MessageText {
-			g.metrics.frameIn("invalid")
-			c.sendError(protocol.CodeInvalidMessage, "binary frames are not supported: send JSON text frames", "")
-			continue
-		}
-		f, perr := protocol.DecodeClientFrame(data)
-		if perr != nil {
-			g.metrics.frameIn("invalid")
-			c.sendError(perr.Code, perr.Message, perr.ChannelID)
-			continue
-		}
-		g.metrics.frameIn(f.Type)
-		switch f.Type {
-		case protocol.TypeHeartbeat:
-			c.send(protocol.TypeHeartbeatAck, protocol.HeartbeatAck{ServerTime: now.UnixMilli()})
-		case protocol.TypeSubscribe:
-			g.subscribe(ctx, c, f.ChannelID)
-		case protocol.TypeUnsubscribe:
-			g.unsubscribe(c, f.ChannelID)
-		case protocol.TypeTyping:
-			g.typing(ctx, c, f.ChannelID)
-		}
+	}
+}
+
+func (g *Gateway) handleFrame(ctx context.Context, c *conn, typ websocket.MessageType, data []byte) {
+	now := g.now()
+	c.lastSeen.Store(now.UnixNano())
+	if !c.allowFrame(now) {
+		return
+	}
+	if typ != websocket.MessageText {
+		g.metrics.frameIn("invalid")
+		c.sendError(protocol.CodeInvalidMessage, "binary frames are not supported: send JSON text frames", "")
+		return
+	}
+	f, perr := protocol.DecodeClientFrame(data)
+	if perr != nil {
+		g.metrics.frameIn("invalid")
+		c.sendError(perr.Code, perr.Message, perr.ChannelID)
+		return
+	}
+	g.metrics.frameIn(f.Type)
+	switch f.Type {
+	case protocol.TypeHeartbeat:
+		c.send(protocol.TypeHeartbeatAck, protocol.HeartbeatAck{ServerTime: now.UnixMilli()})
+	case protocol.TypeSubscribe:
+		g.subscribe(ctx, c, f.ChannelID)
+	case protocol.TypeUnsubscribe:
+		g.unsubscribe(c, f.ChannelID)
+	case protocol.TypeTyping:
+		g.typing(ctx, c, f.ChannelID)
 	}
 }
 

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -55,6 +56,9 @@ func newEnv(t *testing.T, tweak func(*gateway.Config)) *env {
 	t.Cleanup(nc.Close)
 	e.nc = nc
 	cfg := gateway.Config{PodName: "test", Now: e.clock.Now, SweepInterval: 20 * time.Millisecond, ReadinessDelay: time.Millisecond, DrainWindow: 100 * time.Millisecond}
+	// OCVR_TEST_READER_GOROUTINES=1 runs the suite in the reader-goroutine
+	// mode (the non-Linux path) instead of on the epoll poller.
+	cfg.ReaderGoroutines = os.Getenv("OCVR_TEST_READER_GOROUTINES") == "1"
 	if tweak != nil {
 		tweak(&cfg)
 	}

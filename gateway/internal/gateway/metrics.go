@@ -85,7 +85,7 @@ func newMetrics() *metrics {
 		m.framesOut[t] = framesOut.WithLabelValues(t)
 	}
 	m.errors = map[string]prometheus.Counter{}
-	for _, c := range protocol.ErrorCodes {
+	for _, c := range append([]string{CodeUnavailable}, protocol.ErrorCodes...) {
 		m.errors[c] = errs.WithLabelValues(c)
 	}
 	for _, r := range []string{"ok", "invalid_ticket", "origin_rejected", "over_capacity", "unavailable", "draining"} {

@@ -121,7 +121,11 @@ func (s *demoServer) routes() http.Handler {
 		files.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/demo/", http.StatusFound)
+		target := "/demo/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery // keep ?ws=… and ?ticket=…
+		}
+		http.Redirect(w, r, target, http.StatusFound)
 	})
 	mux.HandleFunc("GET /demo-api/config", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.cfg)

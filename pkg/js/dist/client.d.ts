@@ -165,6 +165,7 @@ export declare class OcvrClient {
     private _state;
     private _ready;
     private ws;
+    private wsUrl;
     private wsOpen;
     private gen;
     private attempt;
@@ -189,6 +190,8 @@ export declare class OcvrClient {
     get state(): ConnectionState;
     /** The `ready` of the current connection (connection, user and session ids), or undefined when not open. */
     get ready(): Ready | undefined;
+    /** The gateway URL of the current connection (without the ticket), or undefined when not open. */
+    get url(): string | undefined;
     /** The channels the client keeps subscribed (across reconnects). */
     get channels(): string[];
     /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
@@ -248,4 +251,3 @@ export declare class OcvrClient {
     /** Stops for good. */
     private stop;
 }
-//# sourceMappingURL=client.d.ts.map

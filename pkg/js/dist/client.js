@@ -29,6 +29,7 @@ export class OcvrClient {
     _state = "idle";
     _ready;
     ws;
+    wsUrl;
     wsOpen = false; // ready received on ws
     gen = 0; // bumped per attempt and on close: stale callbacks check it
     attempt = 0;
@@ -76,6 +77,10 @@ export class OcvrClient {
     /** The `ready` of the current connection (connection, user and session ids), or undefined when not open. */
     get ready() {
         return this._state === "open" ? this._ready : undefined;
+    }
+    /** The gateway URL of the current connection (without the ticket), or undefined when not open. */
+    get url() {
+        return this._state === "open" ? this.wsUrl : undefined;
     }
     /** The channels the client keeps subscribed (across reconnects). */
     get channels() {
@@ -286,6 +291,7 @@ export class OcvrClient {
             return;
         }
         this.ws = ws;
+        this.wsUrl = url;
         this.wsOpen = false;
         this.lastError = undefined;
         ws.onmessage = (ev) => this.onMessage(ws, ev.data);
@@ -561,4 +567,3 @@ function isUnauthorized(e) {
     const x = e;
     return !!x && (x.status === 401 || x.code === "UNAUTHORIZED");
 }
-//# sourceMappingURL=client.js.map

@@ -32,4 +32,3 @@ export declare class OcvrError extends Error {
     readonly retryAfter?: number;
     constructor(code: OcvrErrorCode, message: string, details?: OcvrErrorDetails);
 }
-//# sourceMappingURL=errors.d.ts.map

@@ -19,4 +19,3 @@ export class OcvrError extends Error {
             this.retryAfter = details.retryAfter;
     }
 }
-//# sourceMappingURL=errors.js.map

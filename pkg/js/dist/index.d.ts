@@ -17,4 +17,3 @@ export { fetchTicket, ticketEndpoint } from "./ticket.js";
 export type { FetchLike, FetchResponseLike, FetchTicketOptions } from "./ticket.js";
 export { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
 export type * from "./protocol.js";
-//# sourceMappingURL=index.d.ts.map

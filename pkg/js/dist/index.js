@@ -13,4 +13,3 @@ export { OcvrClient } from "./client.js";
 export { OcvrError } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
 export { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
-//# sourceMappingURL=index.js.map

@@ -133,4 +133,3 @@ export declare const CloseCode: {
     readonly SLOW_CONSUMER: 4009;
     readonly TOO_MANY_CONNECTIONS: 4010;
 };
-//# sourceMappingURL=protocol.d.ts.map

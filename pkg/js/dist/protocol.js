@@ -34,4 +34,3 @@ export const CloseCode = {
     SLOW_CONSUMER: 4009,
     TOO_MANY_CONNECTIONS: 4010,
 };
-//# sourceMappingURL=protocol.js.map

@@ -29,4 +29,3 @@ export declare function ticketEndpoint(ticketUrl: string): string;
  */
 export declare function fetchTicket(ticketUrl: string, token: string, opts?: FetchTicketOptions): Promise<string>;
 export declare function errorMessage(e: unknown): string;
-//# sourceMappingURL=ticket.d.ts.map

@@ -59,4 +59,3 @@ export async function fetchTicket(ticketUrl, token, opts = {}) {
 export function errorMessage(e) {
     return e instanceof Error ? e.message : String(e);
 }
-//# sourceMappingURL=ticket.js.map

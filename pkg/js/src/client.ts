@@ -190,6 +190,7 @@ export class OcvrClient {
   private _ready: Ready | undefined;
 
   private ws: WebSocketLike | undefined;
+  private wsUrl: string | undefined;
   private wsOpen = false; // ready received on ws
   private gen = 0; // bumped per attempt and on close: stale callbacks check it
   private attempt = 0;
@@ -239,6 +240,11 @@ export class OcvrClient {
   /** The `ready` of the current connection (connection, user and session ids), or undefined when not open. */
   get ready(): Ready | undefined {
     return this._state === "open" ? this._ready : undefined;
+  }
+
+  /** The gateway URL of the current connection (without the ticket), or undefined when not open. */
+  get url(): string | undefined {
+    return this._state === "open" ? this.wsUrl : undefined;
   }
 
   /** The channels the client keeps subscribed (across reconnects). */
@@ -444,6 +450,7 @@ export class OcvrClient {
       return;
     }
     this.ws = ws;
+    this.wsUrl = url;
     this.wsOpen = false;
     this.lastError = undefined;
     ws.onmessage = (ev: { data: unknown }) => this.onMessage(ws, ev.data);

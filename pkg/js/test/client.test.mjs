@@ -24,11 +24,8 @@ before(async () => {
 });
 
 after(async () => {
-  const t0 = Date.now();
   await Promise.all(clients.map((c) => c.close()));
-  console.error("closing clients took", Date.now() - t0);
   await stack?.stop();
-  console.error("after took", Date.now() - t0);
 });
 
 /** A WebSocket that records the frames the client sends. */

@@ -44,16 +44,26 @@ export async function waitFor(fn, { timeout = 10000, interval = 50, what = "cond
   }
 }
 
+// Child processes die with the test process, however it ends. The devstack
+// runs in its own process group so that its ticketsvc goes with it.
 const children = new Set();
-process.on("exit", () => {
+function killChildren() {
   for (const c of children) {
     try {
-      c.kill("SIGKILL");
+      if (c.groupLeader) process.kill(-c.pid, "SIGKILL");
+      else c.kill("SIGKILL");
     } catch {
       // gone
     }
   }
-});
+}
+process.on("exit", killChildren);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(sig, () => {
+    killChildren();
+    process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+  });
+}
 
 async function httpOK(url) {
   try {
@@ -158,8 +168,9 @@ export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs
     "--demo-addr", `127.0.0.1:${demoPort}`,
     "--demo-dir", jsDir,
     ...(ticketsvcArgs.length ? ["--ticketsvc-args", ticketsvcArgs.join(" ")] : []),
-  ], { stdio: ["ignore", fd, fd] });
+  ], { stdio: ["ignore", fd, fd], detached: true });
   closeSync(fd);
+  ds.groupLeader = true;
   children.add(ds);
   const dsExited = new Promise((r) => ds.on("exit", () => {
     children.delete(ds);
@@ -199,8 +210,9 @@ export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs
       return g.stop("SIGKILL");
     }));
     ds.kill("SIGTERM");
-    await Promise.race([dsExited, sleep(10000)]);
-    if (!dsDead) ds.kill("SIGKILL");
+    const t = setTimeout(() => ds.kill("SIGKILL"), 10000);
+    await dsExited;
+    clearTimeout(t);
     if (!process.env.OCVR_KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
   };
   return stack;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Tests of the TypeScript client (pkg/js), run by `make test` (target test-js):
+#   1. the Go binaries the tests start (make build: gateway, ticketsvc,
+#      ocvrctl, ocvr-devstack),
+#   2. npm ci when pkg/js/node_modules is missing (devDependencies only,
+#      pinned by package-lock.json),
+#   3. the build (tsc → pkg/js/dist, committed so `make run` serves the demo
+#      page with Go alone; CI fails when it is stale),
+#   4. the type tests of the published declarations,
+#   5. the client tests against a real NATS + ticketsvc + two gateways,
+#   6. the browser test: the demo page in headless Debian Chromium
+#      (/usr/bin/chromium, via playwright-core), screenshots in
+#      test-artifacts/e2e/.
+# scripts/ci/install-js.sh installs Node.js, Chromium and the npm modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	echo "test-js: node and npm are needed: run scripts/ci/install-js.sh" >&2
+	exit 1
+fi
+chromium="${OCVR_CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ]; then
+	echo "test-js: $chromium is missing: run scripts/ci/install-js.sh (Debian's chromium)" >&2
+	exit 1
+fi
+
+echo "== test-js: go binaries"
+make --no-print-directory build
+
+cd pkg/js
+if [ ! -f node_modules/.package-lock.json ]; then
+	echo "== test-js: npm ci"
+	npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "== test-js: build"
+npm run --silent build
+if [ "${CI:-}" = "true" ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	if [ -n "$(git status --porcelain -- dist)" ]; then
+		echo "test-js: pkg/js/dist is stale: run 'npm run build' in pkg/js and commit dist/" >&2
+		git status --short -- dist >&2
+		exit 1
+	fi
+fi
+
+echo "== test-js: type tests"
+npm run --silent typecheck
+
+echo "== test-js: client tests (real NATS, ticketsvc, gateways)"
+node --test --test-timeout=60000 test/client.test.mjs
+
+echo "== test-js: browser test (headless chromium)"
+node --test --test-timeout=90000 e2e/browser.test.mjs
