@@ -59,5 +59,22 @@ bench:
 prometheus:
 	bash scripts/ci/install-prometheus.sh
 
+# Container images without a Docker engine (deploy/imagebuild): one OCI image
+# tarball per service in $(IMAGE_DIR), static binaries on an empty base,
+# user 65532. Push with e.g. skopeo copy oci-archive:bin/images/ocvr-gateway.tar
+# docker://$(IMAGE_REGISTRY)/ocvr-gateway:$(IMAGE_TAG) (helm/ocvr-realtime/README.md).
+IMAGE_DIR ?= $(BIN)/images
+IMAGE_REGISTRY ?= ghcr.io/ocvr
+IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_PLATFORMS ?= linux/amd64
+
+.PHONY: images
+images:
+	$(GO) run ./deploy/imagebuild build --out $(IMAGE_DIR) --registry $(IMAGE_REGISTRY) --tag $(IMAGE_TAG) \
+		--platforms $(IMAGE_PLATFORMS) --revision "$$(git rev-parse HEAD 2>/dev/null)" \
+		--created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+		--port gateway=8081,9081 --port ticketsvc=8080,9080 \
+		gateway=./gateway/cmd/gateway ticketsvc=./ticketsvc/cmd/ticketsvc
+
 clean:
 	rm -rf $(BIN) $(DATA)

@@ -92,6 +92,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	created := fs.String("created", "", "image creation time and file times, RFC 3339 or unix seconds (default $SOURCE_DATE_EPOCH, else 1970-01-01)")
 	revision := fs.String("revision", "", "source revision label (org.opencontainers.image.revision)")
 	source := fs.String("source", "", "source URL label (org.opencontainers.image.source)")
+	dir := fs.String("C", "", "run go build in this directory (default: the current one)")
 	var labels multiFlag
 	fs.Var(&labels, "label", "extra label KEY=VALUE (repeatable)")
 	var ports multiFlag
@@ -175,7 +176,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 		bins := map[string]string{}
 		for _, p := range plats {
 			bin := filepath.Join(tmp, p.OS+"-"+p.Architecture+p.Variant, svc)
-			if err := goBuild(pkg, bin, p, stderr); err != nil {
+			if err := goBuild(*dir, pkg, bin, p, stderr); err != nil {
 				return err
 			}
 			bins[PlatformString(p)] = bin
@@ -190,12 +191,13 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 // goBuild compiles a static, stripped, reproducible binary.
-func goBuild(pkg, out string, p v1.Platform, stderr io.Writer) error {
+func goBuild(dir, pkg, out string, p v1.Platform, stderr io.Writer) error {
 	gobin := "go"
 	if g := os.Getenv("GO"); g != "" {
 		gobin = g
 	}
 	cmd := exec.Command(gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", out, pkg)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 	if p.Architecture == "arm" && p.Variant != "" {
 		cmd.Env = append(cmd.Env, "GOARM="+strings.TrimPrefix(p.Variant, "v"))

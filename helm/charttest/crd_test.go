@@ -200,3 +200,72 @@ func validateCustom(t testing.TB, o Object) error {
 	}
 	return sch.Validate(inst)
 }
+
+// TestValidationIsStrict: the checks of TestRender do catch misspelt fields,
+// in built-in kinds (strict decoding) and in custom resources (CRD schemas).
+func TestValidationIsStrict(t *testing.T) {
+	cases := []struct{ name, doc string }{
+		{"Deployment", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: x, namespace: ocvr}
+spec:
+  selector: {matchLabels: {a: b}}
+  template:
+    metadata: {labels: {a: b}}
+    spec:
+      terminationGracePeriod: 30
+      containers: [{name: c, image: i}]
+`},
+		{"Service", `apiVersion: v1
+kind: Service
+metadata: {name: x, namespace: ocvr}
+spec: {ports: [{name: a, port: 80, targetport: a}]}
+`},
+		{"HorizontalPodAutoscaler", `apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: x, namespace: ocvr}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: x}
+  maxReplicas: 3
+  behaviour: {}
+`},
+		{"ServiceMonitor", `apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: x, namespace: ocvr}
+spec:
+  selector: {matchLabels: {a: b}}
+  endpoints: [{port: admin, scrapeInterval: 15s}]
+`},
+		{"ScaledObject", `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: x, namespace: ocvr}
+spec:
+  scaleTargetRef: {name: x}
+  minReplicaCount: "three"
+  triggers: [{type: prometheus, metadata: {query: q}}]
+`},
+		{"PrometheusRule", `apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: x, namespace: ocvr}
+spec:
+  groups: [{name: g, rules: [{alert: A, expression: up == 0}]}]
+`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			objs := splitObjects(t, c.doc)
+			if len(objs) != 1 {
+				t.Fatal("bad test document")
+			}
+			_, builtin, err := decodeStrict(objs[0])
+			if !builtin {
+				err = validateCustom(t, objs[0])
+			}
+			if err == nil {
+				t.Errorf("%s with a misspelt or mistyped field was accepted", c.name)
+			} else {
+				t.Logf("rejected: %v", err)
+			}
+		})
+	}
+}

@@ -28,7 +28,7 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // env is one gateway on a real embedded NATS, served on 127.0.0.1.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ns       *natsembed.Server
 	nc       *nats.Conn
 	g        *gateway.Gateway
@@ -41,7 +41,7 @@ type env struct {
 	pub      *bus.Publisher
 }
 
-func newEnv(t *testing.T, tweak func(*gateway.Config)) *env {
+func newEnv(t testing.TB, tweak func(*gateway.Config)) *env {
 	t.Helper()
 	e := &env{t: t, ns: natsembed.Test(t), clock: &clock{}}
 	var gp atomic.Pointer[gateway.Gateway]
@@ -176,7 +176,7 @@ func quiet(t *testing.T, c *client.Conn, d time.Duration) {
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -189,7 +189,7 @@ func (e *env) metrics() map[string]float64 {
 	return parseMetrics(e.t, rec.Body)
 }
 
-func parseMetrics(t *testing.T, r io.Reader) map[string]float64 {
+func parseMetrics(t testing.TB, r io.Reader) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
 	sc := bufio.NewScanner(r)

@@ -81,19 +81,8 @@ func startDemo(ctx context.Context, addr, dir string, nc *nats.Conn, cfg demoCon
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("--demo-addr %q: the demo server is a development convenience and listens on loopback addresses only", addr)
 	}
-	subjects, _ := bus.NewSubjects("")
-	pub := bus.NewPublisher(nc, subjects)
-	s := &demoServer{cfg: cfg, dir: dir, pub: pub, names: map[int64]string{}}
-	for _, u := range cfg.Users {
-		s.names[u.ID] = u.Name
-	}
-	if s.sessions, err = session.Open(ctx, nc, "", pub); err != nil {
-		return nil, err
-	}
-	if s.direct, err = directory.Open(ctx, nc); err != nil {
-		return nil, err
-	}
-	if s.presence, err = presence.Open(ctx, nc, "", s.direct, pub); err != nil {
+	s, err := newDemoServer(ctx, dir, nc, cfg)
+	if err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -107,6 +96,26 @@ func startDemo(ctx context.Context, addr, dir string, nc *nats.Conn, cfg demoCon
 		}
 	}()
 	return srv, nil
+}
+
+func newDemoServer(ctx context.Context, dir string, nc *nats.Conn, cfg demoConfig) (*demoServer, error) {
+	subjects, _ := bus.NewSubjects("")
+	pub := bus.NewPublisher(nc, subjects)
+	s := &demoServer{cfg: cfg, dir: dir, pub: pub, names: map[int64]string{}}
+	for _, u := range cfg.Users {
+		s.names[u.ID] = u.Name
+	}
+	var err error
+	if s.sessions, err = session.Open(ctx, nc, "", pub); err != nil {
+		return nil, err
+	}
+	if s.direct, err = directory.Open(ctx, nc); err != nil {
+		return nil, err
+	}
+	if s.presence, err = presence.Open(ctx, nc, "", s.direct, pub); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *demoServer) routes() http.Handler {

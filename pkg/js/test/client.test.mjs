@@ -254,8 +254,8 @@ describe("heartbeat", () => {
     const start = Date.now();
     await sleep(3500); // > --heartbeat-timeout 3s: without heartbeats the server would close with 4004
     const hbs = a.sent.filter((f) => f.type === "heartbeat").length;
-    assert.ok(hbs >= 3 && hbs <= 4, `sent ${hbs} heartbeats in ${Date.now() - start} ms`);
-    assert.ok(a.count("heartbeat_ack") >= 3);
+    assert.ok(hbs >= 2 && hbs <= 5, `sent ${hbs} heartbeats in ${Date.now() - start} ms`);
+    assert.ok(a.count("heartbeat_ack") >= 2);
     assert.equal(typeof a.events.find((e) => e.type === "heartbeat_ack").data.server_time, "number");
     assert.equal(a.count("disconnect"), 0);
     assert.equal(a.client.state, "open");

@@ -147,6 +147,7 @@ export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs
     if (!existsSync(join(binDir, b))) throw new Error(`${join(binDir, b)} is missing: run make build`);
   }
   const dataDir = mkdtempSync(join(tmpdir(), "ocvr-js-"));
+  if (process.env.OCVR_KEEP_DATA) console.error(`ocvr test stack: data and logs in ${dataDir}`);
   const [natsPort, tsvcPort, tsvcAdmin, demoPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const stack = {
     dataDir,
