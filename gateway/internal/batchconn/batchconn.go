@@ -82,6 +82,28 @@ func (c *Conn) Begin() {
 	c.mu.Unlock()
 }
 
+// AppendText appends one unmasked, unfragmented text frame carrying
+// payload to the open batch. It is how events are written: the frame is
+// encoded straight into the batch buffer, with none of the websocket
+// library's per-message work. The library's own writes (close, pong) are
+// small single Write calls ordered by the same lock, so frames never
+// interleave.
+func (c *Conn) AppendText(payload []byte) {
+	c.mu.Lock()
+	b := *c.buf
+	n := len(payload)
+	switch {
+	case n < 126:
+		b = append(b, 0x81, byte(n))
+	case n < 1<<16:
+		b = append(b, 0x81, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x81, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	*c.buf = append(b, payload...)
+	c.mu.Unlock()
+}
+
 // Write buffers p while a batch is open, else writes it through.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,7 +174,6 @@ func (c *conn) closeAfterQueue(code websocket.StatusCode, reason string) {
 // with the close handshake.
 func (c *conn) drain() {
 	var batch []outFrame
-	ctx := context.Background() // deadlines are set on the socket: a ctx expiry would kill the conn
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
@@ -198,15 +196,10 @@ func (c *conn) drain() {
 		c.mu.Unlock()
 
 		c.nc.Begin()
-		var err error
 		for _, f := range batch {
-			if err = c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {
-				break
-			}
+			c.nc.AppendText(f.data)
 		}
-		if ferr := c.nc.Flush(c.g.cfg.WriteTimeout); err == nil {
-			err = ferr
-		}
+		err := c.nc.Flush(c.g.cfg.WriteTimeout)
 		if err == nil {
 			c.g.metrics.written(batch, c.g.now())
 		}

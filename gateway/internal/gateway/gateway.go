@@ -60,6 +60,10 @@ type Config struct {
 	TypingThrottle    time.Duration // per user per channel (default 3s)
 	SoftMaxConns      int           // over it /readyz fails (0: none)
 	HardMaxConns      int           // at it new sockets are closed with 1013 (0: none)
+	// MaxConnsPerUser caps one user's connections on this pod (default
+	// DefaultMaxConnsPerUser; negative: no limit). Over it the new socket
+	// is closed with 4010, the existing ones are kept.
+	MaxConnsPerUser int
 	ReadinessDelay    time.Duration // drain: unready before sockets are closed (default 5s)
 	DrainWindow       time.Duration // drain: closes spread over this (default 20s)
 	DispatchShards    int           // bus dispatcher goroutines (default 4)
@@ -98,6 +102,7 @@ func DefaultConfig() Config {
 		FrameBurst:        40,
 		FloodLimit:        100,
 		TypingThrottle:    3 * time.Second,
+		MaxConnsPerUser:   DefaultMaxConnsPerUser,
 		ReadinessDelay:    5 * time.Second,
 		DrainWindow:       20 * time.Second,
 		DispatchShards:    4,
@@ -149,6 +154,7 @@ func (c *Config) fill() {
 	setInt(&c.FrameBurst, d.FrameBurst)
 	setInt(&c.FloodLimit, d.FloodLimit)
 	setInt(&c.DispatchShards, d.DispatchShards)
+	setInt(&c.MaxConnsPerUser, d.MaxConnsPerUser)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -219,6 +225,7 @@ type Gateway struct {
 	pool     *batchconn.Pool
 	origins  *originMatcher
 	poller   *poller.Poller // nil: a reader goroutine per socket
+	perUser  *userConns     // per-user connection counts (MaxConnsPerUser)
 
 	stores atomic.Pointer[stores]
 
@@ -266,6 +273,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		metrics:    newMetrics(),
 		pool:       batchconn.NewPool(),
 		origins:    origins,
+		perUser:    newUserConns(),
 		conns:      map[*conn]struct{}{},
 		typingLast: map[typingKey]time.Time{},
 	}
@@ -276,6 +284,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		}
 	}
 	g.metrics.setLimits(cfg.SoftMaxConns, cfg.HardMaxConns)
+	g.metrics.connects.WithLabelValues(connectUserLimit)
 	ch := make(chan struct{})
 	g.reconnect.Store(&ch)
 	g.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -538,7 +547,9 @@ func (g *Gateway) Drain(ctx context.Context) {
 			}
 		}
 	}
-	for g.Connections() > 0 && ctx.Err() == nil {
+	// Upgrades in flight (admitted, not yet registered) are waited for too:
+	// they see draining when they register and close themselves.
+	for (g.Connections() > 0 || g.admitted.Load() > 0) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
 	g.log.Info("drained", "left", g.Connections())
