@@ -27,7 +27,7 @@ if [ ! -x "$chromium" ]; then
 	exit 1
 fi
 
-echo "== test-js: go binaries"
+echo "== test-js: go binaries (at ${SECONDS}s)"
 make --no-print-directory build
 
 cd pkg/js
@@ -36,7 +36,7 @@ if [ ! -f node_modules/.package-lock.json ]; then
 	npm ci --no-audit --no-fund --loglevel=error
 fi
 
-echo "== test-js: build"
+echo "== test-js: build (at ${SECONDS}s)"
 npm run --silent build
 if [ "${CI:-}" = "true" ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	if [ -n "$(git status --porcelain -- dist)" ]; then
@@ -46,11 +46,12 @@ if [ "${CI:-}" = "true" ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1
 	fi
 fi
 
-echo "== test-js: type tests"
+echo "== test-js: type tests (at ${SECONDS}s)"
 npm run --silent typecheck
 
-echo "== test-js: client tests (real NATS, ticketsvc, gateways)"
+echo "== test-js: client tests (real NATS, ticketsvc, gateways) (at ${SECONDS}s)"
 node --test --test-timeout=60000 test/client.test.mjs
 
-echo "== test-js: browser test (headless chromium)"
+echo "== test-js: browser test (headless chromium) (at ${SECONDS}s)"
 node --test --test-timeout=90000 e2e/browser.test.mjs
+echo "== test-js: done in ${SECONDS}s"

@@ -31,7 +31,8 @@ lock() {
 }
 
 helm_bin() {
-	local dir="$CACHE/helm-$HELM_VERSION" bin
+	# "-k8sdefault": built with the Kubernetes version ldflags (below).
+	local dir="$CACHE/helm-$HELM_VERSION-k8sdefault" bin
 	bin="$dir/helm"
 	if [ ! -x "$bin" ]; then
 		lock helm
@@ -39,6 +40,10 @@ helm_bin() {
 			log "building helm $HELM_VERSION from the Go module proxy (once, ≈5 min) into $dir"
 			local tmp start=$SECONDS
 			tmp=$(mktemp -d "$CACHE/helm-build.XXXXXX")
+			trap 'rm -rf "$tmp"' EXIT
+			# A private build cache: a `go clean -cache` elsewhere on the
+			# machine must not break the link step of this one-off build.
+			export GOCACHE="$tmp/gocache"
 			# As helm's own Makefile does: the version, and the default
 			# Kubernetes version of lint and template (1.<client-go minor>;
 			# without it helm assumes v1.20).
@@ -53,7 +58,6 @@ helm_bin() {
 				"helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 			mkdir -p "$dir"
 			mv "$tmp/helm" "$bin"
-			rm -rf "$tmp"
 			log "helm built in $((SECONDS - start)) s"
 		fi
 	fi
@@ -72,6 +76,8 @@ kube_apiserver_bin() {
 			log "building kube-apiserver $K8S_VERSION from the Go module proxy (once, ≈6-10 min, ≈2 GB RAM) into $dir"
 			local tmp start=$SECONDS gomod
 			tmp=$(mktemp -d "$CACHE/kube-apiserver-build.XXXXXX")
+			trap 'rm -rf "$tmp"' EXIT
+			export GOCACHE="$tmp/gocache"
 			gomod=$(cd "$tmp" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
 			[ -f "$gomod" ] || { log "cannot find the go.mod of k8s.io/kubernetes@$K8S_VERSION"; exit 1; }
 			(
@@ -102,7 +108,6 @@ kube_apiserver_bin() {
 			)
 			mkdir -p "$dir"
 			mv "$tmp/kube-apiserver" "$bin"
-			rm -rf "$tmp"
 			log "kube-apiserver built in $((SECONDS - start)) s"
 		fi
 	fi

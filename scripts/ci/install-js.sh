@@ -19,9 +19,13 @@ if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
 	echo "install-js: apt-get install ${need[*]}"
 	"${sudo[@]}" apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" fonts-dejavu-core >/dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" fonts-dejavu-core >/dev/null
 fi
 /usr/bin/chromium --version 2>/dev/null
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+	echo "install-js: Node.js >= 20 is needed, found $(node --version)" >&2
+	exit 1
+fi
 
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # npm ci when node_modules is missing or older than the lockfile.

@@ -40,6 +40,9 @@ import (
 	"github.com/ocvr/realtime/pkg/session"
 )
 
+// errDemoListen wraps a failure to listen on --demo-addr (port in use).
+var errDemoListen = errors.New("demo server cannot listen")
+
 // demoSessionTTL is how long a demo sign-in stays valid.
 const demoSessionTTL = 12 * time.Hour
 
@@ -87,7 +90,7 @@ func startDemo(ctx context.Context, addr, dir string, nc *nats.Conn, cfg demoCon
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("demo server: %w", err)
+		return nil, fmt.Errorf("%w: %w", errDemoListen, err)
 	}
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {

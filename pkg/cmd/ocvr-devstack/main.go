@@ -119,14 +119,19 @@ func run(o options) error {
 	}
 	if o.demoAddr != "" {
 		srv, err := serveDemo(ctx, natsURL, o, wsURLs)
-		if err != nil {
+		switch {
+		case errors.Is(err, errDemoListen):
+			// The demo page is optional: a busy port must not stop the stack.
+			fmt.Fprintf(os.Stderr, "\nocvr-devstack: no demo page: %v (choose another with --demo-addr)\n", err)
+		case err != nil:
 			return err
+		default:
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
 	}
 	fmt.Println("\nThe stack is up. Ctrl-C stops it.")
 	select {

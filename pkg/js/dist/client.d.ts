@@ -185,6 +185,8 @@ export declare class OcvrClient {
     private readonly pendingSubs;
     private readonly pendingUnsubs;
     private readonly lastTyping;
+    /** Subscribes refused with UNAVAILABLE, to send again shortly. */
+    private readonly subRetries;
     constructor(options: ClientOptions);
     /** The current state. */
     get state(): ConnectionState;
@@ -210,7 +212,8 @@ export declare class OcvrClient {
      * delivered); waits for the connection if it is not open. Rejects with an
      * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
      * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
-     * case the channel is dropped; or when the client stops.
+     * case the channel is dropped; or when the client stops. (`UNAVAILABLE`,
+     * the gateway's backplane briefly out of reach, is retried after 1–2 s.)
      */
     subscribe(channelId: string): Promise<void>;
     /**

@@ -49,6 +49,8 @@ export class OcvrClient {
     pendingSubs = new Map();
     pendingUnsubs = new Map();
     lastTyping = new Map();
+    /** Subscribes refused with UNAVAILABLE, to send again shortly. */
+    subRetries = new Map();
     constructor(options) {
         this.opts = options;
         this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
@@ -125,7 +127,8 @@ export class OcvrClient {
      * delivered); waits for the connection if it is not open. Rejects with an
      * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
      * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
-     * case the channel is dropped; or when the client stops.
+     * case the channel is dropped; or when the client stops. (`UNAVAILABLE`,
+     * the gateway's backplane briefly out of reach, is retried after 1–2 s.)
      */
     subscribe(channelId) {
         if (this._state === "closed") {
@@ -249,8 +252,10 @@ export class OcvrClient {
         }
     }
     async open() {
-        const gen = ++this.gen;
         this.setState("connecting");
+        if (this._state !== "connecting")
+            return; // a state listener closed the client
+        const gen = ++this.gen;
         const abort = new AbortController();
         this.abort = abort;
         this.clearTimers();
@@ -296,9 +301,7 @@ export class OcvrClient {
         this.lastError = undefined;
         ws.onmessage = (ev) => this.onMessage(ws, ev.data);
         ws.onclose = (ev) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
-        ws.onerror = () => {
-            /* onclose follows with the code */
-        };
+        ws.onerror = ignore; // onclose follows with the code
     }
     async getTicket(signal) {
         if (this.opts.getTicket)
@@ -370,6 +373,8 @@ export class OcvrClient {
         this.invalidTickets = 0;
         this.live.clear();
         this.setState("open");
+        if (ws !== this.ws)
+            return; // a state listener closed the client
         // Resubscribe every wanted channel (and send the subscribes that were
         // waiting for the connection), then let the app see ready.
         for (const ch of this.wanted)
@@ -421,10 +426,22 @@ export class OcvrClient {
             }
             return;
         }
-        // A refused subscribe (NOT_MEMBER, CHANNEL_NOT_FOUND, …), fresh or a
-        // resubscription after a reconnect: drop the channel.
         if (!this.wanted.has(ch) || this.live.has(ch))
             return;
+        if (e.code === "UNAVAILABLE") {
+            // The gateway could not reach its backplane: ask again in 1–2 s.
+            if (this.subRetries.has(ch))
+                return;
+            const ws = this.ws;
+            this.subRetries.set(ch, setTimeout(() => {
+                this.subRetries.delete(ch);
+                if (ws === this.ws && this.wanted.has(ch) && !this.live.has(ch))
+                    this.send({ type: "subscribe", data: { channel_id: ch } });
+            }, 1000 + Math.random() * 1000));
+            return;
+        }
+        // A refused subscribe (NOT_MEMBER, CHANNEL_NOT_FOUND, …), fresh or a
+        // resubscription after a reconnect: drop the channel.
         this.wanted.delete(ch);
         const p = this.pendingSubs.get(ch);
         if (p) {
@@ -436,7 +453,7 @@ export class OcvrClient {
     drop(ws, why) {
         if (ws !== this.ws)
             return;
-        ws.onmessage = ws.onclose = ws.onerror = null;
+        detach(ws);
         try {
             ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "dead connection");
         }
@@ -492,7 +509,7 @@ export class OcvrClient {
         if (this.ws) {
             const ws = this.ws;
             this.ws = undefined;
-            ws.onmessage = ws.onclose = ws.onerror = null;
+            detach(ws);
             try {
                 ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "retry");
             }
@@ -504,15 +521,17 @@ export class OcvrClient {
         this.attempt++;
         const delay = Math.max(Math.random() * cap, minDelay);
         this.setState("reconnecting");
-        const ev = { attempt: this.attempt, delay };
-        if (error)
-            ev.error = error;
-        this.emit("reconnecting", ev);
+        if (this._state !== "reconnecting")
+            return; // a state listener closed the client
         this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
             if (this._state === "reconnecting")
                 void this.open();
         }, delay);
+        const ev = { attempt: this.attempt, delay };
+        if (error)
+            ev.error = error;
+        this.emit("reconnecting", ev);
     }
     clearTimers() {
         if (this.retryTimer !== undefined)
@@ -522,6 +541,9 @@ export class OcvrClient {
         if (this.heartbeatTimer !== undefined)
             clearInterval(this.heartbeatTimer);
         this.retryTimer = this.connectTimer = this.heartbeatTimer = undefined;
+        for (const t of this.subRetries.values())
+            clearTimeout(t);
+        this.subRetries.clear();
     }
     /** Stops for good. */
     stop(ev) {
@@ -534,10 +556,8 @@ export class OcvrClient {
         const ws = this.ws;
         this.ws = undefined;
         this.wsOpen = false;
-        if (ws) {
-            ws.onmessage = ws.onerror = null;
-            ws.onclose = null;
-        }
+        if (ws)
+            detach(ws);
         const err = ev.error ?? new OcvrError("CLOSED", "the client is closed");
         for (const [ch, p] of this.pendingSubs)
             p.reject(err.channelId ? err : new OcvrError(err.code, err.message, { channelId: ch, cause: err }));
@@ -551,6 +571,17 @@ export class OcvrClient {
         this.setState("closed");
         this.emit("closed", ev);
     }
+}
+function ignore() { }
+/**
+ * Stops listening to a socket being abandoned. The error handler stays (a
+ * no-op): the ws package throws an error event that has no listener, and
+ * closing a socket that is still connecting emits one.
+ */
+function detach(ws) {
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = ignore;
 }
 function pending() {
     let resolve;

@@ -115,6 +115,9 @@ test("two users on two gateways: typing, messages, notifications, restart, prese
     const took = Date.now() - closedAt;
     assert.ok(took >= GRACE_MS - 200, `offline after ${took} ms, before the ${GRACE_MS} ms grace`);
     await shot(bob, "06-offline");
+    // Heartbeats every 2 s kept B's connection alive all along (--heartbeat-timeout 5s):
+    // its only reconnect was the gateway restart.
+    assert.equal(await B.evaluate(() => window.ocvrDemo.connects), 2);
   });
 
   await t.test("B's session is revoked: the page shows it and does not reconnect", async () => {

@@ -211,6 +211,8 @@ export class OcvrClient {
   private readonly pendingSubs = new Map<string, Pending>();
   private readonly pendingUnsubs = new Map<string, Pending>();
   private readonly lastTyping = new Map<string, number>();
+  /** Subscribes refused with UNAVAILABLE, to send again shortly. */
+  private readonly subRetries = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(options: ClientOptions) {
     this.opts = options;
@@ -294,7 +296,8 @@ export class OcvrClient {
    * delivered); waits for the connection if it is not open. Rejects with an
    * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
    * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
-   * case the channel is dropped; or when the client stops.
+   * case the channel is dropped; or when the client stops. (`UNAVAILABLE`,
+   * the gateway's backplane briefly out of reach, is retried after 1–2 s.)
    */
   subscribe(channelId: string): Promise<void> {
     if (this._state === "closed") {
@@ -412,8 +415,9 @@ export class OcvrClient {
   }
 
   private async open(): Promise<void> {
-    const gen = ++this.gen;
     this.setState("connecting");
+    if (this._state !== "connecting") return; // a state listener closed the client
+    const gen = ++this.gen;
     const abort = new AbortController();
     this.abort = abort;
     this.clearTimers();
@@ -455,9 +459,7 @@ export class OcvrClient {
     this.lastError = undefined;
     ws.onmessage = (ev: { data: unknown }) => this.onMessage(ws, ev.data);
     ws.onclose = (ev: { code?: number; reason?: string }) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
-    ws.onerror = () => {
-      /* onclose follows with the code */
-    };
+    ws.onerror = ignore; // onclose follows with the code
   }
 
   private async getTicket(signal: AbortSignal): Promise<string> {
@@ -523,6 +525,7 @@ export class OcvrClient {
     this.invalidTickets = 0;
     this.live.clear();
     this.setState("open");
+    if (ws !== this.ws) return; // a state listener closed the client
     // Resubscribe every wanted channel (and send the subscribes that were
     // waiting for the connection), then let the app see ready.
     for (const ch of this.wanted) this.send({ type: "subscribe", data: { channel_id: ch } });
@@ -573,9 +576,22 @@ export class OcvrClient {
       }
       return;
     }
+    if (!this.wanted.has(ch) || this.live.has(ch)) return;
+    if (e.code === "UNAVAILABLE") {
+      // The gateway could not reach its backplane: ask again in 1–2 s.
+      if (this.subRetries.has(ch)) return;
+      const ws = this.ws;
+      this.subRetries.set(
+        ch,
+        setTimeout(() => {
+          this.subRetries.delete(ch);
+          if (ws === this.ws && this.wanted.has(ch) && !this.live.has(ch)) this.send({ type: "subscribe", data: { channel_id: ch } });
+        }, 1000 + Math.random() * 1000),
+      );
+      return;
+    }
     // A refused subscribe (NOT_MEMBER, CHANNEL_NOT_FOUND, …), fresh or a
     // resubscription after a reconnect: drop the channel.
-    if (!this.wanted.has(ch) || this.live.has(ch)) return;
     this.wanted.delete(ch);
     const p = this.pendingSubs.get(ch);
     if (p) {
@@ -587,7 +603,7 @@ export class OcvrClient {
   /** Abandons a socket that looks dead and reconnects. */
   private drop(ws: WebSocketLike, why: string): void {
     if (ws !== this.ws) return;
-    ws.onmessage = ws.onclose = ws.onerror = null;
+    detach(ws);
     try {
       ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "dead connection");
     } catch {
@@ -641,7 +657,7 @@ export class OcvrClient {
     if (this.ws) {
       const ws = this.ws;
       this.ws = undefined;
-      ws.onmessage = ws.onclose = ws.onerror = null;
+      detach(ws);
       try {
         ws.close(CloseCode.CLIENT_DEAD_CONNECTION, "retry");
       } catch {
@@ -652,13 +668,14 @@ export class OcvrClient {
     this.attempt++;
     const delay = Math.max(Math.random() * cap, minDelay);
     this.setState("reconnecting");
-    const ev: ReconnectingEvent = { attempt: this.attempt, delay };
-    if (error) ev.error = error;
-    this.emit("reconnecting", ev);
+    if (this._state !== "reconnecting") return; // a state listener closed the client
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this._state === "reconnecting") void this.open();
     }, delay);
+    const ev: ReconnectingEvent = { attempt: this.attempt, delay };
+    if (error) ev.error = error;
+    this.emit("reconnecting", ev);
   }
 
   private clearTimers(): void {
@@ -666,6 +683,8 @@ export class OcvrClient {
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     this.retryTimer = this.connectTimer = this.heartbeatTimer = undefined;
+    for (const t of this.subRetries.values()) clearTimeout(t);
+    this.subRetries.clear();
   }
 
   /** Stops for good. */
@@ -678,10 +697,7 @@ export class OcvrClient {
     const ws = this.ws;
     this.ws = undefined;
     this.wsOpen = false;
-    if (ws) {
-      ws.onmessage = ws.onerror = null;
-      ws.onclose = null;
-    }
+    if (ws) detach(ws);
     const err = ev.error ?? new OcvrError("CLOSED", "the client is closed");
     for (const [ch, p] of this.pendingSubs) p.reject(err.channelId ? err : new OcvrError(err.code, err.message, { channelId: ch, cause: err }));
     for (const p of this.pendingUnsubs.values()) p.resolve();
@@ -693,6 +709,19 @@ export class OcvrClient {
     this.setState("closed");
     this.emit("closed", ev);
   }
+}
+
+function ignore(): void {}
+
+/**
+ * Stops listening to a socket being abandoned. The error handler stays (a
+ * no-op): the ws package throws an error event that has no listener, and
+ * closing a socket that is still connecting emits one.
+ */
+function detach(ws: WebSocketLike): void {
+  ws.onmessage = null;
+  ws.onclose = null;
+  ws.onerror = ignore;
 }
 
 function pending(): Pending {

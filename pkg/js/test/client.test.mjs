@@ -285,6 +285,31 @@ describe("heartbeat", () => {
 });
 
 describe("reconnect", () => {
+  test("a socket that never opens is dropped after connectTimeout and retried; close() while connecting is clean", async () => {
+    const gw = stack.gateways[1];
+    const { token } = await stack.createSession(nextUser++, "Frozen");
+    gw.pause(); // TCP connects (kernel backlog), the upgrade never answers
+    try {
+      const disconnects = [];
+      const client = new OcvrClient({ url: gw.wsUrl, ticketUrl: stack.ticketUrl, token, WebSocket, connectTimeout: 400, backoff: { base: 50, max: 100 } });
+      clients.push(client);
+      client.on("disconnect", (d) => disconnects.push(d));
+      await waitFor(() => disconnects.length >= 2, { what: "two connect timeouts" });
+      for (const d of disconnects) {
+        assert.equal(d.code, 4000);
+        assert.equal(d.wasOpen, false);
+        assert.match(d.reason, /connect timeout/);
+      }
+      await waitFor(() => client.state === "connecting", { what: "the next attempt" });
+      await sleep(150); // its socket is open at the TCP level, the upgrade pending
+      await client.close();
+      assert.equal(client.state, "closed");
+      await sleep(300); // an unhandled error event from the aborted socket would crash this process
+    } finally {
+      gw.resume();
+    }
+  });
+
   test("after a gateway restart: a new ticket, backoff, resubscribed, events keep coming", async () => {
     const a = await newClient({ gateways: [0] });
     const ch = await newChannel(a.userId);
@@ -413,6 +438,36 @@ describe("stop conditions", () => {
     const p = c.subscribe(ch);
     await c.close();
     await assert.rejects(p, { code: "CLOSED", channelId: ch });
+  });
+});
+
+describe("listeners", () => {
+  test("close() from inside listeners stops everything (no timers left behind)", async () => {
+    const { token } = await stack.createSession(nextUser++, "Listener");
+    const client = new OcvrClient({ url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token, WebSocket, autoConnect: false });
+    const seen = [];
+    client.on("state", ({ state }) => seen.push(state));
+    client.on("ready", () => client.close());
+    const closed = new Promise((r) => client.once("closed", r));
+    client.connect();
+    assert.deepEqual(await closed, { reason: "client" });
+    assert.deepEqual(seen, ["connecting", "open", "closed"]);
+
+    let retries = 0;
+    const failing = new OcvrClient({
+      url: stack.gateways[0].wsUrl,
+      getTicket: async () => {
+        throw new Error("test: no ticket");
+      },
+      WebSocket,
+    });
+    failing.on("reconnecting", () => {
+      retries++;
+      failing.close();
+    });
+    await waitFor(() => failing.state === "closed", { what: "closed from a reconnecting listener" });
+    await sleep(200);
+    assert.equal(retries, 1);
   });
 });
 
