@@ -120,18 +120,38 @@ type Prometheus struct {
 
 // StartPrometheus runs bin with config (written into dir) on a free
 // loopback port, with its storage in dir, and waits until it is ready.
+//
+// A port found free may be taken by another process (parallel tests) before
+// Prometheus binds it: Prometheus then exits, and another port is tried. No
+// HTTP request is sent before Prometheus logs that it listens, so a server
+// that won the race never sees one.
 func StartPrometheus(bin, dir string, config []byte) (*Prometheus, error) {
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, config, 0o644); err != nil {
 		return nil, err
 	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		p, err := startPrometheus(bin, dir, cfgPath, attempt)
+		if err == nil {
+			return p, nil
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func startPrometheus(bin, dir, cfgPath string, attempt int) (*Prometheus, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := l.Addr().String()
 	l.Close()
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("prometheus-%d.log", attempt)))
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +159,7 @@ func StartPrometheus(bin, dir string, config []byte) (*Prometheus, error) {
 		"--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
-		"--log.level=warn",
+		"--log.level=info",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -149,18 +169,26 @@ func StartPrometheus(bin, dir string, config []byte) (*Prometheus, error) {
 	p := &Prometheus{URL: "http://" + addr, cmd: cmd, done: make(chan struct{}), log: logf}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	deadline := time.Now().Add(30 * time.Second)
+	listening := false
 	for {
-		resp, err := http.Get(p.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
 		select {
 		case <-p.done:
+			logf.Close()
 			return nil, fmt.Errorf("prometheus exited: %s", p.Log())
 		default:
+		}
+		if !listening {
+			listening = strings.Contains(p.Log(), `msg="Listening on"`)
+		}
+		if listening {
+			resp, err := http.Get(p.URL + "/-/ready")
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && strings.Contains(string(body), "Prometheus") {
+					return p, nil
+				}
+			}
 		}
 		if time.Now().After(deadline) {
 			p.Stop()

@@ -102,7 +102,11 @@ func runHelm(t testing.TB, args ...string) (string, string, error) {
 	t.Helper()
 	cmd := exec.Command(helm(t), args...)
 	cmd.Dir = chartDir(t)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	// Hermetic: no helm state of the machine, and no cluster (a kubeconfig
+	// that does not exist).
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+tmp+"/cache", "HELM_CONFIG_HOME="+tmp+"/config",
+		"HELM_DATA_HOME="+tmp+"/data", "KUBECONFIG="+tmp+"/no-kubeconfig")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -95,7 +95,9 @@ func TestRenderLongReleaseName(t *testing.T) {
 func checkNames(t *testing.T, r *Rendered) {
 	t.Helper()
 	for _, o := range r.Objects {
-		if ns := o.U.GetNamespace(); ns != Namespace {
+		// Everything in the release namespace, but the dashboards, which
+		// may go to Grafana's (monitoring.dashboards.namespace).
+		if ns := o.U.GetNamespace(); ns != Namespace && (o.Kind() != "ConfigMap" || o.U.GetLabels()["grafana_dashboard"] == "") {
 			t.Errorf("%s: namespace %q, want the release namespace", o, ns)
 		}
 		var errs []string
@@ -545,4 +547,41 @@ func stringMap(v any) map[string]string {
 		out[k] = fmt.Sprint(val)
 	}
 	return out
+}
+
+// TestNotes: NOTES.txt renders for every profile (helm install
+// --dry-run=client, no cluster) and tells the operator what was deployed.
+func TestNotes(t *testing.T) {
+	for _, p := range profiles(t) {
+		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"install", Release, ".", "--namespace", Namespace, "--dry-run=client"}, valuesArgs(t, p)...)
+			out, stderr, err := runHelm(t, args...)
+			if err != nil {
+				t.Fatalf("helm install --dry-run=client: %v\n%s", err, stderr)
+			}
+			_, notes, ok := strings.Cut(out, "\nNOTES:\n")
+			if !ok {
+				t.Fatalf("no NOTES in:\n%s", out)
+			}
+			if strings.Contains(notes, "<no value>") || strings.Contains(notes, "%!") {
+				t.Errorf("NOTES has an unrendered value:\n%s", notes)
+			}
+			r := typed(t, render(t, p))
+			want := []string{"rollout status deployment/" + r.component(t, "gateway").Name, "terminationGracePeriodSeconds is"}
+			switch {
+			case len(r.HPAs) > 0 && r.HPAs[r.component(t, "gateway").Name] != nil:
+				want = append(want, "HorizontalPodAutoscaler", "custom.metrics.k8s.io")
+			case len(r.Custom[gvkScaledObject]) > 0:
+				want = append(want, "KEDA ScaledObject")
+			default:
+				want = append(want, "fixed at")
+			}
+			for _, w := range want {
+				if !strings.Contains(notes, w) {
+					t.Errorf("NOTES do not say %q:\n%s", w, notes)
+				}
+			}
+		})
+	}
 }

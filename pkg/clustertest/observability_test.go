@@ -301,7 +301,7 @@ func TestObservabilityScriptedSession(t *testing.T) {
 		eq("ocvr_ticketsvc_requests_total", 8, `code="200"`, route),
 		eq("ocvr_ticketsvc_requests_total", 1, `code="401"`, route),
 		eq("ocvr_ticketsvc_requests_total", 1, `code="429"`, route),
-		eq("ocvr_ticketsvc_requests_total", 1, `code="404"`),
+		eq("ocvr_ticketsvc_requests_total", 1, `code="404"`, `url=""`), // unmatched paths share one series
 		eq("ocvr_ticketsvc_request_duration_seconds_count", 10, route),
 		eq("ocvr_ticketsvc_nats_connected", 1),
 		eq("ocvr_ticketsvc_nats_reconnects_total", 0),

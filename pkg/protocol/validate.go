@@ -213,6 +213,10 @@ var ErrInvalidEvent = errors.New("invalid event")
 // ScopeChannel, channelID is the subject's channel and the payload's
 // channel_id must equal it. It returns the frame type.
 func ValidateEvent(scope Scope, channelID string, payload []byte) (string, error) {
+	if scope != ScopeChannel && scope != ScopeUser && scope != ScopeBroadcast {
+		// Fail closed: an unknown scope would skip the channel check.
+		return "", fmt.Errorf("%w: unknown subject scope %d", ErrInvalidEvent, scope)
+	}
 	if len(payload) > MaxEventSize {
 		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidEvent, len(payload), MaxEventSize)
 	}
@@ -222,6 +226,11 @@ func ValidateEvent(scope Scope, channelID string, payload []byte) (string, error
 	var env Frame
 	if err := json.Unmarshal(payload, &env); err != nil {
 		return "", fmt.Errorf("%w: not a JSON frame: %s", ErrInvalidEvent, jsonProblem(err))
+	}
+	// Clients read exact keys: refuse case variants and repeats of the
+	// keys checked below, so what is validated is what clients read.
+	if err := checkKeys(payload); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	if len(env.Data) == 0 || env.Data[0] != '{' {
 		return "", fmt.Errorf("%w: %q needs a \"data\" object", ErrInvalidEvent, truncate(env.Type, 64))

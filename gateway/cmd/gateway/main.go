@@ -77,7 +77,17 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("admin listen: %w", err)
 	}
-	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// The public listener only upgrades sockets: a request's headers must
+	// arrive within the handshake timeout, and a connection left idle after
+	// a non-upgrade answer is closed after it too (without IdleTimeout
+	// net/http would keep it forever). A hijacked socket keeps no deadline.
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: cfg.HandshakeTimeout,
+		IdleTimeout:       cfg.HandshakeTimeout,
+		MaxHeaderBytes:    config.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	admin := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()

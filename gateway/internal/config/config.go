@@ -25,7 +25,18 @@ type Config struct {
 	Gateway     gateway.Config
 	// ShutdownTimeout bounds the whole drain after SIGTERM.
 	ShutdownTimeout time.Duration
+	// HandshakeTimeout bounds the HTTP request of an upgrade (request line
+	// and headers) and how long an idle keep-alive connection is kept: a
+	// client that trickles its headers (slowloris) is cut off after it.
+	HandshakeTimeout time.Duration
 }
+
+// DefaultHandshakeTimeout is the default of --handshake-timeout.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// MaxHeaderBytes bounds the request line and headers of an upgrade request
+// (browsers send their cookies; a ticket is 47 bytes).
+const MaxHeaderBytes = 32 << 10
 
 // Parse parses args (without the program name). Each flag falls back to
 // the environment variable OCVR_<FLAG_NAME> (upper case, dashes as
@@ -64,6 +75,8 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	fs.DurationVar(&c.Gateway.TypingThrottle, "typing-throttle", d.TypingThrottle, "minimum time between forwarded typing events per user per channel")
 	fs.IntVar(&c.Gateway.SoftMaxConns, "soft-max-connections", 0, "connections above which /readyz fails (0: no limit)")
 	fs.IntVar(&c.Gateway.HardMaxConns, "hard-max-connections", 0, "connections at which new sockets are closed with 1013 (0: no limit)")
+	fs.IntVar(&c.Gateway.MaxConnsPerUser, "max-connections-per-user", d.MaxConnsPerUser, "connections one user may hold on this pod; over it a new socket is closed with 4010 (0: no limit)")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", DefaultHandshakeTimeout, "time a client has to send its upgrade request headers; also how long an idle keep-alive connection is kept (slowloris bound)")
 	fs.StringVar(&c.Gateway.PresenceBucket, "presence-bucket", "ocvr_presence", "KV bucket of presence state")
 	fs.DurationVar(&c.Gateway.PresenceGrace, "presence-grace", 10*time.Second, "time a user stays without connections before friends see them offline")
 	fs.DurationVar(&c.Gateway.PresenceLeaseTTL, "presence-lease-ttl", 10*time.Second, "TTL of this pod's presence lease: a dead pod's users are cleaned up after it (plus the grace)")
@@ -99,6 +112,15 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	}
 	if c.ShutdownTimeout <= 0 {
 		return c, errors.New("--shutdown-timeout must be positive")
+	}
+	if c.HandshakeTimeout <= 0 {
+		return c, errors.New("--handshake-timeout must be positive")
+	}
+	switch {
+	case c.Gateway.MaxConnsPerUser < 0:
+		return c, errors.New("--max-connections-per-user must not be negative")
+	case c.Gateway.MaxConnsPerUser == 0:
+		c.Gateway.MaxConnsPerUser = -1 // the library's "no limit"
 	}
 	// Flags take the library's zero-means-default convention; everything
 	// else out of range (negative limits, a bad prefix or origin) is refused

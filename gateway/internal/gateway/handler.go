@@ -72,8 +72,18 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// from registration: otherwise any number of concurrent connects pass
 	// the check while their tickets are being redeemed. The slot is given
 	// back before a refusal's close handshake and when the connection ends.
+	// Once the ticket is redeemed the connection also holds one of its
+	// user's slots (MaxConnsPerUser); leave gives both back.
 	var once sync.Once
-	leave := func() { once.Do(func() { g.admitted.Add(-1) }) }
+	var slotUser int64
+	leave := func() {
+		once.Do(func() {
+			g.admitted.Add(-1)
+			if slotUser != 0 {
+				g.perUser.release(slotUser)
+			}
+		})
+	}
 	handedOff := false
 	defer func() {
 		if !handedOff {
@@ -109,6 +119,16 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, protocol.CloseInvalidTicket, invalidTicketFrame, "invalid ticket")
 		return
 	}
+	if !g.perUser.acquire(id.UserID, g.cfg.MaxConnsPerUser) {
+		// The new socket is refused, the user's open ones are kept: an
+		// attacker holding a stolen session cannot disconnect its owner.
+		leave()
+		g.metrics.connects.WithLabelValues(connectUserLimit).Inc()
+		g.log.Warn("connect refused", "reason", connectUserLimit, "user", id.UserID, "limit", g.cfg.MaxConnsPerUser)
+		g.reject(w, r, protocol.CloseTooManyConns, nil, "too many connections")
+		return
+	}
+	slotUser = id.UserID
 
 	bw := batchconn.Wrap(w, g.pool)
 	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // origin checked above

@@ -46,6 +46,7 @@ func TestSlowConsumer(t *testing.T) {
 	e := newEnv(t, func(c *gateway.Config) {
 		c.QueueSize = 16
 		c.SocketSendBuffer = 4096
+		c.MaxConnsPerUser = -1 // 200 connections of one user
 		// Long enough that delivery to the others, were it held up by the
 		// stuck socket, would visibly wait for it.
 		c.WriteTimeout = 30 * time.Second

@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# OCVR Realtime ticketsvc: the ticket service, for builders with a container engine
+# (Docker/BuildKit, Podman, Kaniko). From the repository root:
+#
+#   docker build -f deploy/docker/ticketsvc.Dockerfile -t ghcr.io/ocvr/ocvr-ticketsvc:TAG .
+#   docker buildx build --platform linux/amd64,linux/arm64 -f deploy/docker/ticketsvc.Dockerfile …
+#
+# Without an engine, `make images` builds the same image (deploy/imagebuild):
+# the static binary at /usr/local/bin/ticketsvc, user 65532:65532, no shell, no
+# writes to the root filesystem (the chart mounts it read-only).
+# deploy/imagebuild's tests keep this file and that image in agreement.
+
+ARG GO_VERSION=1.26.8
+
+# ---- build: a static binary (CGO_ENABLED=0), stripped and reproducible.
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
+ARG TARGETOS
+ARG TARGETARCH
+WORKDIR /src
+ENV GOWORK=off CGO_ENABLED=0 GOFLAGS=-trimpath
+# Module files first, so the dependency download is cached across source changes.
+COPY pkg/go.mod pkg/go.sum pkg/
+COPY ticketsvc/go.mod ticketsvc/go.sum ticketsvc/
+RUN --mount=type=cache,target=/go/pkg/mod \
+    cd ticketsvc && go mod download
+COPY pkg/ pkg/
+COPY ticketsvc/ ticketsvc/
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    cd ticketsvc && GOOS=$TARGETOS GOARCH=$TARGETARCH \
+    go build -buildvcs=false -ldflags="-s -w -buildid=" -o /out/ticketsvc ./cmd/ticketsvc
+
+# ---- run: distroless static (CA certificates, /etc/passwd with nonroot,
+# tzdata; no shell, no package manager). scratch works too if you add the CA
+# bundle yourself.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/ticketsvc /usr/local/bin/ticketsvc
+USER 65532:65532
+EXPOSE 8080 9080
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/ticketsvc"]
+ARG VERSION=dev
+ARG REVISION=
+LABEL org.opencontainers.image.title="ocvr-ticketsvc" \
+      org.opencontainers.image.description="OCVR Realtime ticketsvc" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"

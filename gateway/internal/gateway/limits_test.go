@@ -1,0 +1,199 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/pkg/client"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// dialErr dials u with a fresh ticket and returns the error (nil: the
+// connection is open and registered for cleanup).
+func (e *env) dialErr(t *testing.T, u user) (*client.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, e.wsURL, e.ticket(u), client.Options{Heartbeat: -1})
+	if err == nil {
+		t.Cleanup(c.CloseNow)
+	}
+	return c, err
+}
+
+// wantUserLimit checks err is the per-user cap's refusal: close 4010, not
+// a reconnect code.
+func wantUserLimit(t *testing.T, err error) {
+	t.Helper()
+	var ce *client.CloseError
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseTooManyConns {
+		t.Fatalf("dial: %v, want close 4010", err)
+	}
+	if ce.Reconnect() {
+		t.Errorf("4010 must not be a reconnect code")
+	}
+}
+
+// TestPerUserConnectionCap: a user's connections over the cap are refused
+// with 4010 (the new one; the open ones are kept and keep working), other
+// users are unaffected, the refusal is counted, and a closed connection
+// gives its slot back.
+func TestPerUserConnectionCap(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.MaxConnsPerUser = 3 })
+	alice, bob := e.user(1, "Alice"), e.user(2, "Bob")
+	var open []*client.Conn
+	for i := 0; i < 3; i++ {
+		open = append(open, e.dial(alice))
+	}
+	_, err := e.dialErr(t, alice)
+	wantUserLimit(t, err)
+
+	// The raw refusal: the upgrade completes (a browser can read the close
+	// code, not an HTTP status) and the close carries the reason.
+	ws, _, err := e.rawDial(t, "ticket="+e.ticket(alice), nil)
+	mustNoErr(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err = ws.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseTooManyConns || ce.Reason != "too many connections" {
+		t.Fatalf("raw refusal: %v, want close 4010 \"too many connections\"", err)
+	}
+
+	for _, c := range open {
+		alive(t, c)
+	}
+	for i := 0; i < 3; i++ {
+		e.dial(bob) // another user has slots of their own
+	}
+	if got := e.metric(label("ocvr_gateway_connects_total", "result", "user_limit")); got != 2 {
+		t.Errorf("connects_total{user_limit} = %v, want 2", got)
+	}
+	if e.g.Connections() != 6 {
+		t.Errorf("%d connections, want 6", e.g.Connections())
+	}
+
+	// A slot comes back when a connection closes, whichever side closes.
+	open[0].CloseNow()
+	waitFor(t, 5*time.Second, func() bool { return e.g.Connections() == 5 })
+	open[0] = e.dial(alice)
+	_, err = e.dialErr(t, alice)
+	wantUserLimit(t, err)
+}
+
+// TestPerUserCapConcurrent: concurrent connects of one user cannot
+// overshoot the cap, and every slot is given back afterwards.
+func TestPerUserCapConcurrent(t *testing.T) {
+	const limit, dials = 4, 30
+	e := newEnv(t, func(c *gateway.Config) { c.MaxConnsPerUser = limit })
+	alice := e.user(1, "Alice")
+	tickets := make([]string, dials)
+	for i := range tickets {
+		tickets[i] = e.ticket(alice)
+	}
+	var (
+		mu       sync.Mutex
+		opened   []*client.Conn
+		refused  int
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		unwanted []error
+	)
+	for _, tk := range tickets {
+		wg.Add(1)
+		go func(tk string) {
+			defer wg.Done()
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+			mu.Lock()
+			defer mu.Unlock()
+			var ce *client.CloseError
+			switch {
+			case err == nil:
+				opened = append(opened, c)
+			case errors.As(err, &ce) && ce.Code == protocol.CloseTooManyConns:
+				refused++
+			default:
+				unwanted = append(unwanted, err)
+			}
+		}(tk)
+	}
+	close(start)
+	wg.Wait()
+	for _, c := range opened {
+		t.Cleanup(c.CloseNow)
+	}
+	if len(unwanted) > 0 {
+		t.Fatalf("unexpected dial errors: %v", unwanted)
+	}
+	if len(opened) != limit || refused != dials-limit {
+		t.Fatalf("%d opened, %d refused; want %d and %d", len(opened), refused, limit, dials-limit)
+	}
+	// Every way out gives the slot back: a client close with and without a
+	// handshake, a frame too big (1009).
+	_ = opened[0].Close()
+	opened[1].CloseNow()
+	_ = opened[2].SendRaw(context.Background(), make([]byte, 10000))
+	closed(t, opened[2], protocol.CloseMessageTooBig, 10*time.Second)
+	waitFor(t, 10*time.Second, func() bool { return e.g.Connections() == 1 })
+	for i := 0; i < limit-1; i++ {
+		e.dial(alice)
+	}
+	_, err := e.dialErr(t, alice)
+	wantUserLimit(t, err)
+}
+
+// TestPerUserCapDefault: without configuration a user gets 16 connections
+// per pod; the 17th is refused.
+func TestPerUserCapDefault(t *testing.T) {
+	if got := gateway.DefaultConfig().MaxConnsPerUser; got != 16 || gateway.DefaultMaxConnsPerUser != 16 {
+		t.Fatalf("default per-user cap %d, documented 16", got)
+	}
+	e := newEnv(t, nil)
+	alice := e.user(1, "Alice")
+	for i := 0; i < 16; i++ {
+		e.dial(alice)
+	}
+	_, err := e.dialErr(t, alice)
+	wantUserLimit(t, err)
+	if got := e.metric(label("ocvr_gateway_connects_total", "result", "user_limit")); got != 1 {
+		t.Errorf("connects_total{user_limit} = %v", got)
+	}
+}
+
+// TestPerUserCapDisabled: a negative cap means no limit.
+func TestPerUserCapDisabled(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.MaxConnsPerUser = -1 })
+	alice := e.user(1, "Alice")
+	for i := 0; i < 20; i++ {
+		e.dial(alice)
+	}
+}
+
+// TestPerUserCapKeepsHardCapSlots: a socket refused for the user cap gives
+// its pod admission slot back: the hard cap still admits other users up to
+// its value.
+func TestPerUserCapKeepsHardCapSlots(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.MaxConnsPerUser = 1; c.HardMaxConns = 3 })
+	alice := e.user(1, "Alice")
+	e.dial(alice)
+	for i := 0; i < 5; i++ {
+		_, err := e.dialErr(t, alice)
+		wantUserLimit(t, err)
+	}
+	e.dial(e.user(2, "Bob"))
+	e.dial(e.user(3, "Carol"))
+	ws, _, err := e.rawDial(t, "ticket="+e.ticket(e.user(4, "Dave")), nil)
+	mustNoErr(t, err)
+	if code := rawClose(t, ws); code != websocket.StatusTryAgainLater {
+		t.Fatalf("close %d at the hard cap, want 1013", code)
+	}
+}

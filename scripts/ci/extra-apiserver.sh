@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# CI only (.ci/run, after make test): the Helm chart checked by a real
+# Kubernetes API server. A kube-apiserver built from the k8s.io/kubernetes
+# module (scripts/tools.sh; once, then cached outside the clone in
+# ${OCVR_TOOLS_CACHE:-$HOME/.cache/ocvr-tools}) runs on 127.0.0.1 against
+# Debian's etcd (scripts/ci/install-k8s.sh), with the prometheus-operator and
+# KEDA CRDs installed from their Go modules; every manifest that helm
+# template renders for the default values and each profile (the set of
+# helm/charttest: profiles/*.yaml and charttest/testdata/values-*.yaml) must
+# pass `kubectl apply --dry-run=server --validate=strict`: schema, defaulting,
+# validation and admission, as on a real cluster. Everything runs in a temp
+# directory and is torn down at exit.
+#
+# Run it by hand the same way: bash scripts/ci/extra-apiserver.sh
+# (KEEP=1 leaves the API server running and prints its kubeconfig.)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
+start=$SECONDS
+log() { echo "extra-apiserver: $*"; }
+
+KUBE_VERSION=1.34.4
+NAMESPACE=ocvr
+RELEASE=ocvr-realtime
+
+command -v etcd >/dev/null || { log "etcd missing: run scripts/ci/install-k8s.sh"; exit 1; }
+command -v kubectl >/dev/null || { log "kubectl missing: run scripts/ci/install-k8s.sh"; exit 1; }
+command -v openssl >/dev/null || { log "openssl missing: run scripts/ci/install-k8s.sh"; exit 1; }
+
+APISERVER=$(scripts/tools.sh kube-apiserver)
+HELM=$(scripts/tools.sh helm)
+CACHE=$(scripts/tools.sh cache)
+CRDS="$CACHE/crds-prometheus-operator-v0.85.0-keda-v2.21.0"
+if [ ! -d "$CRDS" ]; then
+	scripts/tools.sh crds "$CRDS.tmp" && mv "$CRDS.tmp" "$CRDS"
+fi
+log "$("$APISERVER" --version), $(etcd --version | head -1), kubectl $(kubectl version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), helm $("$HELM" version --short)"
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	local rc=$?
+	if [ "${KEEP:-}" = 1 ] && [ $rc -eq 0 ]; then
+		log "KEEP=1: API server left running; export KUBECONFIG=$tmp/kubeconfig; stop with: kill ${pids[*]}"
+		return
+	fi
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ $rc -ne 0 ]; then
+		for f in "$tmp"/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- last lines of $(basename "$f") ---"
+			tail -25 "$f"
+		done
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# free_port: a loopback port nobody listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# ---- certificates and credentials (self-signed, valid one day)
+(
+	cd "$tmp"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=ocvr-ci-ca 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=kube-apiserver 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile server.ext 2>/dev/null
+	openssl genrsa -out sa.key 2048 2>/dev/null
+	openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+	token=$(openssl rand -hex 24)
+	echo "$token,ocvr-ci,ocvr-ci,system:masters" >tokens.csv
+	echo "$token" >token
+)
+
+# ---- etcd
+ETCD_PORT=$(free_port)
+ETCD_PEER_PORT=$(free_port)
+etcd --name ocvr-ci --data-dir "$tmp/etcd" \
+	--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+	--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+	--initial-cluster "ocvr-ci=http://127.0.0.1:$ETCD_PEER_PORT" >"$tmp/etcd.log" 2>&1 &
+pids+=($!)
+
+# ---- kube-apiserver
+API_PORT=$(free_port)
+"$APISERVER" \
+	--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+	--tls-cert-file "$tmp/server.crt" --tls-private-key-file "$tmp/server.key" \
+	--token-auth-file "$tmp/tokens.csv" --authorization-mode RBAC \
+	--service-account-issuer https://kubernetes.default.svc.cluster.local \
+	--service-account-key-file "$tmp/sa.pub" --service-account-signing-key-file "$tmp/sa.key" \
+	--service-cluster-ip-range 10.96.0.0/16 \
+	--cert-dir "$tmp/certs" --profiling=false >"$tmp/kube-apiserver.log" 2>&1 &
+pids+=($!)
+
+cat >"$tmp/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: ci
+    cluster:
+      server: https://127.0.0.1:$API_PORT
+      certificate-authority: $tmp/ca.crt
+users:
+  - name: ci
+    user:
+      token: $(cat "$tmp/token")
+contexts:
+  - name: ci
+    context: {cluster: ci, user: ci}
+current-context: ci
+EOF
+export KUBECONFIG="$tmp/kubeconfig"
+
+for i in $(seq 1 120); do
+	if kubectl get --raw /readyz >/dev/null 2>&1; then
+		break
+	fi
+	if ! kill -0 "${pids[1]}" 2>/dev/null; then
+		log "kube-apiserver exited"
+		exit 1
+	fi
+	[ "$i" -lt 120 ] || { log "kube-apiserver not ready after 60 s"; exit 1; }
+	sleep 0.5
+done
+log "API server ready on 127.0.0.1:$API_PORT after $((SECONDS - start)) s"
+
+# ---- CRDs (server-side apply: the prometheus-operator CRDs are too large
+# for the last-applied annotation of a client-side apply)
+kubectl apply --server-side --force-conflicts -f "$CRDS" >/dev/null
+kubectl wait --for condition=established --timeout=60s crd --all >/dev/null
+log "$(kubectl get crd -o name | wc -l) CRDs established: $(kubectl get crd -o jsonpath='{range .items[*]}{.spec.names.kind} {end}')"
+# The release namespace, and Grafana's for dashboards.namespace (testdata).
+kubectl create namespace "$NAMESPACE" >/dev/null
+kubectl create namespace monitoring >/dev/null
+
+# ---- sanity: the server does refuse what is invalid
+cat >"$tmp/bad.yaml" <<EOF
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: bad, namespace: $NAMESPACE}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: x}
+  minReplicas: 5
+  maxReplicas: 2
+EOF
+if kubectl apply --dry-run=server --validate=strict -f "$tmp/bad.yaml" >"$tmp/bad.out" 2>&1; then
+	log "the API server accepted an HPA with minReplicas > maxReplicas: the check would prove nothing"
+	exit 1
+fi
+
+# ---- every profile
+profiles=("default:")
+for f in helm/ocvr-realtime/profiles/*.yaml helm/charttest/testdata/values-*.yaml; do
+	[ -e "$f" ] || continue
+	profiles+=("$(basename "$f" .yaml):$f")
+done
+failed=0
+total=0
+for entry in "${profiles[@]}"; do
+	name=${entry%%:*}
+	file=${entry#*:}
+	args=()
+	[ -n "$file" ] && args=(-f "$file")
+	out="$tmp/render-$name.yaml"
+	if ! "$HELM" template "$RELEASE" helm/ocvr-realtime --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" "${args[@]}" >"$out" 2>"$tmp/helm-$name.err"; then
+		log "$name: helm template failed:"
+		grep -v 'found symbolic link' "$tmp/helm-$name.err" || true
+		failed=1
+		continue
+	fi
+	n=$(grep -c '^kind: ' "$out" || true)
+	# Every rendered object carries its namespace (helm template --namespace).
+	if res=$(kubectl apply --dry-run=server --validate=strict -f "$out" 2>&1); then
+		accepted=$(grep -c 'server dry run' <<<"$res" || true)
+		if [ "$accepted" -ne "$n" ]; then
+			log "$name: $accepted of $n objects reported"
+			echo "$res"
+			failed=1
+		else
+			log "$name: $n objects accepted ($(grep '^kind: ' "$out" | sort | uniq -c | awk '{printf "%s%s×%s", sep, $3, $1; sep=", "}'))"
+		fi
+		total=$((total + n))
+	else
+		log "$name: REJECTED by the API server:"
+		echo "$res" | grep -v 'server dry run' || true
+		failed=1
+	fi
+done
+
+if [ $failed -ne 0 ]; then
+	log "FAILED"
+	exit 1
+fi
+log "${#profiles[@]} profiles, $total objects accepted by kube-apiserver $KUBE_VERSION in $((SECONDS - start)) s"
