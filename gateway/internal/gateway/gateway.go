@@ -64,9 +64,9 @@ type Config struct {
 	// DefaultMaxConnsPerUser; negative: no limit). Over it the new socket
 	// is closed with 4010, the existing ones are kept.
 	MaxConnsPerUser int
-	ReadinessDelay    time.Duration // drain: unready before sockets are closed (default 5s)
-	DrainWindow       time.Duration // drain: closes spread over this (default 20s)
-	DispatchShards    int           // bus dispatcher goroutines (default 4)
+	ReadinessDelay  time.Duration // drain: unready before sockets are closed (default 5s)
+	DrainWindow     time.Duration // drain: closes spread over this (default 20s)
+	DispatchShards  int           // bus dispatcher goroutines (default 4)
 	// Pprof serves /debug/pprof on the admin listener (profiling under load).
 	Pprof bool
 	// ReaderGoroutines parks a reader goroutine on every socket instead of
@@ -238,6 +238,7 @@ type Gateway struct {
 	typingLast map[typingKey]time.Time
 
 	draining  atomic.Bool
+	kvDown    atomic.Bool                   // the last KV probe failed
 	watchers  atomic.Int32                  // directory watchers established at least once
 	reconnect atomic.Pointer[chan struct{}] // closed and replaced on every NATS reconnect
 
@@ -362,6 +363,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.ChannelsKV(), g.onChannelDeleted, watching) }()
 	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
 	g.wg.Add(1)
+	go func() { defer g.wg.Done(); g.probeKV(ctx, st) }()
+	g.wg.Add(1)
 	go func() { defer g.wg.Done(); _ = st.presence.Run(ctx) }()
 	<-ctx.Done()
 	g.wg.Wait()
@@ -399,6 +402,24 @@ func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
 	return &stores{tickets: t, sessions: s, dir: d, presence: tr}, nil
 }
 
+// probeKV checks every 2 s that JetStream answers (NATS can be up while
+// JetStream is not); /readyz reports the last result.
+func (g *Gateway) probeKV(ctx context.Context, st *stores) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err := st.dir.ChannelsKV().Status(pctx)
+			cancel()
+			g.kvDown.Store(err != nil && ctx.Err() == nil)
+		}
+	}
+}
+
 // Ready reports whether the pod should receive new connections, and why not.
 func (g *Gateway) Ready() (bool, string) {
 	switch {
@@ -408,6 +429,8 @@ func (g *Gateway) Ready() (bool, string) {
 		return false, "nats not connected"
 	case g.stores.Load() == nil:
 		return false, "kv stores not open"
+	case g.kvDown.Load():
+		return false, "kv not reachable"
 	case g.watchers.Load() < 2:
 		// Until the directory watch is live, a membership removed now would
 		// not end the subscriptions it authorized.
