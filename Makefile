@@ -13,7 +13,7 @@ GATEWAY_ADMIN_PORT ?= 9081
 GATEWAYS ?= 1
 DATA ?= $(CURDIR)/.data
 
-.PHONY: all build run test test-go test-js test-chart lint fmt vet clean bench
+.PHONY: all build run test test-go test-js test-chart lint fmt vet clean bench soak fuzz test-bounds
 
 all: build
 
@@ -52,6 +52,22 @@ test-chart:
 # make bench, or make bench WORKLOADS=fanout RUNS=3.
 bench:
 	RUNS=$(or $(RUNS),1) scripts/bench.sh $(WORKLOADS)
+
+# Hardening (HARDENING.md), not part of make test; CI runs each in
+# scripts/ci/extra-*.sh.
+# The bounded soak: make soak, or make soak SOAK_DURATION=60s SOAK_CONNS=2000.
+soak:
+	SOAK_DURATION=$(or $(SOAK_DURATION),10m) SOAK_CONNS=$(or $(SOAK_CONNS),2000) scripts/soak.sh
+
+# Coverage-guided fuzzing, FUZZTIME per target (make test runs the corpora):
+# make fuzz, make fuzz FUZZTIME=2m FUZZ_TARGETS="FuzzValidateEvent FuzzTicket".
+fuzz:
+	FUZZTIME=$(or $(FUZZTIME),15s) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# Gateway heap per connection and per subscription (5,000 connections x 50
+# subscriptions) against documented bounds; without -race.
+test-bounds:
+	$(GO) test -count=1 -timeout 10m -run '^TestResourceBounds$$' -v ./gateway/internal/gateway/
 
 # Debian's prometheus package (prometheus, promtool) for the observability
 # tests of deploy/deploytest; .ci/run installs it with the same script.

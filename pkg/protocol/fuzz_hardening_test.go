@@ -133,7 +133,7 @@ func FuzzValidateEvent(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, scopeN uint8, channel string, payload []byte) {
-		scope := protocol.Scope(scopeN%4) // 0 is no scope at all
+		scope := protocol.Scope(scopeN % 4) // 0 is no scope at all
 		typ, err := protocol.ValidateEvent(scope, channel, payload)
 		if err != nil {
 			if typ != "" || !errors.Is(err, protocol.ErrInvalidEvent) {

@@ -34,7 +34,7 @@ CRDS="$CACHE/crds-prometheus-operator-v0.85.0-keda-v2.21.0"
 if [ ! -d "$CRDS" ]; then
 	scripts/tools.sh crds "$CRDS.tmp" && mv "$CRDS.tmp" "$CRDS"
 fi
-log "$("$APISERVER" --version), $(etcd --version | head -1), kubectl $(kubectl version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), helm $("$HELM" version --short)"
+log "kube-apiserver $KUBE_VERSION from k8s.io/kubernetes ($APISERVER), $(etcd --version | head -1), kubectl $(kubectl version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), helm $("$HELM" version --short)"
 
 tmp=$(mktemp -d)
 pids=()

@@ -46,7 +46,7 @@ func FuzzGatewayFrames(f *testing.F) {
 		f.Add(false, []byte(s))
 	}
 	f.Add(true, []byte(`{"type":"heartbeat"}`))
-	e := newEnv(f, func(c *gateway.Config) { c.FrameRate, c.FrameBurst = 1e6, 1 << 20 })
+	e := newEnv(f, func(c *gateway.Config) { c.FrameRate, c.FrameBurst = 1e6, 1<<20 })
 	e.channel("ch_a", 1)
 	e.channel("ch_b", 2)
 	spy := e.spy(f)

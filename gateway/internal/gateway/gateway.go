@@ -286,6 +286,8 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	}
 	g.metrics.setLimits(cfg.SoftMaxConns, cfg.HardMaxConns)
 	g.metrics.connects.WithLabelValues(connectUserLimit)
+	g.metrics.connects.WithLabelValues(redeemAborted)
+	g.metrics.redeems.WithLabelValues(redeemAborted)
 	ch := make(chan struct{})
 	g.reconnect.Store(&ch)
 	g.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -107,6 +107,15 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	g.metrics.redeems.WithLabelValues(result).Inc()
 	if err != nil {
 		leave()
+		if result == redeemAborted {
+			// The client left while its ticket was being redeemed (its
+			// request context ended): nothing to answer, and no outage —
+			// counting it as "unavailable" would page operators for
+			// clients that drop mid-handshake.
+			g.metrics.connects.WithLabelValues(redeemAborted).Inc()
+			g.log.Info("connect aborted by the client during ticket redemption")
+			return
+		}
 		if result == "error" {
 			g.metrics.connects.WithLabelValues("unavailable").Inc()
 			g.log.Error("redeem ticket", "err", err)
@@ -177,7 +186,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // redeem consumes the ticket and re-checks its session. result is a metrics
-// label: ok, malformed, unknown, expired, session_invalid or error.
+// label: ok, malformed, unknown, expired, session_invalid, aborted (the
+// client went away meanwhile) or error.
 func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (ticket.Identity, string, error) {
 	start := time.Now()
 	defer func() { g.metrics.redeemLatency.Observe(time.Since(start).Seconds()) }()
@@ -192,13 +202,13 @@ func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (ticket.Iden
 	case errors.Is(err, ticket.ErrExpired):
 		return id, "expired", err
 	case err != nil:
-		return id, "error", err
+		return id, failedRedeem(ctx), err
 	}
 	if _, err := st.sessions.Lookup(ctx, id.SessionID); err != nil {
 		if errors.Is(err, session.ErrUnauthorized) {
 			return id, "session_invalid", err
 		}
-		return id, "error", err
+		return id, failedRedeem(ctx), err
 	}
 	return id, "ok", nil
 }
@@ -453,13 +463,15 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, ch string) {
 	// and the join would not have been seen by the directory watcher.
 	member, err = st.dir.IsMember(ctx, ch, c.userID)
 	if err != nil || !member {
+		// If the directory watcher already ended the subscription, its
+		// unsubscribed frame is the answer: one answer per subscribe.
 		if c.removeSub(ch) {
 			g.hub.leave(subj, c)
-		}
-		if err != nil {
-			g.unavailable(c, ch, err)
-		} else {
-			c.sendError(protocol.CodeNotMember, "not a member of this channel", ch)
+			if err != nil {
+				g.unavailable(c, ch, err)
+			} else {
+				c.sendError(protocol.CodeNotMember, "not a member of this channel", ch)
+			}
 		}
 		return
 	}

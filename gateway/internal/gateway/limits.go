@@ -1,6 +1,10 @@
 package gateway
 
-import "sync"
+import (
+	"context"
+	"errors"
+	"sync"
+)
 
 // DefaultMaxConnsPerUser is the default per-user connection cap of a pod:
 // generous for one person's devices and tabs, small enough that one stolen
@@ -58,3 +62,17 @@ func (u *userConns) users() int {
 // connectUserLimit is the connects_total result of a socket refused by the
 // per-user cap.
 const connectUserLimit = "user_limit"
+
+// redeemAborted is the connects_total and ticket_redeems_total result of an
+// upgrade whose client went away while its ticket was being redeemed.
+const redeemAborted = "aborted"
+
+// failedRedeem labels a redemption that failed with a store error: aborted
+// when the request's context was canceled (the client left), error
+// otherwise (a timeout or an unreachable store: an outage).
+func failedRedeem(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return redeemAborted
+	}
+	return "error"
+}

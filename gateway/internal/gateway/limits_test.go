@@ -3,6 +3,10 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,4 +200,55 @@ func TestPerUserCapKeepsHardCapSlots(t *testing.T) {
 	if code := rawClose(t, ws); code != websocket.StatusTryAgainLater {
 		t.Fatalf("close %d at the hard cap, want 1013", code)
 	}
+}
+
+// TestAbortedHandshakeIsNotAnOutage is the regression test of a defect the
+// soak found: a client that went away while its ticket was being redeemed
+// was counted as connects_total{result="unavailable"} (the metric of the
+// critical OCVRGatewayConnectsFailing alert) and logged at ERROR. It is
+// now counted as "aborted" and logged at info; a redemption that fails
+// while the client waits is still "unavailable".
+func TestAbortedHandshakeIsNotAnOutage(t *testing.T) {
+	logs := &syncBuffer{}
+	e := newEnv(t, func(c *gateway.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	tk := e.ticket(e.user(1, "Alice"))
+	e.ns.Stop() // redemption now waits for the store
+	t.Cleanup(func() { _ = e.ns.Restart() })
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	mustNoErr(t, err)
+	_, err = io.WriteString(conn, "GET /v1/ws?ticket="+tk+" HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	mustNoErr(t, err)
+	time.Sleep(300 * time.Millisecond) // the handler is redeeming
+	conn.Close()
+	waitFor(t, 10*time.Second, func() bool {
+		return e.metric(label("ocvr_gateway_connects_total", "result", "aborted")) == 1
+	})
+	if v := e.metric(label("ocvr_gateway_connects_total", "result", "unavailable")); v != 0 {
+		t.Errorf("connects_total{unavailable} = %v for a client that left", v)
+	}
+	if v := e.metric(label("ocvr_gateway_ticket_redeems_total", "result", "aborted")); v != 1 {
+		t.Errorf("ticket_redeems_total{aborted} = %v", v)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an aborted handshake was logged as an error:\n%s", logs.String())
+	}
+
+	// A client that waits through the store's 5 s timeout still sees the
+	// outage counted as one.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, e.wsURL+"?ticket="+tk, nil)
+	if err != nil {
+		t.Fatalf("the upgrade is refused with an HTTP error, want 1013 after it: %v", err)
+	}
+	if code := rawClose(t, ws); code != protocol.CloseTryAgainLater {
+		t.Errorf("close %d while the store is unreachable, want 1013", code)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		return e.metric(label("ocvr_gateway_connects_total", "result", "unavailable")) == 1
+	})
 }

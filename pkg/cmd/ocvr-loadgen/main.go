@@ -7,6 +7,7 @@
 //	ocvr-loadgen fanout --subs 5000 --rates 10,20,40,80,100,120 --pids …
 //	ocvr-loadgen storm  --conns 5000 --inflight 200
 //	ocvr-loadgen churn  --workers 200 --duration 30s
+//	ocvr-loadgen soak   --conns 2000 --duration 10m --pids 1234   (make soak)
 //
 // Every workload is bounded in connections and time and stops by itself.
 // It raises its own open-files limit and spreads its sockets over
@@ -45,6 +46,7 @@ func workloads() []workload {
 		{"fanout", "S subscribers of one channel, publishing at stepped rates: deliveries/s, latency, CPU per delivery", fanoutWorkload},
 		{"storm", "N clients each get a ticket and connect, K in flight: connects/s and latency", stormWorkload},
 		{"churn", "workers connect, subscribe, receive, disconnect in a loop while events flow", churnWorkload},
+		{"soak", "bounded soak: N clients churn for a duration with steady publishing; fails on errors or resource growth", soakWorkload},
 	}
 }
 
