@@ -38,7 +38,7 @@ import (
 // poller mode, 5,000 connections × 50 subscriptions): 6.3–6.7 KiB of
 // gateway heap per idle connection (about 46 objects: the socket, the
 // websocket state, a 1 KiB read buffer, the user's and broadcast topics'
-// entries, presence) and 107–120 B per channel subscription. The bounds
+// entries, presence) and 106–120 B per channel subscription. The bounds
 // add about 40% so that a regression (a buffer kept per connection, a
 // goroutine or a map per subscription) fails the test.
 const (
