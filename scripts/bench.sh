@@ -86,7 +86,7 @@ for w in "${workloads[@]}"; do
 		echo "## $w (run $r of $runs)"
 		case $w in
 		idle) loadgen idle ${IDLE_ARGS:-} --conns "${IDLE_CONNS:-19500}" --channels "${IDLE_CHANNELS:-100}" --pids "$gw_pid,$nats_pid" --json "$out/idle-$r.json" ;;
-		fanout) loadgen fanout --subs "${FANOUT_SUBS:-5000}" --rates "${FANOUT_RATES:-10,20,40,60,80,100,120,150}" --pids "$gw_pid,$nats_pid" --json "$out/fanout-$r.json" ;;
+		fanout) loadgen fanout ${FANOUT_ARGS:-} --subs "${FANOUT_SUBS:-5000}" --rates "${FANOUT_RATES:-10,20,40,60,80,100,120,150}" --pids "$gw_pid,$nats_pid" --json "$out/fanout-$r.json" ;;
 		storm) loadgen storm --conns "${STORM_CONNS:-5000}" --inflight "${STORM_INFLIGHT:-200}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/storm-$r.json" ;;
 		churn) loadgen churn --workers "${CHURN_WORKERS:-200}" --duration "${CHURN_DURATION:-20s}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/churn-$r.json" ;;
 		*) echo "unknown workload $w" >&2; exit 2 ;;
