@@ -432,22 +432,23 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, ch string) {
 	st := g.stores.Load()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	exists, err := st.dir.ChannelExists(ctx, ch)
-	if err != nil {
-		g.unavailable(c, ch, err)
-		return
-	}
-	if !exists {
-		c.sendError(protocol.CodeChannelNotFound, "channel does not exist", ch)
-		return
-	}
+	// Membership first: a member's channel exists, so the common case costs
+	// one KV read; only a refusal looks up the channel to name the reason.
 	member, err := st.dir.IsMember(ctx, ch, c.userID)
 	if err != nil {
 		g.unavailable(c, ch, err)
 		return
 	}
 	if !member {
-		c.sendError(protocol.CodeNotMember, "not a member of this channel", ch)
+		exists, err := st.dir.ChannelExists(ctx, ch)
+		switch {
+		case err != nil:
+			g.unavailable(c, ch, err)
+		case !exists:
+			c.sendError(protocol.CodeChannelNotFound, "channel does not exist", ch)
+		default:
+			c.sendError(protocol.CodeNotMember, "not a member of this channel", ch)
+		}
 		return
 	}
 	if !c.addSub(ch) {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -292,5 +291,3 @@ func scopeName(s protocol.Scope) string {
 	}
 	return "unknown"
 }
-
-var errTooManySubs = errors.New("too many subscriptions")
