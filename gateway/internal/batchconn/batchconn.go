@@ -50,6 +50,7 @@ type Conn struct {
 	mu       sync.Mutex // orders batched and direct writes (the close frame may come from another goroutine)
 	batching bool
 	buf      *[]byte
+	raw      syscall.RawConn // the socket, for TryFlush's non-blocking write; nil: not a socket
 
 	br *bufio.Reader // the read buffer handed to the websocket library
 	// prefix: the HTTP server had read bytes past the request (pipelined
@@ -80,6 +81,21 @@ func (c *Conn) Begin() {
 		c.buf = c.pool.p.Get().(*[]byte)
 	}
 	c.mu.Unlock()
+}
+
+// TryBegin is Begin for a caller that must not wait: it fails while
+// another goroutine holds the connection (e.g. the websocket library writing
+// a close frame or a pong to a socket that does not take it).
+func (c *Conn) TryBegin() bool {
+	if !c.mu.TryLock() {
+		return false
+	}
+	if !c.batching {
+		c.batching = true
+		c.buf = c.pool.p.Get().(*[]byte)
+	}
+	c.mu.Unlock()
+	return true
 }
 
 // AppendText appends one unmasked, unfragmented text frame carrying
@@ -143,6 +159,56 @@ func (c *Conn) Flush(timeout time.Duration) error {
 	return err
 }
 
+// TryFlush writes the open batch with one non-blocking write: no goroutine
+// waits and no deadline is needed. done reports that the batch is closed:
+// everything was written, or err says why not. Otherwise the socket took
+// only part of it (or the Conn has no socket to write to without waiting):
+// the rest stays buffered in the open batch, and the caller must finish it
+// with Flush from a goroutine that may block.
+func (c *Conn) TryFlush() (done bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.batching {
+		return true, nil
+	}
+	bp := c.buf
+	b := *bp
+	if len(b) > 0 {
+		if c.raw == nil {
+			return false, nil
+		}
+		var n int
+		var werr error
+		if rerr := c.raw.Write(func(fd uintptr) bool {
+			for {
+				n, werr = syscall.Write(int(fd), b)
+				if werr != syscall.EINTR {
+					return true // one attempt: never wait for the socket
+				}
+			}
+		}); rerr != nil {
+			werr = rerr
+		}
+		if n < 0 {
+			n = 0
+		}
+		switch {
+		case werr == syscall.EAGAIN || (werr == nil && n < len(b)):
+			*bp = b[:copy(b, b[n:])]
+			return false, nil
+		case werr != nil:
+			err = &net.OpError{Op: "write", Net: "tcp", Addr: c.RemoteAddr(), Err: werr}
+		}
+	}
+	c.batching = false
+	c.buf = nil
+	if cap(b) <= maxPooled {
+		*bp = b[:0]
+		c.pool.p.Put(bp)
+	}
+	return true, err
+}
+
 // ResponseWriter wraps an http.ResponseWriter so that hijacking it yields a
 // *Conn. After the websocket library has accepted, Conn() returns it.
 type ResponseWriter struct {
@@ -164,6 +230,9 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c := &Conn{Conn: nc, pool: w.pool}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	n := brw.Reader.Buffered()
 	if n == 0 {
 		c.br = bufio.NewReaderSize(c, readerSize)

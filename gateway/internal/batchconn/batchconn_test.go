@@ -214,3 +214,120 @@ func TestHijack(t *testing.T) {
 		t.FailNow()
 	}
 }
+
+// socketPair is pair without the counting wrapper: the Conn writes to the
+// TCP socket itself, so TryFlush can write without waiting.
+func socketPair(t *testing.T) (*Conn, *net.TCPConn, net.Conn) {
+	t.Helper()
+	c, cc, peer := pair(t)
+	tcp := cc.Conn.(*net.TCPConn)
+	c.Conn = tcp
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.raw = raw
+	return c, tcp, peer
+}
+
+// TestTryFlush: a batch the socket takes at once is written by TryFlush
+// without waiting; a batch larger than the socket takes stays open with
+// the unwritten rest, a write from another goroutine (the close frame)
+// joins it in order, and Flush sends the rest.
+func TestTryFlush(t *testing.T) {
+	t.Run("fits", func(t *testing.T) {
+		c, _, peer := socketPair(t)
+		if !c.TryBegin() {
+			t.Fatal("TryBegin on an idle conn")
+		}
+		c.AppendText([]byte("hello"))
+		c.AppendText(bytes.Repeat([]byte("y"), 200))
+		done, err := c.TryFlush()
+		if !done || err != nil {
+			t.Fatalf("TryFlush: done=%v err=%v", done, err)
+		}
+		got := readN(t, peer, 2+5+4+200)
+		if !bytes.Equal(got[:7], []byte("\x81\x05hello")) || !bytes.Equal(got[7:11], []byte{0x81, 126, 0, 200}) {
+			t.Fatalf("frames % x", got[:11])
+		}
+		// Closed: a direct write goes straight out again.
+		if _, err := c.Write([]byte("z")); err != nil || string(readN(t, peer, 1)) != "z" {
+			t.Fatalf("write after TryFlush: %v", err)
+		}
+	})
+	t.Run("partial", func(t *testing.T) {
+		c, _, peer := socketPair(t)
+		big := bytes.Repeat([]byte("0123456789abcdef"), 1<<21) // 32 MiB, more than both socket buffers
+		c.Begin()
+		_, _ = c.Write(big)
+		done, err := c.TryFlush()
+		if done || err != nil {
+			t.Fatalf("TryFlush of 4 MiB to a peer not reading: done=%v err=%v", done, err)
+		}
+		_, _ = c.Write([]byte("END")) // still batching: joins after the rest
+		want := append(append([]byte(nil), big...), "END"...)
+		read := make(chan []byte, 1)
+		go func() {
+			b := make([]byte, len(want))
+			n, _ := io.ReadFull(peer, b)
+			read <- b[:n]
+		}()
+		if err := c.Flush(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(<-read, want) {
+			t.Fatal("peer read other bytes than written")
+		}
+	})
+	t.Run("closed socket", func(t *testing.T) {
+		c, tcp, _ := socketPair(t)
+		tcp.Close()
+		c.Begin()
+		c.AppendText([]byte("x"))
+		done, err := c.TryFlush()
+		if !done || err == nil {
+			t.Fatalf("TryFlush on a closed socket: done=%v err=%v", done, err)
+		}
+	})
+	t.Run("no socket", func(t *testing.T) {
+		c, cc, peer := pair(t) // a wrapped net.Conn: no descriptor to write without waiting
+		c.Begin()
+		c.AppendText([]byte("x"))
+		if done, err := c.TryFlush(); done || err != nil {
+			t.Fatalf("TryFlush without a socket: done=%v err=%v", done, err)
+		}
+		if cc.count() != 0 {
+			t.Fatal("TryFlush wrote through the wrapper")
+		}
+		if err := c.Flush(time.Second); err != nil || string(readN(t, peer, 3)) != "\x81\x01x" {
+			t.Fatalf("Flush after TryFlush: %v", err)
+		}
+	})
+}
+
+// TestTryBeginBusy: while a direct write blocks on a full socket, TryBegin
+// fails at once instead of waiting for it.
+func TestTryBeginBusy(t *testing.T) {
+	c, _, peer := socketPair(t)
+	big := bytes.Repeat([]byte("x"), 32<<20)
+	wrote := make(chan error, 1)
+	go func() { _, err := c.Write(big); wrote <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.mu.TryLock() { // wait until the writer holds the conn
+		c.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("writer never took the conn")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if c.TryBegin() {
+		t.Fatal("TryBegin succeeded while a write blocks")
+	}
+	peer.Close() // the blocked write fails at once
+	if err := <-wrote; err == nil {
+		t.Fatal("write to a closed peer succeeded")
+	}
+	if !c.TryBegin() {
+		t.Fatal("TryBegin after the write")
+	}
+}

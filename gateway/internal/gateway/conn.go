@@ -11,10 +11,10 @@ import (
 	"github.com/ocvr/realtime/pkg/protocol"
 )
 
-// conn is one client socket. Two goroutines at most touch the socket: the
-// HTTP handler goroutine reads client frames, and a writer goroutine that
-// exists only while the outbound queue is non-empty. An idle connection
-// therefore costs one goroutine.
+// conn is one client socket. Its frames are read by the poller's read
+// bursts (or a reader goroutine) and written by a shared writer (writer.go),
+// or by a drain goroutine of its own while its socket does not take a whole
+// batch. An idle connection has no goroutine.
 type conn struct {
 	id          string
 	userID      int64
@@ -25,12 +25,13 @@ type conn struct {
 	ws *websocket.Conn
 	nc *batchconn.Conn // the hijacked socket under ws, for batched writes
 	g  *Gateway
+	w  *writer // writes the queue; nil: a drain goroutine does
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last client frame
 
 	mu        sync.Mutex
 	queue     []outFrame // outbound frames, FIFO, at most g.cfg.QueueSize
-	writing   bool       // a writer goroutine is draining queue
+	writing   bool       // on a writer's list, or a drain goroutine is writing queue
 	closing   bool       // no more frames are accepted
 	closeCode websocket.StatusCode
 	closeWhy  string
@@ -66,7 +67,7 @@ func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
 	ok, start := c.enqueueLocked(frame, publishedAt)
 	c.mu.Unlock()
 	if start {
-		go c.drain()
+		c.startWriter()
 	}
 	return ok
 }
@@ -83,7 +84,7 @@ func (c *conn) enqueueIfSubscribed(ch string, frame []byte) bool {
 	ok, start := c.enqueueLocked(frame, 0)
 	c.mu.Unlock()
 	if start {
-		go c.drain()
+		c.startWriter()
 	}
 	return ok
 }
@@ -122,7 +123,43 @@ func (c *conn) holdWith(frame []byte) {
 }
 
 // release starts the writer held by holdWith.
-func (c *conn) release() { go c.drain() }
+func (c *conn) release() { c.startWriter() }
+
+// startWriter has c's queue written; the caller has set c.writing.
+func (c *conn) startWriter() {
+	if c.w != nil {
+		c.w.schedule(c)
+		return
+	}
+	go c.drain()
+}
+
+// idleLocked marks c as having nothing left to write (c.mu held).
+func (c *conn) idleLocked() {
+	c.writing = false
+	if cap(c.queue) > 16 {
+		c.queue = nil // an idle connection keeps no burst-sized queue
+	}
+}
+
+// closeWritten closes c once its queue is written, when it was asked to.
+func (c *conn) closeWritten(code websocket.StatusCode, why string) {
+	if code == protocol.CloseSlowConsumer {
+		c.closeNow(code, why)
+		return
+	}
+	c.close(code, why)
+}
+
+// stopWriting ends c's writing after a failed write; the caller then drops
+// the socket (ws.CloseNow, finish).
+func (c *conn) stopWriting() {
+	c.mu.Lock()
+	c.closing = true
+	c.queue = nil
+	c.writing = false
+	c.mu.Unlock()
+}
 
 // dropHeld discards what holdWith queued, for a connection that closes
 // before it was ever served.
@@ -148,7 +185,7 @@ func (c *conn) enqueueThenClose(frame []byte, publishedAt int64, code websocket.
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		go c.drain()
+		c.startWriter()
 	}
 }
 
@@ -165,30 +202,30 @@ func (c *conn) closeAfterQueue(code websocket.StatusCode, reason string) {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		go c.drain()
+		c.startWriter()
 	}
 }
 
-// drain writes queued frames until the queue is empty, coalescing each
-// round into one syscall, then exits. On a closing connection it finishes
-// with the close handshake.
+// drain writes queued frames with blocking writes bounded by the write
+// timeout, coalescing each round into one syscall, until the queue is
+// empty; on a closing connection it finishes with the close handshake. It
+// runs for a socket that did not take a whole batch at once (see writer),
+// or for every connection when there are no writers.
 func (c *conn) drain() {
+	// The rest of a batch the writer could not finish goes first.
+	if err := c.nc.Flush(c.g.cfg.WriteTimeout); err != nil {
+		c.drainFailed(err)
+		return
+	}
 	var batch []outFrame
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
-			c.writing = false
-			if cap(c.queue) > 16 {
-				c.queue = nil // an idle connection keeps no burst-sized queue
-			}
+			c.idleLocked()
 			closing, code, why := c.closing, c.closeCode, c.closeWhy
 			c.mu.Unlock()
-			switch {
-			case !closing || code == 0:
-			case code == protocol.CloseSlowConsumer:
-				c.closeNow(code, why)
-			default:
-				c.close(code, why)
+			if closing && code != 0 {
+				c.closeWritten(code, why)
 			}
 			return
 		}
@@ -205,16 +242,16 @@ func (c *conn) drain() {
 		}
 		clear(batch) // drop references to frame bytes
 		if err != nil {
-			c.mu.Lock()
-			c.closing = true
-			c.queue = nil
-			c.writing = false
-			c.mu.Unlock()
-			c.ws.CloseNow()
-			c.g.finish(c, err)
+			c.drainFailed(err)
 			return
 		}
 	}
+}
+
+func (c *conn) drainFailed(err error) {
+	c.stopWriting()
+	c.ws.CloseNow()
+	c.g.finish(c, err)
 }
 
 // close performs the close handshake with code (bounded by the library's

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,11 @@ type Config struct {
 	// waiting for idle sockets on the shared epoll poller (the default on
 	// Linux; elsewhere reader goroutines are always used).
 	ReaderGoroutines bool
+	// Writers is the number of shared socket writers (default GOMAXPROCS):
+	// each writes its connections' queued frames with non-blocking writes
+	// (writer.go). Negative: a goroutine per connection with frames to send,
+	// writing with blocking writes (the simpler design, kept for comparison).
+	Writers int
 	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each client
 	// socket in bytes; 0 keeps the OS default (autotuned, up to several MB
 	// per socket). A small value bounds kernel memory per connection and
@@ -154,6 +160,9 @@ func (c *Config) fill() {
 	setInt(&c.FrameBurst, d.FrameBurst)
 	setInt(&c.FloodLimit, d.FloodLimit)
 	setInt(&c.DispatchShards, d.DispatchShards)
+	if c.Writers == 0 {
+		c.Writers = runtime.GOMAXPROCS(0)
+	}
 	setInt(&c.MaxConnsPerUser, d.MaxConnsPerUser)
 	if c.Now == nil {
 		c.Now = time.Now
@@ -223,6 +232,7 @@ type Gateway struct {
 	hub      *hub
 	metrics  *metrics
 	pool     *batchconn.Pool
+	writers  *writers // nil: drain goroutines write
 	origins  *originMatcher
 	poller   *poller.Poller // nil: a reader goroutine per socket
 	perUser  *userConns     // per-user connection counts (MaxConnsPerUser)
@@ -279,6 +289,9 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		typingLast: map[typingKey]time.Time{},
 	}
 	g.hub = newHub(g, subjects, cfg.DispatchShards, 1<<16)
+	if cfg.Writers > 0 {
+		g.writers = newWriters(g, cfg.Writers)
+	}
 	if !cfg.ReaderGoroutines {
 		if p, err := poller.New(); err == nil {
 			g.poller = p

@@ -163,6 +163,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		ws:          ws,
 		nc:          bw.Conn(),
 		g:           g,
+		w:           g.writers.pick(),
 		subs:        map[string]struct{}{},
 		gate:        make(chan struct{}, 1),
 		leave:       leave,

@@ -135,6 +135,16 @@ func (m *metrics) written(batch []outFrame, now time.Time) {
 	}
 }
 
+// observeLatency records the publish-to-write latency of written frames.
+func (m *metrics) observeLatency(publishedAt []int64, now time.Time) {
+	n := now.UnixNano()
+	for _, p := range publishedAt {
+		if p <= n {
+			m.latency.Observe(float64(n-p) / 1e9)
+		}
+	}
+}
+
 // disconnected counts a closed connection. Clients may close with any code,
 // so unknown codes share one label value.
 func (m *metrics) disconnected(code int) {
