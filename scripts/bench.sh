@@ -3,7 +3,7 @@
 # 127.0.0.1 — a real nats-server, ticketsvc and ONE gateway pinned to CPU 0,
 # ocvr-loadgen pinned to CPU 1 — writing BENCHMARKS.md-ready tables.
 #
-#   scripts/bench.sh [workload …]      workloads: idle fanout storm churn (default: all)
+#   scripts/bench.sh [workload …]      workloads: idle fanout storm churn floor (default: all)
 #   RUNS=3 scripts/bench.sh fanout     repeat each workload (report every run; use the median)
 #
 # Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), FANOUT_SUBS (5000),
@@ -16,7 +16,7 @@ out=${OUT:-$root/bench-results}
 runs=${RUNS:-1}
 mkdir -p "$out"
 workloads=("$@")
-[ ${#workloads[@]} -gt 0 ] || workloads=(idle fanout storm churn)
+[ ${#workloads[@]} -gt 0 ] || workloads=(idle fanout storm churn floor)
 
 go build -o "$bin/" ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/ocvr-loadgen
 # The real nats-server binary, from the same module version the tests embed.
@@ -81,6 +81,21 @@ echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: 
 echo "# server (nats-server, ticketsvc, gateway) pinned to CPU $server_cpu; ocvr-loadgen pinned to CPU $client_cpu"
 for w in "${workloads[@]}"; do
 	for r in $(seq 1 "$runs"); do
+		if [ "$w" = floor ]; then
+			# No stack: the same fan-out over plain TCP, this machine's floor.
+			echo
+			echo "## floor (run $r of $runs)"
+			taskset -c $server_cpu "$bin/ocvr-loadgen" floor-server --subs "${FANOUT_SUBS:-5000}" --rates "${FLOOR_RATES:-10,40,120}" --step "${FLOOR_STEP:-10s}" >"$out/floor-server-$r.txt" &
+			fpid=$!
+			pids+=($fpid)
+			sleep 0.5
+			taskset -c $client_cpu "$bin/ocvr-loadgen" floor --subs "${FANOUT_SUBS:-5000}" --rates "${FLOOR_RATES:-10,40,120}" --json "$out/floor-$r.json"
+			wait "$fpid"
+			pids=()
+			echo "floor-server:"
+			tail -n +2 "$out/floor-server-$r.txt"
+			continue
+		fi
 		start_stack
 		echo
 		echo "## $w (run $r of $runs)"

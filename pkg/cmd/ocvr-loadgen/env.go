@@ -53,7 +53,7 @@ func (e *env) flags(fs *flag.FlagSet) {
 	fs.IntVar(&e.srcAddrs, "src-addrs", 200, "number of 127.0.0.x source addresses to spread sockets over")
 }
 
-func (e *env) open(ctx context.Context) error {
+func (e *env) open(ctx context.Context, stack bool) error {
 	raiseNoFile()
 	for _, p := range strings.Split(e.pidList, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -64,6 +64,9 @@ func (e *env) open(ctx context.Context) error {
 			return fmt.Errorf("--pids: %q is not a pid", p)
 		}
 		e.pids = append(e.pids, pid)
+	}
+	if !stack {
+		return nil
 	}
 	nc, err := bus.Connect(bus.Config{URLs: []string{e.natsURL}, Name: "ocvr-loadgen"})
 	if err != nil {
@@ -211,6 +214,26 @@ func subscribe(l *client.Lite, ch string) error {
 	}
 }
 
+// keepAlive sends a heartbeat on every connection every interval, spread
+// over the interval, until ctx ends: like real clients, so that runs longer
+// than the gateway's 75 s silence limit are not cut short by it.
+func keepAlive(ctx context.Context, lites []*client.Lite, interval time.Duration) {
+	hb := []byte(`{"type":"heartbeat"}`)
+	gap := interval / time.Duration(max(len(lites), 1))
+	t := time.NewTicker(max(gap, time.Millisecond))
+	defer t.Stop()
+	for i := 0; ; i = (i + 1) % max(len(lites), 1) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if i < len(lites) && lites[i] != nil {
+			_ = lites[i].WriteText(hb)
+		}
+	}
+}
+
 // procStat is a sample of the measured processes.
 type procStat struct {
 	at       time.Time
@@ -234,6 +257,27 @@ func (e *env) sample() procStat {
 
 // cpuSeconds is the CPU time the measured processes used between a and b.
 func cpuSeconds(a, b procStat) float64 { return float64(b.cpuTicks-a.cpuTicks) / 100 }
+
+// waitQuiet waits (at most max) until the measured processes use less
+// than limit of a core over a second: the work a setup phase leaves behind
+// (presence announcements of thousands of new connections) is not measured
+// as part of the next step. It reports whether they went quiet.
+func (e *env) waitQuiet(ctx context.Context, limit float64, max time.Duration) bool {
+	if len(e.pids) == 0 {
+		return true
+	}
+	deadline := time.Now().Add(max)
+	prev := e.sample()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Second)
+		cur := e.sample()
+		if cpuSeconds(prev, cur)/cur.at.Sub(prev.at).Seconds() < limit {
+			return true
+		}
+		prev = cur
+	}
+	return false
+}
 
 func readRSS(pid int) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

@@ -8,6 +8,8 @@
 //	ocvr-loadgen storm  --conns 5000 --inflight 200
 //	ocvr-loadgen churn  --workers 200 --duration 30s
 //	ocvr-loadgen soak   --conns 2000 --duration 10m --pids 1234   (make soak)
+//	ocvr-loadgen floor-server --subs 5000 & ocvr-loadgen floor --subs 5000
+//	                    (the same fan-out over plain TCP: this machine's floor)
 //
 // Every workload is bounded in connections and time and stops by itself.
 // It raises its own open-files limit and spreads its sockets over
@@ -38,15 +40,18 @@ type workload struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error)
+	noStack bool // needs no OCVR stack (no NATS connection)
 }
 
 func workloads() []workload {
 	return []workload{
-		{"idle", "N idle connections over C channels: server RSS and goroutines per connection, idle CPU", idleWorkload},
-		{"fanout", "S subscribers of one channel, publishing at stepped rates: deliveries/s, latency, CPU per delivery", fanoutWorkload},
-		{"storm", "N clients each get a ticket and connect, K in flight: connects/s and latency", stormWorkload},
-		{"churn", "workers connect, subscribe, receive, disconnect in a loop while events flow", churnWorkload},
-		{"soak", "bounded soak: N clients churn for a duration with steady publishing; fails on errors or resource growth", soakWorkload},
+		{"idle", "N idle connections over C channels: server RSS and goroutines per connection, idle CPU", idleWorkload, false},
+		{"fanout", "S subscribers of one channel, publishing at stepped rates: deliveries/s, latency, CPU per delivery", fanoutWorkload, false},
+		{"storm", "N clients each get a ticket and connect, K in flight: connects/s and latency", stormWorkload, false},
+		{"churn", "workers connect, subscribe, receive, disconnect in a loop while events flow", churnWorkload, false},
+		{"floor", "the kernel's floor for fanout: plain TCP messages from floor-server to S sockets, latency as fanout measures it", floorWorkload, true},
+		{"floor-server", "the sending side of floor (run it pinned where the gateway runs)", floorServerWorkload, true},
+		{"soak", "bounded soak: N clients churn for a duration with steady publishing; fails on errors or resource growth", soakWorkload, false},
 	}
 }
 
@@ -82,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if err := e.open(ctx); err != nil {
+	if err := e.open(ctx, !w.noStack); err != nil {
 		fmt.Fprintln(stderr, "ocvr-loadgen:", err)
 		return 1
 	}

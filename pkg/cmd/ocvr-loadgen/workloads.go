@@ -110,6 +110,7 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 	step := fs.Duration("step", 5*time.Second, "duration of each rate step")
 	size := fs.Int("size", 250, "approximate frame size in bytes")
 	inflight := fs.Int("inflight", 200, "connection attempts in flight during setup")
+	quiet := fs.Duration("quiet", 60*time.Second, "after setup, wait up to this long for the server to go quiet (< 5% CPU) before the first step")
 	return func() (*report, error) {
 		var rates []int
 		for _, r := range strings.Split(*ratesFlag, ",") {
@@ -148,11 +149,17 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 				}
 			}
 		}()
+		hbCtx, stopHB := context.WithCancel(ctx)
+		defer stopHB()
+		go keepAlive(hbCtx, lites, 25*time.Second)
 		// Readers: latency in µs per step, per reader (no sharing).
 		nSteps := len(rates)
 		lat := make([][][]float64, *subs)
 		counts := make([][]int64, *subs)
-		var closed atomic.Int64
+		// Subscribers the server closed during the steps, by close code.
+		var closedMu sync.Mutex
+		closedBy := map[string]int{}
+		var ending atomic.Bool
 		var wg sync.WaitGroup
 		for i, l := range lites {
 			lat[i] = make([][]float64, nSteps)
@@ -164,8 +171,14 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 					f, err := l.ReadText()
 					if err != nil {
 						var ce *client.CloseError
-						if errors.As(err, &ce) {
-							closed.Add(1)
+						if ctx.Err() == nil && !ending.Load() {
+							code := "no close frame"
+							if errors.As(err, &ce) {
+								code = strconv.Itoa(ce.Code)
+							}
+							closedMu.Lock()
+							closedBy[code]++
+							closedMu.Unlock()
 						}
 						return
 					}
@@ -183,6 +196,9 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 		rep := &report{
 			Params:  map[string]any{"subs": *subs, "step": step.String(), "size": *size},
 			Columns: []string{"rate ev/s", "target deliveries/s", "delivered/expected", "deliveries/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/delivery", "server CPU %"},
+		}
+		if !e.waitQuiet(ctx, 0.05, *quiet) {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the server was still busy %v after setup", *quiet))
 		}
 		published := make([]int64, nSteps)
 		for si, rate := range rates {
@@ -220,9 +236,12 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 				break
 			}
 		}
-		if n := closed.Load(); n > 0 {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("%d subscribers were closed by the server (slow consumer 4009 or other)", n))
+		ending.Store(true)
+		closedMu.Lock()
+		for code, n := range closedBy {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d subscribers were closed during the steps: %s", n, code))
 		}
+		closedMu.Unlock()
 		if v, err := e.metric("ocvr_gateway_slow_consumer_disconnects_total"); err == nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("gateway slow-consumer closes: %.0f; bus slow-consumer events: %s", v, metricString(e, "ocvr_gateway_bus_slow_consumer_events_total")))
 		}
