@@ -19,7 +19,7 @@ for _ in $(seq 1 600); do
 	sleep 1
 	cur=$(frames || echo 0)
 	# deliveries, not the subscribe acknowledgements of the setup phase
-	[ $((cur - prev)) -gt 2000 ] && break
+	[ $((cur - prev)) -gt 20000 ] && break
 	prev=$cur
 done
 sleep 2

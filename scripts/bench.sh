@@ -56,7 +56,7 @@ start_stack() {
 	tsvc_pid=$!
 	pids+=($tsvc_pid)
 	taskset -c $server_cpu "$bin/gateway" --listen 127.0.0.1:18081 --admin-listen 127.0.0.1:19081 \
-		--nats-url $NATS --pod-name bench --log-level warn "${GATEWAY_ARGS[@]}" >"$tmp/gateway.log" 2>&1 &
+		--nats-url $NATS --pod-name bench --log-level warn "${GATEWAY_ARGS[@]}" >"$out/gateway.log" 2>&1 &
 	gw_pid=$!
 	pids+=($gw_pid)
 	wait_ready http://127.0.0.1:19080/readyz

@@ -180,12 +180,8 @@ func (c *Conn) TryFlush() (done bool, err error) {
 		var n int
 		var werr error
 		if rerr := c.raw.Write(func(fd uintptr) bool {
-			for {
-				n, werr = syscall.Write(int(fd), b)
-				if werr != syscall.EINTR {
-					return true // one attempt: never wait for the socket
-				}
-			}
+			n, werr = writeNonBlocking(fd, b)
+			return true // one attempt: never wait for the socket
 		}); rerr != nil {
 			werr = rerr
 		}
