@@ -13,7 +13,7 @@ GATEWAY_ADMIN_PORT ?= 9081
 GATEWAYS ?= 1
 DATA ?= $(CURDIR)/.data
 
-.PHONY: all build run test test-go test-js test-chart lint fmt vet clean bench soak fuzz test-bounds
+.PHONY: all build run test test-go test-bench test-js test-chart lint fmt vet clean bench soak fuzz test-bounds
 
 all: build
 
@@ -35,10 +35,16 @@ vet:
 fmt:
 	gofmt -w $(MODULES)
 
-test: lint test-go test-js test-chart
+test: lint test-go test-bench test-js test-chart
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# Every micro-benchmark once (-benchtime=1x), so that none of them rots;
+# for figures run e.g. go test -run '^$$' -bench . -benchmem ./pkg/protocol
+# (BENCHMARKS.md).
+test-bench:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x -benchmem $(PKGS)
 
 # The TypeScript client and the browser test (scripts/test-js.sh).
 test-js:

@@ -45,17 +45,28 @@ wait_ready() { # url
 	return 1
 }
 
+# A stack from a previous run may still be letting go of its ports.
+wait_ports_free() {
+	for _ in $(seq 1 300); do
+		ss -Htln 2>/dev/null | grep -qE '127\.0\.0\.1:(14222|18222|18080|19080|18081|19081)\b' || return 0
+		sleep 0.1
+	done
+	echo "ports still in use" >&2
+	return 1
+}
+
 start_stack() {
+	wait_ports_free
 	rm -rf "$tmp/nats"
-	taskset -c $server_cpu "$bin/nats-server" -js -sd "$tmp/nats" -a 127.0.0.1 -p 14222 -m 18222 >"$tmp/nats.log" 2>&1 &
+	env ${SERVER_ENV:-} taskset -c $server_cpu "$bin/nats-server" -js -sd "$tmp/nats" -a 127.0.0.1 -p 14222 -m 18222 >"$tmp/nats.log" 2>&1 &
 	nats_pid=$!
 	pids+=($nats_pid)
 	wait_ready http://127.0.0.1:18222/healthz
-	taskset -c $server_cpu "$bin/ticketsvc" --listen 127.0.0.1:18080 --admin-listen 127.0.0.1:19080 \
+	env ${SERVER_ENV:-} taskset -c $server_cpu "$bin/ticketsvc" --listen 127.0.0.1:18080 --admin-listen 127.0.0.1:19080 \
 		--nats-url $NATS --rate-limit 1000000 --log-level warn >"$tmp/ticketsvc.log" 2>&1 &
 	tsvc_pid=$!
 	pids+=($tsvc_pid)
-	taskset -c $server_cpu "$bin/gateway" --listen 127.0.0.1:18081 --admin-listen 127.0.0.1:19081 \
+	env ${SERVER_ENV:-} taskset -c $server_cpu "$bin/gateway" --listen 127.0.0.1:18081 --admin-listen 127.0.0.1:19081 \
 		--nats-url $NATS --pod-name bench --log-level warn "${GATEWAY_ARGS[@]}" >"$out/gateway.log" 2>&1 &
 	gw_pid=$!
 	pids+=($gw_pid)

@@ -69,7 +69,11 @@ func run(cfg config.Config, log *slog.Logger) error {
 	}
 	gp.Store(g)
 
-	pub, err := net.Listen("tcp", cfg.Listen)
+	// No TCP keep-alive on client sockets: liveness is the protocol's
+	// heartbeat (a silent socket is closed after HeartbeatTimeout), and the
+	// four setsockopt calls per accepted socket are measurable in a connect
+	// storm.
+	pub, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

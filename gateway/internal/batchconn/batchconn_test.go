@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +38,7 @@ func (c *countingConn) count() int {
 
 // pair returns a batching conn over one end of a TCP connection on
 // 127.0.0.1 and the other end.
-func pair(t *testing.T) (*Conn, *countingConn, net.Conn) {
+func pair(t testing.TB) (*Conn, *countingConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -217,7 +218,7 @@ func TestHijack(t *testing.T) {
 
 // socketPair is pair without the counting wrapper: the Conn writes to the
 // TCP socket itself, so TryFlush can write without waiting.
-func socketPair(t *testing.T) (*Conn, *net.TCPConn, net.Conn) {
+func socketPair(t testing.TB) (*Conn, *net.TCPConn, net.Conn) {
 	t.Helper()
 	c, cc, peer := pair(t)
 	tcp := cc.Conn.(*net.TCPConn)
@@ -329,5 +330,38 @@ func TestTryBeginBusy(t *testing.T) {
 	}
 	if !c.TryBegin() {
 		t.Fatal("TryBegin after the write")
+	}
+}
+
+// BenchmarkBatchWrite is the writer's path for one socket: a batch of
+// frames appended and sent with one non-blocking write (frames=1 is the
+// low-rate case, one delivery per write; frames=16 a coalesced backlog).
+// The peer reads in another goroutine of this process.
+func BenchmarkBatchWrite(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 250)
+	for _, frames := range []int{1, 16} {
+		b.Run("frames="+strconv.Itoa(frames), func(b *testing.B) {
+			c, _, peer := socketPair(b)
+			go func() { _, _ = io.Copy(io.Discard, peer) }()
+			b.ReportAllocs()
+			b.SetBytes(int64(frames * (len(payload) + 4)))
+			for i := 0; i < b.N; i++ {
+				if !c.TryBegin() {
+					b.Fatal("TryBegin")
+				}
+				for j := 0; j < frames; j++ {
+					c.AppendText(payload)
+				}
+				done, err := c.TryFlush()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !done {
+					if err := c.Flush(5 * time.Second); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }
