@@ -13,7 +13,7 @@ GATEWAY_ADMIN_PORT ?= 9081
 GATEWAYS ?= 1
 DATA ?= $(CURDIR)/.data
 
-.PHONY: all build run test test-go test-bench test-js test-chart lint fmt vet clean bench soak fuzz test-bounds
+.PHONY: all build run test test-go test-bench test-js test-chart lint fmt vet clean bench bench-report soak fuzz test-bounds
 
 all: build
 
@@ -58,6 +58,10 @@ test-chart:
 # make bench, or make bench WORKLOADS=fanout RUNS=3.
 bench:
 	RUNS=$(or $(RUNS),1) scripts/bench.sh $(WORKLOADS)
+
+# Every table of BENCHMARKS.md: targets three times, slopes, floor (~25 min).
+bench-report:
+	scripts/bench-report.sh
 
 # Hardening (HARDENING.md), not part of make test; CI runs each in
 # scripts/ci/extra-*.sh.

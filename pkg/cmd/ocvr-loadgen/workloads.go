@@ -385,6 +385,16 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 		ctx, cancel := context.WithTimeout(ctx, *duration)
 		defer cancel()
 		var cycles, errs, received atomic.Int64
+		var errMu sync.Mutex
+		errSamples := map[string]int{} // error text → count, to say what failed
+		noteErr := func(err error) {
+			errs.Add(1)
+			errMu.Lock()
+			if _, ok := errSamples[err.Error()]; ok || len(errSamples) < 5 {
+				errSamples[err.Error()]++
+			}
+			errMu.Unlock()
+		}
 		var wg sync.WaitGroup
 		before := e.sample()
 		start := time.Now()
@@ -408,7 +418,7 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 					tk, err := client.GetTicket(ctx, e.hc, e.ticketURL, u.token)
 					if err != nil {
 						if ctx.Err() == nil {
-							errs.Add(1)
+							noteErr(fmt.Errorf("ticket: %w", err))
 						}
 						continue
 					}
@@ -425,7 +435,7 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 						l.Close()
 					}
 					if err != nil && ctx.Err() == nil {
-						errs.Add(1)
+						noteErr(err)
 					}
 					cycles.Add(1)
 				}
@@ -434,12 +444,18 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 		wg.Wait()
 		took := time.Since(start)
 		after := e.sample()
-		return &report{
+		rep := &report{
 			Params:  map[string]any{"workers": *workers, "duration": duration.String(), "rate": *rate},
 			Columns: []string{"workers", "cycles", "cycles/s", "events received", "errors", "server CPU ms/cycle"},
 			Rows: [][]any{{*workers, cycles.Load(), float64(cycles.Load()) / took.Seconds(), received.Load(), errs.Load(),
 				cpuSeconds(before, after) * 1e3 / float64(max(cycles.Load(), 1))}},
 			Notes: []string{"a cycle = ticket + connect + subscribe + receive one event + close"},
-		}, nil
+		}
+		errMu.Lock()
+		for text, n := range errSamples {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("error ×%d: %s", n, text))
+		}
+		errMu.Unlock()
+		return rep, nil
 	}
 }
