@@ -254,7 +254,16 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bind bucket via another node: %v", err)
 	}
-	e, err := rkv.Get(ctx, "k")
+	// The replicas' direct-get responders may not be known across the
+	// routes yet ("no responders"): retry briefly, as for the creation.
+	var e jetstream.KeyValueEntry
+	for {
+		e, err = rkv.Get(ctx, "k")
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("get via another node: %v", err)
 	}

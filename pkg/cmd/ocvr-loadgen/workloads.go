@@ -384,6 +384,10 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 		}
 		ctx, cancel := context.WithTimeout(ctx, *duration)
 		defer cancel()
+		end, _ := ctx.Deadline()
+		// running: a failure at the very end is the run ending (socket
+		// deadlines are the context's, and fire before ctx.Err() is set).
+		running := func() bool { return ctx.Err() == nil && time.Until(end) > 100*time.Millisecond }
 		var cycles, errs, received atomic.Int64
 		var errMu sync.Mutex
 		errSamples := map[string]int{} // error text → count, to say what failed
@@ -417,7 +421,7 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 				for ctx.Err() == nil {
 					tk, err := client.GetTicket(ctx, e.hc, e.ticketURL, u.token)
 					if err != nil {
-						if ctx.Err() == nil {
+						if running() {
 							noteErr(fmt.Errorf("ticket: %w", err))
 						}
 						continue
@@ -434,7 +438,7 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 						}
 						l.Close()
 					}
-					if err != nil && ctx.Err() == nil {
+					if err != nil && running() {
 						noteErr(err)
 					}
 					cycles.Add(1)
