@@ -94,8 +94,11 @@ func TestDirectoryAfterNATSRestart(t *testing.T) {
 	subscribe(t, bob, "ch_x")
 
 	mustNoErr(t, e.ns.Restart())
-	waitFor(t, 10*time.Second, func() bool { return e.nc.IsConnected() })
-	mustNoErr(t, e.nc.FlushTimeout(5*time.Second)) // the re-sent subscriptions are in place
+	// A flush right after the restart can still go out on the old socket
+	// (its loss not yet noticed) and fail with "connection closed": retry
+	// until one round trip succeeds on the new connection, which also means
+	// the re-sent subscriptions are in place.
+	waitFor(t, 10*time.Second, func() bool { return e.nc.IsConnected() && e.nc.FlushTimeout(time.Second) == nil })
 	waitFor(t, 10*time.Second, func() bool { ok, _ := e.g.Ready(); return ok })
 
 	// The KV API may need a moment after the restart.
