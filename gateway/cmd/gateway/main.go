@@ -23,7 +23,7 @@ import (
 )
 
 func main() {
-	cfg, err := config.Parse(os.Args[1:], os.Getenv, os.Stderr)
+	cfg, err := config.Parse(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}

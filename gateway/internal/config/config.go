@@ -41,7 +41,7 @@ const MaxHeaderBytes = 32 << 10
 // Parse parses args (without the program name). Each flag falls back to
 // the environment variable OCVR_<FLAG_NAME> (upper case, dashes as
 // underscores); a flag given on the command line wins.
-func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (Config, error) {
 	d := gateway.DefaultConfig()
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
@@ -61,7 +61,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	fs.StringVar(&c.Gateway.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "NATS subject prefix of this environment")
 	fs.StringVar(&c.Gateway.SessionsBucket, "sessions-bucket", d.SessionsBucket, "KV bucket of sessions")
 	fs.StringVar(&c.Gateway.TicketsBucket, "tickets-bucket", d.TicketsBucket, "KV bucket of connect tickets")
-	fs.StringVar(&origins, "allowed-origins", strings.Join(d.AllowedOrigins, ","), "browser origins allowed to connect, comma-separated patterns (e.g. https://*.ocvr.example); requests without Origin are allowed")
+	fs.StringVar(&origins, "allowed-origins", strings.Join(d.AllowedOrigins, ","), "browser origins allowed to connect, comma-separated patterns (e.g. https://*.ocvr.example); empty: no browser origin; requests without Origin are allowed")
 	fs.DurationVar(&c.Gateway.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat interval advertised to clients")
 	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "silence after which a connection is closed with 4004")
 	fs.Int64Var(&c.Gateway.ReadLimit, "max-frame-bytes", d.ReadLimit, "largest client frame; bigger closes with 1009")
@@ -91,7 +91,7 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nThe OCVR WebSocket gateway. Every flag can also be set with the environment\nvariable OCVR_<FLAG> (upper case, dashes as underscores), e.g. OCVR_NATS_URL.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := applyEnv(fs, getenv); err != nil {
+	if err := applyEnv(fs, lookupEnv); err != nil {
 		return c, err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +102,11 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	}
 	c.NATS.URLs = splitList(natsURL)
 	c.Gateway.AllowedOrigins = splitList(origins)
+	if c.Gateway.AllowedOrigins == nil {
+		// Set and empty means no browser origin at all, as for ticketsvc
+		// (the library's nil would mean its localhost defaults).
+		c.Gateway.AllowedOrigins = []string{}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return c, fmt.Errorf("--log-level: %w", err)
 	}
@@ -134,11 +139,13 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 
 // applyEnv sets every flag that has an OCVR_* variable, before the command
 // line is parsed so that flags win.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+// An empty variable counts as unset, except for --allowed-origins, where
+// set-and-empty means "no browser origin" (a Helm value of [] renders so).
+func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "OCVR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" && err == nil {
+		if v, ok := lookupEnv(name); ok && (v != "" || f.Name == "allowed-origins") && err == nil {
 			if e := f.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, e)
 			}

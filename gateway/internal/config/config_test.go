@@ -13,8 +13,8 @@ import (
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 )
 
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
 func TestDefaults(t *testing.T) {
@@ -127,6 +127,34 @@ func TestInvalid(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Parse(args, env(nil), &bytes.Buffer{}); err == nil {
 				t.Errorf("Parse(%q) accepted", args)
+			}
+		})
+	}
+}
+
+// TestEmptyOriginsMeansNone: --allowed-origins= (or OCVR_ALLOWED_ORIGINS="")
+// allows no browser origin, as ticketsvc's does; only an unset flag gives
+// the localhost defaults.
+func TestEmptyOriginsMeansNone(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"flag":            {args: []string{"--allowed-origins="}},
+		"env":             {env: map[string]string{"OCVR_ALLOWED_ORIGINS": ""}},
+		"only separators": {args: []string{"--allowed-origins= , "}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse(tc.args, env(tc.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Gateway.AllowedOrigins == nil || len(c.Gateway.AllowedOrigins) != 0 {
+				t.Fatalf("origins %#v, want an empty (non-nil) list", c.Gateway.AllowedOrigins)
+			}
+			// Any other empty variable still counts as unset.
+			if c.Gateway.QueueSize != gateway.DefaultConfig().QueueSize {
+				t.Errorf("queue size %d from an empty OCVR_QUEUE_SIZE", c.Gateway.QueueSize)
 			}
 		})
 	}
