@@ -17,9 +17,13 @@ DATA ?= $(CURDIR)/.data
 
 all: build
 
+# In workspace mode Go stamps no VCS revision unless asked: --version and
+# go_build_info then name the commit the binaries were built from.
+BUILDVCS ?= $(if $(wildcard .git),true,auto)
+
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/...
+	$(GO) build -buildvcs=$(BUILDVCS) -o $(BIN)/ ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/...
 
 run: build
 	$(BIN)/ocvr-devstack --bin $(BIN) --data $(DATA) --nats-port $(NATS_PORT) \

@@ -19,10 +19,15 @@ import (
 
 	"github.com/ocvr/realtime/gateway/internal/config"
 	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/pkg/buildinfo"
 	"github.com/ocvr/realtime/pkg/bus"
 )
 
 func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println("gateway", buildinfo.Read())
+		return
+	}
 	cfg, err := config.Parse(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -99,7 +104,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	go func() { _ = g.Run(runCtx); close(done) }()
 	go func() { _ = srv.Serve(pub) }()
 	go func() { _ = admin.Serve(adm) }()
-	log.Info("gateway listening", "listen", pub.Addr().String(), "admin", adm.Addr().String())
+	log.Info("gateway listening", "listen", pub.Addr().String(), "admin", adm.Addr().String(), "version", buildinfo.Read().String())
 
 	<-ctx.Done()
 	stop()

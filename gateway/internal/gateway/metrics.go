@@ -39,7 +39,8 @@ const ns = "ocvr_gateway"
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector()) // go_build_info{path,version,checksum}: which build a pod runs
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 
 	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "_connections", Help: "Open client WebSocket connections on this pod (the autoscaling metric)."})

@@ -300,3 +300,15 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		t.Errorf("bus_subscriptions = %v after every connection closed", got)
 	}
 }
+
+// TestBuildInfoExported: /metrics says which build a pod runs
+// (go_build_info{path,version,checksum} 1), for dashboards during rollouts.
+func TestBuildInfoExported(t *testing.T) {
+	e := newEnv(t, nil)
+	for series, v := range e.metrics() {
+		if strings.HasPrefix(series, "go_build_info{") && v == 1 {
+			return
+		}
+	}
+	t.Fatal("no go_build_info series on /metrics")
+}

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ocvr/realtime/pkg/buildinfo"
 	"github.com/ocvr/realtime/ticketsvc/internal/config"
 	"github.com/ocvr/realtime/ticketsvc/internal/server"
 )
@@ -20,6 +21,10 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println("ticketsvc", buildinfo.Read())
+		return 0
+	}
 	cfg, err := config.Parse(os.Args[1:], os.LookupEnv, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

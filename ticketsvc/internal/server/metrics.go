@@ -71,6 +71,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 		m.ticketsIssued, m.ticketRequests, m.rateLimited, m.natsReconnects, natsConnected, limiterKeys,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(), // go_build_info: which build a pod runs
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ticketsvc: register metrics: %w", err)

@@ -567,3 +567,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// TestBuildInfoExported: /metrics says which build a pod runs.
+func TestBuildInfoExported(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for series, v := range e.metrics() {
+		if strings.HasPrefix(series, "go_build_info{") && v == 1 {
+			return
+		}
+	}
+	t.Fatal("no go_build_info series on /metrics")
+}
