@@ -34,7 +34,8 @@ type writer struct {
 // processor (≈ 0.5 ms of writes here).
 const yieldEvery = 64
 
-// writers spreads connections over GOMAXPROCS writers.
+// writers spreads connections round-robin over the writers (Config.Writers,
+// GOMAXPROCS by default).
 type writers struct {
 	all  []*writer
 	next atomic.Uint32
@@ -53,7 +54,7 @@ func (ws *writers) pick() *writer {
 	if ws == nil {
 		return nil
 	}
-	return ws.all[int(ws.next.Add(1))%len(ws.all)]
+	return ws.all[ws.next.Add(1)%uint32(len(ws.all))]
 }
 
 // schedule puts c on the ready list; the caller has set c.writing, so c is
