@@ -19,7 +19,9 @@ all: build
 
 # In workspace mode Go stamps no VCS revision unless asked: --version and
 # go_build_info then name the commit the binaries were built from.
-BUILDVCS ?= $(if $(wildcard .git),true,auto)
+# Only where git can read this checkout (a clone owned by another user, or
+# no git, would make -buildvcs=true fail the build).
+BUILDVCS ?= $(shell git status --porcelain >/dev/null 2>&1 && echo true || echo auto)
 
 build:
 	@mkdir -p $(BIN)
