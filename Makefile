@@ -19,9 +19,9 @@ all: build
 
 # In workspace mode Go stamps no VCS revision unless asked: --version and
 # go_build_info then name the commit the binaries were built from.
-# Only where git can read this checkout (a clone owned by another user, or
-# no git, would make -buildvcs=true fail the build).
-BUILDVCS ?= $(shell git status --porcelain >/dev/null 2>&1 && echo true || echo auto)
+# Where git cannot read the checkout (a clone owned by another user, no git)
+# stamping is off: Go's default would fail the build there.
+BUILDVCS ?= $(shell git status --porcelain >/dev/null 2>&1 && echo true || echo false)
 
 build:
 	@mkdir -p $(BIN)
