@@ -6,8 +6,11 @@
 #   scripts/bench.sh [workload …]      workloads: idle fanout storm churn floor (default: all)
 #   RUNS=3 scripts/bench.sh fanout     repeat each workload (report every run; use the median)
 #
-# Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), FANOUT_SUBS (5000),
-# FANOUT_RATES, STORM_CONNS (5000), STORM_INFLIGHT (200), OUT (bench-results).
+# Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), IDLE_ARGS, FANOUT_SUBS (5000),
+# FANOUT_RATES, FANOUT_ARGS (e.g. "--step 20s"), STORM_CONNS (5000),
+# STORM_INFLIGHT (200), CHURN_WORKERS (200), CHURN_DURATION (20s), FLOOR_RATES
+# (10,40,120), FLOOR_STEP (10s), EXTRA_GATEWAY_ARGS (e.g. --writers=-1),
+# SERVER_ENV (environment of the server processes), OUT (bench-results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,32 +21,11 @@ mkdir -p "$out"
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(idle fanout storm churn floor)
 
-go build -o "$bin/" ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/ocvr-loadgen
-# The real nats-server binary, from the same module version the tests embed.
-[ -x "$bin/nats-server" ] || (cd pkg && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
-
-ulimit -n "$(ulimit -Hn)"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/lib/stack.sh
 
 NATS=nats://127.0.0.1:14222
 server_cpu=0
 client_cpu=1
-
-wait_ready() { # url
-	for _ in $(seq 1 600); do
-		curl -fs "$1" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "not ready: $1" >&2
-	return 1
-}
 
 # A stack from a previous run may still be letting go of its ports.
 wait_ports_free() {

@@ -24,20 +24,8 @@ conns=${SOAK_CONNS:-2000}
 base=${SOAK_PORT_BASE:-24000}
 mkdir -p "$out"
 
-go build -o "$bin/" ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/ocvr-loadgen
-# The real nats-server binary, from the same module version the tests embed.
-[ -x "$bin/nats-server" ] || (cd pkg && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
-
-ulimit -n "$(ulimit -Hn)"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	cp "$tmp"/*.log "$out/" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+STACK_KEEP_LOGS=$out
+. scripts/lib/stack.sh
 
 nats_port=$((base + 222))
 nats_mon=$((base + 223))
@@ -45,15 +33,6 @@ tsvc=127.0.0.1:$((base + 80))
 tsvc_admin=127.0.0.1:$((base + 90))
 gw=127.0.0.1:$((base + 81))
 gw_admin=127.0.0.1:$((base + 91))
-
-wait_ready() { # url
-	for _ in $(seq 1 600); do
-		curl -fs "$1" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "not ready: $1" >&2
-	return 1
-}
 
 "$bin/nats-server" -js -sd "$tmp/nats" -a 127.0.0.1 -p $nats_port -m $nats_mon >"$tmp/soak-nats.log" 2>&1 &
 pids+=($!)

@@ -351,6 +351,19 @@ func (e *env) metric(name string) (float64, error) {
 	return sum, nil
 }
 
+// parseRates parses a --rates list of events per second.
+func parseRates(s string) ([]int, error) {
+	var rates []int
+	for _, r := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("--rates: bad rate %q", r)
+		}
+		rates = append(rates, v)
+	}
+	return rates, nil
+}
+
 // percentile returns the p-th percentile (0..100) of sorted values.
 func percentile(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -33,18 +31,6 @@ func floorFlags(fs *flag.FlagSet) (addr *string, subs *int, rates *string, step 
 	rates = fs.String("rates", "10", "events/s to step through, comma-separated")
 	step = fs.Duration("step", 10*time.Second, "duration of each rate step")
 	return
-}
-
-func parseRates(s string) ([]int, error) {
-	var rates []int
-	for _, r := range strings.Split(s, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(r))
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("--rates: bad rate %q", r)
-		}
-		rates = append(rates, v)
-	}
-	return rates, nil
 }
 
 // floorServerWorkload accepts the connections, writes the steps, and

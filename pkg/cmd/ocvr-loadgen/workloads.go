@@ -112,13 +112,9 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 	inflight := fs.Int("inflight", 200, "connection attempts in flight during setup")
 	quiet := fs.Duration("quiet", 60*time.Second, "after setup, wait up to this long for the server to go quiet (< 5% CPU) before the first step")
 	return func() (*report, error) {
-		var rates []int
-		for _, r := range strings.Split(*ratesFlag, ",") {
-			v, err := strconv.Atoi(strings.TrimSpace(r))
-			if err != nil || v <= 0 {
-				return nil, fmt.Errorf("--rates: bad rate %q", r)
-			}
-			rates = append(rates, v)
+		rates, err := parseRates(*ratesFlag)
+		if err != nil {
+			return nil, err
 		}
 		if err := e.dir.CreateChannel(ctx, fanoutChannel); err != nil {
 			return nil, err

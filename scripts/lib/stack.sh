@@ -1,0 +1,30 @@
+# Sourced by scripts/bench.sh and scripts/soak.sh: build the binaries a
+# stack of real processes needs, and the bookkeeping around running them.
+#
+# Expects: root (repository root), bin (output folder). Sets: tmp (a scratch
+# folder removed at exit), pids (processes killed at exit; append yours).
+# STACK_KEEP_LOGS=dir copies $tmp/*.log there at exit.
+
+go build -o "$bin/" ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/ocvr-loadgen
+# The real nats-server binary, from the same module version the tests embed.
+[ -x "$bin/nats-server" ] || (cd "$root/pkg" && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
+
+ulimit -n "$(ulimit -Hn)"
+tmp=$(mktemp -d)
+pids=()
+stack_cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ -n "${STACK_KEEP_LOGS:-}" ]; then cp "$tmp"/*.log "$STACK_KEEP_LOGS/" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap stack_cleanup EXIT
+
+wait_ready() { # url: wait up to 60 s for it to answer 2xx
+	for _ in $(seq 1 600); do
+		curl -fs "$1" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "not ready: $1" >&2
+	return 1
+}
