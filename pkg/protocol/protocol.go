@@ -117,12 +117,12 @@ type Ready struct {
 	UserID            int64  `json:"user_id"`
 	SessionID         string `json:"session_id"`
 	HeartbeatInterval int64  `json:"heartbeat_interval"` // milliseconds
-	ServerTime        int64  `json:"server_time"`        // unix milliseconds
+	ServerTime        int64  `json:"server_time"`        // unix seconds
 }
 
 // HeartbeatAck answers a heartbeat.
 type HeartbeatAck struct {
-	ServerTime int64 `json:"server_time"` // unix milliseconds
+	ServerTime int64 `json:"server_time"` // unix seconds
 }
 
 // Author is the author of a chat message.
@@ -137,7 +137,19 @@ type MessageCreate struct {
 	ChannelID string `json:"channel_id"`
 	Author    Author `json:"author"`
 	Content   string `json:"content"`
-	CreatedAt string `json:"created_at"` // RFC 3339
+	CreatedAt int64  `json:"created_at"` // unix seconds
+	// Attachments are the backend's own objects, passed through as they
+	// are; nil is sent as [] (the document always shows the array).
+	Attachments []json.RawMessage `json:"attachments"`
+}
+
+// MarshalJSON sends nil Attachments as [] rather than null.
+func (m MessageCreate) MarshalJSON() ([]byte, error) {
+	type plain MessageCreate // no MarshalJSON: no recursion
+	if m.Attachments == nil {
+		m.Attachments = []json.RawMessage{}
+	}
+	return json.Marshal(plain(m))
 }
 
 // MessageUpdate is an edit of a chat message.
@@ -145,7 +157,7 @@ type MessageUpdate struct {
 	ID        string `json:"id"`
 	ChannelID string `json:"channel_id"`
 	Content   string `json:"content"`
-	EditedAt  string `json:"edited_at"` // RFC 3339
+	EditedAt  int64  `json:"edited_at"` // unix seconds
 }
 
 // MessageDelete removes a chat message.
@@ -172,10 +184,22 @@ type PresenceUpdate struct {
 // Notification is a user-targeted notification.
 type Notification struct {
 	ID        string `json:"id"`
-	Type      string `json:"type"`
+	Type      string `json:"type"` // the notification's kind, e.g. "friend_request"
 	Title     string `json:"title"`
 	Body      string `json:"body"`
-	CreatedAt string `json:"created_at"` // RFC 3339
+	CreatedAt int64  `json:"created_at"` // unix seconds
+	// Data is the kind's own object (e.g. {"from_user_id":456}), passed
+	// through as it is; nil is sent as {} (the document always shows it).
+	Data json.RawMessage `json:"data"`
+}
+
+// MarshalJSON sends a nil Data as {} rather than null.
+func (n Notification) MarshalJSON() ([]byte, error) {
+	type plain Notification // no MarshalJSON: no recursion
+	if n.Data == nil {
+		n.Data = json.RawMessage("{}")
+	}
+	return json.Marshal(plain(n))
 }
 
 // SessionRevoked is delivered before the server closes the socket with 4003.

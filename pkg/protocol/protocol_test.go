@@ -15,9 +15,17 @@ import (
 // frames that the protocol docs (gateway/README.md) show. The wire form of
 // an example is its "frame" value compacted (json.Compact), byte for byte.
 type example struct {
-	Direction string          `json:"direction"` // "client" or "server"
-	Name      string          `json:"name"`
-	Frame     json.RawMessage `json:"frame"`
+	Direction string `json:"direction"` // "client" or "server"
+	Name      string `json:"name"`
+	// Document: the frame is verbatim from the protocol document.
+	Document bool `json:"document,omitempty"`
+	// Extra: the frame has fields or a type no Go type of this package
+	// knows (delivered byte for byte all the same).
+	Extra bool `json:"extra,omitempty"`
+	// Subject: "channel" or "user", the bus subject a backend publishes
+	// the event on; empty for frames only the gateway sends.
+	Subject string          `json:"subject,omitempty"`
+	Frame   json.RawMessage `json:"frame"`
 }
 
 func loadExamples(t *testing.T) []example {
@@ -39,12 +47,12 @@ func loadExamples(t *testing.T) []example {
 // extraExamples are variants that the docs do not show but the round trip
 // must hold for too (optional fields, other enum values).
 var extraExamples = []example{
-	{"server", "unsubscribed_removed", json.RawMessage(`{"type":"unsubscribed","data":{"channel_id":"ch_general","reason":"removed"}}`)},
-	{"server", "unsubscribed_deleted", json.RawMessage(`{"type":"unsubscribed","data":{"channel_id":"ch_general","reason":"deleted"}}`)},
-	{"server", "presence_update_offline", json.RawMessage(`{"type":"presence_update","data":{"user_id":2,"presence":"offline","status_text":""}}`)},
-	{"server", "error_invalid_ticket", json.RawMessage(`{"type":"error","data":{"code":"INVALID_TICKET","message":"ticket is invalid, expired or already used"}}`)},
-	{"server", "error_escaped_message", json.RawMessage(`{"type":"error","data":{"code":"INVALID_MESSAGE","message":"unknown frame type \"subscrbe\""}}`)},
-	{"server", "message_create_unicode", json.RawMessage(`{"type":"message_create","data":{"id":"msg_2","channel_id":"ch_general","author":{"id":3,"display_name":"Zoë"},"content":"héllo 👋","created_at":"2026-11-29T12:00:00Z"}}`)},
+	{Direction: "server", Name: "unsubscribed_removed", Frame: json.RawMessage(`{"type":"unsubscribed","data":{"channel_id":"ch_general","reason":"removed"}}`)},
+	{Direction: "server", Name: "unsubscribed_deleted", Frame: json.RawMessage(`{"type":"unsubscribed","data":{"channel_id":"ch_general","reason":"deleted"}}`)},
+	{Direction: "server", Name: "presence_update_offline", Frame: json.RawMessage(`{"type":"presence_update","data":{"user_id":2,"presence":"offline","status_text":""}}`)},
+	{Direction: "server", Name: "error_escaped_message", Frame: json.RawMessage(`{"type":"error","data":{"code":"INVALID_MESSAGE","message":"unknown frame type \"subscrbe\""}}`)},
+	{Direction: "server", Name: "message_create_unicode", Frame: json.RawMessage(`{"type":"message_create","data":{"id":"msg_2","channel_id":"ch_general","author":{"id":3,"display_name":"Zoë"},"content":"héllo 👋","created_at":1703523600,"attachments":[{"id":"att_1"}]}}`)},
+	{Direction: "server", Name: "notification_without_data", Frame: json.RawMessage(`{"type":"notification","data":{"id":"n","type":"system","title":"","body":"","created_at":0,"data":{}}}`)},
 }
 
 func wire(t *testing.T, frame json.RawMessage) []byte {
@@ -110,6 +118,9 @@ func decodeStrict(data []byte, v any) error {
 // and re-encodes it with MustEncode: the bytes must be identical.
 func TestExampleFramesRoundTrip(t *testing.T) {
 	for _, ex := range append(loadExamples(t), extraExamples...) {
+		if ex.Extra {
+			continue // no Go type holds its fields: TestExampleServerEventsDeliverable covers it
+		}
 		t.Run(ex.Direction+"/"+ex.Name, func(t *testing.T) {
 			want := wire(t, ex.Frame)
 			var f protocol.Frame
@@ -160,37 +171,129 @@ func TestExampleClientFrames(t *testing.T) {
 	}
 }
 
-// TestExampleServerEventsDeliverable checks that the examples of bus events
-// pass ValidateEvent on the subject scope they are published on.
+// TestExampleServerEventsDeliverable checks that every example a backend
+// publishes passes ValidateEvent on its subject, and that the frames only
+// the gateway sends are refused there.
 func TestExampleServerEventsDeliverable(t *testing.T) {
-	scopes := map[string]protocol.Scope{
-		protocol.TypeMessageCreate:  protocol.ScopeChannel,
-		protocol.TypeMessageUpdate:  protocol.ScopeChannel,
-		protocol.TypeMessageDelete:  protocol.ScopeChannel,
-		protocol.TypeTypingStart:    protocol.ScopeChannel,
-		protocol.TypePresenceUpdate: protocol.ScopeUser,
-		protocol.TypeNotification:   protocol.ScopeUser,
-		protocol.TypeSessionRevoked: protocol.ScopeUser,
-	}
 	for _, ex := range loadExamples(t) {
-		b := wire(t, ex.Frame)
-		var f protocol.Frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			t.Fatal(err)
-		}
-		scope, ok := scopes[f.Type]
-		if ex.Direction != "server" || !ok {
+		if ex.Direction != "server" {
 			continue
 		}
 		t.Run(ex.Name, func(t *testing.T) {
-			typ, err := protocol.ValidateEvent(scope, "ch_general", b)
-			if err != nil {
-				t.Fatalf("ValidateEvent: %v", err)
+			b := wire(t, ex.Frame)
+			var f struct {
+				Type string `json:"type"`
+				Data struct {
+					ChannelID string `json:"channel_id"`
+				} `json:"data"`
 			}
-			if typ != f.Type {
-				t.Fatalf("type = %q, want %q", typ, f.Type)
+			if err := json.Unmarshal(b, &f); err != nil {
+				t.Fatal(err)
+			}
+			var scopes []protocol.Scope
+			switch ex.Subject {
+			case "channel":
+				scopes = []protocol.Scope{protocol.ScopeChannel, protocol.ScopeUser, protocol.ScopeBroadcast}
+			case "user":
+				scopes = []protocol.Scope{protocol.ScopeUser}
+				if f.Type != protocol.TypeSessionRevoked {
+					scopes = append(scopes, protocol.ScopeBroadcast)
+				}
+			case "":
+				if !protocol.GatewayType(f.Type) {
+					t.Fatalf("%s has no subject but is not a frame the gateway speaks", f.Type)
+				}
+				if _, err := protocol.ValidateEvent(protocol.ScopeUser, "", b); err == nil {
+					t.Fatalf("ValidateEvent accepted %s from the bus", f.Type)
+				}
+				return
+			default:
+				t.Fatalf("unknown subject %q", ex.Subject)
+			}
+			for _, scope := range scopes {
+				typ, err := protocol.ValidateEvent(scope, f.Data.ChannelID, b)
+				if err != nil {
+					t.Fatalf("scope %d: ValidateEvent: %v", scope, err)
+				}
+				if typ != f.Type {
+					t.Fatalf("type = %q, want %q", typ, f.Type)
+				}
 			}
 		})
+	}
+}
+
+// documentPath is the protocol document, beside the repository
+// (../shared/ in a checkout, as in CI).
+const documentPath = "../../../shared/ocvr-websocket-protocol.txt"
+
+// documentFrames returns every example frame of the protocol document,
+// compacted: each block of lines from a line "{" to its matching "}" that
+// is a JSON object with a "type".
+func documentFrames(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile(documentPath)
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skipf("%s not found (module used outside its checkout)", documentPath)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []string
+	var block []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if block == nil && line != "{" {
+			continue
+		}
+		block = append(block, line)
+		text := strings.Join(block, "\n")
+		if strings.Count(text, "{") != strings.Count(text, "}") {
+			continue
+		}
+		block = nil
+		var f struct {
+			Type *string `json:"type"`
+		}
+		if json.Unmarshal([]byte(text), &f) != nil || f.Type == nil {
+			continue // the ticket response, the envelope's sketch
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, []byte(text)); err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, buf.String())
+	}
+	return frames
+}
+
+// TestExamplesAreTheDocument keeps testdata/frames.json the document's
+// own: every example frame of the protocol document is an entry marked
+// "document", byte for byte once compacted, and every such entry is in the
+// document.
+func TestExamplesAreTheDocument(t *testing.T) {
+	doc := documentFrames(t)
+	if len(doc) < 13 {
+		t.Fatalf("found %d example frames in %s, want the 13 it shows", len(doc), documentPath)
+	}
+	inDoc := map[string]bool{}
+	for _, f := range doc {
+		inDoc[f] = true
+	}
+	marked := map[string]bool{}
+	for _, ex := range loadExamples(t) {
+		if !ex.Document {
+			continue
+		}
+		w := string(wire(t, ex.Frame))
+		marked[w] = true
+		if !inDoc[w] {
+			t.Errorf("%s is marked \"document\" but the document does not show it:\n%s", ex.Name, w)
+		}
+	}
+	for _, f := range doc {
+		if !marked[f] {
+			t.Errorf("the document's example is not a \"document\" entry of testdata/frames.json:\n%s", f)
+		}
 	}
 }
 

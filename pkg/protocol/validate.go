@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
 	"unicode/utf8"
 )
 
@@ -39,19 +39,30 @@ func ValidUserID(id int64) bool { return id > 0 }
 // ParseUserID parses a decimal user id as found in subjects, headers and
 // flags, refusing signs, leading zeros, spaces and overflow.
 func ParseUserID(s string) (int64, error) {
-	if s == "" || len(s) > 19 || s[0] == '0' {
-		return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
-		}
-	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := parseUserID(s)
+	if !ok {
 		return 0, fmt.Errorf("invalid user id %q: want a positive 64-bit integer", s)
 	}
 	return id, nil
+}
+
+// parseUserID parses the canonical decimal form of a positive int64 (also a
+// JSON number's raw bytes) without allocating.
+func parseUserID[T ~string | ~[]byte](s T) (int64, bool) {
+	if len(s) == 0 || len(s) > 19 || s[0] == '0' {
+		return 0, false
+	}
+	var id uint64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		id = id*10 + uint64(s[i]-'0') // 19 digits cannot overflow a uint64
+	}
+	if id > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(id), true
 }
 
 // ErrInvalidChannelID is returned for a channel id that fails ValidChannelID.
@@ -191,149 +202,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// Scope says on which kind of bus subject an event was published; it limits
-// which event types are acceptable there.
-type Scope int
-
-// Bus subject scopes.
-const (
-	ScopeChannel Scope = iota + 1
-	ScopeUser
-	ScopeBroadcast
-)
-
-// ErrInvalidEvent is wrapped by every ValidateEvent error.
-var ErrInvalidEvent = errors.New("invalid event")
-
-// ValidateEvent checks a bus payload before it is delivered to clients: an
-// exact server → client frame of an event type allowed in scope, valid
-// UTF-8, at most MaxEventSize bytes, with the fields its type requires. For
-// ScopeChannel, channelID is the subject's channel and the payload's
-// channel_id must equal it. It returns the frame type.
-func ValidateEvent(scope Scope, channelID string, payload []byte) (string, error) {
-	if scope != ScopeChannel && scope != ScopeUser && scope != ScopeBroadcast {
-		// Fail closed: an unknown scope would skip the channel check.
-		return "", fmt.Errorf("%w: unknown subject scope %d", ErrInvalidEvent, scope)
-	}
-	if len(payload) > MaxEventSize {
-		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidEvent, len(payload), MaxEventSize)
-	}
-	if !utf8.Valid(payload) {
-		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidEvent)
-	}
-	var env Frame
-	if err := json.Unmarshal(payload, &env); err != nil {
-		return "", fmt.Errorf("%w: not a JSON frame: %s", ErrInvalidEvent, jsonProblem(err))
-	}
-	// Clients read exact keys: refuse case variants and repeats of the
-	// keys checked below, so what is validated is what clients read.
-	if err := checkKeys(payload); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidEvent, err)
-	}
-	if len(env.Data) == 0 || env.Data[0] != '{' {
-		return "", fmt.Errorf("%w: %q needs a \"data\" object", ErrInvalidEvent, truncate(env.Type, 64))
-	}
-	if err := checkScope(scope, env.Type); err != nil {
-		return "", err
-	}
-	var err error
-	switch env.Type {
-	case TypeMessageCreate:
-		var m MessageCreate
-		if err = json.Unmarshal(env.Data, &m); err == nil {
-			err = firstErr(nonEmpty("id", m.ID), channelMatch(scope, channelID, m.ChannelID), userID("author.id", m.Author.ID))
-		}
-	case TypeMessageUpdate:
-		var m MessageUpdate
-		if err = json.Unmarshal(env.Data, &m); err == nil {
-			err = firstErr(nonEmpty("id", m.ID), channelMatch(scope, channelID, m.ChannelID))
-		}
-	case TypeMessageDelete:
-		var m MessageDelete
-		if err = json.Unmarshal(env.Data, &m); err == nil {
-			err = firstErr(nonEmpty("id", m.ID), channelMatch(scope, channelID, m.ChannelID))
-		}
-	case TypeTypingStart:
-		var m TypingStart
-		if err = json.Unmarshal(env.Data, &m); err == nil {
-			err = firstErr(channelMatch(scope, channelID, m.ChannelID), userID("user_id", m.UserID))
-		}
-	case TypePresenceUpdate:
-		var m PresenceUpdate
-		if err = json.Unmarshal(env.Data, &m); err == nil {
-			err = userID("user_id", m.UserID)
-			if err == nil && m.Presence != PresenceOnline && m.Presence != PresenceOffline {
-				err = fmt.Errorf(`"presence" must be "online" or "offline"`)
-			}
-		}
-	case TypeNotification:
-		var m Notification
-		if err = json.Unmarshal(env.Data, &m); err == nil {
-			err = firstErr(nonEmpty("id", m.ID), nonEmpty("type", m.Type))
-		}
-	case TypeSessionRevoked:
-		var m SessionRevoked
-		err = json.Unmarshal(env.Data, &m)
-	}
-	if err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			err = fmt.Errorf("field %q has the wrong type", te.Field)
-		}
-		return "", fmt.Errorf("%w: %s: %v", ErrInvalidEvent, env.Type, err)
-	}
-	return env.Type, nil
-}
-
-func checkScope(scope Scope, typ string) error {
-	switch typ {
-	case TypeMessageCreate, TypeMessageUpdate, TypeMessageDelete, TypeTypingStart:
-		return nil
-	case TypePresenceUpdate, TypeNotification:
-		if scope != ScopeChannel {
-			return nil
-		}
-	case TypeSessionRevoked:
-		if scope == ScopeUser {
-			return nil
-		}
-	default:
-		return fmt.Errorf("%w: %q is not a deliverable event type", ErrInvalidEvent, truncate(typ, 64))
-	}
-	return fmt.Errorf("%w: %q may not be published on this subject", ErrInvalidEvent, typ)
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
-}
-
-func nonEmpty(field, v string) error {
-	if v == "" {
-		return fmt.Errorf("missing %q", field)
-	}
-	return nil
-}
-
-func userID(field string, v int64) error {
-	if v <= 0 {
-		return fmt.Errorf("%q must be a positive user id", field)
-	}
-	return nil
-}
-
-func channelMatch(scope Scope, subjectChannel, payloadChannel string) error {
-	if !ValidChannelID(payloadChannel) {
-		return fmt.Errorf(`"channel_id" must match ^[A-Za-z0-9_-]{1,64}$`)
-	}
-	if scope == ScopeChannel && payloadChannel != subjectChannel {
-		return fmt.Errorf(`"channel_id" %q does not match the subject's channel`, payloadChannel)
-	}
-	return nil
 }
