@@ -6,6 +6,9 @@
 //
 // Query parameters (optional): ws=<gateway URL>[,<gateway URL>…] pins the
 // gateway(s); ticket=<ticketsvc base URL> overrides the ticket service.
+//
+// Times on the wire (created_at, edited_at, server_time) are unix seconds,
+// as in the protocol document; the page shows them in local time.
 import { OcvrClient } from "../dist/index.js";
 
 const $ = (id) => document.getElementById(id);
@@ -169,6 +172,7 @@ function start() {
   client.on("notification", (n) => {
     const li = document.createElement("li");
     li.dataset.type = n.type;
+    li.dataset.createdAt = String(n.created_at);
     li.append(el("div", "title", n.title), el("div", "body", n.body), el("div", "muted small", time(n.created_at)));
     $("notifications").prepend(li);
     toast(`${n.title}${n.body ? ": " + n.body : ""}`);
@@ -303,8 +307,15 @@ function renderMessages() {
       continue;
     }
     if (m.author.id === me.user_id) li.classList.add("mine");
+    li.dataset.createdAt = String(m.created_at);
     li.append(el("span", "time", time(m.created_at)), el("span", "author", m.author.display_name), el("span", "content", m.content));
-    if (m.edited_at) li.append(el("span", "edited", "(edited)"));
+    const files = Array.isArray(m.attachments) ? m.attachments.length : 0;
+    if (files) li.append(el("span", "edited", `(${files} attachment${files === 1 ? "" : "s"})`));
+    if (m.edited_at) {
+      const edited = el("span", "edited", "(edited)");
+      edited.title = `edited ${time(m.edited_at)}`;
+      li.append(edited);
+    }
     ol.append(li);
   }
   ol.scrollTop = ol.scrollHeight;
@@ -316,7 +327,7 @@ let systemNotes = 0;
 function system(text) {
   if (!current) return;
   const id = `note_${++systemNotes}`;
-  channelState(current).messages.set(id, { id, system: true, content: text, created_at: new Date().toISOString() });
+  channelState(current).messages.set(id, { id, system: true, content: text, created_at: Math.floor(Date.now() / 1000) });
   renderMessages();
 }
 
@@ -364,9 +375,11 @@ function el(tag, cls, text) {
   return e;
 }
 
-function time(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+/** A protocol time (unix seconds, a JSON integer) as a local time of day. */
+function time(unixSeconds) {
+  if (typeof unixSeconds !== "number" || !Number.isFinite(unixSeconds)) return "";
+  const d = new Date(unixSeconds * 1000);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 window.addEventListener("pagehide", () => client?.close());

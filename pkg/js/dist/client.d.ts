@@ -1,5 +1,5 @@
 import { OcvrError } from "./errors.js";
-import type { Ready, ServerFrame, ServerFrameMap } from "./protocol.js";
+import type { AnyServerFrame, Ready, ServerFrameMap, UnknownEventData } from "./protocol.js";
 import type { FetchLike } from "./ticket.js";
 /**
  * The subset of the WebSocket API the client uses: the browser's
@@ -62,7 +62,7 @@ export interface ClientOptions {
     maxInvalidTickets?: number;
     /**
      * Milliseconds between heartbeats; default the server's `heartbeat_interval`
-     * from `ready`. A heartbeat not acknowledged within one interval means a
+     * from `ready` (also in milliseconds). A heartbeat not acknowledged within one interval means a
      * dead connection: the client drops it and reconnects.
      */
     heartbeatInterval?: number;
@@ -124,12 +124,17 @@ export interface StateEvent {
     previous: ConnectionState;
 }
 /**
- * Every event of the client: one per server frame type (payload: the
- * frame's `data`), plus the client's own.
+ * Every typed event of the client: one per server frame type it knows
+ * (payload: the frame's `data`), plus the client's own. A frame type the
+ * client does not know is an event too, by its name, with an
+ * {@link UnknownEventData} payload (see {@link OcvrClient.on}).
  */
 export interface ClientEventMap extends ServerFrameMap {
-    /** Every server frame, whole, after its typed event. */
-    frame: ServerFrame;
+    /**
+     * Every server frame, whole, after its event: those of types the client
+     * does not know as well ({@link isKnownFrame} narrows to the known ones).
+     */
+    frame: AnyServerFrame;
     state: StateEvent;
     disconnect: DisconnectEvent;
     reconnecting: ReconnectingEvent;
@@ -139,6 +144,8 @@ export interface ClientEventMap extends ServerFrameMap {
 export type ClientEventType = keyof ClientEventMap;
 /** A listener of event K. */
 export type Listener<K extends ClientEventType> = (data: ClientEventMap[K]) => void;
+/** A listener of a server frame type the client does not know: it gets the frame's `data` as sent. */
+export type UnknownListener = (data: UnknownEventData) => void;
 /**
  * A connection to the OCVR gateway that survives restarts: it gets a new
  * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
@@ -198,12 +205,23 @@ export declare class OcvrClient {
     get channels(): string[];
     /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
     isSubscribed(channelId: string): boolean;
-    /** Listens to an event; returns a function that removes the listener. */
+    /**
+     * Listens to an event; returns a function that removes the listener.
+     *
+     * A known server frame type (`message_create`, …) or client event
+     * (`state`, …) gets its typed payload. Any other name is a server frame
+     * type this client does not know yet (the platform adds some, such as
+     * `channel_update`, without a client release): its listener gets the
+     * frame's `data` as sent, an object to check before use.
+     */
     on<K extends ClientEventType>(type: K, listener: Listener<K>): () => void;
+    on(type: string, listener: UnknownListener): () => void;
     /** Listens to the next event of a type only. */
     once<K extends ClientEventType>(type: K, listener: Listener<K>): () => void;
+    once(type: string, listener: UnknownListener): () => void;
     /** Removes a listener. */
     off<K extends ClientEventType>(type: K, listener: Listener<K>): void;
+    off(type: string, listener: UnknownListener): void;
     /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
     connect(): void;
     /**
@@ -237,6 +255,7 @@ export declare class OcvrClient {
      */
     close(): Promise<void>;
     private emit;
+    private emitAny;
     private setState;
     private send;
     private open;

@@ -1,6 +1,8 @@
 import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
+/** The client's own events: a server frame of one of these types is only seen through `frame`. */
+const CLIENT_EVENTS = new Set(["frame", "state", "disconnect", "reconnecting", "closed"]);
 const OPEN = 1;
 const CONNECTING = 0;
 /**
@@ -92,7 +94,6 @@ export class OcvrClient {
     isSubscribed(channelId) {
         return this.live.has(channelId);
     }
-    /** Listens to an event; returns a function that removes the listener. */
     on(type, listener) {
         let set = this.listeners.get(type);
         if (!set)
@@ -100,7 +101,6 @@ export class OcvrClient {
         set.add(listener);
         return () => this.off(type, listener);
     }
-    /** Listens to the next event of a type only. */
     once(type, listener) {
         const off = this.on(type, (data) => {
             off();
@@ -108,7 +108,6 @@ export class OcvrClient {
         });
         return off;
     }
-    /** Removes a listener. */
     off(type, listener) {
         this.listeners.get(type)?.delete(listener);
     }
@@ -217,6 +216,9 @@ export class OcvrClient {
     }
     // --- internals ---
     emit(type, data) {
+        this.emitAny(type, data);
+    }
+    emitAny(type, data) {
         const set = this.listeners.get(type);
         if (!set)
             return;
@@ -325,7 +327,7 @@ export class OcvrClient {
         catch {
             return;
         }
-        if (!frame || typeof frame.type !== "string")
+        if (!frame || typeof frame !== "object" || typeof frame.type !== "string")
             return;
         const data = (frame.data ?? {});
         if (frame.data === undefined)
@@ -358,8 +360,10 @@ export class OcvrClient {
                 this.revoked = frame.data;
                 break;
         }
-        if (SERVER_FRAME_TYPES.includes(frame.type)) {
-            this.emit(frame.type, data);
+        // Every type is an event by its name, known or not (the platform adds
+        // types without a client release), except the client's own events.
+        if (SERVER_FRAME_TYPES.includes(frame.type) || !CLIENT_EVENTS.has(frame.type)) {
+            this.emitAny(frame.type, data);
         }
         this.emit("frame", frame);
     }

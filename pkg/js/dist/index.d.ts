@@ -10,10 +10,10 @@
  * ```
  */
 export { OcvrClient } from "./client.js";
-export type { ClientEventMap, ClientEventType, ClientOptions, ClosedEvent, ConnectionState, DisconnectEvent, GetTicketContext, Listener, ReconnectingEvent, StateEvent, StopReason, WebSocketConstructor, WebSocketLike, } from "./client.js";
+export type { ClientEventMap, ClientEventType, ClientOptions, ClosedEvent, ConnectionState, DisconnectEvent, GetTicketContext, Listener, UnknownListener, ReconnectingEvent, StateEvent, StopReason, WebSocketConstructor, WebSocketLike, } from "./client.js";
 export { OcvrError } from "./errors.js";
 export type { OcvrErrorCode, OcvrErrorDetails } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
 export type { FetchLike, FetchResponseLike, FetchTicketOptions } from "./ticket.js";
-export { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
+export { CloseCode, SERVER_FRAME_TYPES, isKnownFrame } from "./protocol.js";
 export type * from "./protocol.js";

@@ -12,4 +12,4 @@
 export { OcvrClient } from "./client.js";
 export { OcvrError } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
-export { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
+export { CloseCode, SERVER_FRAME_TYPES, isKnownFrame } from "./protocol.js";

@@ -1,4 +1,4 @@
-/** Every frame in both directions is one JSON text frame `{"type", "data"}`. */
+/** Every frame in both directions is one JSON text frame `{"type", "data"}` (`data` may be absent where a type carries nothing, as in `{"type":"heartbeat"}`; the client then hands over `{}`). */
 export interface Frame<T extends string = string, D = unknown> {
     type: T;
     data: D;
@@ -8,14 +8,14 @@ export interface Ready {
     connection_id: string;
     user_id: number;
     session_id: string;
-    /** Milliseconds between heartbeats the client should send. */
+    /** MILLISECONDS between heartbeats the client should send (30000 by default). */
     heartbeat_interval: number;
-    /** Unix milliseconds. */
+    /** The server's clock: unix SECONDS (an integer, e.g. 1703523600), like `heartbeat_ack.server_time`. */
     server_time: number;
 }
 /** `heartbeat_ack`: the answer to a `heartbeat`. */
 export interface HeartbeatAck {
-    /** Unix milliseconds. */
+    /** The server's clock: unix SECONDS (an integer, e.g. 1703523600); `new Date(server_time * 1000)`. */
     server_time: number;
 }
 /** The payload of `subscribe`, `unsubscribe`, `typing` and `subscribed`. */
@@ -34,22 +34,29 @@ export interface Author {
     id: number;
     display_name: string;
 }
+/**
+ * An attachment of a chat message: the chat backend's own object, passed
+ * through as it is (the protocol does not define its fields).
+ */
+export type Attachment = Record<string, unknown>;
 /** `message_create`: a new chat message in a channel. */
 export interface MessageCreate {
     id: string;
     channel_id: string;
     author: Author;
     content: string;
-    /** RFC 3339. */
-    created_at: string;
+    /** Unix SECONDS (an integer, e.g. 1703523600); `new Date(created_at * 1000)`. */
+    created_at: number;
+    /** Always present; `[]` when there are none. */
+    attachments: Attachment[];
 }
 /** `message_update`: an edited chat message. */
 export interface MessageUpdate {
     id: string;
     channel_id: string;
     content: string;
-    /** RFC 3339. */
-    edited_at: string;
+    /** Unix SECONDS (an integer, e.g. 1703523700); `new Date(edited_at * 1000)`. */
+    edited_at: number;
 }
 /** `message_delete`: a removed chat message. */
 export interface MessageDelete {
@@ -73,11 +80,14 @@ export interface PresenceUpdate {
 /** `notification`: a notification for this user. */
 export interface Notification {
     id: string;
+    /** The notification's kind, e.g. `"friend_request"` (not the frame's type). */
     type: string;
     title: string;
     body: string;
-    /** RFC 3339. */
-    created_at: string;
+    /** Unix SECONDS (an integer, e.g. 1703523600); `new Date(created_at * 1000)`. */
+    created_at: number;
+    /** The kind's own payload, an object: e.g. `{ from_user_id: 456 }` for a `friend_request`. */
+    data: Record<string, unknown>;
 }
 /** `session_revoked`: the session is dead; the server closes with 4003 right after. */
 export interface SessionRevoked {
@@ -92,7 +102,7 @@ export interface ErrorData {
     /** Set when the error is about a channel. */
     channel_id?: string;
 }
-/** Every server → client frame type and its payload. */
+/** Every server → client frame type this client knows, and its payload. */
 export interface ServerFrameMap {
     ready: Ready;
     heartbeat_ack: HeartbeatAck;
@@ -107,14 +117,36 @@ export interface ServerFrameMap {
     session_revoked: SessionRevoked;
     error: ErrorData;
 }
-/** The type of a server → client frame. */
+/** The type of a server → client frame this client knows. */
 export type ServerFrameType = keyof ServerFrameMap;
-/** A server → client frame, discriminated by `type`. */
+/** A server → client frame of a type this client knows, discriminated by `type`. */
 export type ServerFrame = {
     [K in ServerFrameType]: Frame<K, ServerFrameMap[K]>;
 }[ServerFrameType];
+/**
+ * The payload of an event type this client does not know: the backend's
+ * own object, as sent.
+ */
+export type UnknownEventData = Record<string, unknown>;
+/**
+ * A server → client frame of a type this client does not know (yet): the
+ * platform adds event types (`channel_update`, `friend_request_accepted`,
+ * …) without a gateway or client release, and the gateway delivers them as
+ * they are.
+ */
+export interface UnknownServerFrame {
+    type: string;
+    data: UnknownEventData;
+}
+/**
+ * Any server → client frame: a known one or not. Narrow it with
+ * {@link isKnownFrame} before switching on `type`.
+ */
+export type AnyServerFrame = ServerFrame | UnknownServerFrame;
 /** Every server frame type, in protocol order. */
 export declare const SERVER_FRAME_TYPES: readonly ServerFrameType[];
+/** Whether a frame is of a type this client knows (then `type` discriminates `data`). */
+export declare function isKnownFrame(frame: AnyServerFrame): frame is ServerFrame;
 /** WebSocket close codes of the gateway (gateway/README.md, "Close codes"). */
 export declare const CloseCode: {
     readonly NORMAL: 1000;

@@ -1,6 +1,18 @@
 // The OCVR WebSocket protocol as TypeScript types: every frame the gateway
-// sends and accepts. gateway/README.md is the prose reference; this file
-// follows it (and pkg/protocol, the Go source of truth) field by field.
+// sends and accepts. The protocol document (ocvr-websocket-protocol.txt)
+// is the contract: its names, types and units win over anything else; this
+// file follows it field by field, plus the marked extensions (`ready`,
+// `subscribed`, `unsubscribed`, the extra error codes). The shared fixture
+// pkg/protocol/testdata/frames.json holds its example frames.
+//
+// Units: every time is unix SECONDS as a JSON integer (`server_time`,
+// `created_at`, `edited_at`); only `ready.heartbeat_interval` is in
+// milliseconds. User ids (`user_id`, `author.id`) are JSON integers.
+//
+// Backends own their payloads and the gateway passes them through byte for
+// byte: an object may carry fields these types do not list (they are kept
+// on the object the client hands over), and the server may send event types
+// this client does not know yet ({@link UnknownServerFrame}).
 /** Every server frame type, in protocol order. */
 export const SERVER_FRAME_TYPES = [
     "ready",
@@ -16,6 +28,10 @@ export const SERVER_FRAME_TYPES = [
     "session_revoked",
     "error",
 ];
+/** Whether a frame is of a type this client knows (then `type` discriminates `data`). */
+export function isKnownFrame(frame) {
+    return SERVER_FRAME_TYPES.includes(frame.type);
+}
 /** WebSocket close codes of the gateway (gateway/README.md, "Close codes"). */
 export const CloseCode = {
     NORMAL: 1000,

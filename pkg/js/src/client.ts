@@ -1,6 +1,6 @@
 import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
-import type { ErrorData, Ready, ServerFrame, ServerFrameMap, SessionRevoked, Unsubscribed } from "./protocol.js";
+import type { AnyServerFrame, ErrorData, Ready, ServerFrame, ServerFrameMap, SessionRevoked, UnknownEventData, Unsubscribed } from "./protocol.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 import type { FetchLike } from "./ticket.js";
 
@@ -66,7 +66,7 @@ export interface ClientOptions {
   maxInvalidTickets?: number;
   /**
    * Milliseconds between heartbeats; default the server's `heartbeat_interval`
-   * from `ready`. A heartbeat not acknowledged within one interval means a
+   * from `ready` (also in milliseconds). A heartbeat not acknowledged within one interval means a
    * dead connection: the client drops it and reconnects.
    */
   heartbeatInterval?: number;
@@ -135,12 +135,17 @@ export interface StateEvent {
 }
 
 /**
- * Every event of the client: one per server frame type (payload: the
- * frame's `data`), plus the client's own.
+ * Every typed event of the client: one per server frame type it knows
+ * (payload: the frame's `data`), plus the client's own. A frame type the
+ * client does not know is an event too, by its name, with an
+ * {@link UnknownEventData} payload (see {@link OcvrClient.on}).
  */
 export interface ClientEventMap extends ServerFrameMap {
-  /** Every server frame, whole, after its typed event. */
-  frame: ServerFrame;
+  /**
+   * Every server frame, whole, after its event: those of types the client
+   * does not know as well ({@link isKnownFrame} narrows to the known ones).
+   */
+  frame: AnyServerFrame;
   state: StateEvent;
   disconnect: DisconnectEvent;
   reconnecting: ReconnectingEvent;
@@ -152,6 +157,12 @@ export type ClientEventType = keyof ClientEventMap;
 
 /** A listener of event K. */
 export type Listener<K extends ClientEventType> = (data: ClientEventMap[K]) => void;
+
+/** A listener of a server frame type the client does not know: it gets the frame's `data` as sent. */
+export type UnknownListener = (data: UnknownEventData) => void;
+
+/** The client's own events: a server frame of one of these types is only seen through `frame`. */
+const CLIENT_EVENTS: ReadonlySet<string> = new Set(["frame", "state", "disconnect", "reconnecting", "closed"]);
 
 interface Pending {
   promise: Promise<void>;
@@ -185,7 +196,7 @@ export class OcvrClient {
   private readonly connectTimeout: number;
   private readonly typingThrottle: number;
 
-  private readonly listeners = new Map<ClientEventType, Set<(data: never) => void>>();
+  private readonly listeners = new Map<string, Set<(data: never) => void>>();
   private _state: ConnectionState = "idle";
   private _ready: Ready | undefined;
 
@@ -259,26 +270,40 @@ export class OcvrClient {
     return this.live.has(channelId);
   }
 
-  /** Listens to an event; returns a function that removes the listener. */
-  on<K extends ClientEventType>(type: K, listener: Listener<K>): () => void {
+  /**
+   * Listens to an event; returns a function that removes the listener.
+   *
+   * A known server frame type (`message_create`, …) or client event
+   * (`state`, …) gets its typed payload. Any other name is a server frame
+   * type this client does not know yet (the platform adds some, such as
+   * `channel_update`, without a client release): its listener gets the
+   * frame's `data` as sent, an object to check before use.
+   */
+  on<K extends ClientEventType>(type: K, listener: Listener<K>): () => void;
+  on(type: string, listener: UnknownListener): () => void;
+  on(type: string, listener: (data: never) => void): () => void {
     let set = this.listeners.get(type);
     if (!set) this.listeners.set(type, (set = new Set()));
-    set.add(listener as (data: never) => void);
-    return () => this.off(type, listener);
+    set.add(listener);
+    return () => this.off(type, listener as UnknownListener);
   }
 
   /** Listens to the next event of a type only. */
-  once<K extends ClientEventType>(type: K, listener: Listener<K>): () => void {
-    const off = this.on(type, (data) => {
+  once<K extends ClientEventType>(type: K, listener: Listener<K>): () => void;
+  once(type: string, listener: UnknownListener): () => void;
+  once(type: string, listener: (data: never) => void): () => void {
+    const off = this.on(type, (data: UnknownEventData) => {
       off();
-      listener(data);
+      (listener as UnknownListener)(data);
     });
     return off;
   }
 
   /** Removes a listener. */
-  off<K extends ClientEventType>(type: K, listener: Listener<K>): void {
-    this.listeners.get(type)?.delete(listener as (data: never) => void);
+  off<K extends ClientEventType>(type: K, listener: Listener<K>): void;
+  off(type: string, listener: UnknownListener): void;
+  off(type: string, listener: (data: never) => void): void {
+    this.listeners.get(type)?.delete(listener);
   }
 
   /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
@@ -382,11 +407,15 @@ export class OcvrClient {
   // --- internals ---
 
   private emit<K extends ClientEventType>(type: K, data: ClientEventMap[K]): void {
+    this.emitAny(type, data);
+  }
+
+  private emitAny(type: string, data: unknown): void {
     const set = this.listeners.get(type);
     if (!set) return;
     for (const fn of [...set]) {
       try {
-        (fn as Listener<K>)(data);
+        (fn as (data: unknown) => void)(data);
       } catch (e) {
         // A throwing listener must not break the connection; report it the
         // way event targets do.
@@ -480,7 +509,7 @@ export class OcvrClient {
     } catch {
       return;
     }
-    if (!frame || typeof frame.type !== "string") return;
+    if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
     const data = (frame.data ?? {}) as never;
     if (frame.data === undefined) (frame as { data: unknown }).data = data;
     switch (frame.type) {
@@ -510,10 +539,12 @@ export class OcvrClient {
         this.revoked = frame.data;
         break;
     }
-    if ((SERVER_FRAME_TYPES as readonly string[]).includes(frame.type)) {
-      this.emit(frame.type, data);
+    // Every type is an event by its name, known or not (the platform adds
+    // types without a client release), except the client's own events.
+    if ((SERVER_FRAME_TYPES as readonly string[]).includes(frame.type) || !CLIENT_EVENTS.has(frame.type)) {
+      this.emitAny(frame.type, data);
     }
-    this.emit("frame", frame);
+    this.emit("frame", frame as AnyServerFrame);
   }
 
   private onReady(ws: WebSocketLike, ready: Ready): void {

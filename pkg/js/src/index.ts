@@ -19,6 +19,7 @@ export type {
   DisconnectEvent,
   GetTicketContext,
   Listener,
+  UnknownListener,
   ReconnectingEvent,
   StateEvent,
   StopReason,
@@ -29,5 +30,5 @@ export { OcvrError } from "./errors.js";
 export type { OcvrErrorCode, OcvrErrorDetails } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
 export type { FetchLike, FetchResponseLike, FetchTicketOptions } from "./ticket.js";
-export { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
+export { CloseCode, SERVER_FRAME_TYPES, isKnownFrame } from "./protocol.js";
 export type * from "./protocol.js";

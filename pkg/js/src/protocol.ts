@@ -1,8 +1,20 @@
 // The OCVR WebSocket protocol as TypeScript types: every frame the gateway
-// sends and accepts. gateway/README.md is the prose reference; this file
-// follows it (and pkg/protocol, the Go source of truth) field by field.
+// sends and accepts. The protocol document (ocvr-websocket-protocol.txt)
+// is the contract: its names, types and units win over anything else; this
+// file follows it field by field, plus the marked extensions (`ready`,
+// `subscribed`, `unsubscribed`, the extra error codes). The shared fixture
+// pkg/protocol/testdata/frames.json holds its example frames.
+//
+// Units: every time is unix SECONDS as a JSON integer (`server_time`,
+// `created_at`, `edited_at`); only `ready.heartbeat_interval` is in
+// milliseconds. User ids (`user_id`, `author.id`) are JSON integers.
+//
+// Backends own their payloads and the gateway passes them through byte for
+// byte: an object may carry fields these types do not list (they are kept
+// on the object the client hands over), and the server may send event types
+// this client does not know yet ({@link UnknownServerFrame}).
 
-/** Every frame in both directions is one JSON text frame `{"type", "data"}`. */
+/** Every frame in both directions is one JSON text frame `{"type", "data"}` (`data` may be absent where a type carries nothing, as in `{"type":"heartbeat"}`; the client then hands over `{}`). */
 export interface Frame<T extends string = string, D = unknown> {
   type: T;
   data: D;
@@ -13,15 +25,15 @@ export interface Ready {
   connection_id: string;
   user_id: number;
   session_id: string;
-  /** Milliseconds between heartbeats the client should send. */
+  /** MILLISECONDS between heartbeats the client should send (30000 by default). */
   heartbeat_interval: number;
-  /** Unix milliseconds. */
+  /** The server's clock: unix SECONDS (an integer, e.g. 1703523600), like `heartbeat_ack.server_time`. */
   server_time: number;
 }
 
 /** `heartbeat_ack`: the answer to a `heartbeat`. */
 export interface HeartbeatAck {
-  /** Unix milliseconds. */
+  /** The server's clock: unix SECONDS (an integer, e.g. 1703523600); `new Date(server_time * 1000)`. */
   server_time: number;
 }
 
@@ -45,14 +57,22 @@ export interface Author {
   display_name: string;
 }
 
+/**
+ * An attachment of a chat message: the chat backend's own object, passed
+ * through as it is (the protocol does not define its fields).
+ */
+export type Attachment = Record<string, unknown>;
+
 /** `message_create`: a new chat message in a channel. */
 export interface MessageCreate {
   id: string;
   channel_id: string;
   author: Author;
   content: string;
-  /** RFC 3339. */
-  created_at: string;
+  /** Unix SECONDS (an integer, e.g. 1703523600); `new Date(created_at * 1000)`. */
+  created_at: number;
+  /** Always present; `[]` when there are none. */
+  attachments: Attachment[];
 }
 
 /** `message_update`: an edited chat message. */
@@ -60,8 +80,8 @@ export interface MessageUpdate {
   id: string;
   channel_id: string;
   content: string;
-  /** RFC 3339. */
-  edited_at: string;
+  /** Unix SECONDS (an integer, e.g. 1703523700); `new Date(edited_at * 1000)`. */
+  edited_at: number;
 }
 
 /** `message_delete`: a removed chat message. */
@@ -90,11 +110,14 @@ export interface PresenceUpdate {
 /** `notification`: a notification for this user. */
 export interface Notification {
   id: string;
+  /** The notification's kind, e.g. `"friend_request"` (not the frame's type). */
   type: string;
   title: string;
   body: string;
-  /** RFC 3339. */
-  created_at: string;
+  /** Unix SECONDS (an integer, e.g. 1703523600); `new Date(created_at * 1000)`. */
+  created_at: number;
+  /** The kind's own payload, an object: e.g. `{ from_user_id: 456 }` for a `friend_request`. */
+  data: Record<string, unknown>;
 }
 
 /** `session_revoked`: the session is dead; the server closes with 4003 right after. */
@@ -123,7 +146,7 @@ export interface ErrorData {
   channel_id?: string;
 }
 
-/** Every server → client frame type and its payload. */
+/** Every server → client frame type this client knows, and its payload. */
 export interface ServerFrameMap {
   ready: Ready;
   heartbeat_ack: HeartbeatAck;
@@ -139,13 +162,36 @@ export interface ServerFrameMap {
   error: ErrorData;
 }
 
-/** The type of a server → client frame. */
+/** The type of a server → client frame this client knows. */
 export type ServerFrameType = keyof ServerFrameMap;
 
-/** A server → client frame, discriminated by `type`. */
+/** A server → client frame of a type this client knows, discriminated by `type`. */
 export type ServerFrame = {
   [K in ServerFrameType]: Frame<K, ServerFrameMap[K]>;
 }[ServerFrameType];
+
+/**
+ * The payload of an event type this client does not know: the backend's
+ * own object, as sent.
+ */
+export type UnknownEventData = Record<string, unknown>;
+
+/**
+ * A server → client frame of a type this client does not know (yet): the
+ * platform adds event types (`channel_update`, `friend_request_accepted`,
+ * …) without a gateway or client release, and the gateway delivers them as
+ * they are.
+ */
+export interface UnknownServerFrame {
+  type: string;
+  data: UnknownEventData;
+}
+
+/**
+ * Any server → client frame: a known one or not. Narrow it with
+ * {@link isKnownFrame} before switching on `type`.
+ */
+export type AnyServerFrame = ServerFrame | UnknownServerFrame;
 
 /** Every server frame type, in protocol order. */
 export const SERVER_FRAME_TYPES: readonly ServerFrameType[] = [
@@ -162,6 +208,11 @@ export const SERVER_FRAME_TYPES: readonly ServerFrameType[] = [
   "session_revoked",
   "error",
 ];
+
+/** Whether a frame is of a type this client knows (then `type` discriminates `data`). */
+export function isKnownFrame(frame: AnyServerFrame): frame is ServerFrame {
+  return (SERVER_FRAME_TYPES as readonly string[]).includes(frame.type);
+}
 
 /** WebSocket close codes of the gateway (gateway/README.md, "Close codes"). */
 export const CloseCode = {

@@ -1,13 +1,17 @@
 // Tests of @ocvr/realtime-client (the built dist/) against the real stack:
 // NATS, ticketsvc and two gateway processes (test/harness.mjs), driven with
-// bin/ocvrctl as a backend would. Node.js 20 has no global WebSocket: the
-// tests inject the `ws` package's.
+// bin/ocvrctl as a backend would, and with a plain NATS client (the `nats`
+// package, no OCVR code) for the golden frames of the protocol document
+// (pkg/protocol/testdata/frames.json, shared with the Go tests). Node.js 20
+// has no global WebSocket: the tests inject the `ws` package's.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
+import { connect as connectNats } from "nats";
 import { WebSocket } from "ws";
 
-import { OcvrClient, OcvrError, fetchTicket, SERVER_FRAME_TYPES } from "../dist/index.js";
-import { sleep, startStack, waitFor } from "./harness.mjs";
+import { OcvrClient, OcvrError, fetchTicket, isKnownFrame, SERVER_FRAME_TYPES } from "../dist/index.js";
+import { goldenSubject, loadGoldenFrames, nowSeconds, sleep, startStack, waitFor } from "./harness.mjs";
 
 const HEARTBEAT_MS = 1000;
 const GRACE_MS = 1000;
@@ -28,10 +32,18 @@ after(async () => {
   await stack?.stop();
 });
 
-/** A WebSocket that records the frames the client sends. */
-function spyWebSocket(sent) {
+/**
+ * A WebSocket that records the frames the client sends (parsed, and as
+ * sent) and the text of every message it receives, as received.
+ */
+function spyWebSocket(sent, sentRaw = [], received = []) {
   return class SpyWebSocket extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.on("message", (data, isBinary) => received.push(isBinary ? null : data.toString("utf8")));
+    }
     send(data) {
+      sentRaw.push(data);
       sent.push(JSON.parse(data));
       super.send(data);
     }
@@ -44,6 +56,8 @@ async function newClient({ user, name, channels = [], gateways = [0], options = 
   const displayName = name ?? `User${userId}`;
   const { token, sessionId } = await stack.createSession(userId, displayName);
   const sent = [];
+  const sentRaw = [];
+  const received = [];
   const events = [];
   const tickets = [];
   const client = new OcvrClient({
@@ -53,7 +67,7 @@ async function newClient({ user, name, channels = [], gateways = [0], options = 
       tickets.push(t);
       return t;
     },
-    WebSocket: spyWebSocket(sent),
+    WebSocket: spyWebSocket(sent, sentRaw, received),
     backoff: { base: 100, max: 1000 },
     ...options,
   });
@@ -62,7 +76,7 @@ async function newClient({ user, name, channels = [], gateways = [0], options = 
   }
   clients.push(client);
   const h = {
-    client, userId, displayName, token, sessionId, sent, events, tickets,
+    client, userId, displayName, token, sessionId, sent, sentRaw, received, events, tickets,
     /** Resolves with the data of the first event of type (at or after index from) matching pred. */
     next: (type, pred = () => true, { timeout = 8000, from = 0 } = {}) =>
       waitFor(() => events.slice(from).find((e) => e.type === type && pred(e.data))?.data, { timeout, what: `${type} for user ${userId}` }),
@@ -97,7 +111,9 @@ describe("connect", () => {
     assert.equal(r.session_id, sessionId);
     assert.equal(r.heartbeat_interval, HEARTBEAT_MS);
     assert.match(r.connection_id, /^conn_/);
-    assert.equal(typeof r.server_time, "number");
+    // server_time: unix seconds, an integer (the protocol document's unit).
+    assert.ok(Number.isInteger(r.server_time), `ready.server_time ${r.server_time}`);
+    assert.ok(Math.abs(r.server_time - nowSeconds()) <= 5, `ready.server_time ${r.server_time} is not unix seconds near ${nowSeconds()}`);
     assert.equal(client.state, "open");
     assert.deepEqual(client.ready, r);
     assert.deepEqual(states, ["connecting", "open"]);
@@ -157,13 +173,14 @@ describe("subscribe", () => {
     assert.equal(mc.channel_id, ch);
     assert.deepEqual(mc.author, { id: b.userId, display_name: "Ben" });
     assert.equal(mc.content, "hello");
-    assert.ok(!Number.isNaN(Date.parse(mc.created_at)));
+    assert.ok(Number.isInteger(mc.created_at) && Math.abs(mc.created_at - nowSeconds()) <= 5, `created_at ${mc.created_at}: unix seconds`);
+    assert.deepEqual(mc.attachments, []);
 
     await stack.ocvrctl("publish", "message-update", "--channel", ch, "--id", id, "--content", "hello!");
     const mu = await a.next("message_update");
     assert.equal(mu.id, id);
     assert.equal(mu.content, "hello!");
-    assert.ok(!Number.isNaN(Date.parse(mu.edited_at)));
+    assert.ok(Number.isInteger(mu.edited_at) && Math.abs(mu.edited_at - nowSeconds()) <= 5, `edited_at ${mu.edited_at}: unix seconds`);
 
     await stack.ocvrctl("publish", "message-delete", "--channel", ch, "--id", id);
     assert.deepEqual(await a.next("message_delete"), { id, channel_id: ch });
@@ -174,6 +191,8 @@ describe("subscribe", () => {
     assert.equal(n.type, "friend_request");
     assert.equal(n.title, "New friend request");
     assert.equal(n.body, "Ben wants to be friends");
+    assert.ok(Number.isInteger(n.created_at) && Math.abs(n.created_at - nowSeconds()) <= 5, `created_at ${n.created_at}: unix seconds`);
+    assert.ok(n.data !== null && typeof n.data === "object" && !Array.isArray(n.data), "notification.data is an object");
 
     // presence: B's status text reaches its online friend A.
     await stack.ocvrctl("presence", "set", "--user", String(b.userId), "--text", "Playing OCVR");
@@ -256,7 +275,8 @@ describe("heartbeat", () => {
     const hbs = a.sent.filter((f) => f.type === "heartbeat").length;
     assert.ok(hbs >= 2 && hbs <= 5, `sent ${hbs} heartbeats in ${Date.now() - start} ms`);
     assert.ok(a.count("heartbeat_ack") >= 2);
-    assert.equal(typeof a.events.find((e) => e.type === "heartbeat_ack").data.server_time, "number");
+    const ack = a.events.find((e) => e.type === "heartbeat_ack").data;
+    assert.ok(Number.isInteger(ack.server_time) && Math.abs(ack.server_time - nowSeconds()) <= 5, `heartbeat_ack.server_time ${ack.server_time}: unix seconds`);
     assert.equal(a.count("disconnect"), 0);
     assert.equal(a.client.state, "open");
   });
@@ -521,5 +541,194 @@ describe("presence", () => {
     await f.client.close();
     await a.next("presence_update", (p) => p.user_id === friendId && p.presence === "offline", { timeout: GRACE_MS + 5000 });
     assert.ok(Date.now() - closedAt >= GRACE_MS - 100, "offline only after the grace");
+  });
+});
+
+// The golden frames: every example frame of the protocol document (and the
+// extensions and pass-through cases), from the fixture the Go tests read.
+// Backends' frames are published with a plain NATS client, as a backend in
+// any language would, on the subject the fixture names; the client must
+// receive the same bytes and hand the same data to the app.
+describe("golden frames (pkg/protocol/testdata/frames.json)", () => {
+  const golden = loadGoldenFrames();
+  const entry = (name) => {
+    const e = golden.find((g) => g.name === name);
+    assert.ok(e, `frames.json has no frame named ${name}`);
+    return e;
+  };
+  const CH = entry("subscribe").frame.data.channel_id; // the document's ch_abc123
+  const WAIT = 4000;
+  let nc;
+  let channelCreated;
+
+  before(async () => {
+    nc = await connectNats({ servers: stack.natsUrl, name: "ocvr-js-golden" });
+  });
+
+  after(async () => {
+    await nc?.close();
+  });
+
+  /** Publishes bytes on a subject with the plain NATS client (no headers), flushed. */
+  async function publish(subject, wire) {
+    nc.publish(subject, new TextEncoder().encode(wire));
+    await nc.flush();
+  }
+
+  /** Creates the document's channel (once) with these members. */
+  async function documentChannel(...userIds) {
+    channelCreated ??= stack.ocvrctl("channel", "create", "--channel", CH);
+    await channelCreated;
+    for (const u of userIds) await stack.ocvrctl("member", "add", "--channel", CH, "--user", String(u));
+  }
+
+  const parse = (raw) => {
+    try {
+      return raw === null ? undefined : JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** Waits for a received message whose text is exactly `wire`; the failure shows what came instead. */
+  async function receivedVerbatim(h, wire, what) {
+    try {
+      await waitFor(() => h.received.includes(wire), { timeout: WAIT, what });
+    } catch (e) {
+      const type = JSON.parse(wire).type;
+      const same = h.received.filter((r) => parse(r)?.type === type);
+      throw new Error(`${e.message}\n  want: ${wire}\n  got (${type}): ${same.length ? same.join("\n        ") : "nothing"}`);
+    }
+  }
+
+  /** The first received frame of a type, parsed, with its text. */
+  async function receivedOfType(h, type, from = 0) {
+    const raw = await waitFor(() => h.received.slice(from).find((r) => parse(r)?.type === type), { timeout: WAIT, what: `a ${type} for user ${h.userId}` });
+    return { raw, frame: JSON.parse(raw) };
+  }
+
+  /** The same keys in the same order, each value of the same JSON type, as a fixture frame's data. */
+  function assertShape(got, want, what) {
+    assert.deepEqual(Object.keys(got), Object.keys(want), `${what}: keys`);
+    for (const k of Object.keys(want)) {
+      const kind = (v) => (v === null ? "null" : Array.isArray(v) ? "array" : Number.isInteger(v) ? "integer" : typeof v);
+      assert.equal(kind(got[k]), kind(want[k]), `${what}: ${k} is ${JSON.stringify(got[k])}, the document's is ${JSON.stringify(want[k])}`);
+    }
+  }
+
+  test("the fixture is the document's, with pass-through extras", () => {
+    const server = golden.filter((g) => g.direction === "server");
+    for (const name of ["heartbeat", "subscribe", "unsubscribe", "typing"]) assert.equal(entry(name).direction, "client");
+    for (const g of golden) {
+      assert.equal(JSON.stringify(JSON.parse(g.wire)), g.wire);
+      assert.ok(g.direction === "client" || g.direction === "server", g.name);
+    }
+    assert.ok(server.some((g) => g.extra && g.subject === "channel" && !SERVER_FRAME_TYPES.includes(g.frame.type)), "an unknown channel event type");
+    assert.ok(server.some((g) => g.extra && g.subject === "user" && !SERVER_FRAME_TYPES.includes(g.frame.type)), "an unknown user event type");
+    assert.equal(entry("heartbeat_ack").frame.data.server_time, 1703523600, "server_time in seconds");
+    assert.equal(entry("ready").frame.data.heartbeat_interval, 30000, "heartbeat_interval in milliseconds");
+  });
+
+  test("ready and the client → server frames: the document's bytes, answered as it says, across two gateways", async () => {
+    const a = await newClient({ name: "Golden Typist", gateways: [0] });
+    const b = await newClient({ name: "Golden Watcher", gateways: [1] });
+    await documentChannel(a.userId, b.userId);
+
+    // ready (extension): the fixture's keys and types; server_time in unix
+    // seconds, heartbeat_interval in milliseconds.
+    for (const h of [a, b]) {
+      const { frame: ready } = await receivedOfType(h, "ready");
+      assert.deepEqual(Object.keys(ready), ["type", "data"]);
+      assertShape(ready.data, entry("ready").frame.data, "ready");
+      assert.equal(ready.data.user_id, h.userId);
+      assert.equal(ready.data.heartbeat_interval, HEARTBEAT_MS, "heartbeat_interval: milliseconds");
+      assert.ok(Math.abs(ready.data.server_time - nowSeconds()) <= 5, `ready.server_time ${ready.data.server_time} is not unix seconds near ${nowSeconds()}`);
+      assert.deepEqual(h.client.ready, ready.data, "the client hands ready over as received");
+    }
+
+    // heartbeat → heartbeat_ack {server_time: unix seconds}.
+    const from = a.received.length;
+    await waitFor(() => a.sentRaw.includes(entry("heartbeat").wire), { timeout: 3 * HEARTBEAT_MS, what: "a heartbeat, as the document's" });
+    const { frame: ack } = await receivedOfType(a, "heartbeat_ack", from);
+    assert.deepEqual(Object.keys(ack), ["type", "data"]);
+    assertShape(ack.data, entry("heartbeat_ack").frame.data, "heartbeat_ack");
+    const skew = ack.data.server_time - nowSeconds();
+    assert.ok(Math.abs(skew) <= 5, `heartbeat_ack.server_time ${ack.data.server_time} is ${skew} s from Math.floor(Date.now()/1000): not unix seconds`);
+    await a.next("heartbeat_ack", (d) => d.server_time === ack.data.server_time);
+
+    // subscribe → subscribed.
+    await a.client.subscribe(CH);
+    await b.client.subscribe(CH);
+    for (const h of [a, b]) {
+      assert.ok(h.sentRaw.includes(entry("subscribe").wire), `sent the document's subscribe: ${JSON.stringify(h.sentRaw)}`);
+      await receivedVerbatim(h, entry("subscribed").wire, "subscribed");
+    }
+
+    // typing → accepted (no error); the other subscriber gets typing_start,
+    // in the document's form.
+    const errors = a.count("error");
+    assert.equal(a.client.typing(CH), true);
+    assert.ok(a.sentRaw.includes(entry("typing").wire), "sent the document's typing");
+    const typingStart = JSON.stringify({ type: "typing_start", data: { channel_id: CH, user_id: a.userId, display_name: a.displayName } });
+    await receivedVerbatim(b, typingStart, "typing_start on the other gateway");
+    assert.deepEqual(await b.next("typing_start", (t) => t.user_id === a.userId), JSON.parse(typingStart).data);
+    assertShape(JSON.parse(typingStart).data, entry("typing_start").frame.data, "typing_start");
+    await sleep(300);
+    assert.equal(a.count("error"), errors, `typing was answered with an error: ${JSON.stringify(a.events.filter((e) => e.type === "error"))}`);
+    assert.equal(a.count("typing_start"), 0, "never to the typing user");
+
+    // unsubscribe → unsubscribed.
+    await a.client.unsubscribe(CH);
+    assert.ok(a.sentRaw.includes(entry("unsubscribe").wire), "sent the document's unsubscribe");
+    await receivedVerbatim(a, entry("unsubscribed").wire, "unsubscribed");
+
+    // A subscribe the server refuses: the error frame of that channel.
+    const c = await newClient({ name: "Golden Outsider", gateways: [1] });
+    await assert.rejects(c.client.subscribe(CH), { code: "NOT_MEMBER", channelId: CH });
+    await receivedVerbatim(c, entry("error_not_member").wire, "error NOT_MEMBER");
+  });
+
+  test("every frame a backend publishes (plain NATS) reaches both gateways' subscribers byte for byte, and the app's handlers", async (t) => {
+    const a = await newClient({ name: "Golden One", gateways: [0] });
+    const b = await newClient({ name: "Golden Two", gateways: [1] });
+    await documentChannel(a.userId, b.userId);
+    await a.client.subscribe(CH);
+    await b.client.subscribe(CH);
+
+    const published = golden.filter((g) => g.direction === "server" && g.subject);
+    assert.ok(published.length >= 10, `${published.length} published frames in the fixture`);
+    const frames = new Map();
+    for (const h of [a, b]) {
+      frames.set(h, []);
+      h.client.on("frame", (f) => frames.get(h).push(f));
+      // Types the client does not know: by name, with the generic listener.
+      for (const type of new Set(published.map((g) => g.frame.type))) {
+        if (!SERVER_FRAME_TYPES.includes(type)) h.client.on(type, (data) => h.events.push({ type, data, at: Date.now(), unknown: true }));
+      }
+    }
+    // session_revoked ends the connections (4003): last.
+    const ordered = [...published.filter((g) => g.frame.type !== "session_revoked"), ...published.filter((g) => g.frame.type === "session_revoked")];
+
+    for (const g of ordered) {
+      await t.test(`${g.name} (${g.frame.type} on the ${g.subject} subject${g.extra ? ", extra" : ""})`, async () => {
+        const subjects = g.subject === "channel" ? [goldenSubject(g)] : [a, b].map((h) => goldenSubject(g, h.userId));
+        for (const s of subjects) await publish(s, g.wire);
+        for (const h of [a, b]) {
+          await receivedVerbatim(h, g.wire, `${g.name} byte for byte on gateway ${h === a ? 1 : 2}`);
+          const known = SERVER_FRAME_TYPES.includes(g.frame.type);
+          const got = await h.next(g.frame.type, (d) => isDeepStrictEqual(d, g.frame.data), { timeout: WAIT });
+          assert.equal(h.events.find((e) => e.data === got).unknown === true, !known, known ? "the typed handler" : "the generic handler");
+          const f = await waitFor(() => frames.get(h).find((x) => isDeepStrictEqual(x, g.frame)), { timeout: WAIT, what: `the frame event of ${g.name}` });
+          assert.equal(isKnownFrame(f), known);
+        }
+      });
+    }
+
+    for (const h of [a, b]) {
+      const closed = await h.next("closed", () => true, { timeout: WAIT });
+      assert.equal(closed.reason, "session_revoked");
+      assert.equal(closed.code, 4003);
+      assert.match(closed.error.message, /logout_all/);
+    }
   });
 });

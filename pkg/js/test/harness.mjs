@@ -33,6 +33,34 @@ export async function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The current time in unix seconds: the protocol's unit for every time. */
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** The golden frames of the protocol document, shared with the Go tests. */
+export const goldenFramesPath = join(repoRoot, "pkg", "protocol", "testdata", "frames.json");
+
+/**
+ * Loads pkg/protocol/testdata/frames.json: entries { direction, name,
+ * document?, extra?, subject?, frame }, each with `wire`, the frame
+ * compacted (the bytes a backend publishes and the client must receive).
+ */
+export function loadGoldenFrames() {
+  const entries = JSON.parse(readFileSync(goldenFramesPath, "utf8"));
+  if (!Array.isArray(entries) || entries.length === 0) throw new Error(`${goldenFramesPath}: no entries`);
+  return entries.map((e) => ({ ...e, wire: JSON.stringify(e.frame) }));
+}
+
+/**
+ * The bus subject a backend publishes a golden server frame on: the
+ * frame's channel (`ocvr.channel.<data.channel_id>`) or the receiving
+ * user's (`ocvr.user.<userId>`).
+ */
+export function goldenSubject(entry, userId, prefix = "ocvr") {
+  if (entry.subject === "channel") return `${prefix}.channel.${entry.frame.data.channel_id}`;
+  if (entry.subject === "user") return `${prefix}.user.${userId}`;
+  throw new Error(`golden frame ${entry.name}: no subject`);
+}
+
 /** Polls fn until it returns a truthy value, or throws after timeout ms. */
 export async function waitFor(fn, { timeout = 10000, interval = 50, what = "condition" } = {}) {
   const deadline = Date.now() + timeout;

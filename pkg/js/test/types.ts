@@ -3,8 +3,21 @@
 // `npm run typecheck` (tsc, no output) for Node.js without the DOM library
 // and, with tsconfig.dom.json, for browsers.
 import { WebSocket as NodeWebSocket } from "ws";
-import { OcvrClient, OcvrError, fetchTicket } from "../dist/index.js";
-import type { ClosedEvent, ConnectionState, MessageCreate, PresenceUpdate, ServerFrame, StopReason } from "../dist/index.js";
+import { OcvrClient, OcvrError, fetchTicket, isKnownFrame } from "../dist/index.js";
+import type {
+  AnyServerFrame,
+  Attachment,
+  ClosedEvent,
+  ConnectionState,
+  MessageCreate,
+  Notification,
+  PresenceUpdate,
+  Ready,
+  ServerFrame,
+  StopReason,
+  UnknownEventData,
+  UnknownServerFrame,
+} from "../dist/index.js";
 
 // Node.js 20: the ws package's constructor fits.
 const client = new OcvrClient({ url: "ws://127.0.0.1:8081/v1/ws", ticketUrl: "http://127.0.0.1:8080", token: "sess_x", WebSocket: NodeWebSocket });
@@ -13,9 +26,16 @@ new OcvrClient({ url: ["ws://a/v1/ws", "ws://b/v1/ws"], getTicket: ({ signal }) 
 client.on("message_create", (m) => {
   const author: string = m.author.display_name;
   const id: number = m.author.id;
+  // Unix seconds, as a number (the protocol document's type and unit).
+  const created: number = m.created_at;
+  const when: Date = new Date(m.created_at * 1000);
+  // @ts-expect-error created_at is a number of seconds, not an RFC 3339 string
+  const iso: string = m.created_at;
+  const attachments: Attachment[] = m.attachments;
+  const first: unknown = m.attachments[0]?.["url"];
   // @ts-expect-error message_create has no edited_at
   m.edited_at;
-  void author, id;
+  void author, id, created, when, iso, attachments, first;
 });
 client.on("presence_update", (p: PresenceUpdate) => {
   const online: boolean = p.presence === "online";
@@ -23,7 +43,13 @@ client.on("presence_update", (p: PresenceUpdate) => {
   const bad: boolean = p.presence === "away";
   void online, bad;
 });
-client.on("ready", (r) => r.heartbeat_interval.toFixed());
+client.on("ready", (r: Ready) => {
+  const everyMs: number = r.heartbeat_interval;
+  const serverSeconds: number = r.server_time;
+  // @ts-expect-error user_id is an integer
+  const uid: string = r.user_id;
+  void everyMs, serverSeconds, uid;
+});
 client.on("typing_start", (t) => t.display_name.toUpperCase());
 client.on("unsubscribed", (u) => {
   if (u.reason === "removed" || u.reason === "deleted" || u.reason === "client") return;
@@ -32,9 +58,23 @@ client.on("unsubscribed", (u) => {
 });
 client.on("error", (e) => e.channel_id?.length);
 client.on("session_revoked", (s) => s.reason.length);
-client.on("notification", (n) => n.title.length);
-client.on("heartbeat_ack", (a) => a.server_time.toFixed());
-client.on("message_update", (m) => m.edited_at.length);
+client.on("notification", (n: Notification) => {
+  const kind: string = n.type;
+  const created: number = n.created_at;
+  const payload: Record<string, unknown> = n.data;
+  const from: unknown = n.data["from_user_id"];
+  void kind, created, payload, from, n.title.length;
+});
+client.on("heartbeat_ack", (a) => {
+  const skewSeconds: number = a.server_time - Math.floor(Date.now() / 1000);
+  void skewSeconds;
+});
+client.on("message_update", (m) => {
+  const edited: number = m.edited_at;
+  // @ts-expect-error edited_at is a number of seconds
+  m.edited_at.length;
+  void edited;
+});
 client.on("message_delete", (m) => m.channel_id.length);
 client.on("subscribed", (s) => s.channel_id.length);
 client.on("closed", (c: ClosedEvent) => {
@@ -45,16 +85,39 @@ client.on("closed", (c: ClosedEvent) => {
   }
   void r;
 });
-client.on("frame", (f: ServerFrame) => {
-  if (f.type === "message_create") {
-    const m: MessageCreate = f.data;
-    void m;
+client.on("frame", (f: AnyServerFrame) => {
+  const type: string = f.type;
+  if (isKnownFrame(f)) {
+    const known: ServerFrame = f;
+    if (f.type === "message_create") {
+      const m: MessageCreate = f.data;
+      void m;
+    }
+    void known;
+  } else {
+    const other: UnknownServerFrame = f;
+    const d: UnknownEventData = f.data;
+    void other, d;
   }
+  // @ts-expect-error a frame may be of a type the client does not know: narrow with isKnownFrame
+  const onlyKnown: ServerFrame = f;
+  void type, onlyKnown;
 });
-// @ts-expect-error no such event
-client.on("message_created", () => {});
+// Event types the client does not know yet: by name, data as sent.
+client.on("channel_update", (d) => {
+  const data: UnknownEventData = d;
+  const name: unknown = d["name"];
+  // @ts-expect-error the payload of an unknown type is not typed: check it first
+  d.name.length;
+  void data, name;
+});
+const offUnknown: () => void = client.once("friend_request_accepted", (d: Record<string, unknown>) => void d);
+offUnknown();
+client.off("channel_update", (d: UnknownEventData) => void d);
 // @ts-expect-error wrong payload type for the event
 client.on("ready", (m: MessageCreate) => void m);
+// @ts-expect-error a listener of an unknown type cannot claim a typed payload
+client.on("channel_update", (m: MessageCreate) => void m);
 
 const off: () => void = client.on("state", ({ state }) => {
   const s: ConnectionState = state;
