@@ -2,6 +2,13 @@
 // ticket from ticketsvc, connects to a gateway, sends typed frames,
 // heartbeats on its own and surfaces close codes as errors that say whether
 // to reconnect. Tests, ocvrctl connect, bots and the load generator use it.
+//
+// Every frame the server sends is delivered, in order and byte for byte
+// (Frame.Raw), including event types this package does not know: the
+// platform adds event types without a gateway or client release, so switch
+// on Frame.Type and ignore what you do not handle. Times in frames are unix
+// seconds (server_time, created_at, edited_at); ready's heartbeat_interval
+// is in milliseconds.
 package client
 
 import (
@@ -98,7 +105,7 @@ func (e *CloseError) Error() string {
 // Reconnect reports whether a client should reconnect after this close.
 func (e *CloseError) Reconnect() bool { return protocol.ShouldReconnect(e.Code) }
 
-// Frame is a frame received from the server.
+// Frame is a frame received from the server, of any type (known or not).
 type Frame struct {
 	Type string
 	Data json.RawMessage

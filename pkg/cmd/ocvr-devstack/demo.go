@@ -333,7 +333,7 @@ func (s *demoServer) sendMessage(w http.ResponseWriter, r *http.Request) {
 		ChannelID: req.ChannelID,
 		Author:    protocol.Author{ID: sess.UserID, DisplayName: sess.DisplayName},
 		Content:   req.Content,
-		CreatedAt: time.Now().UTC().Format(time.RFC3339Nano),
+		CreatedAt: time.Now().Unix(),
 	}
 	if err := s.pub.MessageCreated(ctx, m); err != nil {
 		internalError(w, err)
@@ -361,11 +361,13 @@ func (s *demoServer) poke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := protocol.Notification{
-		ID:        kvutil.RandomToken("ntf_", 12),
+		ID:        kvutil.RandomToken("notif_", 12),
 		Type:      "poke",
 		Title:     sess.DisplayName + " poked you",
 		Body:      "A friendly poke from the demo page.",
-		CreatedAt: time.Now().UTC().Format(time.RFC3339Nano),
+		CreatedAt: time.Now().Unix(),
+		// The kind's own object, as the document's friend_request carries it.
+		Data: json.RawMessage(`{"from_user_id":` + strconv.FormatInt(sess.UserID, 10) + `}`),
 	}
 	if err := s.pub.Notify(r.Context(), req.UserID, n); err != nil {
 		internalError(w, err)

@@ -163,6 +163,14 @@ func TestDemoSignInSendPokeSignOut(t *testing.T) {
 	if msg.Header.Get(bus.HeaderPublishedAt) == "" {
 		t.Errorf("no %s header", bus.HeaderPublishedAt)
 	}
+	// The document's types: created_at in unix seconds, attachments an array.
+	checkUnixNow(t, f.Data.CreatedAt)
+	if !bytes.Contains(msg.Data, []byte(`,"attachments":[]}}`)) {
+		t.Errorf("published %s: want \"attachments\":[]", msg.Data)
+	}
+	if _, err := protocol.ValidateEvent(protocol.ScopeChannel, demoChannel, msg.Data); err != nil {
+		t.Errorf("a gateway would refuse %s: %v", msg.Data, err)
+	}
 
 	// Errors: no session, not a member, bad input.
 	if code := e.do("POST", "/demo-api/messages", "sess_nope", sendRequest{ChannelID: demoChannel, Content: "x"}, nil, nil); code != 401 {
@@ -189,8 +197,19 @@ func TestDemoSignInSendPokeSignOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(n.Data, []byte(`"type":"notification"`)) || !bytes.Contains(n.Data, []byte("Alice poked you")) {
+	var nf struct {
+		Type string                `json:"type"`
+		Data protocol.Notification `json:"data"`
+	}
+	if err := json.Unmarshal(n.Data, &nf); err != nil {
+		t.Fatal(err)
+	}
+	if nf.Type != protocol.TypeNotification || nf.Data.Title != "Alice poked you" || string(nf.Data.Data) != `{"from_user_id":1}` {
 		t.Errorf("poke published %s", n.Data)
+	}
+	checkUnixNow(t, nf.Data.CreatedAt)
+	if _, err := protocol.ValidateEvent(protocol.ScopeUser, "", n.Data); err != nil {
+		t.Errorf("a gateway would refuse %s: %v", n.Data, err)
 	}
 
 	// Sign-out revokes the session.
@@ -234,5 +253,13 @@ func TestDemoServerOriginAndStatic(t *testing.T) {
 	}
 	if code := e.do("GET", "/go.mod", "", nil, nil, nil); code != 404 {
 		t.Errorf("/go.mod: HTTP %d: only demo/ and dist/ are served", code)
+	}
+}
+
+// checkUnixNow fails unless ts is the current time in unix seconds.
+func checkUnixNow(t *testing.T, ts int64) {
+	t.Helper()
+	if d := time.Now().Unix() - ts; d < -60 || d > 60 {
+		t.Errorf("timestamp %d is not now in unix seconds", ts)
 	}
 }

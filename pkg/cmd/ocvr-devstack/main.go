@@ -268,8 +268,12 @@ Try it (in another terminal, from the repository root):
   bin/ocvrctl connect --session %s --subscribe ch_general --ticket-url %s --ws-url %s
   # publish a chat message as a backend would
   bin/ocvrctl publish message-create --channel ch_general --author 2 --name Bob --content "hello from the bus"
+  # an event type the gateway does not know: delivered like any other
+  bin/ocvrctl publish raw --channel ch_general --frame '{"type":"channel_update","data":{"channel_id":"ch_general","name":"General"}}'
+  # why a payload was refused (run it in its own terminal; Ctrl-C stops it)
+  bin/ocvrctl advisories
   # a notification to Alice, then revoke her session (her socket closes with 4003)
-  bin/ocvrctl notify --user 1 --type friend_request --title "New friend request" --body "Bob wants to be friends"
+  bin/ocvrctl notify --user 1 --type friend_request --title "New friend request" --body "Bob wants to be friends" --data '{"from_user_id":2}'
   bin/ocvrctl session revoke --session %s --reason logout
 `, alice, aliceSess.ID, bob, alice, tsvc, alice, tsvc, ws, aliceSess.ID)
 	return nil

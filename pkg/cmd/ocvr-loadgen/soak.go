@@ -311,7 +311,7 @@ func soakPublish(ctx context.Context, e *env, rate, channels int, chName func(in
 			ch := chName(int(sent) % channels)
 			err := e.pub.MessageCreated(context.Background(), protocol.MessageCreate{
 				ID: "s" + strconv.FormatInt(sent, 10), ChannelID: ch, Author: protocol.Author{ID: 1, DisplayName: "soak"},
-				Content: "soak event", CreatedAt: "2026-11-29T00:00:00Z",
+				Content: "soak event", CreatedAt: time.Now().Unix(),
 			})
 			if err != nil {
 				st.fail("publish", err)

@@ -277,7 +277,7 @@ func publishPaced(ctx context.Context, e *env, stepIdx, rate int, d time.Duratio
 				ChannelID: fanoutChannel,
 				Author:    protocol.Author{ID: 1, DisplayName: "loadgen"},
 				Content:   pad,
-				CreatedAt: "2026-11-29T00:00:00Z",
+				CreatedAt: time.Now().Unix(),
 			}
 			_ = e.pub.MessageCreated(ctx, m)
 		}
@@ -407,7 +407,7 @@ func churnWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 			for ctx.Err() == nil {
 				<-t.C
 				seq++
-				_ = e.pub.MessageCreated(context.Background(), protocol.MessageCreate{ID: "c" + strconv.Itoa(seq), ChannelID: ch, Author: protocol.Author{ID: 1, DisplayName: "loadgen"}, Content: "churn", CreatedAt: "2026-11-29T00:00:00Z"})
+				_ = e.pub.MessageCreated(context.Background(), protocol.MessageCreate{ID: "c" + strconv.Itoa(seq), ChannelID: ch, Author: protocol.Author{ID: 1, DisplayName: "loadgen"}, Content: "churn", CreatedAt: time.Now().Unix()})
 			}
 		}()
 		for w := 0; w < *workers; w++ {

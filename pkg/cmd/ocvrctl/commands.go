@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"time"
@@ -50,23 +51,57 @@ either way, so the gateways close the affected sockets.`,
 			summary: "record a friendship, both directions (idempotent)", setup: friendCmd(true)},
 		{path: "friend remove", synopsis: "--user ID --friend ID",
 			summary: "remove a friendship, both directions (idempotent)", setup: friendCmd(false)},
-		{path: "publish message-create", synopsis: "--channel ID --author ID --name NAME --content TEXT [--id msg_…]",
+		{path: "publish message-create", synopsis: "--channel ID --author ID --name NAME --content TEXT [--attachments JSON] [--id msg_…]",
 			summary: "publish message_create to a channel; prints the message id",
 			help: `The message id is generated (msg_…) when --id is absent; created_at is
-now. The event goes to ocvr.channel.<id> exactly as clients receive it.`,
+now in unix seconds (a JSON integer); attachments is --attachments, a JSON
+array of objects passed through as they are (default []). The event goes to
+<prefix>.channel.<id> exactly as clients receive it:
+  {"type":"message_create","data":{"id":"msg_…","channel_id":"ch_abc123","author":{"id":12345,"display_name":"Sender"},"content":"Hello world!","created_at":1703523600,"attachments":[]}}`,
 			setup: publishMessageCreate},
 		{path: "publish message-update", synopsis: "--channel ID --id ID --content TEXT",
-			summary: "publish message_update (edited_at now) to a channel", setup: publishMessageUpdate},
+			summary: "publish message_update (edited_at now, unix seconds) to a channel", setup: publishMessageUpdate},
 		{path: "publish message-delete", synopsis: "--channel ID --id ID",
 			summary: "publish message_delete to a channel", setup: publishMessageDelete},
-		{path: "notify", synopsis: "--user ID --type T --title TITLE [--body BODY] [--id ntf_…]",
+		{path: "publish raw", synopsis: "--channel ID | --user ID | --broadcast --frame JSON [--force]",
+			summary: "publish a frame of any type, byte for byte, e.g. a new event type such as channel_update",
+			help: `Publishes --frame exactly as given (no re-encoding) to one channel, one
+user or every connection, with Ocvr-Published-At set; prints what it
+published. Any event type goes, including types the gateway does not know:
+they are delivered like any other on the subject they are published on.
+
+The frame is first checked as a gateway checks it (pkg/README.md, "What the
+gateway checks"); one a gateway would refuse is a usage error naming the
+reason, unless --force publishes it anyway (to watch 'ocvrctl advisories'
+report it). Example:
+  ocvrctl publish raw --channel ch_abc123 --frame '{"type":"channel_update","data":{"channel_id":"ch_abc123","name":"General"}}'`,
+			setup: publishRaw},
+		{path: "notify", synopsis: "--user ID --type T --title TITLE [--body BODY] [--data JSON] [--id notif_…]",
 			summary: "send a notification to every connection of a user; prints the notification id",
-			setup:   notify},
-		{path: "broadcast", synopsis: "--type notification --title TITLE [--body BODY] [--notification-type T] [--id ntf_…]",
+			help: `created_at is now in unix seconds (a JSON integer); the notification's own
+data is --data, a JSON object (default {}). Example:
+  ocvrctl notify --user 12345 --type friend_request --title "New Friend Request" \
+    --body "User123 wants to be your friend" --data '{"from_user_id":456}'`,
+			setup: notify},
+		{path: "broadcast", synopsis: "--type notification --title TITLE [--body BODY] [--notification-type T] [--data JSON] [--id notif_…]",
 			summary: "broadcast a notification to every connection of every gateway; prints its id",
-			help: `--type is the frame type; only notification can be broadcast. The
-notification's own type field is --notification-type.`,
+			help: `--type is the frame type; only notification can be broadcast here ('publish
+raw --broadcast' sends any other). The notification's own type field is
+--notification-type, its data object --data (default {}); created_at is now
+in unix seconds.`,
 			setup: broadcast},
+		{path: "advisories", synopsis: "[--json] [--count N]",
+			summary: "print every bus payload a gateway refused, and why, as the gateways report it",
+			help: `Subscribes to <prefix>.advisory.rejected, where each gateway pod reports
+every bus message it refused (bounded per pod; "+N not reported" counts
+what a pod left out), and prints one line per advisory:
+  <time> <gateway> <subject>: <reason> | <size> bytes: <payload prefix>
+--json prints each advisory's JSON body instead (subject, reason, payload,
+truncated, size, gateway, time, suppressed). Runs until Ctrl-C, until
+--count advisories were printed, or for --timeout when given (exit 1 if
+--count was not reached by then). "listening on <subject>" goes to stderr
+once the subscription is live.`,
+			setup: advisories, long: true},
 		{path: "ticket mint", synopsis: "--session TOKEN",
 			summary: "verify a bearer session and mint a 30 s connect ticket; prints the ticket wst_…",
 			help: `Does what POST /v1/auth/ws-ticket does, without the HTTP service: for
@@ -90,8 +125,6 @@ ticketsvc and a gateway, not NATS.`,
 			setup: connectCmd, long: true},
 	}
 }
-
-const timeLayout = "2006-01-02T15:04:05.000Z07:00" // RFC 3339 with milliseconds
 
 func sessionCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 	user := userIDVar(fs, "user", "user `ID` the session belongs to")
@@ -299,9 +332,17 @@ func publishMessageCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 	name := fs.String("name", "", "author's display `name`")
 	content := fs.String("content", "", "message `text`")
 	id := fs.String("id", "", "message `id` (default: a new msg_…)")
+	attachments := fs.String("attachments", "", "attachments as a `JSON` array of objects, passed through (default [])")
 	return func(ctx context.Context, a *app) error {
 		if err := require(fs, "channel", "author", "name", "content"); err != nil {
 			return err
+		}
+		var atts []json.RawMessage
+		if given(fs)["attachments"] {
+			var err error
+			if atts, err = parseAttachments(*attachments); err != nil {
+				return err
+			}
 		}
 		if err := checkText("name", *name, 128); err != nil {
 			return err
@@ -322,7 +363,7 @@ func publishMessageCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 		}
 		err = pub.MessageCreated(ctx, protocol.MessageCreate{
 			ID: *id, ChannelID: ch.id, Author: protocol.Author{ID: author.id, DisplayName: *name},
-			Content: *content, CreatedAt: a.now().UTC().Format(timeLayout),
+			Content: *content, CreatedAt: a.now().Unix(), Attachments: atts,
 		})
 		if err != nil {
 			return err
@@ -354,7 +395,7 @@ func publishMessageUpdate(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		err = pub.MessageUpdated(ctx, protocol.MessageUpdate{
-			ID: *id, ChannelID: ch.id, Content: *content, EditedAt: a.now().UTC().Format(timeLayout),
+			ID: *id, ChannelID: ch.id, Content: *content, EditedAt: a.now().Unix(),
 		})
 		if err != nil {
 			return err
@@ -394,14 +435,15 @@ func publishMessageDelete(fs *flag.FlagSet) func(context.Context, *app) error {
 
 // notificationFlags declares the flags a notification payload needs.
 type notificationFlags struct {
-	title, body, id *string
+	title, body, id, data *string
 }
 
 func declareNotification(fs *flag.FlagSet) notificationFlags {
 	return notificationFlags{
 		title: fs.String("title", "", "notification `title`"),
 		body:  fs.String("body", "", "notification `body`"),
-		id:    fs.String("id", "", "notification `id` (default: a new ntf_…)"),
+		id:    fs.String("id", "", "notification `id` (default: a new notif_…)"),
+		data:  fs.String("data", "", "the notification's own data, a `JSON` object such as {\"from_user_id\":456} (default {})"),
 	}
 }
 
@@ -414,15 +456,22 @@ func (n notificationFlags) build(fs *flag.FlagSet, typ string, now time.Time) (p
 			return protocol.Notification{}, err
 		}
 	}
+	var data json.RawMessage
+	if given(fs)["data"] {
+		var err error
+		if data, err = parseObject("data", *n.data); err != nil {
+			return protocol.Notification{}, err
+		}
+	}
 	id := *n.id
 	if given(fs)["id"] {
 		if err := checkText("id", id, 128); err != nil {
 			return protocol.Notification{}, err
 		}
 	} else {
-		id = kvutil.RandomToken("ntf_", 12)
+		id = kvutil.RandomToken("notif_", 12)
 	}
-	return protocol.Notification{ID: id, Type: typ, Title: *n.title, Body: *n.body, CreatedAt: now.UTC().Format(timeLayout)}, nil
+	return protocol.Notification{ID: id, Type: typ, Title: *n.title, Body: *n.body, CreatedAt: now.Unix(), Data: data}, nil
 }
 
 func notify(fs *flag.FlagSet) func(context.Context, *app) error {

@@ -78,6 +78,14 @@ func TestConnect(t *testing.T) {
 	clustertest.Eventually(t, 10*time.Second, "message printed", func() bool {
 		return strings.Contains(out.String(), `{"type":"message_create","data":{"id":"msg_x","channel_id":"ch_general"`)
 	})
+	// An event type the gateway does not know is delivered, byte for byte.
+	frame := `{"type":"channel_update","data":{"channel_id":"ch_general", "name":"General","topic":"Welcome!"}}`
+	if r := ctl(t, "--nats-url", c.NATSURLs[0], "publish", "raw", "--channel", "ch_general", "--frame", frame); r.code != 0 {
+		t.Fatal(r)
+	}
+	clustertest.Eventually(t, 10*time.Second, "unknown event type printed", func() bool {
+		return strings.Contains(out.String(), "\n"+frame+"\n")
+	})
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errb.String())

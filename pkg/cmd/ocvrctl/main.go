@@ -110,7 +110,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.subjectPrefix, "subject-prefix", g.subjectPrefix, "NATS subject `prefix` of the environment (must match the gateways)")
 	fs.StringVar(&g.sessions, "sessions-bucket", g.sessions, "KV `bucket` of bearer sessions")
 	fs.StringVar(&g.tickets, "tickets-bucket", g.tickets, "KV `bucket` of connect tickets")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on the whole command, NATS calls included")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on the whole command, NATS calls included\n(connect and advisories run until interrupted unless it is given on the command line)")
 }
 
 // envName is the environment variable of a global flag: OCVR_ + upper
@@ -194,12 +194,14 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	if g.timeout <= 0 {
 		return c.fail(cmd.path, usageErrorf("--timeout must be positive"))
 	}
-	if !cmd.long {
+	// A long command (connect, advisories) runs until interrupted, unless
+	// --timeout is given on its command line.
+	if !cmd.long || given(top)["timeout"] || given(fs)["timeout"] {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.timeout)
 		defer cancel()
 	}
-	a := &app{out: c.stdout, g: g, urls: urls, subjects: subjects, now: time.Now}
+	a := &app{out: c.stdout, errOut: c.stderr, g: g, urls: urls, subjects: subjects, now: time.Now}
 	defer a.close()
 	return c.fail(cmd.path, runCmd(ctx, a))
 }
@@ -306,8 +308,10 @@ func (c *cli) printTopHelp(w io.Writer, top *flag.FlagSet) {
 	fmt.Fprint(w, `Usage: ocvrctl [global flags] <command> [<subcommand>] [flags]
 
 ocvrctl manages OCVR Realtime's state in NATS (sessions, channels, members,
-friends, tickets) and publishes events onto the bus, for operators and
-backend developers. Every command takes flags, never positional arguments.
+friends, tickets), publishes events onto the bus and shows why a gateway
+refused one (advisories), for operators and backend developers. Every
+command takes flags, never positional arguments. Event times are unix
+seconds (JSON integers), as in the protocol document.
 
 Commands:
 `)
@@ -401,6 +405,7 @@ func splitList(s string) []string {
 // checks never connects).
 type app struct {
 	out      io.Writer
+	errOut   io.Writer // progress of a long command (never its results)
 	g        globals
 	urls     []string
 	subjects bus.Subjects

@@ -295,6 +295,22 @@ func TestPublishCommands(t *testing.T) {
 					t.Errorf("message = %+v", m)
 				}
 				checkNow(t, m.CreatedAt)
+				// The document's shape: created_at a JSON integer, attachments an array.
+				want := `{"id":"` + m.ID + `","channel_id":"ch_general","author":{"id":2,"display_name":"Bob"},"content":"hello from the bus","created_at":` + strconv.FormatInt(m.CreatedAt, 10) + `,"attachments":[]}`
+				if string(data) != want {
+					t.Errorf("data = %s\nwant   %s", data, want)
+				}
+			},
+		},
+		{
+			name: "message-create with attachments",
+			args: []string{"publish", "message-create", "--channel", "ch_general", "--author", "2", "--name", "Bob", "--content", "see attached", "--id", "msg_att",
+				"--attachments", `[ {"id":"att_1", "url":"https://cdn.ocvr.net/f/att_1.png", "size":48213} ]`},
+			subject: "ocvr.channel.ch_general", typ: protocol.TypeMessageCreate,
+			check: func(t *testing.T, data json.RawMessage, _ string) {
+				if !strings.HasSuffix(string(data), `,"attachments":[{"id":"att_1","url":"https://cdn.ocvr.net/f/att_1.png","size":48213}]}`) {
+					t.Errorf("data = %s", data)
+				}
 			},
 		},
 		{
@@ -320,6 +336,9 @@ func TestPublishCommands(t *testing.T) {
 					t.Errorf("update = %+v", m)
 				}
 				checkNow(t, m.EditedAt)
+				if want := `{"id":"msg_1","channel_id":"ch_general","content":"edited","edited_at":` + strconv.FormatInt(m.EditedAt, 10) + `}`; string(data) != want {
+					t.Errorf("data = %s, want %s", data, want)
+				}
 			},
 		},
 		{
@@ -339,13 +358,31 @@ func TestPublishCommands(t *testing.T) {
 			check: func(t *testing.T, data json.RawMessage, out string) {
 				var n protocol.Notification
 				mustDecode(t, data, &n)
-				if !strings.HasPrefix(n.ID, "ntf_") || strings.TrimSpace(out) != n.ID {
+				if !strings.HasPrefix(n.ID, "notif_") || strings.TrimSpace(out) != n.ID {
 					t.Errorf("id %q, output %q", n.ID, out)
 				}
 				if n.Type != "friend_request" || n.Title != "New friend request" || n.Body != "Bob wants to be friends" {
 					t.Errorf("notification = %+v", n)
 				}
 				checkNow(t, n.CreatedAt)
+				// Without --data, data is the empty object.
+				if !strings.HasSuffix(string(data), `,"created_at":`+strconv.FormatInt(n.CreatedAt, 10)+`,"data":{}}`) {
+					t.Errorf("data = %s", data)
+				}
+			},
+		},
+		{
+			name: "notify with data, as the document's example",
+			args: []string{"notify", "--user", "12345", "--type", "friend_request", "--title", "New Friend Request", "--body", "User123 wants to be your friend",
+				"--id", "notif_abc", "--data", `{ "from_user_id": 456 }`},
+			subject: "ocvr.user.12345", typ: protocol.TypeNotification,
+			check: func(t *testing.T, data json.RawMessage, _ string) {
+				var n protocol.Notification
+				mustDecode(t, data, &n)
+				want := `{"id":"notif_abc","type":"friend_request","title":"New Friend Request","body":"User123 wants to be your friend","created_at":` + strconv.FormatInt(n.CreatedAt, 10) + `,"data":{"from_user_id":456}}`
+				if string(data) != want {
+					t.Errorf("data = %s\nwant   %s", data, want)
+				}
 			},
 		},
 		{
@@ -355,22 +392,48 @@ func TestPublishCommands(t *testing.T) {
 			check: func(t *testing.T, data json.RawMessage, _ string) {
 				var n protocol.Notification
 				mustDecode(t, data, &n)
-				if n.ID != "ntf_maint" || n.Type != "announcement" || n.Title != "Maintenance" || n.Body != "at 2am" {
+				if n.ID != "ntf_maint" || n.Type != "announcement" || n.Title != "Maintenance" || n.Body != "at 2am" || string(n.Data) != "{}" {
+					t.Errorf("notification = %+v", n)
+				}
+				checkNow(t, n.CreatedAt)
+			},
+		},
+		{
+			name:    "broadcast with notification type",
+			args:    []string{"broadcast", "--title", "T", "--notification-type", "event", "--data", `{"url":"https://ocvr.net/e/1"}`},
+			subject: "ocvr.broadcast", typ: protocol.TypeNotification,
+			check: func(t *testing.T, data json.RawMessage, _ string) {
+				var n protocol.Notification
+				mustDecode(t, data, &n)
+				if n.Type != "event" || string(n.Data) != `{"url":"https://ocvr.net/e/1"}` {
 					t.Errorf("notification = %+v", n)
 				}
 			},
 		},
 		{
-			name:    "broadcast with notification type",
-			args:    []string{"broadcast", "--title", "T", "--notification-type", "event"},
-			subject: "ocvr.broadcast", typ: protocol.TypeNotification,
-			check: func(t *testing.T, data json.RawMessage, _ string) {
-				var n protocol.Notification
-				mustDecode(t, data, &n)
-				if n.Type != "event" {
-					t.Errorf("notification = %+v", n)
+			name:    "raw unknown type to a channel, byte for byte",
+			args:    []string{"publish", "raw", "--channel", "ch_abc123", "--frame", `{"type":"channel_update","data":{"channel_id":"ch_abc123", "name":"General"}}`},
+			subject: "ocvr.channel.ch_abc123", typ: "channel_update",
+			check: func(t *testing.T, data json.RawMessage, out string) {
+				if string(data) != `{"channel_id":"ch_abc123", "name":"General"}` {
+					t.Errorf("data = %s (not as given)", data)
+				}
+				if want := "published channel_update to ocvr.channel.ch_abc123 (77 bytes)"; strings.TrimSpace(out) != want {
+					t.Errorf("output %q, want %q", out, want)
 				}
 			},
+		},
+		{
+			name:    "raw to a user",
+			args:    []string{"publish", "raw", "--user", "12345", "--frame", `{"type":"friend_request_accepted","data":{"user_id":456,"display_name":"User123","accepted_at":1703523700}}`},
+			subject: "ocvr.user.12345", typ: "friend_request_accepted",
+			check: func(t *testing.T, data json.RawMessage, out string) {},
+		},
+		{
+			name:    "raw broadcast",
+			args:    []string{"publish", "raw", "--broadcast", "--frame", `{"type":"maintenance","data":{"at":1703523600}}`},
+			subject: "ocvr.broadcast", typ: "maintenance",
+			check: func(t *testing.T, data json.RawMessage, out string) {},
 		},
 	}
 	for _, tt := range tests {
@@ -414,14 +477,11 @@ func mustDecode(t *testing.T, data []byte, v any) {
 	}
 }
 
-func checkNow(t *testing.T, ts string) {
+// checkNow fails unless ts is now in unix seconds (the document's unit).
+func checkNow(t *testing.T, ts int64) {
 	t.Helper()
-	at, err := time.Parse(time.RFC3339, ts)
-	if err != nil {
-		t.Fatalf("timestamp %q is not RFC 3339: %v", ts, err)
-	}
-	if d := time.Since(at); d < -time.Minute || d > time.Minute {
-		t.Errorf("timestamp %s is not now", ts)
+	if d := time.Now().Unix() - ts; d < -60 || d > 60 {
+		t.Errorf("timestamp %d is not now in unix seconds", ts)
 	}
 }
 
@@ -545,6 +605,23 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"notify", "--user", "me", "--type", "x", "--title", "t"}, `for --user`},
 		{[]string{"broadcast", "--type", "session_revoked", "--title", "t"}, `cannot be broadcast`},
 		{[]string{"broadcast", "--body", "b"}, `missing required flag --title`},
+		{[]string{"notify", "--user", "1", "--type", "x", "--title", "t", "--data", "[1]"}, `--data must be a JSON object`},
+		{[]string{"notify", "--user", "1", "--type", "x", "--title", "t", "--data", "{"}, `--data must be a JSON object`},
+		{[]string{"broadcast", "--title", "t", "--data", `"x"`}, `--data must be a JSON object`},
+		{[]string{"publish", "message-create", "--channel", "ch", "--author", "1", "--name", "A", "--content", "c", "--attachments", "{}"}, `--attachments must be a JSON array of objects`},
+		{[]string{"publish", "message-create", "--channel", "ch", "--author", "1", "--name", "A", "--content", "c", "--attachments", "[1]"}, `--attachments must be a JSON array of objects`},
+		{[]string{"publish", "raw", "--frame", `{"type":"x","data":{}}`}, `give exactly one of --channel, --user or --broadcast`},
+		{[]string{"publish", "raw", "--channel", "ch", "--broadcast", "--frame", `{"type":"x","data":{}}`}, `exactly one of`},
+		{[]string{"publish", "raw", "--channel", "ch"}, `missing required flag --frame`},
+		{[]string{"publish", "raw", "--channel", "ch", "--frame", " "}, `--frame is empty`},
+		{[]string{"publish", "raw", "--channel", "ch", "--frame", "hello"}, `the gateways would refuse it: invalid event: not JSON`},
+		{[]string{"publish", "raw", "--channel", "ch", "--frame", `{"type":"x"}`}, `needs a "data" object`},
+		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"error","data":{"code":"X","message":"m"}}`}, `the gateway itself sends or receives`},
+		{[]string{"publish", "raw", "--broadcast", "--frame", `{"type":"session_revoked","data":{"reason":"x"}}`}, `may only be published on a user subject`},
+		{[]string{"publish", "raw", "--channel", "ch", "--frame", `{"type":"message_delete","data":{"id":"m","channel_id":"other"}}`}, `does not name the subject's channel`},
+		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"presence_update","data":{"user_id":"2","presence":"online"}}`}, `"user_id" must be a positive integer`},
+		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"x","data":{},"Type":"y"}`}, `keys are case-sensitive`},
+		{[]string{"advisories", "--count", "-1"}, `--count must not be negative`},
 		{[]string{"ticket", "mint"}, `missing required flag --session`},
 		{[]string{"ticket", "mint", "--session", "not-a-token"}, `--session must be a bearer token`},
 		{[]string{"--subject-prefix", "a.*", "channel", "list"}, `--subject-prefix`},
@@ -601,6 +678,9 @@ func TestNATSUnreachable(t *testing.T) {
 		{"publish", "message-delete", "--channel", "ch", "--id", "m"},
 		{"notify", "--user", "1", "--type", "t", "--title", "T"},
 		{"broadcast", "--title", "T"},
+		{"publish", "raw", "--channel", "ch", "--frame", `{"type":"channel_update","data":{}}`},
+		{"advisories"},
+		{"advisories", "--count", "1", "--timeout", "5s"},
 		{"ticket", "mint", "--session", "sess_" + strings.Repeat("A", 43)},
 		{"presence", "set", "--user", "1", "--text", "hi"},
 		{"presence", "get", "--user", "1"},

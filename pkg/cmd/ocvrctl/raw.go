@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// publishRaw publishes a frame of any type exactly as given: how a backend
+// engineer tries a new event type, or a payload the gateways refuse.
+func publishRaw(fs *flag.FlagSet) func(context.Context, *app) error {
+	ch := channelIDVar(fs, "channel", "publish to <prefix>.channel.<`ID`>")
+	user := userIDVar(fs, "user", "publish to <prefix>.user.<`ID`>")
+	all := fs.Bool("broadcast", false, "publish to <prefix>.broadcast (every connection)")
+	frame := fs.String("frame", "", "the frame, `JSON` {\"type\":…,\"data\":{…}}, published byte for byte")
+	force := fs.Bool("force", false, "publish a frame even when the gateways would refuse it")
+	return func(ctx context.Context, a *app) error {
+		set := given(fs)
+		targets := 0
+		for _, on := range []bool{set["channel"], set["user"], *all} {
+			if on {
+				targets++
+			}
+		}
+		if targets != 1 {
+			return usageErrorf("give exactly one of --channel, --user or --broadcast")
+		}
+		if err := require(fs, "frame"); err != nil {
+			return err
+		}
+		payload := []byte(*frame)
+		if len(bytes.TrimSpace(payload)) == 0 {
+			return usageErrorf("--frame is empty")
+		}
+		var (
+			subject string
+			scope   protocol.Scope
+			err     error
+		)
+		switch {
+		case set["channel"]:
+			subject, err = a.subjects.Channel(ch.id)
+			scope = protocol.ScopeChannel
+		case set["user"]:
+			subject, err = a.subjects.User(user.id)
+			scope = protocol.ScopeUser
+		default:
+			subject, scope = a.subjects.Broadcast(), protocol.ScopeBroadcast
+		}
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		typ, refused := protocol.ValidateEvent(scope, ch.id, payload)
+		if refused != nil && !*force {
+			return usageErrorf("--frame: the gateways would refuse it: %v (--force publishes it anyway; 'ocvrctl advisories' shows their report)", refused)
+		}
+		nc, err := a.conn()
+		if err != nil {
+			return err
+		}
+		msg := nats.NewMsg(subject)
+		msg.Data = payload
+		msg.Header.Set(bus.HeaderPublishedAt, strconv.FormatInt(a.now().UnixNano(), 10))
+		if err := nc.PublishMsg(msg); err != nil {
+			return fmt.Errorf("publish to %s: %w", subject, err)
+		}
+		if err := flush(ctx, a); err != nil {
+			return err
+		}
+		if refused != nil {
+			a.printf("published %d bytes to %s; the gateways will refuse them: %v", len(payload), subject, refused)
+			return nil
+		}
+		a.printf("published %s to %s (%d bytes)", typ, subject, len(payload))
+		return nil
+	}
+}
+
+// parseObject returns s, a JSON object given to --name, compacted.
+func parseObject(name, s string) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(s)); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		return nil, usageErrorf(`--%s must be a JSON object, e.g. {"from_user_id":456}`, name)
+	}
+	if buf.Len() > protocol.MaxEventSize/2 {
+		return nil, usageErrorf("--%s is longer than %d bytes", name, protocol.MaxEventSize/2)
+	}
+	return buf.Bytes(), nil
+}
+
+// parseAttachments returns s, a JSON array of objects given to
+// --attachments, as compacted elements (an empty, non-nil slice for []).
+func parseAttachments(s string) ([]json.RawMessage, error) {
+	bad := usageErrorf(`--attachments must be a JSON array of objects, e.g. [{"id":"att_1","url":"https://…"}]`)
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(s)); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '[' {
+		return nil, bad
+	}
+	if buf.Len() > protocol.MaxEventSize/2 {
+		return nil, usageErrorf("--attachments is longer than %d bytes", protocol.MaxEventSize/2)
+	}
+	atts := []json.RawMessage{}
+	if err := json.Unmarshal(buf.Bytes(), &atts); err != nil {
+		return nil, bad
+	}
+	for _, att := range atts {
+		if att[0] != '{' {
+			return nil, bad
+		}
+	}
+	return atts, nil
+}
+
+// advisories prints the gateways' reports of refused bus payloads.
+func advisories(fs *flag.FlagSet) func(context.Context, *app) error {
+	asJSON := fs.Bool("json", false, "print each advisory's JSON body as received, one per line")
+	count := fs.Int("count", 0, "exit after `N` advisories (0: run until interrupted)")
+	return func(ctx context.Context, a *app) error {
+		if *count < 0 {
+			return usageErrorf("--count must not be negative")
+		}
+		nc, err := a.conn()
+		if err != nil {
+			return err
+		}
+		subject := a.subjects.AdvisoryRejected()
+		sub, err := nc.SubscribeSync(subject)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		if err := flush(ctx, a); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.errOut, "listening on %s\n", subject)
+		for n := 0; *count == 0 || n < *count; n++ {
+			m, err := sub.NextMsgWithContext(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					return fmt.Errorf("read %s: %w", subject, err)
+				}
+				if *count > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return fmt.Errorf("timed out after %d of %d advisories", n, *count)
+				}
+				return nil // interrupted, or --timeout ended the watch
+			}
+			if *asJSON {
+				a.printf("%s", oneLine(string(m.Data)))
+				continue
+			}
+			a.printf("%s", formatRejected(m.Data, a.now()))
+		}
+		return nil
+	}
+}
+
+// formatRejected renders one advisory body as one line:
+//
+//	<time> <gateway> <subject>: <reason> | <size> bytes[, first <n>][; +<k> not reported]: <payload>
+func formatRejected(body []byte, received time.Time) string {
+	r, err := bus.ParseRejected(body)
+	if err != nil {
+		return received.UTC().Format(time.RFC3339) + " unreadable advisory (" + oneLine(err.Error()) + "): " + oneLine(truncate(string(body), bus.MaxAdvisoryPayload))
+	}
+	at := received
+	if r.Time > 0 {
+		at = time.Unix(r.Time, 0)
+	}
+	gw := r.Gateway
+	if gw == "" {
+		gw = "-"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s: %s | %d bytes", at.UTC().Format(time.RFC3339), oneLine(gw), oneLine(r.Subject), oneLine(r.Reason), r.Size)
+	if r.Truncated {
+		fmt.Fprintf(&b, ", first %d", len(r.Payload))
+	}
+	if r.Suppressed > 0 {
+		fmt.Fprintf(&b, "; +%d not reported", r.Suppressed)
+	}
+	b.WriteString(": ")
+	b.WriteString(oneLine(r.Payload))
+	return b.String()
+}
+
+// oneLine escapes control characters (newlines included) and invalid
+// UTF-8, so that text from the bus stays on one line of the terminal.
+func oneLine(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029'
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
