@@ -75,7 +75,7 @@ func TestWithRealPrometheus(t *testing.T) {
 	// connection that comes and goes (a disconnect by code).
 	for i := 0; i < 5; i++ {
 		if err := c.Publisher.MessageCreated(ctx, protocol.MessageCreate{ID: fmt.Sprint("m", i), ChannelID: "ch_prom",
-			Author: protocol.Author{ID: 9, DisplayName: "Backend"}, Content: "hi", CreatedAt: "2026-11-29T12:00:00Z"}); err != nil {
+			Author: protocol.Author{ID: 9, DisplayName: "Backend"}, Content: "hi", CreatedAt: 1764417600}); err != nil {
 			t.Fatal(err)
 		}
 	}

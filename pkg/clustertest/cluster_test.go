@@ -16,7 +16,7 @@ import (
 )
 
 func msg(ch, id string) protocol.MessageCreate {
-	return protocol.MessageCreate{ID: id, ChannelID: ch, Author: protocol.Author{ID: 999, DisplayName: "Backend"}, Content: "event " + id, CreatedAt: "2026-11-29T12:00:00Z"}
+	return protocol.MessageCreate{ID: id, ChannelID: ch, Author: protocol.Author{ID: 999, DisplayName: "Backend"}, Content: "event " + id, CreatedAt: 1764417600}
 }
 
 // dialProbes connects users[i] to pod i (mod the pod count) concurrently.

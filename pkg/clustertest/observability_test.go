@@ -208,7 +208,7 @@ func TestObservabilityScriptedSession(t *testing.T) {
 	// The slow client: user events it does not read overflow its queue (4009).
 	body := strings.Repeat("x", 2048)
 	for i := 0; i < 400 && !closed(cs); i++ {
-		mustOK(t, c.Publisher.Notify(ctx, slow.ID, protocol.Notification{ID: fmt.Sprint("n", i), Type: "bulk", Title: "t", Body: body, CreatedAt: "2026-11-29T12:00:00Z"}))
+		mustOK(t, c.Publisher.Notify(ctx, slow.ID, protocol.Notification{ID: fmt.Sprint("n", i), Type: "bulk", Title: "t", Body: body, CreatedAt: 1764417600}))
 	}
 	clustertest.Eventually(t, 15*time.Second, "the slow client closed", func() bool {
 		n, _ := gw2.Metric("ocvr_gateway_slow_consumer_disconnects_total")

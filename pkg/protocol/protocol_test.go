@@ -9,40 +9,12 @@ import (
 	"testing"
 
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/protocol/protocoltest"
 )
 
-// example is one entry of testdata/frames.json, the single table of example
-// frames that the protocol docs (gateway/README.md) show. The wire form of
-// an example is its "frame" value compacted (json.Compact), byte for byte.
-type example struct {
-	Direction string `json:"direction"` // "client" or "server"
-	Name      string `json:"name"`
-	// Document: the frame is verbatim from the protocol document.
-	Document bool `json:"document,omitempty"`
-	// Extra: the frame has fields or a type no Go type of this package
-	// knows (delivered byte for byte all the same).
-	Extra bool `json:"extra,omitempty"`
-	// Subject: "channel" or "user", the bus subject a backend publishes
-	// the event on; empty for frames only the gateway sends.
-	Subject string          `json:"subject,omitempty"`
-	Frame   json.RawMessage `json:"frame"`
-}
+type example = protocoltest.Example
 
-func loadExamples(t *testing.T) []example {
-	t.Helper()
-	raw, err := os.ReadFile("testdata/frames.json")
-	if err != nil {
-		t.Fatalf("read examples: %v", err)
-	}
-	var exs []example
-	if err := json.Unmarshal(raw, &exs); err != nil {
-		t.Fatalf("parse testdata/frames.json: %v", err)
-	}
-	if len(exs) == 0 {
-		t.Fatal("testdata/frames.json holds no examples")
-	}
-	return exs
-}
+func loadExamples(t *testing.T) []example { return protocoltest.Examples(t) }
 
 // extraExamples are variants that the docs do not show but the round trip
 // must hold for too (optional fields, other enum values).

@@ -231,11 +231,13 @@ type Gateway struct {
 	pub      *bus.Publisher
 	hub      *hub
 	metrics  *metrics
-	pool     *batchconn.Pool
-	writers  *writers // nil: drain goroutines write
-	origins  *originMatcher
-	poller   *poller.Poller // nil: a reader goroutine per socket
-	perUser  *userConns     // per-user connection counts (MaxConnsPerUser)
+	// rejections reports refused bus payloads (advisories).
+	rejections *rejections
+	pool       *batchconn.Pool
+	writers    *writers // nil: drain goroutines write
+	origins    *originMatcher
+	poller     *poller.Poller // nil: a reader goroutine per socket
+	perUser    *userConns     // per-user connection counts (MaxConnsPerUser)
 
 	stores atomic.Pointer[stores]
 
@@ -289,6 +291,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		typingLast: map[typingKey]time.Time{},
 	}
 	g.hub = newHub(g, subjects, cfg.DispatchShards, 1<<16)
+	g.rejections = newRejections(nc.Publish, subjects, cfg.PodName, g.log, g.now, g.metrics)
 	if cfg.Writers > 0 {
 		g.writers = newWriters(g, cfg.Writers)
 	}

@@ -52,7 +52,8 @@ func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, code websocket.
 }
 
 var invalidTicketFrame = protocol.MustEncode(protocol.TypeError, protocol.Error{
-	Code: protocol.CodeInvalidTicket, Message: "the ticket is missing, malformed, unknown, already used or expired; request a new one",
+	// The document's own example, byte for byte.
+	Code: protocol.CodeInvalidTicket, Message: "WebSocket ticket is invalid or expired",
 })
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +228,7 @@ func (g *Gateway) serveConn(c *conn) {
 		UserID:            c.userID,
 		SessionID:         c.sessionID,
 		HeartbeatInterval: g.cfg.HeartbeatInterval.Milliseconds(),
-		ServerTime:        g.now().UnixMilli(),
+		ServerTime:        g.now().Unix(),
 	}))
 	userSubj, _ := g.subjects.User(c.userID)
 	err := g.hub.join(ctx, userSubj, protocol.ScopeUser, "", c)
@@ -374,7 +375,7 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, typ websocket.Messag
 	g.metrics.frameIn(f.Type)
 	switch f.Type {
 	case protocol.TypeHeartbeat:
-		c.send(protocol.TypeHeartbeatAck, protocol.HeartbeatAck{ServerTime: now.UnixMilli()})
+		c.send(protocol.TypeHeartbeatAck, protocol.HeartbeatAck{ServerTime: now.Unix()})
 	case protocol.TypeSubscribe:
 		g.subscribe(ctx, c, f.ChannelID)
 	case protocol.TypeUnsubscribe:

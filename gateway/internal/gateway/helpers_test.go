@@ -42,7 +42,7 @@ func msg(ch string, n int) protocol.MessageCreate {
 		ChannelID: ch,
 		Author:    protocol.Author{ID: 99, DisplayName: "Bot"},
 		Content:   strconv.Itoa(n),
-		CreatedAt: "2026-01-01T00:00:00Z",
+		CreatedAt: 1767225600,
 	}
 }
 

@@ -240,8 +240,7 @@ func (h *hub) dispatch(m *nats.Msg) {
 	}
 	typ, err := protocol.ValidateEvent(t.scope, t.channelID, m.Data)
 	if err != nil {
-		h.g.metrics.invalidPayloads.Inc()
-		h.g.log.Warn("dropped invalid bus payload", "subject", scopeName(t.scope), "err", err, "bytes", len(m.Data))
+		h.g.rejections.report(m.Subject, err.Error(), m.Data)
 		return
 	}
 	var f filter
@@ -250,8 +249,7 @@ func (h *hub) dispatch(m *nats.Msg) {
 		if v := m.Header.Get(bus.HeaderExcludeUser); v != "" {
 			id, err := protocol.ParseUserID(v)
 			if err != nil {
-				h.g.metrics.invalidPayloads.Inc()
-				h.g.log.Warn("dropped bus message with invalid header", "header", bus.HeaderExcludeUser)
+				h.g.rejections.report(m.Subject, "invalid header "+bus.HeaderExcludeUser+": "+err.Error(), m.Data)
 				return
 			}
 			f.excludeUser = id
@@ -278,16 +276,4 @@ func (h *hub) dispatch(m *nats.Msg) {
 	}
 	t.mu.RUnlock()
 	h.g.metrics.delivered(typ, n)
-}
-
-func scopeName(s protocol.Scope) string {
-	switch s {
-	case protocol.ScopeChannel:
-		return "channel"
-	case protocol.ScopeUser:
-		return "user"
-	case protocol.ScopeBroadcast:
-		return "broadcast"
-	}
-	return "unknown"
 }

@@ -26,6 +26,7 @@ type metrics struct {
 	latency         prometheus.Histogram
 	slowConsumers   prometheus.Counter
 	invalidPayloads prometheus.Counter
+	advisories      *prometheus.CounterVec
 	busDropped      prometheus.Counter
 	redeems         *prometheus.CounterVec
 	redeemLatency   prometheus.Histogram
@@ -58,6 +59,10 @@ func newMetrics() *metrics {
 	})
 	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "_slow_consumer_disconnects_total", Help: "Connections closed with 4009 because their outbound queue overflowed."})
 	m.invalidPayloads = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "_invalid_bus_payloads_total", Help: "Bus messages dropped because their payload or headers were invalid."})
+	m.advisories = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "_bus_advisories_total", Help: "Refused bus payloads reported on the advisory subject, by result (published; suppressed by the rate limit; failed to publish)."}, []string{"result"})
+	for _, r := range []string{"published", "suppressed", "failed"} {
+		m.advisories.WithLabelValues(r)
+	}
 	m.busDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "_bus_slow_consumer_events_total", Help: "NATS slow-consumer events: the pod fell behind the bus and messages were dropped."})
 	m.redeems = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "_ticket_redeems_total", Help: "Ticket redemptions by result."}, []string{"result"})
 	m.redeemLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "_ticket_redeem_duration_seconds", Help: "Ticket redemption latency (KV get + delete + session check).", Buckets: prometheus.DefBuckets})
@@ -69,7 +74,7 @@ func newMetrics() *metrics {
 	m.connLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "_connection_limit", Help: "Configured connection limits of this pod: soft (at it /readyz fails), hard (at it new sockets are closed with 1013); 0 means no limit."}, []string{"limit"})
 
 	for _, c := range []prometheus.Collector{m.connections, m.connects, m.disconnects, framesIn, framesOut, errs,
-		m.subscriptions, m.busSubs, m.latency, m.slowConsumers, m.invalidPayloads, m.busDropped,
+		m.subscriptions, m.busSubs, m.latency, m.slowConsumers, m.invalidPayloads, m.advisories, m.busDropped,
 		m.redeems, m.redeemLatency, m.natsReconnects, m.presence, m.draining, m.connLimit} {
 		f(c)
 	}
@@ -82,7 +87,7 @@ func newMetrics() *metrics {
 	m.framesOut = map[string]prometheus.Counter{}
 	for _, t := range []string{protocol.TypeHeartbeatAck, protocol.TypeMessageCreate, protocol.TypeMessageUpdate, protocol.TypeMessageDelete,
 		protocol.TypeTypingStart, protocol.TypePresenceUpdate, protocol.TypeNotification, protocol.TypeSessionRevoked,
-		protocol.TypeError, protocol.TypeReady, protocol.TypeSubscribed, protocol.TypeUnsubscribed} {
+		protocol.TypeError, protocol.TypeReady, protocol.TypeSubscribed, protocol.TypeUnsubscribed, otherType} {
 		m.framesOut[t] = framesOut.WithLabelValues(t)
 	}
 	m.errors = map[string]prometheus.Counter{}
@@ -105,11 +110,20 @@ func (m *metrics) setLimits(soft, hard int) {
 	m.connLimit.WithLabelValues("hard").Set(float64(hard))
 }
 
+// otherType labels the frames of event types the gateway does not know:
+// backends add types at will, and a label per type would be unbounded.
+const otherType = "other"
+
 // delivered counts n frames of type typ queued by one bus message.
 func (m *metrics) delivered(typ string, n int) {
-	if c := m.framesOut[typ]; c != nil && n > 0 {
-		c.Add(float64(n))
+	if n <= 0 {
+		return
 	}
+	c := m.framesOut[typ]
+	if c == nil {
+		c = m.framesOut[otherType]
+	}
+	c.Add(float64(n))
 }
 
 func (m *metrics) frameOut(typ string) { m.delivered(typ, 1) }

@@ -45,7 +45,7 @@ func TestBusOverloadIsCounted(t *testing.T) {
 	}
 	defer pub.Close()
 	shard := g.hub.shards[0]
-	payload := protocol.MustEncode(protocol.TypeMessageCreate, protocol.MessageCreate{ID: "m", ChannelID: "ch_x", Author: protocol.Author{ID: 2, DisplayName: "b"}, Content: "x", CreatedAt: "2026-11-29T00:00:00Z"})
+	payload := protocol.MustEncode(protocol.TypeMessageCreate, protocol.MessageCreate{ID: "m", ChannelID: "ch_x", Author: protocol.Author{ID: 2, DisplayName: "b"}, Content: "x", CreatedAt: 1764374400})
 	for i := 0; i < cap(shard)+500; i++ {
 		if err := pub.Publish(subj, payload); err != nil {
 			t.Fatal(err)

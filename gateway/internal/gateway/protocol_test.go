@@ -14,9 +14,9 @@ import (
 func TestReadyFrame(t *testing.T) {
 	e := newEnv(t, func(c *gateway.Config) { c.HeartbeatInterval = 20 * time.Second })
 	alice := e.user(7, "Alice")
-	before := e.clock.Now().UnixMilli()
+	before := e.clock.Now().Unix()
 	c := e.dial(alice)
-	after := e.clock.Now().UnixMilli()
+	after := e.clock.Now().Unix()
 	r := c.Ready
 	if !strings.HasPrefix(r.ConnectionID, "conn_") || len(r.ConnectionID) < 10 {
 		t.Errorf("connection_id %q", r.ConnectionID)
@@ -43,10 +43,10 @@ func TestHeartbeatAckServerTime(t *testing.T) {
 	// The ack carries the (injected) server clock. Stay under the 75 s
 	// silence limit: the sweeper runs on the advanced clock too.
 	e.clock.Advance(30 * time.Second)
-	before := e.clock.Now().UnixMilli()
+	before := e.clock.Now().Unix()
 	mustNoErr(t, c.Heartbeat(context.Background()))
 	f := expect(t, c, protocol.TypeHeartbeatAck)
-	after := e.clock.Now().UnixMilli()
+	after := e.clock.Now().Unix()
 	var a protocol.HeartbeatAck
 	mustNoErr(t, f.Decode(&a))
 	if a.ServerTime < before || a.ServerTime > after {
@@ -74,7 +74,7 @@ func TestChannelEventFrames(t *testing.T) {
 		data any
 	}{
 		{protocol.TypeMessageCreate, msg("ch_a", 1)},
-		{protocol.TypeMessageUpdate, protocol.MessageUpdate{ID: "msg_1", ChannelID: "ch_a", Content: "edited ✓", EditedAt: "2026-01-01T00:00:01Z"}},
+		{protocol.TypeMessageUpdate, protocol.MessageUpdate{ID: "msg_1", ChannelID: "ch_a", Content: "edited ✓", EditedAt: 1767225601}},
 		{protocol.TypeMessageDelete, protocol.MessageDelete{ID: "msg_1", ChannelID: "ch_a"}},
 	}
 	for _, tc := range cases {
@@ -102,7 +102,7 @@ func TestUserEventFrames(t *testing.T) {
 	}{
 		{protocol.TypePresenceUpdate, protocol.PresenceUpdate{UserID: 2, Presence: protocol.PresenceOnline, StatusText: "in VR"}},
 		{protocol.TypePresenceUpdate, protocol.PresenceUpdate{UserID: 2, Presence: protocol.PresenceOffline}},
-		{protocol.TypeNotification, protocol.Notification{ID: "n_1", Type: "friend_request", Title: "Bob", Body: "wants to be friends", CreatedAt: "2026-01-01T00:00:00Z"}},
+		{protocol.TypeNotification, protocol.Notification{ID: "n_1", Type: "friend_request", Title: "Bob", Body: "wants to be friends", CreatedAt: 1767225600}},
 	}
 	for _, tc := range cases {
 		mustNoErr(t, pub.PublishToUser(ctx, 1, tc.typ, tc.data, bus.Target{}))

@@ -24,7 +24,7 @@ func TestSmokeSubscribeAndDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, c, protocol.TypeSubscribed)
-	msg := protocol.MessageCreate{ID: "msg_1", ChannelID: "ch_general", Author: protocol.Author{ID: 2, DisplayName: "Bob"}, Content: "hi", CreatedAt: "2026-01-01T00:00:00Z"}
+	msg := protocol.MessageCreate{ID: "msg_1", ChannelID: "ch_general", Author: protocol.Author{ID: 2, DisplayName: "Bob"}, Content: "hi", CreatedAt: 1767225600}
 	if err := e.pub.MessageCreated(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
