@@ -13,7 +13,7 @@ GATEWAY_ADMIN_PORT ?= 9081
 GATEWAYS ?= 1
 DATA ?= $(CURDIR)/.data
 
-.PHONY: all build run test test-go test-bench test-js test-chart lint fmt vet clean bench bench-report soak fuzz test-bounds
+.PHONY: all build run test deps test-go test-bench test-js test-chart lint fmt vet clean bench bench-report soak fuzz test-bounds
 
 all: build
 
@@ -41,7 +41,16 @@ vet:
 fmt:
 	gofmt -w $(MODULES)
 
-test: lint test-go test-bench test-js test-chart
+test: deps lint test-go test-bench test-js test-chart
+
+# What make test needs besides Go, installed by the same idempotent
+# installers .ci/run uses (fast when everything is present): Node.js, npm
+# modules and Debian's Chromium (install-js.sh), Debian's prometheus and
+# promtool (install-prometheus.sh). As root they run apt-get; otherwise sudo.
+# The chart's helm is built from the Go module proxy by scripts/tools.sh.
+deps:
+	@bash scripts/ci/install-js.sh
+	@bash scripts/ci/install-prometheus.sh
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
