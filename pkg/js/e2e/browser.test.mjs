@@ -1,18 +1,24 @@
 // End-to-end: the demo chat page (pkg/js/demo, using the built client) in
 // headless Debian Chromium, driven by playwright-core, against the real
 // stack (test/harness.mjs): two browser contexts as two users on two
-// gateway replicas. Screenshots go to test-artifacts/e2e/ at the
-// repository root.
+// gateway replicas. Then the golden frames of the protocol document
+// (pkg/protocol/testdata/frames.json, shared with the Go tests), published
+// from this Node.js side with a plain NATS client: the page must receive
+// each one byte for byte and hand it to its handlers. Screenshots go to
+// test-artifacts/e2e/ at the repository root.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { connect as connectNats } from "nats";
 import { chromium } from "playwright-core";
 
-import { repoRoot, sleep, startStack } from "../test/harness.mjs";
+import { goldenSubject, loadGoldenFrames, nowSeconds, repoRoot, sleep, startStack, waitFor } from "../test/harness.mjs";
 
 const CHROMIUM = process.env.OCVR_CHROMIUM ?? "/usr/bin/chromium";
 const GRACE_MS = 2000;
+const HEARTBEAT_MS = 2000;
 const artifacts = join(repoRoot, "test-artifacts", "e2e");
 
 let stack;
@@ -23,7 +29,7 @@ before(async () => {
   mkdirSync(artifacts, { recursive: true });
   stack = await startStack({
     gateways: 2,
-    gatewayArgs: ["--presence-grace", `${GRACE_MS}ms`, "--heartbeat-interval", "2s", "--heartbeat-timeout", "5s"],
+    gatewayArgs: ["--presence-grace", `${GRACE_MS}ms`, "--heartbeat-interval", `${HEARTBEAT_MS}ms`, "--heartbeat-timeout", "5s"],
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -53,7 +59,7 @@ async function openAs(name, gateway) {
 }
 
 async function shot(u, step) {
-  await u.page.screenshot({ path: join(artifacts, `${step}-${u.name.toLowerCase()}.png`) });
+  await u.page.screenshot({ path: join(artifacts, `${step}-${u.name.toLowerCase().replace(/[^a-z0-9]+/g, "-")}.png`) });
 }
 
 test("two users on two gateways: typing, messages, notifications, restart, presence, revocation", async (t) => {
@@ -136,4 +142,208 @@ test("two users on two gateways: typing, messages, notifications, restart, prese
 
   assert.deepEqual(alice.pageErrors.map(String), []);
   assert.deepEqual(bob.pageErrors.map(String), []);
+});
+
+// --- golden frames ---
+
+/**
+ * Runs in the page before its scripts: wraps the page's WebSocket so that
+ * the test sees the text of every message as the page received it
+ * (MessageEvent.data) and every frame the page sent.
+ */
+function captureSockets() {
+  const Native = window.WebSocket;
+  const received = (window.__ocvrReceived = []);
+  const sent = (window.__ocvrSent = []);
+  window.WebSocket = class CapturingWebSocket extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (ev) => received.push(typeof ev.data === "string" ? ev.data : null));
+    }
+    send(data) {
+      sent.push(typeof data === "string" ? data : null);
+      return super.send(data);
+    }
+  };
+}
+
+/** Opens the demo page on one gateway and signs in as any user id (the custom form). */
+async function openCustom(userId, name, gateway) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+  await context.addInitScript(captureSockets);
+  const page = await context.newPage();
+  const u = { userId, name, context, page, pageErrors: [] };
+  page.on("pageerror", (e) => u.pageErrors.push(e));
+  await page.goto(`${stack.demoUrl}/?ws=${encodeURIComponent(gateway.wsUrl)}`);
+  await page.locator('#custom-user input[name="user_id"]').fill(String(userId));
+  await page.locator('#custom-user input[name="display_name"]').fill(name);
+  await page.locator('#custom-user button[type="submit"]').click();
+  await page.locator('[data-testid="status"][data-state="open"]').waitFor();
+  return u;
+}
+
+test("golden frames: the document's frames reach the page's client on both gateways byte for byte", async (t) => {
+  const golden = loadGoldenFrames();
+  const entry = (name) => {
+    const e = golden.find((g) => g.name === name);
+    assert.ok(e, `frames.json has no frame named ${name}`);
+    return e;
+  };
+  const CH = entry("subscribe").frame.data.channel_id; // the document's ch_abc123
+  const WAIT = 5000;
+  const nc = await connectNats({ servers: stack.natsUrl, name: "ocvr-js-golden-browser" });
+  t.after(() => nc.close());
+  const publish = async (subject, wire) => {
+    nc.publish(subject, new TextEncoder().encode(wire));
+    await nc.flush();
+  };
+
+  // Two users, members of the document's channel before they sign in: the
+  // demo page subscribes to it (and shows it first, ch_abc123 < ch_general).
+  const users = [
+    { userId: 201, name: "Golden A", gateway: stack.gateways[0] },
+    { userId: 202, name: "Golden B", gateway: stack.gateways[1] },
+  ];
+  await stack.ocvrctl("channel", "create", "--channel", CH);
+  for (const u of users) await stack.ocvrctl("member", "add", "--channel", CH, "--user", String(u.userId));
+  const pages = [];
+  for (const u of users) pages.push(await openCustom(u.userId, u.name, u.gateway));
+  const [A, B] = pages;
+
+  const received = (u) => u.page.evaluate(() => window.__ocvrReceived);
+  const sent = (u) => u.page.evaluate(() => window.__ocvrSent);
+  const parse = (raw) => {
+    try {
+      return raw === null ? undefined : JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  };
+  /** Waits until the page received a message whose text is exactly wire; the failure shows what came instead. */
+  async function receivedVerbatim(u, wire, what) {
+    try {
+      await waitFor(async () => (await received(u)).includes(wire), { timeout: WAIT, what });
+    } catch (e) {
+      const type = JSON.parse(wire).type;
+      const same = (await received(u)).filter((r) => parse(r)?.type === type);
+      throw new Error(`${e.message} (user ${u.userId})\n  want: ${wire}\n  got (${type}): ${same.length ? same.join("\n        ") : "nothing"}`);
+    }
+  }
+  const kind = (v) => (v === null ? "null" : Array.isArray(v) ? "array" : Number.isInteger(v) ? "integer" : typeof v);
+  function assertShape(got, want, what) {
+    assert.deepEqual(Object.keys(got), Object.keys(want), `${what}: keys`);
+    for (const k of Object.keys(want)) assert.equal(kind(got[k]), kind(want[k]), `${what}: ${k} is ${JSON.stringify(got[k])}, the document's is ${JSON.stringify(want[k])}`);
+  }
+  /** The demo's rendering of a protocol time (unix seconds), computed in the page. */
+  const shownTime = (u, seconds) =>
+    u.page.evaluate((s) => new Date(s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }), seconds);
+
+  await t.test("ready, subscribe → subscribed, heartbeat → heartbeat_ack in unix seconds", async () => {
+    for (const u of pages) {
+      const ready = parse((await received(u))[0]);
+      assert.equal(ready?.type, "ready", "ready comes first");
+      assertShape(ready.data, entry("ready").frame.data, "ready");
+      assert.equal(ready.data.user_id, u.userId);
+      assert.equal(ready.data.heartbeat_interval, HEARTBEAT_MS, "heartbeat_interval: milliseconds");
+      assert.ok(Math.abs(ready.data.server_time - nowSeconds()) <= 5, `ready.server_time ${ready.data.server_time} is not unix seconds near ${nowSeconds()}`);
+      await u.page.locator(`[data-testid="channels"] li[data-channel="${CH}"][data-status="subscribed"]`).waitFor({ timeout: WAIT });
+      assert.ok((await sent(u)).includes(entry("subscribe").wire), "the page sent the document's subscribe");
+      await receivedVerbatim(u, entry("subscribed").wire, "subscribed");
+    }
+    // The page heartbeats every heartbeat_interval (ms) with the document's frame.
+    const from = (await received(A)).length;
+    await waitFor(async () => (await sent(A)).includes(entry("heartbeat").wire), { timeout: 3 * HEARTBEAT_MS, what: "a heartbeat" });
+    const ackRaw = await waitFor(async () => (await received(A)).slice(from).find((r) => parse(r)?.type === "heartbeat_ack"), { timeout: 3 * HEARTBEAT_MS, what: "a heartbeat_ack" });
+    const ack = JSON.parse(ackRaw);
+    assertShape(ack.data, entry("heartbeat_ack").frame.data, "heartbeat_ack");
+    const skew = ack.data.server_time - nowSeconds();
+    assert.ok(Math.abs(skew) <= 5, `heartbeat_ack.server_time ${ack.data.server_time} is ${skew} s from Math.floor(Date.now()/1000): not unix seconds`);
+  });
+
+  // The page's app handlers: one per frame type (known or not), and frame.
+  const published = golden.filter((g) => g.direction === "server" && g.subject);
+  const types = [...new Set(published.map((g) => g.frame.type))];
+  for (const u of pages) {
+    await u.page.evaluate((types) => {
+      const c = window.ocvrDemo.client;
+      window.__golden = [];
+      for (const type of types) c.on(type, (data) => window.__golden.push({ type, data }));
+      c.on("frame", (frame) => window.__golden.push({ type: "frame", data: frame }));
+    }, types);
+  }
+  const handled = (u) => u.page.evaluate(() => window.__golden);
+
+  // Checks of the demo page's rendering after some frames.
+  const shown = {
+    message_create: async (u) => {
+      const li = u.page.locator('[data-testid="messages"] li[data-id="msg_xyz789"]');
+      await li.filter({ hasText: "Hello world!" }).waitFor({ timeout: WAIT });
+      assert.equal(await li.locator(".time").textContent(), await shownTime(u, 1703523600), "created_at shown from unix seconds");
+    },
+    message_update: async (u) => {
+      await u.page.locator('[data-testid="messages"] li[data-id="msg_xyz789"]').filter({ hasText: "(edited)" }).waitFor({ timeout: WAIT });
+    },
+    message_delete: async (u) => {
+      await u.page.locator('[data-testid="messages"] li[data-id="msg_xyz789"]').waitFor({ state: "detached", timeout: WAIT });
+    },
+    notification: async (u) => {
+      const li = u.page.locator('[data-testid="notifications"] li[data-type="friend_request"]');
+      await li.waitFor({ timeout: WAIT });
+      assert.equal(await li.locator(".small").textContent(), await shownTime(u, 1703523600), "created_at shown from unix seconds");
+    },
+    message_create_extra_fields: async (u) => {
+      const li = u.page.locator('[data-testid="messages"] li[data-id="msg_xyz790"]');
+      await li.filter({ hasText: "(1 attachment)" }).waitFor({ timeout: WAIT });
+      assert.equal(await li.locator(".time").textContent(), await shownTime(u, 1703523600));
+    },
+  };
+
+  const revoked = published.filter((g) => g.frame.type === "session_revoked");
+  for (const g of published.filter((g) => g.frame.type !== "session_revoked")) {
+    await t.test(`${g.name} (${g.frame.type} on the ${g.subject} subject${g.extra ? ", extra" : ""})`, async () => {
+      const subjects = g.subject === "channel" ? [goldenSubject(g)] : pages.map((u) => goldenSubject(g, u.userId));
+      for (const s of subjects) await publish(s, g.wire);
+      for (const u of pages) {
+        await receivedVerbatim(u, g.wire, `${g.name} byte for byte`);
+        await waitFor(async () => (await handled(u)).some((h) => h.type === g.frame.type && isDeepStrictEqual(h.data, g.frame.data)), { timeout: WAIT, what: `the page's ${g.frame.type} handler (user ${u.userId})` });
+        await waitFor(async () => (await handled(u)).some((h) => h.type === "frame" && isDeepStrictEqual(h.data, g.frame)), { timeout: WAIT, what: `the page's frame handler (user ${u.userId})` });
+        await shown[g.name]?.(u);
+      }
+    });
+  }
+  await shot(A, "10-golden");
+
+  await t.test("typing → typing_start on the other gateway; unsubscribe → unsubscribed", async () => {
+    await A.page.getByTestId("composer-input").pressSequentially("hi", { delay: 20 });
+    await waitFor(async () => (await sent(A)).includes(entry("typing").wire), { timeout: WAIT, what: "the document's typing" });
+    const typingStart = JSON.stringify({ type: "typing_start", data: { channel_id: CH, user_id: A.userId, display_name: A.name } });
+    await receivedVerbatim(B, typingStart, "typing_start");
+    await B.page.getByTestId("typing").filter({ hasText: A.name }).waitFor({ timeout: WAIT });
+    await sleep(300);
+    const errors = (await received(A)).filter((r) => parse(r)?.type === "error");
+    assert.deepEqual(errors, [], "typing was answered with an error");
+
+    await A.page.evaluate((ch) => window.ocvrDemo.client.unsubscribe(ch), CH);
+    assert.ok((await sent(A)).includes(entry("unsubscribe").wire), "the page sent the document's unsubscribe");
+    await receivedVerbatim(A, entry("unsubscribed").wire, "unsubscribed");
+  });
+
+  await t.test("session_revoked: byte for byte, handled, the page shows it", async () => {
+    for (const g of revoked) {
+      for (const u of pages) await publish(goldenSubject(g, u.userId), g.wire);
+      for (const u of pages) {
+        await receivedVerbatim(u, g.wire, `${g.name} byte for byte`);
+        await waitFor(async () => (await handled(u)).some((h) => h.type === "session_revoked" && isDeepStrictEqual(h.data, g.frame.data)), { timeout: WAIT, what: "the session_revoked handler" });
+        await u.page.getByTestId("signed-out").waitFor({ timeout: WAIT });
+        assert.equal(await u.page.getByTestId("signed-out").getAttribute("data-reason"), "session_revoked");
+        assert.match(await u.page.getByTestId("signed-out-text").textContent(), new RegExp(g.frame.data.reason));
+      }
+    }
+    await shot(B, "11-golden-revoked");
+  });
+
+  for (const u of pages) {
+    assert.deepEqual(u.pageErrors.map(String), []);
+    await u.context.close();
+  }
 });
