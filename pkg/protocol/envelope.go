@@ -49,25 +49,25 @@ var (
 // its object, or that differs from one only by case ("Channel_ID",
 // "pre\u017fence"), is refused: clients read exact keys with the last one
 // winning, and the gateway must read what they read.
-func scanEnvelope(b []byte, env *envelope) error {
-	s := scanner{b: b, env: env}
+func scanEnvelope(b []byte) (envelope, error) {
+	s := scanner{b: b}
 	s.ws()
-	env.object = s.i < len(b) && b[s.i] == '{'
+	s.env.object = s.i < len(b) && b[s.i] == '{'
 	if err := s.value(levelEnvelope, nil); err != nil {
-		return err
+		return envelope{}, err
 	}
 	s.ws()
 	if s.i != len(s.b) {
-		return s.syntax()
+		return envelope{}, s.syntax()
 	}
-	return nil
+	return s.env, nil
 }
 
 type scanner struct {
 	b     []byte
 	i     int
 	depth int
-	env   *envelope
+	env   envelope
 }
 
 func (s *scanner) syntax() error {

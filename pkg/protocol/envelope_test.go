@@ -60,8 +60,7 @@ func TestScanEnvelopeGrammar(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			want := json.Valid([]byte(tt.in)) && utf8.ValidString(tt.in)
-			var env envelope
-			err := scanEnvelope([]byte(tt.in), &env)
+			_, err := scanEnvelope([]byte(tt.in))
 			if (err == nil) != want {
 				t.Fatalf("scanEnvelope(%.40q) = %v, json.Valid && utf8.Valid = %v", tt.in, err, want)
 			}
@@ -74,8 +73,8 @@ func TestScanEnvelopeGrammar(t *testing.T) {
 
 func TestScanEnvelopeRoutingFields(t *testing.T) {
 	in := `{"meta":{"type":"x","data":{}},"type":"channel_update","data":{"name":{"channel_id":"no"},"channel_id":"ch_1","user_id":42,"presence":"online","list":[{"user_id":1}]}}`
-	var env envelope
-	if err := scanEnvelope([]byte(in), &env); err != nil {
+	env, err := scanEnvelope([]byte(in))
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []struct{ name, got, want string }{
@@ -102,8 +101,7 @@ func FuzzScanEnvelope(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var env envelope
-		err := scanEnvelope(b, &env)
+		env, err := scanEnvelope(b)
 		valid := json.Valid(b) && utf8.Valid(b)
 		switch {
 		case err == nil && !valid:

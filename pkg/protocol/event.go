@@ -46,8 +46,8 @@ func ValidateEvent(scope Scope, channelID string, payload []byte) (string, error
 	if len(payload) > MaxEventSize {
 		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidEvent, len(payload), MaxEventSize)
 	}
-	var env envelope
-	if err := scanEnvelope(payload, &env); err != nil {
+	env, err := scanEnvelope(payload)
+	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	typ, err := env.eventType()
@@ -71,12 +71,10 @@ func (e *envelope) eventType() (string, error) {
 	case e.typ[0] != '"':
 		return "", errors.New(`"type" must be a string`)
 	}
-	typ, ok := knownType(e.typ[1 : len(e.typ)-1])
-	if !ok {
-		if err := json.Unmarshal(e.typ, &typ); err != nil {
-			return "", fmt.Errorf(`"type": %v`, err)
-		}
+	if typ, ok := knownType(e.typ[1 : len(e.typ)-1]); ok {
+		return typ, nil
 	}
+	typ, _ := jsonString(e.typ) // the scan checked its escapes
 	if typ == "" {
 		return "", errors.New(`"type" is empty`)
 	}
@@ -151,8 +149,14 @@ func checkEvent(scope Scope, channelID, typ string, env *envelope) error {
 
 // jsonString returns the value of a raw JSON string.
 func jsonString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
 	var s string
-	if len(raw) < 2 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
 	return s, true
