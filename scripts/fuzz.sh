@@ -25,6 +25,7 @@ targets=(
 	"pkg ./protocol FuzzValidChannelID"
 	"pkg ./protocol FuzzParseUserID"
 	"pkg ./protocol FuzzValidateEvent"
+	"pkg ./protocol FuzzScanEnvelope"
 	"pkg ./bus FuzzSubjects"
 	"pkg ./ticket FuzzTicket"
 	"gateway ./internal/gateway FuzzGatewayFrames"
