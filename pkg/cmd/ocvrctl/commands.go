@@ -94,7 +94,9 @@ in unix seconds.`,
 			summary: "print every bus payload a gateway refused, and why, as the gateways report it",
 			help: `Subscribes to <prefix>.advisory.rejected, where each gateway pod reports
 every bus message it refused (bounded per pod; "+N not reported" counts
-what a pod left out), and prints one line per advisory:
+what a pod left out). A pod receives, and so checks, only the subjects its
+clients use: a payload no one is subscribed to is never reported. Prints
+one line per advisory:
   <time> <gateway> <subject>: <reason> | <size> bytes: <payload prefix>
 --json prints each advisory's JSON body instead (subject, reason, payload,
 truncated, size, gateway, time, suppressed). Runs until Ctrl-C, until

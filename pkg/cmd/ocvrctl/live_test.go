@@ -99,3 +99,50 @@ func TestConnect(t *testing.T) {
 		t.Fatalf("revoked session: %s", r)
 	}
 }
+
+// TestAdvisoriesFromGateway: a payload a real gateway refuses reaches no
+// client, and `ocvrctl advisories` says which pod refused it and why.
+func TestAdvisoriesFromGateway(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	c.Channel("ch_general", 1)
+	u := c.NewUser(1, "Alice")
+	conn, err := c.Dial(u, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	probe := clustertest.NewProbe(u, conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := conn.Subscribe(ctx, "ch_general"); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 10*time.Second, "subscribed", func() bool { return probe.Count("subscribed") == 1 })
+
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runEnv(ctx, []string{"--nats-url", c.NATSURLs[0], "advisories", "--count", "1"}, &out, &errb, func(string) string { return "" })
+	}()
+	clustertest.Eventually(t, 10*time.Second, "listening", func() bool { return errb.String() == "listening on ocvr.advisory.rejected\n" })
+
+	frame := `{"type":"session_revoked","data":{"reason":"forged"}}`
+	if r := ctl(t, "--nats-url", c.NATSURLs[0], "publish", "raw", "--force", "--channel", "ch_general", "--frame", frame); r.code != 0 {
+		t.Fatal(r)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d, stderr %s", code, errb.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no advisory; stdout %q", out.String())
+	}
+	want := " ocvr.channel.ch_general: invalid event: session_revoked: may only be published on a user subject | 53 bytes: " + frame + "\n"
+	if !strings.HasSuffix(out.String(), want) {
+		t.Errorf("advisory line %q, want it to end with %q", out.String(), want)
+	}
+	if n := probe.Count("session_revoked"); n != 0 || probe.Closed() {
+		t.Errorf("the refused frame reached the client (%d, closed %v)", n, probe.Closed())
+	}
+}
