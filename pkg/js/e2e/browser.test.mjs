@@ -328,6 +328,24 @@ test("golden frames: the document's frames reach the page's client on both gatew
     await receivedVerbatim(A, entry("unsubscribed").wire, "unsubscribed");
   });
 
+  await t.test("a bad ticket: the document's error frame, byte for byte, then 4001", async () => {
+    const from = (await received(A)).length;
+    const result = await A.page.evaluate(async (url) => {
+      const { OcvrClient } = await import("/dist/index.js");
+      const errors = [];
+      const client = new OcvrClient({ url, getTicket: async () => `wst_${"g".repeat(43)}`, maxInvalidTickets: 1 });
+      client.on("error", (e) => errors.push(e));
+      const closed = await new Promise((r) => client.once("closed", r));
+      return { code: closed.code, reason: closed.reason, errors };
+    }, stack.gateways[0].wsUrl);
+    assert.equal(result.code, 4001);
+    assert.equal(result.reason, "invalid_ticket");
+    // The page's own connection keeps receiving (heartbeat_ack): only the error frames.
+    const errorFrames = (await received(A)).slice(from).filter((r) => parse(r)?.type === "error");
+    assert.deepEqual(errorFrames, [entry("error").wire], "the document's error frame, byte for byte");
+    assert.deepEqual(result.errors, [entry("error").frame.data]);
+  });
+
   await t.test("session_revoked: byte for byte, handled, the page shows it", async () => {
     for (const g of revoked) {
       for (const u of pages) await publish(goldenSubject(g, u.userId), g.wire);

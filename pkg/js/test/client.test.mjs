@@ -688,6 +688,24 @@ describe("golden frames (pkg/protocol/testdata/frames.json)", () => {
     await receivedVerbatim(c, entry("error_not_member").wire, "error NOT_MEMBER");
   });
 
+  test("a bad ticket: the document's error frame, byte for byte, then 4001", async () => {
+    const sentRaw = [];
+    const received = [];
+    const errors = [];
+    const client = new OcvrClient({
+      url: stack.gateways[1].wsUrl,
+      getTicket: async () => `wst_${"g".repeat(43)}`, // well-formed, unknown
+      WebSocket: spyWebSocket([], sentRaw, received),
+      maxInvalidTickets: 1,
+    });
+    clients.push(client);
+    client.on("error", (e) => errors.push(e));
+    const closed = await new Promise((r) => client.once("closed", r));
+    assert.equal(closed.code, 4001);
+    assert.deepEqual(received, [entry("error").wire], "the document's error frame, byte for byte");
+    assert.deepEqual(errors, [entry("error").frame.data]);
+  });
+
   test("every frame a backend publishes (plain NATS) reaches both gateways' subscribers byte for byte, and the app's handlers", async (t) => {
     const a = await newClient({ name: "Golden One", gateways: [0] });
     const b = await newClient({ name: "Golden Two", gateways: [1] });
