@@ -166,24 +166,21 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 
 	for i := 0; i < o.Ticketsvcs; i++ {
-		p := c.newProcess(filepath.Join(bins, "ticketsvc"), fmt.Sprintf("ticketsvc-%d", i+1))
-		p.args = append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--nats-url", natsURL, "--log-level", "debug"}, o.TicketArgs...)
+		p := c.newProcess(filepath.Join(bins, "ticketsvc"), fmt.Sprintf("ticketsvc-%d", i+1), func(p *Process) []string {
+			return append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--nats-url", natsURL, "--log-level", "debug"}, o.TicketArgs...)
+		})
 		c.Ticketsvcs = append(c.Ticketsvcs, p)
 	}
 	for i := 0; i < o.Gateways; i++ {
-		p := c.newProcess(filepath.Join(bins, "gateway"), fmt.Sprintf("gateway-%d", i+1))
-		p.args = append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--nats-url", natsURL,
-			"--pod-name", p.Name, "--log-level", "debug"}, o.GatewayArgs...)
+		p := c.newProcess(filepath.Join(bins, "gateway"), fmt.Sprintf("gateway-%d", i+1), func(p *Process) []string {
+			return append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--nats-url", natsURL,
+				"--pod-name", p.Name, "--log-level", "debug"}, o.GatewayArgs...)
+		})
 		c.Gateways = append(c.Gateways, p)
 	}
 	all := append(append([]*Process(nil), c.Ticketsvcs...), c.Gateways...)
 	for _, p := range all {
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, p := range all {
-		if err := p.WaitReady(30 * time.Second); err != nil {
+		if err := c.launch(p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,13 +200,41 @@ func Start(t testing.TB, o Options) *Cluster {
 	return c
 }
 
-func (c *Cluster) newProcess(bin, name string) *Process {
-	return &Process{
-		Name:    name,
-		bin:     bin,
-		Public:  "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
-		Admin:   "127.0.0.1:" + strconv.Itoa(freePort(c.t)),
-		logPath: filepath.Join(c.dir, name+".log"),
+func (c *Cluster) newProcess(bin, name string, args func(*Process) []string) *Process {
+	p := &Process{Name: name, bin: bin, logPath: filepath.Join(c.dir, name+".log")}
+	c.assignPorts(p, args)
+	return p
+}
+
+func (c *Cluster) assignPorts(p *Process, args func(*Process) []string) {
+	p.Public = "127.0.0.1:" + strconv.Itoa(freePort(c.t))
+	p.Admin = "127.0.0.1:" + strconv.Itoa(freePort(c.t))
+	p.args = args(p)
+	p.argsFor = args
+}
+
+// launch starts p and waits until it is ready. A free port can be taken by
+// another test's process between the pick and the bind (go test runs
+// packages in parallel); then p exits, and another process may even answer
+// its /readyz: p is started again on new ports.
+func (c *Cluster) launch(p *Process) error {
+	for attempt := 1; ; attempt++ {
+		if err := p.Start(); err != nil {
+			return err
+		}
+		err := p.WaitReady(30 * time.Second)
+		if err == nil {
+			time.Sleep(50 * time.Millisecond) // a bind failure ends the process at once
+			if !p.exited() {
+				return nil
+			}
+			err = fmt.Errorf("%s exited after its ports answered; log:\n%s", p.Name, p.Tail(5))
+		}
+		if attempt == 3 || !p.exited() || !strings.Contains(p.Tail(5), "address already in use") {
+			return err
+		}
+		c.t.Logf("%s: a port was taken before it bound it; again on new ports", p.Name)
+		c.assignPorts(p, p.argsFor)
 	}
 }
 
@@ -289,6 +314,7 @@ type Process struct {
 
 	bin     string
 	args    []string
+	argsFor func(*Process) []string // the arguments for p's ports
 	logPath string
 
 	mu   sync.Mutex
@@ -317,6 +343,19 @@ func (p *Process) Start() error {
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
 	return nil
+}
+
+// exited reports whether the process has ended.
+func (p *Process) exited() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Pid is the process id (0 when not running).
