@@ -2,7 +2,6 @@ package presence
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -23,41 +22,45 @@ type TrackerConfig struct {
 	Pod      string
 	Grace    time.Duration // offline grace (default 10s)
 	LeaseTTL time.Duration // pod lease TTL (default 10s); refreshed every LeaseTTL/3
-	Workers  int           // parallel KV workers, sharded by user (default 8)
+	Workers  int           // KV workers, each owning a shard of the users (default 8)
 	Logger   *slog.Logger
 	// OnTransition is called after this pod announced a transition
 	// (metrics); presence is "online" or "offline".
 	OnTransition func(presence string)
 }
 
-// Tracker is a gateway pod's view of presence. Connected and Disconnected
-// are cheap and never block on NATS: a pod touches KV only when a user's
-// local connection count goes 0→1 or 1→0, on per-user-ordered workers.
+// Tracker is a gateway pod's view of presence.
+//
+// Connected, Disconnected and the re-assert after a NATS reconnect never
+// wait for NATS: they change the user's local state under a shard lock,
+// mark the user dirty and poke the shard's worker. The worker reconciles
+// each dirty user's current state against KV, so any number of changes to
+// one user while KV is slow (a flaky client reconnecting in a loop) cost
+// one reconciliation, and the backlog is bounded by the number of users,
+// not of events. A connect or cleanup never stalls on JetStream, and the
+// lease loop, which must refresh the pod's lease on time whatever the
+// backlog, never waits for the workers.
 type Tracker struct {
 	s   *Store
 	cfg TrackerConfig
 	log *slog.Logger
 
-	mu     sync.Mutex
-	local  map[int64]int       // connections per user on this pod
-	downAt map[int64]time.Time // when a user's last local connection closed, until its entry is removed
-	work   []chan event
+	// Users are sharded by id over the workers: a user's KV operations
+	// are done in order by one worker, and shards do not contend.
+	shards []*shard
 
 	reconnect atomic.Pointer[chan struct{}] // closed and replaced on every NATS reconnect
+	// lapsed asks the lease loop to refresh and re-assert at once: the
+	// watcher saw this pod's own lease expire. Capacity 1: repeats merge.
+	lapsed chan struct{}
 }
 
-type eventKind int
-
+// retryAfter is how long a user whose KV operation failed waits before its
+// worker tries again; opTimeout bounds one user's reconciliation step.
 const (
-	evUp eventKind = iota + 1
-	evDown
-	evCheck
+	retryAfter = time.Second
+	opTimeout  = 10 * time.Second
 )
-
-type event struct {
-	kind eventKind
-	user int64
-}
 
 // SanitizePodName maps a Kubernetes pod name (which may hold dots) to a KV
 // key token.
@@ -97,11 +100,11 @@ func (s *Store) NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{s: s, cfg: cfg, log: cfg.Logger, local: map[int64]int{}, downAt: map[int64]time.Time{}}
+	t := &Tracker{s: s, cfg: cfg, log: cfg.Logger, lapsed: make(chan struct{}, 1)}
 	ch := make(chan struct{})
 	t.reconnect.Store(&ch)
 	for i := 0; i < cfg.Workers; i++ {
-		t.work = append(t.work, make(chan event, 4096))
+		t.shards = append(t.shards, newShard())
 	}
 	return t
 }
@@ -110,47 +113,51 @@ func (s *Store) NewTracker(cfg TrackerConfig) *Tracker {
 // suffix.
 func (t *Tracker) Pod() string { return t.cfg.Pod }
 
-// Connected records a new local connection of user.
+func (t *Tracker) shard(user int64) *shard {
+	return t.shards[uint64(user)%uint64(len(t.shards))]
+}
+
+// Connected records a new local connection of user. It never blocks on
+// NATS.
 func (t *Tracker) Connected(user int64) {
-	t.mu.Lock()
-	t.local[user]++
-	first := t.local[user] == 1
-	t.mu.Unlock()
-	if first {
-		t.enqueue(event{evUp, user})
+	sh := t.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.state(user)
+	st.local++
+	if st.local == 1 {
+		// 0→1 on this pod: write the entry and claim online (or, if the
+		// user is online already, bump u.<user> so a concurrent offline
+		// decision elsewhere fails).
+		st.assert = true
+		st.downAt = time.Time{}
+		sh.markLocked(user)
 	}
 }
 
-// Disconnected records a closed local connection of user.
+// Disconnected records a closed local connection of user. It never blocks
+// on NATS. A Disconnected without a matching Connected is ignored.
 func (t *Tracker) Disconnected(user int64) {
-	t.mu.Lock()
-	t.local[user]--
-	last := t.local[user] <= 0
-	if last {
-		delete(t.local, user)
-		t.downAt[user] = time.Now()
+	sh := t.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.users[user]
+	if st == nil || st.local == 0 {
+		return
 	}
-	t.mu.Unlock()
-	if last {
-		t.enqueue(event{evDown, user})
+	st.local--
+	if st.local == 0 {
+		// The entry stays for the grace: if this pod exits meanwhile, the
+		// pod that cleans up after it still finds the user and checks.
+		st.downAt = time.Now()
+		sh.scheduleLocked(st.downAt.Add(t.cfg.Grace), user, false)
 	}
-}
-
-func (t *Tracker) localCount(user int64) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.local[user]
-}
-
-func (t *Tracker) enqueue(e event) {
-	// Per-user order: a user always lands on the same worker.
-	t.work[uint64(e.user)%uint64(len(t.work))] <- e
 }
 
 // NATSReconnected must be called after every NATS reconnect: the lease
 // watch is re-created (KV watchers go blind after a server restart) and the
 // pod re-asserts its entries, which other pods may have removed if the
-// outage outlived the lease.
+// outage outlived the lease. It does not block.
 func (t *Tracker) NATSReconnected() {
 	ch := make(chan struct{})
 	old := t.reconnect.Swap(&ch)
@@ -158,30 +165,26 @@ func (t *Tracker) NATSReconnected() {
 }
 
 // Run holds the pod's lease, cleans up after dead pods (including pods
-// that died while no other was watching), and processes transitions until
-// ctx ends.
+// that died while no other was watching), and reconciles local changes
+// with KV until ctx ends. Every goroutine it starts has returned when it
+// returns.
 func (t *Tracker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, ch := range t.work {
+	for _, sh := range t.shards {
 		wg.Add(1)
-		go func(ch chan event) {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case e := <-ch:
-					t.handle(ctx, e)
-				}
-			}
-		}(ch)
+		go func() { defer wg.Done(); t.work(ctx, sh) }()
 	}
-	if err := t.cleanupOrphans(ctx); err != nil {
-		t.log.Warn("presence: clean stale entries", "err", err)
-	}
-	wg.Add(2)
+	// The lease first: the orphan scan may be slow on a busy server, and
+	// the lease must not wait for it.
+	wg.Add(3)
 	go func() { defer wg.Done(); t.leaseLoop(ctx) }()
-	go func() { defer wg.Done(); t.watchLeases(ctx) }()
+	go func() { defer wg.Done(); t.watchLeases(ctx, &wg) }()
+	go func() {
+		defer wg.Done()
+		if err := t.cleanupOrphans(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("presence: clean stale entries", "err", err)
+		}
+	}()
 	wg.Wait()
 	return nil
 }
@@ -193,65 +196,9 @@ func (t *Tracker) Shutdown(ctx context.Context) {
 	_ = t.s.kv.Purge(ctx, "pod."+t.cfg.Pod)
 }
 
-func (t *Tracker) handle(ctx context.Context, e event) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	switch e.kind {
-	case evUp:
-		if t.localCount(e.user) == 0 {
-			return // already gone again; the down event follows
-		}
-		if _, err := t.s.kv.Put(ctx, connKey(e.user, t.cfg.Pod), nil); err != nil {
-			t.log.Warn("presence: put entry", "user", e.user, "err", err)
-			return
-		}
-		won, err := t.s.goOnline(ctx, e.user)
-		if err != nil {
-			t.log.Warn("presence: online", "user", e.user, "err", err)
-		}
-		if won && t.cfg.OnTransition != nil {
-			t.cfg.OnTransition("online")
-		}
-	case evDown:
-		// The entry stays for the grace: if this pod exits meanwhile, the
-		// pod that cleans up after it still finds the user and checks.
-		t.checkLater(e.user)
-	case evCheck:
-		// The grace runs from the user's last disconnect anywhere: a check
-		// scheduled for an older one (another pod's cleanup) must not cut
-		// short the grace of a disconnect here, whose own check follows.
-		t.mu.Lock()
-		n := t.local[e.user]
-		down, had := t.downAt[e.user]
-		fresh := had && time.Since(down) < t.cfg.Grace
-		if n == 0 && had && !fresh {
-			delete(t.downAt, e.user)
-		}
-		t.mu.Unlock()
-		if n > 0 || fresh {
-			return
-		}
-		if had {
-			if err := t.s.kv.Purge(ctx, connKey(e.user, t.cfg.Pod)); err != nil && !kvutil.IsNotFound(err) {
-				t.log.Warn("presence: delete entry", "user", e.user, "err", err)
-				return
-			}
-		}
-		won, err := t.s.goOfflineIfIdle(ctx, e.user)
-		if err != nil {
-			t.log.Warn("presence: offline", "user", e.user, "err", err)
-		}
-		if won && t.cfg.OnTransition != nil {
-			t.cfg.OnTransition("offline")
-		}
-	}
-}
-
-func (t *Tracker) checkLater(user int64) {
-	time.AfterFunc(t.cfg.Grace, func() { t.enqueue(event{evCheck, user}) })
-}
-
-// leaseLoop keeps pod.<pod> alive with a per-message TTL.
+// leaseLoop keeps pod.<pod> alive with a per-message TTL. Nothing in it
+// waits for the workers: a backlog of presence work must never let the
+// lease lapse, which would take every local user offline cluster-wide.
 func (t *Tracker) leaseLoop(ctx context.Context) {
 	every := t.cfg.LeaseTTL / 3
 	tick := time.NewTicker(every)
@@ -267,6 +214,10 @@ func (t *Tracker) leaseLoop(ctx context.Context) {
 		case <-reconnected:
 			t.refreshLease(ctx)
 			t.reassert()
+		case <-t.lapsed:
+			t.log.Warn("presence: own lease expired; re-asserting")
+			t.refreshLease(ctx)
+			t.reassert()
 		}
 	}
 }
@@ -276,144 +227,33 @@ func (t *Tracker) refreshLease(ctx context.Context) {
 	defer cancel()
 	subj := "$KV." + t.s.bucket + ".pod." + t.cfg.Pod
 	ttl := t.cfg.LeaseTTL.Round(time.Second)
-	if _, err := t.s.js.Publish(ctx, subj, []byte(time.Now().UTC().Format(time.RFC3339)), jetstream.WithMsgTTL(ttl)); err != nil {
+	if _, err := t.s.js.Publish(ctx, subj, []byte(time.Now().UTC().Format(time.RFC3339)), jetstream.WithMsgTTL(ttl)); err != nil && ctx.Err() == nil {
 		t.log.Warn("presence: refresh lease", "err", err)
 	}
 }
 
-// reassert re-creates the entries of every local user and re-claims their
-// online state, after an outage during which another pod may have cleaned
-// this pod up.
+// reassert marks every local user for re-creating its entry and
+// re-claiming online, after an outage during which another pod may have
+// cleaned this pod up. It only marks: the workers do the KV work.
 func (t *Tracker) reassert() {
-	t.mu.Lock()
-	users := make([]int64, 0, len(t.local))
-	for u := range t.local {
-		users = append(users, u)
-	}
-	t.mu.Unlock()
-	for _, u := range users {
-		t.enqueue(event{evUp, u})
-	}
-}
-
-// watchLeases watches lease keys; an expired or deleted lease of another pod
-// triggers its cleanup, claimed by exactly one surviving pod.
-func (t *Tracker) watchLeases(ctx context.Context) {
-	var last uint64
-	for ctx.Err() == nil {
-		reconnected := *t.reconnect.Load()
-		opts := []jetstream.WatchOpt{jetstream.UpdatesOnly()}
-		if last > 0 {
-			opts = []jetstream.WatchOpt{jetstream.ResumeFromRevision(last + 1)}
-		}
-		w, err := t.s.kv.Watch(ctx, "pod.*", opts...)
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				_ = w.Stop()
-				return
-			case <-reconnected:
-				break loop
-			case e, ok := <-w.Updates():
-				if !ok {
-					break loop
-				}
-				if e == nil {
-					continue
-				}
-				last = e.Revision()
-				pod := strings.TrimPrefix(e.Key(), "pod.")
-				op := e.Operation()
-				if op != jetstream.KeyValueDelete && op != jetstream.KeyValuePurge {
-					continue
-				}
-				if pod == t.cfg.Pod {
-					// Our own lease lapsed (a stall longer than the TTL):
-					// other pods may be cleaning up after us. Re-assert.
-					if ctx.Err() == nil {
-						t.log.Warn("presence: own lease expired; re-asserting")
-						go func() { t.refreshLease(ctx); t.reassert() }()
-					}
-					continue
-				}
-				go t.claimCleanup(ctx, pod)
+	for _, sh := range t.shards {
+		sh.mu.Lock()
+		for u, st := range sh.users {
+			if st.local > 0 {
+				st.assert = true
+				sh.dirty[u] = struct{}{}
 			}
 		}
-		_ = w.Stop()
+		sh.wakeLocked()
+		sh.mu.Unlock()
 	}
 }
 
-// claimCleanup cleans up after a dead pod if this pod wins the claim.
-func (t *Tracker) claimCleanup(ctx context.Context, pod string) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	// The claim expires on its own, so a later death of a pod with the same
-	// name can be claimed again.
-	if alive, err := t.s.exists(ctx, "pod."+pod); err != nil || alive {
-		return // the lease was refreshed late: the pod is alive
-	}
-	if _, err := t.s.kv.Create(ctx, "gc."+pod, []byte(t.cfg.Pod), jetstream.KeyTTL(time.Minute)); err != nil {
-		return // another pod won, or NATS is down
-	}
-	t.log.Info("presence: cleaning up after dead pod", "dead_pod", pod)
-	if err := t.cleanupPod(ctx, pod); err != nil {
-		t.log.Warn("presence: cleanup", "dead_pod", pod, "err", err)
-	}
-}
-
-// cleanupOrphans cleans up after every pod that has entries but no lease:
-// pods that died while no other pod was watching.
-func (t *Tracker) cleanupOrphans(ctx context.Context) error {
-	leases, err := t.s.keys(ctx, "pod.*")
-	if err != nil {
-		return err
-	}
-	alive := map[string]bool{}
-	for _, k := range leases {
-		alive[strings.TrimPrefix(k, "pod.")] = true
-	}
-	entries, err := t.s.keys(ctx, "c.>")
-	if err != nil {
-		return err
-	}
-	dead := map[string]bool{}
-	for _, k := range entries {
-		if _, pod, ok := parseConnKey(k); ok && pod != t.cfg.Pod && !alive[pod] {
-			dead[pod] = true
-		}
-	}
-	for pod := range dead {
-		t.claimCleanup(ctx, pod)
-	}
-	return nil
-}
-
-// cleanupPod removes a dead pod's entries and, after the grace, takes its
-// users offline where they have no connection elsewhere — exactly once
-// cluster-wide, as any offline transition.
-func (t *Tracker) cleanupPod(ctx context.Context, pod string) error {
-	keys, err := t.s.keys(ctx, "c.*."+pod)
-	if err != nil {
-		return fmt.Errorf("list entries of %s: %w", pod, err)
-	}
-	for _, k := range keys {
-		user, _, ok := parseConnKey(k)
-		if !ok {
-			continue
-		}
-		if err := t.s.kv.Purge(ctx, k); err != nil && !kvutil.IsNotFound(err) {
-			return fmt.Errorf("remove entry: %w", err)
-		}
-		t.checkLater(user)
-	}
-	return nil
+// checkLater schedules an offline check of user after the grace (a dead
+// pod's user): it goes offline then unless connected somewhere.
+func (t *Tracker) checkLater(user int64) {
+	sh := t.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.scheduleLocked(time.Now().Add(t.cfg.Grace), user, true)
 }
