@@ -286,6 +286,35 @@ func (c *Cluster) WaitJetStream(timeout time.Duration) error {
 	return errors.New("natsembed: no JetStream meta leader")
 }
 
+// WaitPeers waits until the JetStream meta leader counts every node of the
+// cluster as an online JetStream peer. A meta leader alone is not enough to
+// place a 3-replica stream: until the last peer has reported, creating one
+// fails with "insufficient resources", and kvutil.Open would quietly fall
+// back to a single replica.
+func (c *Cluster) WaitPeers(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, s := range c.Servers {
+			if ns := s.NATS(); ns != nil && ns.JetStreamIsLeader() && len(ns.JetStreamClusterPeers()) >= len(c.Servers) {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("natsembed: fewer than %d JetStream peers online after %v", len(c.Servers), timeout)
+}
+
+// StreamLeader is the running node that leads stream (in the global
+// account, which the embedded servers use), or nil while none does.
+func (c *Cluster) StreamLeader(stream string) *Server {
+	for _, s := range c.Servers {
+		if ns := s.NATS(); ns != nil && ns.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return s
+		}
+	}
+	return nil
+}
+
 // Shutdown stops every node and removes a temp store directory.
 func (c *Cluster) Shutdown() {
 	for _, s := range c.Servers {
