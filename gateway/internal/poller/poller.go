@@ -6,6 +6,11 @@
 // the poller, each socket is armed once (EPOLLONESHOT) on a shared epoll
 // set; when data arrives a goroutine is started to read what is there, and
 // the socket is re-armed when its buffers are empty.
+//
+// Lifecycle: New, then Run on one goroutine, then Close. Run blocks in
+// epoll_wait without a timeout; an eventfd in the same set wakes it when
+// its context ends or Close is called, so an idle gateway makes no
+// periodic syscalls and stops at once.
 package poller
 
 import (
@@ -16,7 +21,12 @@ import (
 // ErrUnsupported is returned by New where there is no epoll.
 var ErrUnsupported = errors.New("poller: not supported on this platform")
 
-// Conn is what the poller needs of a socket.
+// ErrClosed is returned by Add, Rearm and Run after Close.
+var ErrClosed = errors.New("poller: closed")
+
+// Conn is what the poller needs of a socket (*net.TCPConn, *os.File, …).
+// syscall.RawConn is the type the standard library's sockets return; the
+// poller's own system calls use golang.org/x/sys/unix.
 type Conn interface {
 	SyscallConn() (syscall.RawConn, error)
 }
