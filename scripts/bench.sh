@@ -9,7 +9,7 @@
 # Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), IDLE_ARGS, FANOUT_SUBS (5000),
 # FANOUT_RATES, FANOUT_ARGS (e.g. "--step 20s"), STORM_CONNS (5000),
 # STORM_INFLIGHT (200), CHURN_WORKERS (200), CHURN_DURATION (20s), FLOOR_RATES
-# (10,40,120), FLOOR_STEP (10s), EXTRA_GATEWAY_ARGS (e.g. --writers=-1),
+# (10,40,120), FLOOR_STEP (10s), EXTRA_GATEWAY_ARGS (e.g. --reader-goroutines),
 # SERVER_ENV (environment of the server processes), OUT (bench-results).
 set -euo pipefail
 cd "$(dirname "$0")/.."

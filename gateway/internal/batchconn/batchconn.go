@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ocvr/realtime/gateway/internal/wsframe"
 )
 
 // writerSize is the bufio.Writer the websocket library writes frames into.
@@ -57,13 +59,43 @@ type Conn struct {
 	// frames); the websocket library replays them before reading the
 	// socket, i.e. before the first call of Read.
 	prefix bool
+
+	// frames follows the client's frame boundaries: the websocket library
+	// answers control frames inside its Read, so they are counted here.
+	frames    wsframe.Counter
+	controls  int    // control frames counted before onControl was set
+	onControl func() // called once per control frame read (reader's goroutine)
 }
 
 // Read reads from the socket. The websocket library's reader calls it
 // only once it has consumed the replayed prefix.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.prefix = false
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.countControl(c.frames.Feed(p[:n]))
+	}
+	return n, err
+}
+
+func (c *Conn) countControl(n int) {
+	if c.onControl == nil {
+		c.controls += n
+		return
+	}
+	for ; n > 0; n-- {
+		c.onControl()
+	}
+}
+
+// OnControlFrame has f called for every control frame (ping, pong, close)
+// the client sends, on the reading goroutine, as the library reads it; it
+// is called at once for those already read. Set it before serving reads.
+func (c *Conn) OnControlFrame(f func()) {
+	c.onControl = f
+	n := c.controls
+	c.controls = 0
+	c.countControl(n)
 }
 
 // Pending reports whether bytes are already read from the socket but not
@@ -236,6 +268,7 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// Bytes the client sent right after its request: move them into the
 		// new buffer, where the websocket library looks for them.
 		b, _ := brw.Reader.Peek(n)
+		c.countControl(c.frames.Feed(b))
 		c.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(readerSize, n))
 		if _, err := c.br.Peek(n); err != nil {
 			return nil, nil, err

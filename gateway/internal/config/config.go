@@ -83,7 +83,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&c.Gateway.ReadinessDelay, "readiness-delay", d.ReadinessDelay, "on SIGTERM, time unready before sockets are closed")
 	fs.DurationVar(&c.Gateway.DrainWindow, "drain-window", d.DrainWindow, "on SIGTERM, sockets are closed with 1012 spread over this window")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 40*time.Second, "hard bound on the whole shutdown")
-	fs.IntVar(&c.Gateway.Writers, "writers", 0, "shared socket writers (0: GOMAXPROCS; negative: a writer goroutine per busy connection, for comparison)")
+	fs.IntVar(&c.Gateway.Writers, "writers", 0, "shared socket writers (0: GOMAXPROCS)")
 	fs.BoolVar(&c.Gateway.ReaderGoroutines, "reader-goroutines", false, "park a reader goroutine on every socket instead of waiting for idle sockets on the shared epoll poller (Linux)")
 	fs.BoolVar(&c.Gateway.Pprof, "pprof", false, "serve /debug/pprof on the admin listener")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

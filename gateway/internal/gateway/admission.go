@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"context"
-	"errors"
 	"sync"
 )
 
@@ -59,20 +57,42 @@ func (u *userConns) users() int {
 	return len(u.n)
 }
 
-// connectUserLimit is the connects_total result of a socket refused by the
-// per-user cap.
-const connectUserLimit = "user_limit"
+// DefaultMaxPreauthPerSource is the default number of upgrades one source
+// address may have in flight before its ticket is redeemed.
+const DefaultMaxPreauthPerSource = 100
 
-// redeemAborted is the connects_total and ticket_redeems_total result of an
-// upgrade whose client went away while its ticket was being redeemed.
-const redeemAborted = "aborted"
+// sourceLimiter bounds the unauthenticated work one source address can make
+// the pod do: upgrades in flight between the request and the end of the
+// ticket's redemption (a KV read each, for any well-formed random ticket).
+// Sources at zero are forgotten, so the map is bounded by the upgrades in
+// flight.
+type sourceLimiter struct {
+	max int // ≤ 0: no limit
 
-// failedRedeem labels a redemption that failed with a store error: aborted
-// when the request's context was canceled (the client left), error
-// otherwise (a timeout or an unreachable store: an outage).
-func failedRedeem(ctx context.Context) string {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return redeemAborted
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newSourceLimiter(max int) *sourceLimiter {
+	return &sourceLimiter{max: max, n: map[string]int{}}
+}
+
+func (s *sourceLimiter) acquire(source string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.max > 0 && s.n[source] >= s.max {
+		return false
 	}
-	return "error"
+	s.n[source]++
+	return true
+}
+
+func (s *sourceLimiter) release(source string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.n[source]; n > 1 {
+		s.n[source] = n - 1
+	} else {
+		delete(s.n, source)
+	}
 }

@@ -11,43 +11,66 @@ import (
 	"github.com/ocvr/realtime/pkg/protocol"
 )
 
+// connEnv is what every connection of a pod needs from the pod: its limits,
+// its metrics and clock, and the one teardown of a connection. One per pod,
+// shared; a connection holds no pointer to the Gateway.
+type connEnv struct {
+	queueSize    int
+	writeTimeout time.Duration
+	frameRate    float64
+	frameBurst   int
+	floodLimit   int
+	metrics      *metrics
+	now          func() time.Time
+	// teardown releases what the pod holds for an ended connection (its
+	// topics, poller registration, admission slot, presence); finish calls
+	// it exactly once.
+	teardown func(c *conn, code int, reason string)
+}
+
 // conn is one client socket. Its frames are read by the poller's read
 // bursts (or a reader goroutine) and written by a shared writer (writer.go),
 // or by a drain goroutine of its own while its socket does not take a whole
 // batch. An idle connection has no goroutine.
+//
+// Its end has one owner: finish (lifecycle.go), which runs once, whoever
+// sees the end first. The ways to ask for an end are closeAfterQueue (the
+// close handshake after the queued frames) and abort (drop the queue, close
+// frame best effort).
 type conn struct {
 	id          string
 	userID      int64
 	sessionID   string
 	displayName string
 	opened      time.Time
+	expiresAt   time.Time // the session's expiry (zero: none known)
 
-	ws *websocket.Conn
-	nc *batchconn.Conn // the hijacked socket under ws, for batched writes
-	g  *Gateway
-	w  *writer // writes the queue; nil: a drain goroutine does
+	ws  *websocket.Conn
+	nc  *batchconn.Conn // the hijacked socket under ws, for batched writes
+	env *connEnv
+	w   *writer // writes the queue; nil: a drain goroutine does
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last client frame
 
 	mu        sync.Mutex
-	queue     []outFrame // outbound frames, FIFO, at most g.cfg.QueueSize
+	queue     []outFrame // outbound frames, FIFO, at most env.queueSize
 	writing   bool       // on a writer's list, or a drain goroutine is writing queue
 	closing   bool       // no more frames are accepted
+	ended     bool       // finish has run: nothing may be added to it any more
 	closeCode websocket.StatusCode
 	closeWhy  string
 	subs      map[string]struct{} // channel ids this connection is subscribed to
+	pollToken uint64              // the poller's token while the socket is armed
 
-	// Read-loop state (only the handler goroutine touches these).
-	tokens     float64
-	tokensAt   time.Time
-	limited    bool // in a rate-limited episode: RATE_LIMITED already sent
-	overLimit  int  // frames refused in the current episode
-	closedOnce sync.Once
-	finishOnce sync.Once
-	leave      func()        // gives back the admission slot
-	gate       chan struct{} // held while reading (poller mode) and during a close handshake
-	pollToken  uint64        // the poller's token while the socket is armed (guarded by mu)
-	done       chan struct{} // closed when the socket is gone
+	// Read-loop state (only the reading goroutine touches these).
+	tokens    float64
+	tokensAt  time.Time
+	limited   bool // in a rate-limited episode: RATE_LIMITED already sent
+	overLimit int  // frames refused in the current episode
+
+	leave     func()        // gives back the admission slot (teardown)
+	handshake sync.Once     // the close handshake runs once
+	gate      chan struct{} // held while reading (poller mode) and during a close handshake
 }
 
 // outFrame is a queued frame and the time its event was published (unix
@@ -58,7 +81,7 @@ type outFrame struct {
 }
 
 // enqueue queues frame for writing. It returns false if the connection is
-// closing. A full queue makes this a slow consumer: it is closed with 4009
+// closing. A full queue makes this a slow consumer: it is aborted with 4009
 // and nobody else waits for it.
 func (c *conn) enqueue(frame []byte) bool { return c.enqueueAt(frame, 0) }
 
@@ -95,7 +118,7 @@ func (c *conn) enqueueLocked(frame []byte, publishedAt int64) (ok, start bool) {
 	if c.closing {
 		return false, false
 	}
-	if len(c.queue) >= c.g.cfg.QueueSize {
+	if len(c.queue) >= c.env.queueSize {
 		// Slow consumer: the backlog is dropped at once. Frames only wait
 		// while a writer runs (or is held, see holdWith), so the writer
 		// closes with 4009 once its in-flight write completes or hits the
@@ -104,7 +127,7 @@ func (c *conn) enqueueLocked(frame []byte, publishedAt int64) (ok, start bool) {
 		c.closing = true
 		c.queue = nil
 		c.closeCode, c.closeWhy = protocol.CloseSlowConsumer, "slow consumer"
-		c.g.metrics.slowConsumers.Inc()
+		c.env.metrics.slowConsumers.Inc()
 		return false, false
 	}
 	c.queue = append(c.queue, outFrame{frame, publishedAt})
@@ -142,70 +165,6 @@ func (c *conn) idleLocked() {
 	}
 }
 
-// closeWritten closes c once its queue is written, when it was asked to.
-func (c *conn) closeWritten(code websocket.StatusCode, why string) {
-	if code == protocol.CloseSlowConsumer {
-		c.closeNow(code, why)
-		return
-	}
-	c.close(code, why)
-}
-
-// stopWriting ends c's writing after a failed write; the caller then drops
-// the socket (ws.CloseNow, finish).
-func (c *conn) stopWriting() {
-	c.mu.Lock()
-	c.closing = true
-	c.queue = nil
-	c.writing = false
-	c.mu.Unlock()
-}
-
-// dropHeld discards what holdWith queued, for a connection that closes
-// before it was ever served.
-func (c *conn) dropHeld() {
-	c.mu.Lock()
-	c.queue = nil
-	c.writing = false
-	c.mu.Unlock()
-}
-
-// enqueueThenClose queues a last frame, then closes with code once it is
-// written (session revoked).
-func (c *conn) enqueueThenClose(frame []byte, publishedAt int64, code websocket.StatusCode, reason string) {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return
-	}
-	c.queue = append(c.queue, outFrame{frame, publishedAt})
-	c.closing = true
-	c.closeCode, c.closeWhy = code, reason
-	start := !c.writing
-	c.writing = true
-	c.mu.Unlock()
-	if start {
-		c.startWriter()
-	}
-}
-
-// closeAfterQueue closes with code once every queued frame is written.
-func (c *conn) closeAfterQueue(code websocket.StatusCode, reason string) {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return
-	}
-	c.closing = true
-	c.closeCode, c.closeWhy = code, reason
-	start := !c.writing
-	c.writing = true
-	c.mu.Unlock()
-	if start {
-		c.startWriter()
-	}
-}
-
 // drain writes queued frames with blocking writes bounded by the write
 // timeout, coalescing each round into one syscall, until the queue is
 // empty; on a closing connection it finishes with the close handshake. It
@@ -213,8 +172,8 @@ func (c *conn) closeAfterQueue(code websocket.StatusCode, reason string) {
 // or for every connection when there are no writers.
 func (c *conn) drain() {
 	// The rest of a batch the writer could not finish goes first.
-	if err := c.nc.Flush(c.g.cfg.WriteTimeout); err != nil {
-		c.drainFailed(err)
+	if err := c.nc.Flush(c.env.writeTimeout); err != nil {
+		c.writeFailed(err)
 		return
 	}
 	var batch []outFrame
@@ -222,11 +181,8 @@ func (c *conn) drain() {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
 			c.idleLocked()
-			closing, code, why := c.closing, c.closeCode, c.closeWhy
 			c.mu.Unlock()
-			if closing && code != 0 {
-				c.closeWritten(code, why)
-			}
+			c.closeIfAsked()
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
@@ -236,101 +192,33 @@ func (c *conn) drain() {
 		for _, f := range batch {
 			c.nc.AppendText(f.data)
 		}
-		err := c.nc.Flush(c.g.cfg.WriteTimeout)
+		err := c.nc.Flush(c.env.writeTimeout)
 		if err == nil {
-			c.g.metrics.written(batch, c.g.now())
+			c.env.metrics.written(batch, c.env.now())
 		}
 		clear(batch) // drop references to frame bytes
 		if err != nil {
-			c.drainFailed(err)
+			c.writeFailed(err)
 			return
 		}
 	}
 }
 
-func (c *conn) drainFailed(err error) {
-	c.stopWriting()
-	c.ws.CloseNow()
-	c.g.finish(c, err)
-}
-
-// close performs the close handshake with code (bounded by the library's
-// own timeouts).
-func (c *conn) close(code websocket.StatusCode, reason string) {
-	c.closedOnce.Do(func() {
-		c.mu.Lock()
-		c.closing = true
-		if c.closeCode == 0 {
-			c.closeCode, c.closeWhy = code, reason
-		}
-		c.mu.Unlock()
-		if c.acquireGate() {
-			_ = c.ws.Close(code, reason)
-			<-c.gate
-		} else {
-			c.ws.CloseNow() // a reader is stuck mid-frame: no handshake
-		}
-		c.g.finish(c, nil)
-	})
-}
-
-// acquireGate takes the read gate, waiting briefly for a read burst to end.
-func (c *conn) acquireGate() bool {
-	select {
-	case c.gate <- struct{}{}:
-		return true
-	case <-time.After(time.Second):
-		return false
-	}
-}
-
-func (c *conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
-// closeNow sends the close frame if the socket takes it within a short
-// deadline, then drops the connection: for slow consumers, whose socket may
-// be full. Only the writer goroutine calls it, after its last write.
-func (c *conn) closeNow(code websocket.StatusCode, reason string) {
-	c.closedOnce.Do(func() {
-		// ws.Close would wait up to 5 s for a close reply that a client
-		// which stopped reading never sends, and ws.CloseNow cannot cut an
-		// ongoing Close short: closing the socket under it can.
-		_ = c.nc.SetWriteDeadline(time.Now().Add(slowCloseGrace))
-		drop := time.AfterFunc(slowCloseGrace, func() { _ = c.nc.Conn.Close() })
-		if c.acquireGate() {
-			_ = c.ws.Close(code, reason)
-			<-c.gate
-		}
-		drop.Stop()
-		c.ws.CloseNow()
-		c.g.finish(c, nil)
-	})
-}
-
-// slowCloseGrace bounds the 4009 close frame's write and the wait for the
-// client's reply.
-const slowCloseGrace = time.Second
-
-// requestClose asks the connection to close with code after its queued
-// frames (used by drain, heartbeat timeout, rate-limit abuse).
-func (c *conn) requestClose(code websocket.StatusCode, reason string) {
-	c.closeAfterQueue(code, reason)
-}
-
-// addSub records a subscription; it reports false when already present.
-// The subscriptions gauge follows the set: every add and every removal
-// (removeSub, takeSubs) moves it, so concurrent endings cannot skew it.
+// addSub records a subscription; it reports false when already present or
+// when the connection is closing or ended (a subscribe racing the end must
+// not leave a subscription behind). The subscriptions gauge follows the
+// set: every add and every removal (removeSub, takeSubs) moves it.
 func (c *conn) addSub(ch string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closing || c.ended {
+		return false
+	}
 	if _, ok := c.subs[ch]; ok {
 		return false
 	}
 	c.subs[ch] = struct{}{}
-	c.g.metrics.subscriptions.Inc()
+	c.env.metrics.subscriptions.Inc()
 	return true
 }
 
@@ -342,7 +230,7 @@ func (c *conn) removeSub(ch string) bool {
 		return false
 	}
 	delete(c.subs, ch)
-	c.g.metrics.subscriptions.Dec()
+	c.env.metrics.subscriptions.Dec()
 	return true
 }
 
@@ -368,6 +256,43 @@ func (c *conn) takeSubs() []string {
 		out = append(out, ch)
 	}
 	c.subs = map[string]struct{}{}
-	c.g.metrics.subscriptions.Sub(float64(len(out)))
+	c.env.metrics.subscriptions.Sub(float64(len(out)))
 	return out
+}
+
+func (c *conn) send(typ string, data any) {
+	if c.enqueue(protocol.MustEncode(typ, data)) {
+		c.env.metrics.frameOut(typ)
+	}
+}
+
+func (c *conn) sendError(code, msg, channelID string) {
+	c.env.metrics.errorSent(code)
+	c.send(protocol.TypeError, protocol.Error{Code: code, Message: msg, ChannelID: channelID})
+}
+
+// allowFrame applies the per-connection token bucket to one client frame
+// (data or control). The first refused frame of an episode gets
+// RATE_LIMITED; a client that keeps flooding past the flood limit is closed
+// with 4008.
+func (c *conn) allowFrame(now time.Time) bool {
+	c.tokens += now.Sub(c.tokensAt).Seconds() * c.env.frameRate
+	if max := float64(c.env.frameBurst); c.tokens > max {
+		c.tokens = max
+	}
+	c.tokensAt = now
+	if c.tokens >= 1 {
+		c.tokens--
+		c.limited, c.overLimit = false, 0
+		return true
+	}
+	c.overLimit++
+	if !c.limited {
+		c.limited = true
+		c.sendError(protocol.CodeRateLimited, "too many frames: slow down", "")
+	}
+	if c.overLimit > c.env.floodLimit {
+		c.closeAfterQueue(protocol.CloseRateLimited, "rate limit abuse")
+	}
+	return false
 }

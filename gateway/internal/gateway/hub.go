@@ -37,13 +37,16 @@ type topic struct {
 	index map[*conn]int
 }
 
-func (t *topic) add(c *conn) {
+// add adds c; it reports false when c is already there.
+func (t *topic) add(c *conn) bool {
 	t.mu.Lock()
-	if _, ok := t.index[c]; !ok {
-		t.index[c] = len(t.conns)
-		t.conns = append(t.conns, c)
+	defer t.mu.Unlock()
+	if _, ok := t.index[c]; ok {
+		return false
 	}
-	t.mu.Unlock()
+	t.index[c] = len(t.conns)
+	t.conns = append(t.conns, c)
+	return true
 }
 
 func (t *topic) remove(c *conn) bool {
@@ -75,8 +78,9 @@ func (t *topic) snapshot() []*conn {
 // subject, so each subject's order is kept) that dispatcher goroutines
 // drain: no goroutine per subscription.
 type hub struct {
-	g        *Gateway
-	subjects bus.Subjects
+	nc         *nats.Conn
+	metrics    *metrics
+	rejections *rejections
 
 	mu     sync.RWMutex
 	topics map[string]*topic
@@ -84,8 +88,8 @@ type hub struct {
 	shards []chan *nats.Msg
 }
 
-func newHub(g *Gateway, subjects bus.Subjects, shards, shardBuf int) *hub {
-	h := &hub{g: g, subjects: subjects, topics: map[string]*topic{}}
+func newHub(nc *nats.Conn, m *metrics, r *rejections, shards, shardBuf int) *hub {
+	h := &hub{nc: nc, metrics: m, rejections: r, topics: map[string]*topic{}}
 	for i := 0; i < shards; i++ {
 		h.shards = append(h.shards, make(chan *nats.Msg, shardBuf))
 	}
@@ -122,7 +126,10 @@ func (h *hub) run(ctx context.Context, wg *sync.WaitGroup) {
 
 // join adds c to the topic of subject, subscribing on NATS if this is the
 // pod's first connection for it. It returns once the subscription is live
-// on the server, so events published afterwards reach c.
+// on the server, so events published afterwards reach c. c is in the topic
+// from the moment the topic counts it, so a leave that comes at any time
+// after join began finds it there: nothing is left behind by a connection
+// that ends while it joins.
 func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, channelID string, c *conn) error {
 	h.mu.Lock()
 	t := h.topics[subject]
@@ -132,15 +139,19 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 		h.topics[subject] = t
 		created = true
 	}
+	if !t.add(c) {
+		h.mu.Unlock()
+		return nil // already in the topic: a repeat join counts once
+	}
 	t.refs++
 	h.mu.Unlock()
 
 	if created {
-		sub, err := h.g.nc.ChanSubscribe(subject, h.shardFor(subject))
+		sub, err := h.nc.ChanSubscribe(subject, h.shardFor(subject))
 		if err == nil {
 			// Pending limits on a channel subscription are the channel's
 			// capacity; overflow is reported as a slow consumer.
-			err = h.g.nc.FlushTimeout(5 * time.Second)
+			err = h.nc.FlushTimeout(5 * time.Second)
 		}
 		if err != nil {
 			t.err = fmt.Errorf("subscribe %s: %w", subject, err)
@@ -149,26 +160,27 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 			}
 		} else {
 			t.sub.Store(sub)
-			h.g.metrics.busSubs.Inc()
+			h.metrics.busSubs.Inc()
 		}
 		close(t.ready)
 	} else {
 		select {
 		case <-t.ready:
 		case <-ctx.Done():
-			h.release(t)
+			h.leave(subject, c)
 			return ctx.Err()
 		}
 	}
 	if t.err != nil {
-		h.release(t)
+		h.leave(subject, c)
 		return t.err
 	}
-	t.add(c)
 	return nil
 }
 
 // leave removes c from the topic of subject; the last one out unsubscribes.
+// It reports false, and does nothing, when c is not in the topic: leaving
+// twice is harmless.
 func (h *hub) leave(subject string, c *conn) bool {
 	h.mu.RLock()
 	t := h.topics[subject]
@@ -190,7 +202,7 @@ func (h *hub) release(t *topic) {
 	h.mu.Unlock()
 	if sub := t.sub.Load(); last && sub != nil {
 		_ = sub.Unsubscribe()
-		h.g.metrics.busSubs.Dec()
+		h.metrics.busSubs.Dec()
 	}
 }
 
@@ -240,7 +252,7 @@ func (h *hub) dispatch(m *nats.Msg) {
 	}
 	typ, err := protocol.ValidateEvent(t.scope, t.channelID, m.Data)
 	if err != nil {
-		h.g.rejections.report(m.Subject, err.Error(), m.Data)
+		h.rejections.report(m.Subject, err.Error(), m.Data)
 		return
 	}
 	var f filter
@@ -249,7 +261,7 @@ func (h *hub) dispatch(m *nats.Msg) {
 		if v := m.Header.Get(bus.HeaderExcludeUser); v != "" {
 			id, err := protocol.ParseUserID(v)
 			if err != nil {
-				h.g.rejections.report(m.Subject, "invalid header "+bus.HeaderExcludeUser+": "+err.Error(), m.Data)
+				h.rejections.report(m.Subject, "invalid header "+bus.HeaderExcludeUser+": "+err.Error(), m.Data)
 				return
 			}
 			f.excludeUser = id
@@ -275,5 +287,5 @@ func (h *hub) dispatch(m *nats.Msg) {
 		n++
 	}
 	t.mu.RUnlock()
-	h.g.metrics.delivered(typ, n)
+	h.metrics.delivered(typ, n)
 }

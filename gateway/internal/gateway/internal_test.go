@@ -34,7 +34,7 @@ func testGateway(t *testing.T, tweak func(*Config)) *Gateway {
 // heldConn is a connection whose writer is held, so queued frames stay in
 // its queue for inspection.
 func heldConn(g *Gateway, user int64, session string) *conn {
-	return &conn{g: g, userID: user, sessionID: session, subs: map[string]struct{}{}, writing: true}
+	return &conn{env: g.env, userID: user, sessionID: session, subs: map[string]struct{}{}, writing: true}
 }
 
 func (c *conn) queued() []string {
@@ -149,10 +149,9 @@ func TestQueueOverflow(t *testing.T) {
 
 // TestFilter: the header filters of a bus message.
 func TestFilter(t *testing.T) {
-	g := &Gateway{}
-	a1 := &conn{g: g, userID: 1, sessionID: "ses_a1"}
-	a2 := &conn{g: g, userID: 1, sessionID: "ses_a2"}
-	b := &conn{g: g, userID: 2, sessionID: "ses_b"}
+	a1 := &conn{userID: 1, sessionID: "ses_a1"}
+	a2 := &conn{userID: 1, sessionID: "ses_a2"}
+	b := &conn{userID: 2, sessionID: "ses_b"}
 	cases := []struct {
 		name string
 		f    filter

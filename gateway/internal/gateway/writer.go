@@ -20,7 +20,7 @@ import (
 // batch with a blocking write bounded by the write timeout. The writer
 // never waits for a socket, so one slow client cannot delay the others.
 type writer struct {
-	g *Gateway
+	env *connEnv
 
 	mu      sync.Mutex
 	ready   []*conn
@@ -41,10 +41,10 @@ type writers struct {
 	next atomic.Uint32
 }
 
-func newWriters(g *Gateway, n int) *writers {
+func newWriters(env *connEnv, n int) *writers {
 	ws := &writers{}
 	for i := 0; i < max(n, 1); i++ {
-		ws.all = append(ws.all, &writer{g: g})
+		ws.all = append(ws.all, &writer{env: env})
 	}
 	return ws
 }
@@ -120,12 +120,13 @@ func (w *writer) write(c *conn) {
 
 	done, err := c.nc.TryFlush()
 	if err == nil && len(w.pubs) > 0 {
-		w.g.metrics.observeLatency(w.pubs, w.g.now())
+		w.env.metrics.observeLatency(w.pubs, w.env.now())
 	}
 	w.pubs = w.pubs[:0]
 	switch {
 	case err != nil:
-		c.writeFailed(err)
+		// The teardown runs elsewhere: the writer has other sockets to serve.
+		go c.writeFailed(err)
 	case !done:
 		// Part of the batch is left: a goroutine that may block finishes it
 		// (and writes what is queued meanwhile).
@@ -146,19 +147,9 @@ func (c *conn) written(w *writer) {
 		return
 	}
 	c.idleLocked()
-	closing, code, why := c.closing, c.closeCode, c.closeWhy
+	closing := c.closing
 	c.mu.Unlock()
-	if closing && code != 0 {
-		go c.closeWritten(code, why)
+	if closing {
+		go c.closeIfAsked()
 	}
-}
-
-// writeFailed ends a connection whose socket refused a write; the
-// cleanup runs elsewhere, the writer has other sockets to serve.
-func (c *conn) writeFailed(err error) {
-	c.stopWriting()
-	go func() {
-		c.ws.CloseNow()
-		c.g.finish(c, err)
-	}()
 }

@@ -1,0 +1,277 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ocvr/realtime/gateway/internal/batchconn"
+	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/ticket"
+)
+
+// Handler serves GET /v1/ws.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", g.serveWS)
+	return mux
+}
+
+var invalidTicketFrame = protocol.MustEncode(protocol.TypeError, protocol.Error{
+	// The document's own example, byte for byte.
+	Code: protocol.CodeInvalidTicket, Message: "WebSocket ticket is invalid or expired",
+})
+
+// serveWS admits one upgrade: it is refused as cheaply as possible before
+// any KV work (draining, origin, not an upgrade at all, its source has too
+// many upgrades in flight, the pod at its hard cap), then its ticket is
+// redeemed and the socket handed to serveConn.
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if g.draining.Load() {
+		g.metrics.connects.WithLabelValues("draining").Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	if !g.origins.allowed(r.Header.Get("Origin")) {
+		g.metrics.connects.WithLabelValues("origin_rejected").Inc()
+		g.log.Warn("origin rejected", "origin", r.Header.Get("Origin"))
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	// A request that is not a WebSocket upgrade (a link preview, a proxy's
+	// probe, a HEAD) must not consume the ticket it carries.
+	if why := notUpgrade(r); why != "" {
+		g.metrics.connects.WithLabelValues("not_upgrade").Inc()
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "not a WebSocket upgrade: "+why, http.StatusUpgradeRequired)
+		return
+	}
+	source := sourceOf(r)
+	if !g.preauth.acquire(source) {
+		g.metrics.connects.WithLabelValues("source_limit").Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many connection attempts from this address", http.StatusTooManyRequests)
+		return
+	}
+	authenticated := false
+	defer func() {
+		if !authenticated {
+			g.preauth.release(source)
+		}
+	}()
+
+	// Admission counts this upgrade against the hard limit from here on, not
+	// from registration: otherwise any number of concurrent connects pass
+	// the check while their tickets are being redeemed. A refusal gives the
+	// slot back once its socket is closed, and a connection when it ends.
+	slot := &admission{g: g}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			slot.release()
+		}
+	}()
+	if n := g.admitted.Add(1); g.cfg.HardMaxConns > 0 && n > int64(g.cfg.HardMaxConns) {
+		g.metrics.connects.WithLabelValues("over_capacity").Inc()
+		g.reject(w, r, protocol.CloseTryAgainLater, nil, "pod at connection limit")
+		return
+	}
+	st := g.stores.Load()
+	if st == nil {
+		g.metrics.connects.WithLabelValues("unavailable").Inc()
+		g.reject(w, r, protocol.CloseTryAgainLater, nil, "not ready")
+		return
+	}
+	id, result, err := g.redeem(r.Context(), st, r.URL.Query().Get("ticket"))
+	g.metrics.redeems.WithLabelValues(result).Inc()
+	g.preauth.release(source)
+	authenticated = true
+	if err != nil {
+		switch result {
+		case redeemAborted:
+			// The client left while its ticket was being redeemed (its
+			// request context ended): nothing to answer, and no outage —
+			// counting it as "unavailable" would page operators for
+			// clients that drop mid-handshake.
+			g.metrics.connects.WithLabelValues(redeemAborted).Inc()
+			g.log.Info("connect aborted by the client during ticket redemption")
+		case "error":
+			g.metrics.connects.WithLabelValues("unavailable").Inc()
+			g.log.Error("redeem ticket", "err", err)
+			g.reject(w, r, protocol.CloseTryAgainLater, nil, "try again later")
+		default:
+			g.metrics.connects.WithLabelValues("invalid_ticket").Inc()
+			g.metrics.errorSent(protocol.CodeInvalidTicket)
+			g.log.Info("connect refused", "reason", result)
+			g.reject(w, r, protocol.CloseInvalidTicket, invalidTicketFrame, "invalid ticket")
+		}
+		return
+	}
+	if !g.perUser.acquire(id.UserID, g.cfg.MaxConnsPerUser) {
+		// The new socket is refused, the user's open ones are kept: an
+		// attacker holding a stolen session cannot disconnect its owner.
+		g.metrics.connects.WithLabelValues(connectUserLimit).Inc()
+		g.log.Warn("connect refused", "reason", connectUserLimit, "user", id.UserID, "limit", g.cfg.MaxConnsPerUser)
+		g.reject(w, r, protocol.CloseTooManyConns, nil, "too many connections")
+		return
+	}
+	slot.user = id.UserID
+
+	bw := batchconn.Wrap(w, g.pool)
+	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // origin checked above
+	if err != nil {
+		g.log.Warn("upgrade failed", "err", err)
+		return
+	}
+	handedOff = true // from here on the connection's end gives the slot back
+	g.open(ws, bw.Conn(), id, slot.release)
+}
+
+// admission is an upgrade's hold on the pod's admission count and, once its
+// ticket is redeemed, on one of its user's connection slots.
+type admission struct {
+	g    *Gateway
+	once sync.Once
+	user int64
+}
+
+func (a *admission) release() {
+	a.once.Do(func() {
+		a.g.admitted.Add(-1)
+		if a.user != 0 {
+			a.g.perUser.release(a.user)
+		}
+	})
+}
+
+// notUpgrade says why r is not a WebSocket upgrade request (RFC 6455 §4.2.1),
+// "" when it is one: the checks websocket.Accept makes, made before the
+// ticket is touched.
+func notUpgrade(r *http.Request) string {
+	switch {
+	case r.Method != http.MethodGet:
+		return "method " + r.Method
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return `no "Connection: Upgrade"`
+	case !headerHasToken(r.Header, "Upgrade", "websocket"):
+		return `no "Upgrade: websocket"`
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return "Sec-WebSocket-Version is not 13"
+	case len(strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))) != 24:
+		return "no valid Sec-WebSocket-Key"
+	}
+	return ""
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sourceOf is the address the upgrade came from: the direct peer. Behind an
+// ingress that is the ingress, so the per-source bound is then the
+// ingress's own (gateway/README.md says to limit per client there).
+func sourceOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// reject completes the upgrade, sends an optional error frame and the close
+// frame with code, and drops the socket without waiting for the client's
+// close reply: a browser cannot read an HTTP status on a failed upgrade but
+// can read a close code, and nothing more is owed to a refused client.
+func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, code websocket.StatusCode, errFrame []byte, reason string) {
+	bw := batchconn.Wrap(w, g.pool)
+	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	defer ws.CloseNow()
+	nc := bw.Conn()
+	_ = nc.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), rejectWriteTimeout)
+	defer cancel()
+	if errFrame != nil {
+		if ws.Write(ctx, websocket.MessageText, errFrame) != nil {
+			return
+		}
+	}
+	// An expired read deadline ends the library's wait for the close reply
+	// at once: Close writes the close frame and returns.
+	_ = nc.SetReadDeadline(time.Now())
+	_ = ws.Close(code, reason)
+}
+
+// rejectWriteTimeout bounds the writes to a refused client.
+const rejectWriteTimeout = time.Second
+
+// redeem consumes the ticket and re-checks its session. result is a metrics
+// label: ok, malformed, unknown, expired, session_invalid, aborted (the
+// client went away meanwhile) or error.
+func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (identity, string, error) {
+	start := time.Now()
+	defer func() { g.metrics.redeemLatency.Observe(time.Since(start).Seconds()) }()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	id, err := st.tickets.Redeem(ctx, t)
+	switch {
+	case errors.Is(err, ticket.ErrMalformed):
+		return identity{}, "malformed", err
+	case errors.Is(err, ticket.ErrUnknown):
+		return identity{}, "unknown", err
+	case errors.Is(err, ticket.ErrExpired):
+		return identity{}, "expired", err
+	case err != nil:
+		return identity{}, failedRedeem(ctx), err
+	}
+	sess, err := st.sessions.Lookup(ctx, id.SessionID)
+	if err != nil {
+		if errors.Is(err, session.ErrUnauthorized) {
+			return identity{}, "session_invalid", err
+		}
+		return identity{}, failedRedeem(ctx), err
+	}
+	return identity{Identity: id, expiresAt: sess.ExpiresAt}, "ok", nil
+}
+
+// identity is who a redeemed ticket stands for, and until when.
+type identity struct {
+	ticket.Identity
+	expiresAt time.Time // the session's expiry: the socket is closed then
+}
+
+// connectUserLimit is the connects_total result of a socket refused by the
+// per-user cap.
+const connectUserLimit = "user_limit"
+
+// redeemAborted is the connects_total and ticket_redeems_total result of an
+// upgrade whose client went away while its ticket was being redeemed.
+const redeemAborted = "aborted"
+
+// failedRedeem labels a redemption that failed with a store error: aborted
+// when the request's context was canceled (the client left), error
+// otherwise (a timeout or an unreachable store: an outage).
+func failedRedeem(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return redeemAborted
+	}
+	return "error"
+}

@@ -1,0 +1,211 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/ticket"
+)
+
+// Config is the gateway's configuration. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	PodName        string
+	PresenceBucket string
+	// PresenceGrace is how long a user must stay without connections
+	// before friends see them offline (default 10s).
+	PresenceGrace time.Duration
+	// PresenceLeaseTTL is the pod lease TTL: a pod that dies is cleaned up
+	// this long after its last refresh (default 10s).
+	PresenceLeaseTTL time.Duration
+	SubjectPrefix    string
+	SessionsBucket   string
+	TicketsBucket    string
+	// AllowedOrigins are origin patterns (path.Match on
+	// "scheme://host[:port]", e.g. "https://*.ocvr.example"). Requests
+	// without an Origin header (non-browser clients) are allowed.
+	AllowedOrigins []string
+
+	HeartbeatInterval time.Duration // advertised in ready (default 30s)
+	HeartbeatTimeout  time.Duration // silence before 4004 (default 75s)
+	SweepInterval     time.Duration // how often silence is checked (default 5s)
+	ReadLimit         int64         // max client frame bytes (default 4096)
+	MaxSubscriptions  int           // per connection (default 500)
+	QueueSize         int           // outbound frames per connection (default 256)
+	WriteTimeout      time.Duration // per batched write (default 10s)
+	FrameRate         float64       // client frames per second per connection (default 20)
+	FrameBurst        int           // token bucket size (default 40)
+	FloodLimit        int           // frames refused in one rate-limited episode before 4008 (default 100)
+	TypingThrottle    time.Duration // per user per channel (default 3s)
+	SoftMaxConns      int           // over it /readyz fails (0: none)
+	HardMaxConns      int           // at it new sockets are closed with 1013 (0: none)
+	// MaxConnsPerUser caps one user's connections on this pod (default
+	// DefaultMaxConnsPerUser; negative: no limit). Over it the new socket
+	// is closed with 4010, the existing ones are kept.
+	MaxConnsPerUser int
+	// MaxPreauthPerSource bounds the upgrades one source address may have
+	// in flight before their tickets are redeemed (default
+	// DefaultMaxPreauthPerSource; negative: no limit). Over it the upgrade
+	// is answered 429. Behind an ingress the source is the ingress.
+	MaxPreauthPerSource int
+	ReadinessDelay      time.Duration // drain: unready before sockets are closed (default 5s)
+	DrainWindow         time.Duration // drain: closes spread over this (default 20s)
+	DispatchShards      int           // bus dispatcher goroutines (default 4)
+	// DispatchBuffer is each dispatcher's queue of bus messages (default
+	// 65536); when it is full NATS drops messages for the pod (counted as
+	// bus slow-consumer events).
+	DispatchBuffer int
+	// Pprof serves /debug/pprof on the admin listener (profiling under load).
+	Pprof bool
+	// ReaderGoroutines parks a reader goroutine on every socket instead of
+	// waiting for idle sockets on the shared epoll poller (the default on
+	// Linux; elsewhere reader goroutines are always used).
+	ReaderGoroutines bool
+	// Writers is the number of shared socket writers (default GOMAXPROCS):
+	// each writes its connections' queued frames with non-blocking writes
+	// (writer.go).
+	Writers int
+	// SocketSendBuffer is the kernel send buffer (SO_SNDBUF) of each client
+	// socket in bytes; 0 keeps the OS default (autotuned, up to several MB
+	// per socket). A small value bounds kernel memory per connection and
+	// makes a client that stops reading overflow its queue (4009) sooner.
+	SocketSendBuffer int
+
+	Now    func() time.Time // injectable clock
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		PodName:             "gateway",
+		SubjectPrefix:       bus.DefaultPrefix,
+		SessionsBucket:      session.DefaultBucket,
+		TicketsBucket:       ticket.DefaultBucket,
+		AllowedOrigins:      []string{"http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*"},
+		HeartbeatInterval:   30 * time.Second,
+		HeartbeatTimeout:    75 * time.Second,
+		SweepInterval:       5 * time.Second,
+		ReadLimit:           4096,
+		MaxSubscriptions:    500,
+		QueueSize:           256,
+		WriteTimeout:        10 * time.Second,
+		FrameRate:           20,
+		FrameBurst:          40,
+		FloodLimit:          100,
+		TypingThrottle:      3 * time.Second,
+		MaxConnsPerUser:     DefaultMaxConnsPerUser,
+		ReadinessDelay:      5 * time.Second,
+		DrainWindow:         20 * time.Second,
+		DispatchShards:      4,
+		DispatchBuffer:      1 << 16,
+		MaxPreauthPerSource: DefaultMaxPreauthPerSource,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.PodName == "" {
+		c.PodName = d.PodName
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = d.SubjectPrefix
+	}
+	if c.SessionsBucket == "" {
+		c.SessionsBucket = d.SessionsBucket
+	}
+	if c.TicketsBucket == "" {
+		c.TicketsBucket = d.TicketsBucket
+	}
+	if c.AllowedOrigins == nil {
+		c.AllowedOrigins = d.AllowedOrigins
+	}
+	setDur(&c.PresenceGrace, 10*time.Second)
+	setDur(&c.PresenceLeaseTTL, 10*time.Second)
+	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
+	setDur(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	setDur(&c.SweepInterval, d.SweepInterval)
+	setDur(&c.WriteTimeout, d.WriteTimeout)
+	setDur(&c.TypingThrottle, d.TypingThrottle)
+	if c.ReadLimit == 0 {
+		c.ReadLimit = d.ReadLimit
+	}
+	if c.FrameRate == 0 {
+		c.FrameRate = d.FrameRate
+	}
+	setInt(&c.MaxSubscriptions, d.MaxSubscriptions)
+	setInt(&c.QueueSize, d.QueueSize)
+	setInt(&c.FrameBurst, d.FrameBurst)
+	setInt(&c.FloodLimit, d.FloodLimit)
+	setInt(&c.DispatchShards, d.DispatchShards)
+	setInt(&c.DispatchBuffer, d.DispatchBuffer)
+	setInt(&c.MaxPreauthPerSource, d.MaxPreauthPerSource)
+	if c.Writers == 0 {
+		c.Writers = runtime.GOMAXPROCS(0)
+	}
+	setInt(&c.MaxConnsPerUser, d.MaxConnsPerUser)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first invalid field of c, after zero fields have
+// taken their defaults: negative sizes, rates or durations (a negative read
+// limit would disable the frame size check altogether), a subject prefix
+// that is not a valid token list, or a malformed origin pattern.
+func (c Config) Validate() error {
+	c.fill()
+	if _, err := bus.NewSubjects(c.SubjectPrefix); err != nil {
+		return err
+	}
+	if _, err := newOriginMatcher(c.AllowedOrigins); err != nil {
+		return err
+	}
+	positive := []struct {
+		name string
+		ok   bool
+	}{
+		{"heartbeat interval", c.HeartbeatInterval > 0},
+		{"heartbeat timeout", c.HeartbeatTimeout > 0},
+		{"sweep interval", c.SweepInterval > 0},
+		{"read limit", c.ReadLimit > 0},
+		{"max subscriptions", c.MaxSubscriptions > 0},
+		{"queue size", c.QueueSize > 0},
+		{"write timeout", c.WriteTimeout > 0},
+		{"frame rate", c.FrameRate > 0},
+		{"frame burst", c.FrameBurst > 0},
+		{"flood limit", c.FloodLimit > 0},
+		{"typing throttle", c.TypingThrottle > 0},
+		{"writers", c.Writers > 0},
+		{"dispatch shards", c.DispatchShards > 0},
+		{"dispatch buffer", c.DispatchBuffer > 0},
+		{"soft max connections", c.SoftMaxConns >= 0},
+		{"hard max connections", c.HardMaxConns >= 0},
+		{"readiness delay", c.ReadinessDelay >= 0},
+		{"drain window", c.DrainWindow >= 0},
+		{"socket send buffer", c.SocketSendBuffer >= 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			return fmt.Errorf("invalid gateway config: %s out of range", p.name)
+		}
+	}
+	return nil
+}

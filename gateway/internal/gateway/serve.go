@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ocvr/realtime/gateway/internal/batchconn"
+	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/session"
+)
+
+// open registers an upgraded socket as a connection and serves it on a
+// fresh goroutine: the HTTP handler returns, and the server's
+// per-connection state (request, headers, its buffered writer, the
+// handshake's grown stack) becomes garbage instead of staying pinned for
+// the connection's lifetime. release gives back the admission slot.
+func (g *Gateway) open(ws *websocket.Conn, nc *batchconn.Conn, id identity, release func()) {
+	ws.SetReadLimit(g.cfg.ReadLimit)
+	if n := g.cfg.SocketSendBuffer; n > 0 {
+		if sb, ok := nc.Conn.(interface{ SetWriteBuffer(int) error }); ok {
+			if err := sb.SetWriteBuffer(n); err != nil {
+				g.log.Warn("set socket send buffer", "err", err)
+			}
+		}
+	}
+	now := g.now()
+	c := &conn{
+		id:          newConnID(),
+		userID:      id.UserID,
+		sessionID:   id.SessionID,
+		displayName: id.DisplayName,
+		opened:      now,
+		expiresAt:   id.expiresAt,
+		ws:          ws,
+		nc:          nc,
+		env:         g.env,
+		w:           g.writers.pick(),
+		subs:        map[string]struct{}{},
+		gate:        make(chan struct{}, 1),
+		leave:       release,
+		tokens:      float64(g.cfg.FrameBurst),
+		tokensAt:    now,
+	}
+	c.lastSeen.Store(now.UnixNano())
+	// Control frames (pings) are answered inside the library's Read and
+	// never reach handleFrame: they are charged to the same token bucket
+	// as they are read, so a ping flood cannot make the pod write pongs at
+	// wire speed.
+	nc.OnControlFrame(func() { c.allowFrame(g.now()) })
+	g.register(c)
+	g.metrics.connects.WithLabelValues("ok").Inc()
+	if g.draining.Load() {
+		// Drain set draining before it listed the connections; one
+		// registered since is not on its list and is closed here.
+		c.closeAfterQueue(protocol.CloseServiceRestart, "server draining")
+	}
+	go g.serveConn(c)
+}
+
+// serveConn joins the connection's user and broadcast subjects, re-checks
+// its session, and reads its frames.
+func (g *Gateway) serveConn(c *conn) {
+	ctx := context.Background() // a Read ctx expiry would close the socket; liveness is the sweeper's job
+
+	// ready must be the first frame, yet events published once the user
+	// and broadcast subjects are joined must not be lost: queue ready with
+	// the writer held, join, then release the writer.
+	c.holdWith(protocol.MustEncode(protocol.TypeReady, protocol.Ready{
+		ConnectionID:      c.id,
+		UserID:            c.userID,
+		SessionID:         c.sessionID,
+		HeartbeatInterval: g.cfg.HeartbeatInterval.Milliseconds(),
+		ServerTime:        g.now().Unix(),
+	}))
+	g.hooks.beforeUserJoin(c)
+	userSubj, _ := g.subjects.User(c.userID)
+	err := g.hub.join(ctx, userSubj, protocol.ScopeUser, "", c)
+	if err == nil {
+		err = g.hub.join(ctx, g.subjects.Broadcast(), protocol.ScopeBroadcast, "", c)
+	}
+	if err != nil {
+		g.log.Error("join user subject", "conn", c.id, "err", err)
+		c.abort(protocol.CloseInternalError, "bus unavailable")
+		return
+	}
+	if c.hasEnded() {
+		// Ended while joining: its teardown may have left before the joins.
+		g.hub.leave(userSubj, c)
+		g.hub.leave(g.subjects.Broadcast(), c)
+		return
+	}
+	// A revocation between the redeem's session check and the join above
+	// reached neither this connection (not joined) nor, maybe, the
+	// revocation watch (not registered when it looked): read the session
+	// again, from the stream's leader. From here on the user subject and
+	// the watch cover it.
+	if g.sessionRevoked(ctx, c) {
+		return
+	}
+	g.log.Info("connection opened", "conn", c.id, "user", c.userID, "session", c.sessionID)
+	g.metrics.frameOut(protocol.TypeReady)
+	c.release()
+	if g.poller != nil {
+		// Idle sockets wait on the shared poller, not on a parked goroutine.
+		g.readBurst(c, false)
+		return
+	}
+	c.finish(g.readLoop(ctx, c, nil))
+}
+
+// sessionRevoked re-reads c's session; when it is gone it sends
+// session_revoked after ready and closes with 4003. A store error keeps the
+// connection: the revocation watch still covers it.
+func (g *Gateway) sessionRevoked(ctx context.Context, c *conn) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := g.stores.Load().sessions.Lookup(ctx, c.sessionID)
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, session.ErrExpired):
+		g.revoke(c, reasonExpired)
+	case errors.Is(err, session.ErrUnauthorized):
+		g.revoke(c, reasonRevoked)
+	default:
+		g.log.Warn("session re-check", "conn", c.id, "err", err)
+		return false
+	}
+	c.release()
+	return true
+}
+
+// readBurst reads what a socket has (at least one message when the poller
+// reported it readable; only already-buffered ones otherwise), then arms
+// the poller to run it again when more arrives. It holds the connection's
+// read gate: the buffered-bytes check touches the websocket library's read
+// buffer, which a close handshake also reads.
+func (g *Gateway) readBurst(c *conn, readable bool) {
+	c.gate <- struct{}{}
+	if c.isClosing() {
+		<-c.gate // the closer owns the socket now
+		return
+	}
+	var err error
+	if readable || c.nc.Pending() {
+		err = g.readLoop(context.Background(), c, c.nc.Pending)
+	} else {
+		err = errIdle
+	}
+	if errors.Is(err, errIdle) {
+		c.mu.Lock()
+		token := c.pollToken
+		c.mu.Unlock()
+		if token == 0 {
+			token, err = g.poller.Add(c.nc, func() { g.readBurst(c, true) })
+			if err == nil {
+				c.mu.Lock()
+				c.pollToken = token
+				c.mu.Unlock()
+			}
+		} else {
+			err = g.poller.Rearm(c.nc, token)
+		}
+	}
+	<-c.gate
+	if err != nil {
+		c.finish(err)
+	}
+}
+
+// errIdle ends a read burst: nothing more is buffered.
+var errIdle = errors.New("idle")
+
+// readLoop reads and handles client frames until the socket fails or, when
+// more is given, until more reports that nothing is buffered (errIdle).
+func (g *Gateway) readLoop(ctx context.Context, c *conn, more func() bool) error {
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return err
+		}
+		g.handleFrame(ctx, c, typ, data)
+		if more != nil && !more() {
+			return errIdle
+		}
+	}
+}
+
+func (g *Gateway) handleFrame(ctx context.Context, c *conn, typ websocket.MessageType, data []byte) {
+	now := g.now()
+	c.lastSeen.Store(now.UnixNano())
+	if !c.allowFrame(now) {
+		return
+	}
+	if typ != websocket.MessageText {
+		g.metrics.frameIn("invalid")
+		c.sendError(protocol.CodeInvalidMessage, "binary frames are not supported: send JSON text frames", "")
+		return
+	}
+	f, perr := protocol.DecodeClientFrame(data)
+	if perr != nil {
+		g.metrics.frameIn("invalid")
+		c.sendError(perr.Code, perr.Message, perr.ChannelID)
+		return
+	}
+	g.metrics.frameIn(f.Type)
+	switch f.Type {
+	case protocol.TypeHeartbeat:
+		c.send(protocol.TypeHeartbeatAck, protocol.HeartbeatAck{ServerTime: now.Unix()})
+	case protocol.TypeSubscribe:
+		g.subscribe(ctx, c, f.ChannelID)
+	case protocol.TypeUnsubscribe:
+		g.unsubscribe(c, f.ChannelID)
+	case protocol.TypeTyping:
+		g.typing(ctx, c, f.ChannelID)
+	}
+}
+
+// teardown releases what the pod holds for a connection that ended (see
+// conn.finish, its only caller).
+func (g *Gateway) teardown(c *conn, code int, reason string) {
+	c.mu.Lock()
+	token := c.pollToken
+	c.pollToken = 0
+	c.mu.Unlock()
+	if token != 0 {
+		g.poller.Remove(c.nc, token)
+	}
+	userSubj, _ := g.subjects.User(c.userID)
+	g.hub.leave(userSubj, c)
+	g.hub.leave(g.subjects.Broadcast(), c)
+	for _, ch := range c.takeSubs() {
+		subj, _ := g.subjects.Channel(ch)
+		g.hub.leave(subj, c)
+	}
+	if c.leave != nil {
+		c.leave()
+	}
+	g.metrics.disconnected(code) // before unregister: Connections() going down means it is counted
+	g.unregister(c)
+	g.log.Info("connection closed", "conn", c.id, "user", c.userID, "session", c.sessionID, "code", code, "reason", reason, "duration", g.now().Sub(c.opened).Round(time.Millisecond).String())
+}
