@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/redact"
 )
 
 // HTTPError is a non-200 answer of ticketsvc.
@@ -41,8 +43,14 @@ func (e *HTTPError) Error() string {
 }
 
 // GetTicket asks ticketsvc at baseURL (e.g. http://127.0.0.1:8080) for a
-// connect ticket with the bearer session token.
+// connect ticket with the bearer session token. Its errors never hold a
+// ticket, a session token or URL credentials (pkg/redact).
 func GetTicket(ctx context.Context, hc *http.Client, baseURL, token string) (string, error) {
+	t, err := getTicket(ctx, hc, baseURL, token)
+	return t, redact.Error(err)
+}
+
+func getTicket(ctx context.Context, hc *http.Client, baseURL, token string) (string, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -151,14 +159,21 @@ type Conn struct {
 
 // Dial opens a socket to wsURL (ws://host:port/v1/ws) with ticket and waits
 // for the ready frame. A refused ticket returns a *CloseError with Code 4001.
+// Its errors never hold the ticket: the socket library quotes the whole URL,
+// ?ticket= included, in its dial errors, and callers log them (pkg/redact).
 func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
+	c, err := dial(ctx, wsURL, ticket, opts)
+	return c, redact.Error(err)
+}
+
+func dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
 	u := wsURL
 	if ticket != "" {
 		sep := "?"
 		if strings.Contains(u, "?") {
 			sep = "&"
 		}
-		u += sep + "ticket=" + ticket
+		u += sep + "ticket=" + url.QueryEscape(ticket)
 	}
 	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: opts.Header})
 	if err != nil {
@@ -262,7 +277,7 @@ func (c *Conn) finish(err error) {
 		c.err = &CloseError{Code: int(code), Reason: ce.Reason, Err: c.lastErr}
 		return
 	}
-	c.err = fmt.Errorf("connection lost: %w", err)
+	c.err = redact.Error(fmt.Errorf("connection lost: %w", err))
 }
 
 // Err is why the connection ended (a *CloseError when the server closed it),

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ocvr/realtime/pkg/redact"
 )
 
 // Lite is a minimal protocol connection for load generators and bots that
@@ -44,13 +46,23 @@ type LiteOptions struct {
 
 // DialLite opens a socket to wsURL with ticket. It returns once the upgrade
 // is done; the first frame read is ready (or an error frame before 4001).
+// Its errors never hold the ticket (pkg/redact).
 func DialLite(ctx context.Context, wsURL, ticket string, o LiteOptions) (*Lite, error) {
+	l, err := dialLite(ctx, wsURL, ticket, o)
+	return l, redact.Error(err)
+}
+
+func dialLite(ctx context.Context, wsURL, ticket string, o LiteOptions) (*Lite, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil || u.Scheme != "ws" {
-		return nil, fmt.Errorf("dial lite: want a ws:// URL, got %q", wsURL)
+		return nil, fmt.Errorf("dial lite: want a ws:// URL, got %q", redact.URL(wsURL))
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
 	}
 	d := net.Dialer{LocalAddr: o.LocalAddr}
-	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial lite: %w", err)
 	}
