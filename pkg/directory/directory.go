@@ -20,22 +20,74 @@ import (
 	"github.com/ocvr/realtime/pkg/protocol"
 )
 
-// Bucket names.
+// Default bucket names.
 const (
 	ChannelsBucket = "ocvr_channels" // <channel_id>
 	MembersBucket  = "ocvr_members"  // <channel_id>.<user_id>
 	FriendsBucket  = "ocvr_friends"  // <user_id>.<friend_id>, both directions
 )
 
+// Buckets names the directory's three buckets. Two environments sharing a
+// NATS account (staging and production with different subject prefixes)
+// must use different names, or each would authorize with the other's
+// channels and memberships. An empty field takes its default.
+type Buckets struct {
+	Channels string // default ChannelsBucket
+	Members  string // default MembersBucket
+	Friends  string // default FriendsBucket
+}
+
+// withDefaults fills empty names and checks that the three differ: the
+// watchers tell channel keys from membership keys by bucket alone.
+func (b Buckets) withDefaults() (Buckets, error) {
+	if b.Channels == "" {
+		b.Channels = ChannelsBucket
+	}
+	if b.Members == "" {
+		b.Members = MembersBucket
+	}
+	if b.Friends == "" {
+		b.Friends = FriendsBucket
+	}
+	if b.Channels == b.Members || b.Channels == b.Friends || b.Members == b.Friends {
+		return b, fmt.Errorf("directory buckets must differ: channels %q, members %q, friends %q", b.Channels, b.Members, b.Friends)
+	}
+	return b, nil
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	buckets Buckets
+}
+
+// WithBuckets opens the directory in these buckets instead of the defaults.
+func WithBuckets(b Buckets) Option {
+	return func(o *options) { o.buckets = b }
+}
+
 // ErrNotFound is returned when deleting a channel that does not exist.
 var ErrNotFound = errors.New("not found")
 
 // Store is the directory.
+//
+// ChannelExists and IsMember authorize subscriptions, so they read from the
+// stream leader (see kvutil.LeaderReader): a removal acknowledged to
+// RemoveMember or DeleteChannel is seen by every later check, on any node
+// of a NATS cluster.
 type Store struct {
+	buckets  Buckets
 	channels jetstream.KeyValue
 	members  jetstream.KeyValue
 	friends  jetstream.KeyValue
+
+	channelsLeader *kvutil.LeaderReader
+	membersLeader  *kvutil.LeaderReader
 }
+
+// Buckets is the names of the store's buckets.
+func (s *Store) Buckets() Buckets { return s.buckets }
 
 // ChannelsKV is the channels bucket, for watchers.
 func (s *Store) ChannelsKV() jetstream.KeyValue { return s.channels }
@@ -46,23 +98,38 @@ func (s *Store) MembersKV() jetstream.KeyValue { return s.members }
 // FriendsKV is the friendships bucket, for watchers.
 func (s *Store) FriendsKV() jetstream.KeyValue { return s.friends }
 
-// Open opens (creating if needed) the three directory buckets.
-func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
-	var s Store
+// Open opens (creating if needed) the three directory buckets: by default
+// ocvr_channels, ocvr_members and ocvr_friends (see WithBuckets).
+func Open(ctx context.Context, nc *nats.Conn, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	buckets, err := o.buckets.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open directory: %w", err)
+	}
+	s := Store{buckets: buckets}
 	for _, b := range []struct {
-		kv   *jetstream.KeyValue
-		name string
-		desc string
+		kv     *jetstream.KeyValue
+		leader **kvutil.LeaderReader
+		name   string
+		desc   string
 	}{
-		{&s.channels, ChannelsBucket, "OCVR channels"},
-		{&s.members, MembersBucket, "OCVR channel memberships"},
-		{&s.friends, FriendsBucket, "OCVR friendships"},
+		{&s.channels, &s.channelsLeader, buckets.Channels, "OCVR channels"},
+		{&s.members, &s.membersLeader, buckets.Members, "OCVR channel memberships"},
+		{&s.friends, nil, buckets.Friends, "OCVR friendships"},
 	} {
 		kv, err := kvutil.Open(ctx, nc, jetstream.KeyValueConfig{Bucket: b.name, Description: b.desc, History: 1})
 		if err != nil {
 			return nil, fmt.Errorf("open directory: %w", err)
 		}
 		*b.kv = kv
+		if b.leader != nil {
+			if *b.leader, err = kvutil.NewLeaderReader(ctx, nc, kv); err != nil {
+				return nil, fmt.Errorf("open directory: %w", err)
+			}
+		}
 	}
 	return &s, nil
 }
@@ -108,12 +175,13 @@ func (s *Store) DeleteChannel(ctx context.Context, channelID string) error {
 	return nil
 }
 
-// ChannelExists reports whether a channel exists.
+// ChannelExists reports whether a channel exists, as the stream leader
+// knows it (an error means no answer, neither yes nor no).
 func (s *Store) ChannelExists(ctx context.Context, channelID string) (bool, error) {
 	if !protocol.ValidChannelID(channelID) {
 		return false, nil
 	}
-	return exists(ctx, s.channels, channelID)
+	return exists(ctx, s.channelsLeader, channelID)
 }
 
 // ListChannels lists every channel id, sorted.
@@ -158,13 +226,14 @@ func (s *Store) RemoveMember(ctx context.Context, channelID string, userID int64
 	return nil
 }
 
-// IsMember reports whether userID is a member of channelID.
+// IsMember reports whether userID is a member of channelID, as the stream
+// leader knows it (an error means no answer, neither yes nor no).
 func (s *Store) IsMember(ctx context.Context, channelID string, userID int64) (bool, error) {
 	key, err := memberKey(channelID, userID)
 	if err != nil {
 		return false, nil
 	}
-	return exists(ctx, s.members, key)
+	return exists(ctx, s.membersLeader, key)
 }
 
 // ChannelsOf lists the channels userID is a member of, sorted (a scan: for
@@ -257,8 +326,8 @@ func (s *Store) keys(ctx context.Context, kv jetstream.KeyValue, filter string) 
 	return slices.Compact(out), nil
 }
 
-func exists(ctx context.Context, kv jetstream.KeyValue, key string) (bool, error) {
-	_, err := kv.Get(ctx, key)
+func exists(ctx context.Context, r *kvutil.LeaderReader, key string) (bool, error) {
+	_, err := r.Get(ctx, key)
 	if kvutil.IsNotFound(err) {
 		return false, nil
 	}

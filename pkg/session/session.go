@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,13 @@ var (
 	ErrExpired      = fmt.Errorf("%w: session expired", ErrUnauthorized)
 )
 
+// TombstoneTTL is how long the marker of a revoked (purged) or expired
+// session key stays in the bucket. A watcher that resumes from a revision
+// sees a revocation only while its marker is there: a process cut off from
+// NATS for longer must re-check its sessions (Lookup) instead of relying on
+// WatchRevocations alone.
+const TombstoneTTL = time.Minute
+
 // ErrNotFound is returned by Revoke for a session that does not exist.
 var ErrNotFound = errors.New("session not found")
 
@@ -68,10 +76,15 @@ type Session struct {
 //
 // Every key carries the session's TTL, so expired sessions leave the
 // bucket by themselves; expiry is still checked against ExpiresAt.
+//
+// Verify and Lookup authorize, so they read from the stream leader (see
+// kvutil.LeaderReader): a revocation acknowledged to Revoke is seen by
+// every later Verify and Lookup, on any node of a NATS cluster.
 type Store struct {
-	kv  jetstream.KeyValue
-	pub *bus.Publisher
-	Now func() time.Time // injectable clock
+	kv     jetstream.KeyValue
+	leader *kvutil.LeaderReader
+	pub    *bus.Publisher
+	Now    func() time.Time // injectable clock
 }
 
 // Open opens (creating if needed) the session bucket. pub publishes
@@ -84,12 +97,16 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, pub *bus.Publisher)
 		Bucket:         bucket,
 		Description:    "OCVR bearer sessions",
 		History:        1,
-		LimitMarkerTTL: time.Minute,
+		LimitMarkerTTL: TombstoneTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open session store: %w", err)
 	}
-	return &Store{kv: kv, pub: pub, Now: time.Now}, nil
+	leader, err := kvutil.NewLeaderReader(ctx, nc, kv)
+	if err != nil {
+		return nil, fmt.Errorf("open session store: %w", err)
+	}
+	return &Store{kv: kv, leader: leader, pub: pub, Now: time.Now}, nil
 }
 
 // Create creates a session for userID valid for ttl and returns the bearer
@@ -132,9 +149,10 @@ func (s *Store) Create(ctx context.Context, userID int64, displayName string, tt
 	return token, sess, nil
 }
 
-// Verify returns the session of a bearer token. Missing, malformed, unknown,
-// revoked and expired tokens give errors wrapping ErrUnauthorized; any other
-// error means the store is unreachable.
+// Verify returns the session of a bearer token, read from the stream
+// leader. Missing, malformed, unknown, revoked and expired tokens give
+// errors wrapping ErrUnauthorized; any other error means the store is
+// unreachable (or has no leader right now) and must not be taken as either.
 func (s *Store) Verify(ctx context.Context, token string) (Session, error) {
 	if token == "" {
 		return Session{}, ErrMissing
@@ -145,7 +163,9 @@ func (s *Store) Verify(ctx context.Context, token string) (Session, error) {
 	return s.get(ctx, "t."+kvutil.Hash(token))
 }
 
-// Lookup returns a live session by id (ErrUnknown or ErrExpired otherwise).
+// Lookup returns a live session by id (ErrUnknown or ErrExpired otherwise),
+// read from the stream leader like Verify. The session's ExpiresAt is
+// when a connection authorized by it must end.
 func (s *Store) Lookup(ctx context.Context, sessionID string) (Session, error) {
 	if !bus.ValidSessionID(sessionID) {
 		return Session{}, ErrUnknown
@@ -154,7 +174,7 @@ func (s *Store) Lookup(ctx context.Context, sessionID string) (Session, error) {
 }
 
 func (s *Store) get(ctx context.Context, key string) (Session, error) {
-	e, err := s.kv.Get(ctx, key)
+	e, err := s.leader.Get(ctx, key)
 	if kvutil.IsNotFound(err) {
 		return Session{}, ErrUnknown
 	}
@@ -162,7 +182,7 @@ func (s *Store) get(ctx context.Context, key string) (Session, error) {
 		return Session{}, fmt.Errorf("read session: %w", err)
 	}
 	var sess Session
-	if err := json.Unmarshal(e.Value(), &sess); err != nil {
+	if err := json.Unmarshal(e.Value, &sess); err != nil {
 		return Session{}, fmt.Errorf("read session: corrupt record: %w", err)
 	}
 	if !s.Now().Before(sess.ExpiresAt) {
@@ -183,7 +203,9 @@ func (s *Store) Revoke(ctx context.Context, sessionID, reason string) error {
 		// are never told would stay connected.
 		return errNoPublisher
 	}
-	e, err := s.kv.Get(ctx, "s."+sessionID)
+	// From the leader: a session created a moment ago through another node
+	// must not be "not found" (and so left alive) on a lagging replica.
+	e, err := s.leader.Get(ctx, "s."+sessionID)
 	if kvutil.IsNotFound(err) {
 		return fmt.Errorf("revoke session %s: %w", sessionID, ErrNotFound)
 	}
@@ -191,7 +213,7 @@ func (s *Store) Revoke(ctx context.Context, sessionID, reason string) error {
 		return fmt.Errorf("revoke session: %w", err)
 	}
 	var sess Session
-	if err := json.Unmarshal(e.Value(), &sess); err != nil {
+	if err := json.Unmarshal(e.Value, &sess); err != nil {
 		return fmt.Errorf("revoke session: corrupt record: %w", err)
 	}
 	if err := s.delete(ctx, sess); err != nil {
@@ -234,7 +256,7 @@ func (s *Store) RevokeAll(ctx context.Context, userID int64, reason, exceptSessi
 		if sid == exceptSessionID {
 			continue
 		}
-		e, err := s.kv.Get(ctx, k)
+		e, err := s.leader.Get(ctx, k)
 		if kvutil.IsNotFound(err) {
 			continue
 		}
@@ -242,7 +264,7 @@ func (s *Store) RevokeAll(ctx context.Context, userID int64, reason, exceptSessi
 			return n, fmt.Errorf("revoke all: %w", err)
 		}
 		var sess Session
-		if err := json.Unmarshal(e.Value(), &sess); err != nil {
+		if err := json.Unmarshal(e.Value, &sess); err != nil {
 			return n, fmt.Errorf("revoke all: corrupt record %s: %w", k, err)
 		}
 		if err := s.delete(ctx, sess); err != nil {
@@ -259,7 +281,7 @@ func (s *Store) delete(ctx context.Context, sess Session) error {
 	// The token key goes first: once it is gone no new ticket can be minted,
 	// and redeem re-checks s.<sid>, deleted next.
 	for _, key := range []string{"t." + sess.TokenHash, "s." + sess.ID, userKey(sess.UserID, sess.ID)} {
-		if err := s.kv.Purge(ctx, key, jetstream.PurgeTTL(time.Minute)); err != nil && !kvutil.IsNotFound(err) {
+		if err := s.kv.Purge(ctx, key, jetstream.PurgeTTL(TombstoneTTL)); err != nil && !kvutil.IsNotFound(err) {
 			return fmt.Errorf("revoke session %s: delete: %w", sess.ID, err)
 		}
 	}
@@ -281,4 +303,44 @@ func (s *Store) announce(ctx context.Context, userID int64, reason string, t bus
 
 func userKey(userID int64, sessionID string) string {
 	return "u." + strconv.FormatInt(userID, 10) + "." + sessionID
+}
+
+// WatchOptions configures WatchRevocations.
+type WatchOptions struct {
+	// OnRevoked is called with the id of every session whose s.<id> key is
+	// deleted or purged after the watch started: revoked, or expired from
+	// the bucket (its per-key TTL ran out; the ids of expired sessions are
+	// reported too, a little after their ExpiresAt). Required. Calls come
+	// one at a time, on WatchRevocations' goroutine.
+	OnRevoked func(sessionID string)
+	// Reconnected returns a channel closed at the next NATS reconnect; the
+	// watch is re-created then, from the last revision it saw (a KV watcher
+	// goes blind after a server restart). See kvutil.WatchOptions.
+	Reconnected func() <-chan struct{}
+	// Live, if set, is called once the watch is in place.
+	Live func()
+	// Log receives retries; nil discards them.
+	Log *slog.Logger
+}
+
+// WatchRevocations reports revoked and expired sessions until ctx ends,
+// then returns nil (an error at once only without OnRevoked). It runs on
+// the caller's goroutine. This is the durable half of revocation: Revoke's
+// session_revoked event is one core-NATS message a pod may miss, the
+// bucket's deletions are not, as long as their markers live (TombstoneTTL).
+func (s *Store) WatchRevocations(ctx context.Context, opts WatchOptions) error {
+	if opts.OnRevoked == nil {
+		return errors.New("watch revocations: OnRevoked is required")
+	}
+	return kvutil.WatchDeletions(ctx, s.kv, kvutil.WatchOptions{
+		Keys: "s.*",
+		OnDelete: func(key string) {
+			if id, ok := strings.CutPrefix(key, "s."); ok && bus.ValidSessionID(id) {
+				opts.OnRevoked(id)
+			}
+		},
+		Reconnected: opts.Reconnected,
+		Live:        opts.Live,
+		Log:         opts.Log,
+	})
 }

@@ -3,6 +3,7 @@ package kvutil
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,9 +12,23 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// leaderReadTimeout bounds a leader read whose ctx has no deadline, as
-// nats.go bounds its own JetStream API calls.
-const leaderReadTimeout = 5 * time.Second
+const (
+	// leaderReadTimeout bounds a leader read whose ctx has no deadline, as
+	// nats.go bounds its own JetStream API calls.
+	leaderReadTimeout = 5 * time.Second
+	// leaderAttemptTimeout bounds one request. Followers ignore the
+	// request, so while a new stream leader is being elected (after the
+	// old one's node went away) nobody answers at all: asking again, within
+	// the caller's deadline, gets the new leader's answer as soon as there
+	// is one instead of waiting out the whole deadline on the first try.
+	leaderAttemptTimeout = 2 * time.Second
+	// leaderRetryPause spaces attempts that failed at once (no responders,
+	// "cluster not available" while the group is leaderless).
+	leaderRetryPause = 100 * time.Millisecond
+	// jsClusterNotAvail is JetStream's "JetStream system temporarily
+	// unavailable", answered while the stream's group has no leader.
+	jsClusterNotAvail jetstream.ErrorCode = 10008
+)
 
 // LeaderReader reads keys of one bucket from the leader of its stream.
 //
@@ -104,13 +119,9 @@ func (r *LeaderReader) Get(ctx context.Context, key string) (Entry, error) {
 		ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
 		defer cancel()
 	}
-	msg, err := r.nc.RequestWithContext(ctx, r.api, req)
+	resp, err := r.request(ctx, req)
 	if err != nil {
 		return Entry{}, fmt.Errorf("leader read %s: %w", r.bucket, err)
-	}
-	var resp msgGetResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return Entry{}, fmt.Errorf("leader read %s: decode response: %w", r.bucket, err)
 	}
 	if resp.Error != nil {
 		switch resp.Error.ErrorCode {
@@ -141,6 +152,38 @@ func (r *LeaderReader) Get(ctx context.Context, key string) (Entry, error) {
 		}
 	}
 	return Entry{Key: key, Value: m.Data, Revision: m.Sequence, Created: m.Time}, nil
+}
+
+// request asks the stream leader, again while nobody answers (a leader
+// election) or the group reports itself leaderless, until ctx ends.
+func (r *LeaderReader) request(ctx context.Context, req []byte) (msgGetResponse, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, leaderAttemptTimeout)
+		msg, err := r.nc.RequestWithContext(actx, r.api, req)
+		cancel()
+		var resp msgGetResponse
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(msg.Data, &resp); err != nil {
+				return resp, fmt.Errorf("decode response: %w", err)
+			}
+			if resp.Error == nil || resp.Error.ErrorCode != jsClusterNotAvail {
+				return resp, nil
+			}
+			err = resp.Error
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			continue // this attempt timed out, the caller's time has not
+		case !errors.Is(err, nats.ErrNoResponders):
+			return resp, err
+		}
+		t := time.NewTimer(leaderRetryPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }
 
 // validKey is nats.go's KV key grammar: no wildcards, spaces or empty

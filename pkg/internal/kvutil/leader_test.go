@@ -184,4 +184,19 @@ func TestLeaderReaderSeesDeletesOnEveryNode(t *testing.T) {
 		}
 	}
 	t.Logf("kv.Get (direct) through a follower returned a deleted value %d/%d times; leader reads 0", staleDirect, rounds)
+
+	// The leader's node goes away: followers ignore the request until one
+	// of them is elected, so a read asks again instead of spending its
+	// whole deadline on the first, unanswered request.
+	if _, err := wkv.Put(ctx, "after", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	leader.Stop()
+	start := time.Now()
+	gctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if e, err := r.Get(gctx, "after"); err != nil || string(e.Value) != "v" {
+		t.Fatalf("leader read across a leader election = %+v, %v", e, err)
+	}
+	t.Logf("leader read across a leader election took %v", time.Since(start).Round(time.Millisecond))
 }

@@ -163,9 +163,11 @@ type streamSnapshot struct {
 	created time.Time
 }
 
-// streamState reads the bucket's last revision and creation time.
+// streamState reads the bucket's last revision and creation time. The
+// short timeout matters while the stream elects a leader: nobody answers,
+// and asking again soon finds the new leader sooner than waiting 5 s.
 func streamState(ctx context.Context, kv jetstream.KeyValue) (streamSnapshot, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, leaderAttemptTimeout)
 	defer cancel()
 	st, err := kv.Status(ctx)
 	if err != nil {
