@@ -63,8 +63,8 @@ type Conn struct {
 	// frames follows the client's frame boundaries: the websocket library
 	// answers control frames inside its Read, so they are counted here.
 	frames    wsframe.Counter
-	controls  int    // control frames counted before onControl was set
-	onControl func() // called once per control frame read (reader's goroutine)
+	controls  int          // control frames counted before onControl was set
+	onControl func() error // called once per control frame read (reader's goroutine)
 }
 
 // Read reads from the socket. The websocket library's reader calls it
@@ -73,29 +73,36 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.prefix = false
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.countControl(c.frames.Feed(p[:n]))
+		if cerr := c.countControl(c.frames.Feed(p[:n])); cerr != nil {
+			return 0, cerr
+		}
 	}
 	return n, err
 }
 
-func (c *Conn) countControl(n int) {
+func (c *Conn) countControl(n int) error {
 	if c.onControl == nil {
 		c.controls += n
-		return
+		return nil
 	}
 	for ; n > 0; n-- {
-		c.onControl()
+		if err := c.onControl(); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // OnControlFrame has f called for every control frame (ping, pong, close)
 // the client sends, on the reading goroutine, as the library reads it; it
-// is called at once for those already read. Set it before serving reads.
-func (c *Conn) OnControlFrame(f func()) {
+// is called at once for those already read. An error from f fails the read
+// that brought the frame (the connection is then lost to its reader). Set
+// it before serving reads.
+func (c *Conn) OnControlFrame(f func() error) {
 	c.onControl = f
 	n := c.controls
 	c.controls = 0
-	c.countControl(n)
+	_ = c.countControl(n) // no read to fail yet: f's own verdict stands
 }
 
 // Pending reports whether bytes are already read from the socket but not
@@ -268,7 +275,7 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// Bytes the client sent right after its request: move them into the
 		// new buffer, where the websocket library looks for them.
 		b, _ := brw.Reader.Peek(n)
-		c.countControl(c.frames.Feed(b))
+		_ = c.countControl(c.frames.Feed(b))
 		c.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(readerSize, n))
 		if _, err := c.br.Peek(n); err != nil {
 			return nil, nil, err

@@ -91,6 +91,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, protocol.CloseTryAgainLater, nil, "not ready")
 		return
 	}
+	g.hooks.beforeRedeem()
 	id, result, err := g.redeem(r.Context(), st, r.URL.Query().Get("ticket"))
 	g.metrics.redeems.WithLabelValues(result).Inc()
 	g.preauth.release(source)

@@ -5,6 +5,13 @@ package gateway
 type hooks struct {
 	userJoin    func(c *conn) // before joining the user subject
 	channelJoin func(c *conn) // before joining a channel's subject
+	redeem      func()        // before redeeming a ticket
+}
+
+func (h *hooks) beforeRedeem() {
+	if h.redeem != nil {
+		h.redeem()
+	}
 }
 
 func (h *hooks) beforeUserJoin(c *conn) {

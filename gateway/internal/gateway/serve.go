@@ -49,7 +49,12 @@ func (g *Gateway) open(ws *websocket.Conn, nc *batchconn.Conn, id identity, rele
 	// never reach handleFrame: they are charged to the same token bucket
 	// as they are read, so a ping flood cannot make the pod write pongs at
 	// wire speed.
-	nc.OnControlFrame(func() { c.allowFrame(g.now()) })
+	nc.OnControlFrame(func() error {
+		if !c.allowFrame(g.now()) && c.isClosing() {
+			return errControlFlood // stop answering: the close is under way
+		}
+		return nil
+	})
 	g.register(c)
 	g.metrics.connects.WithLabelValues("ok").Inc()
 	if g.draining.Load() {
@@ -59,6 +64,10 @@ func (g *Gateway) open(ws *websocket.Conn, nc *batchconn.Conn, id identity, rele
 	}
 	go g.serveConn(c)
 }
+
+// errControlFlood fails the read of a connection closed for flooding with
+// control frames.
+var errControlFlood = errors.New("control frame flood")
 
 // serveConn joins the connection's user and broadcast subjects, re-checks
 // its session, and reads its frames.
@@ -92,17 +101,18 @@ func (g *Gateway) serveConn(c *conn) {
 		g.hub.leave(g.subjects.Broadcast(), c)
 		return
 	}
+	g.log.Info("connection opened", "conn", c.id, "user", c.userID, "session", c.sessionID)
+	g.metrics.frameOut(protocol.TypeReady)
+	c.release()
 	// A revocation between the redeem's session check and the join above
 	// reached neither this connection (not joined) nor, maybe, the
 	// revocation watch (not registered when it looked): read the session
 	// again, from the stream's leader. From here on the user subject and
-	// the watch cover it.
+	// the watch cover it. (The writer is released first: events for the
+	// user queue up meanwhile.)
 	if g.sessionRevoked(ctx, c) {
 		return
 	}
-	g.log.Info("connection opened", "conn", c.id, "user", c.userID, "session", c.sessionID)
-	g.metrics.frameOut(protocol.TypeReady)
-	c.release()
 	if g.poller != nil {
 		// Idle sockets wait on the shared poller, not on a parked goroutine.
 		g.readBurst(c, false)
@@ -129,7 +139,6 @@ func (g *Gateway) sessionRevoked(ctx context.Context, c *conn) bool {
 		g.log.Warn("session re-check", "conn", c.id, "err", err)
 		return false
 	}
-	c.release()
 	return true
 }
 
