@@ -96,6 +96,7 @@ type globals struct {
 	subjectPrefix string
 	sessions      string
 	tickets       string
+	directory     directory.Buckets
 	timeout       time.Duration
 }
 
@@ -110,6 +111,9 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.subjectPrefix, "subject-prefix", g.subjectPrefix, "NATS subject `prefix` of the environment (must match the gateways)")
 	fs.StringVar(&g.sessions, "sessions-bucket", g.sessions, "KV `bucket` of bearer sessions")
 	fs.StringVar(&g.tickets, "tickets-bucket", g.tickets, "KV `bucket` of connect tickets")
+	fs.StringVar(&g.directory.Channels, "channels-bucket", g.directory.Channels, "KV `bucket` of channels")
+	fs.StringVar(&g.directory.Members, "members-bucket", g.directory.Members, "KV `bucket` of channel memberships")
+	fs.StringVar(&g.directory.Friends, "friends-bucket", g.directory.Friends, "KV `bucket` of friendships")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on the whole command, NATS calls included\n(connect and advisories run until interrupted unless it is given on the command line)")
 }
 
@@ -140,7 +144,12 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		subjectPrefix: bus.DefaultPrefix,
 		sessions:      session.DefaultBucket,
 		tickets:       ticket.DefaultBucket,
-		timeout:       10 * time.Second,
+		directory: directory.Buckets{
+			Channels: directory.ChannelsBucket,
+			Members:  directory.MembersBucket,
+			Friends:  directory.FriendsBucket,
+		},
+		timeout: 10 * time.Second,
 	}
 	top := flag.NewFlagSet("ocvrctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
@@ -495,7 +504,7 @@ func (a *app) directory(ctx context.Context) (*directory.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := directory.Open(ctx, nc)
+		d, err := directory.Open(ctx, nc, directory.WithBuckets(a.g.directory))
 		if err != nil {
 			return nil, err
 		}

@@ -795,3 +795,55 @@ func TestCommandTable(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryBuckets: --channels-bucket, --members-bucket and
+// --friends-bucket (or their OCVR_* variables) put the directory of one
+// environment apart from another's on the same NATS account.
+func TestDirectoryBuckets(t *testing.T) {
+	srv, s := setup(t)
+	ctx := context.Background()
+	env := map[string]string{
+		"OCVR_NATS_URL":        srv.ClientURL(),
+		"OCVR_CHANNELS_BUCKET": "staging_channels",
+		"OCVR_MEMBERS_BUCKET":  "staging_members",
+		"OCVR_FRIENDS_BUCKET":  "staging_friends",
+	}
+	for _, args := range [][]string{
+		{"channel", "create", "--channel", "ch_staging"},
+		{"member", "add", "--channel", "ch_staging", "--user", "1"},
+		{"friend", "add", "--user", "1", "--friend", "2"},
+	} {
+		if r := ctlEnv(t, env, args...); r.code != 0 {
+			t.Fatalf("ocvrctl %s:\n%s", strings.Join(args, " "), r)
+		}
+	}
+	staging, err := directory.Open(ctx, s.nc, directory.WithBuckets(directory.Buckets{
+		Channels: "staging_channels", Members: "staging_members", Friends: "staging_friends",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := staging.IsMember(ctx, "ch_staging", 1); err != nil || !ok {
+		t.Errorf("staging IsMember = %v, %v; want true", ok, err)
+	}
+	if f, err := staging.Friends(ctx, 1); err != nil || !slices.Equal(f, []int64{2}) {
+		t.Errorf("staging Friends = %v, %v", f, err)
+	}
+	if ok, err := s.dir.ChannelExists(ctx, "ch_staging"); err != nil || ok {
+		t.Errorf("default buckets see staging's channel: %v, %v", ok, err)
+	}
+	if f, err := s.dir.Friends(ctx, 1); err != nil || len(f) != 0 {
+		t.Errorf("default buckets see staging's friends: %v, %v", f, err)
+	}
+	// A flag wins over its variable.
+	if r := ctlEnv(t, env, "channel", "create", "--channel", "ch_prod", "--channels-bucket", directory.ChannelsBucket); r.code != 0 {
+		t.Fatalf("with --channels-bucket:\n%s", r)
+	}
+	if ok, err := s.dir.ChannelExists(ctx, "ch_prod"); err != nil || !ok {
+		t.Errorf("--channels-bucket did not win over OCVR_CHANNELS_BUCKET: %v, %v", ok, err)
+	}
+	// The three must differ.
+	if r := ctl(t, "--nats-url", srv.ClientURL(), "--members-bucket", directory.ChannelsBucket, "channel", "list"); r.code == 0 {
+		t.Errorf("channels and members in one bucket accepted:\n%s", r)
+	}
+}
