@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -449,22 +450,32 @@ func checkBehavior(t *testing.T, what string, b *autoscalingv2.HorizontalPodAuto
 
 func checkIngress(t *testing.T, r *Rendered) {
 	t.Helper()
+	if len(r.Ingresses) == 0 {
+		return
+	}
 	gw, ts := r.component(t, "gateway"), r.component(t, "ticketsvc")
 	hb := 0
 	if v, ok := env(gw.Spec.Template.Spec.Containers[0], "OCVR_HEARTBEAT_TIMEOUT"); ok {
 		hb = seconds(t, v)
 	}
+	want := map[string]*appsv1.Deployment{"/v1/ws": gw, "/v1/auth/ws-ticket": ts}
+	routed := map[string]map[string]bool{} // host → paths, over every Ingress
 	for _, ing := range r.Ingresses {
-		want := map[string]*appsv1.Deployment{"/v1/ws": gw, "/v1/auth/ws-ticket": ts}
+		paths := map[string]bool{}
 		for _, rule := range ing.Spec.Rules {
-			got := map[string]bool{}
+			if routed[rule.Host] == nil {
+				routed[rule.Host] = map[string]bool{}
+			}
 			for _, p := range rule.HTTP.Paths {
 				d, ok := want[p.Path]
 				if !ok {
 					t.Errorf("Ingress %s: unexpected path %s", ing.Name, p.Path)
 					continue
 				}
-				got[p.Path] = true
+				if routed[rule.Host][p.Path] {
+					t.Errorf("Ingress %s host %s: %s routed twice", ing.Name, rule.Host, p.Path)
+				}
+				routed[rule.Host][p.Path], paths[p.Path] = true, true
 				svc, ok := r.Services[p.Backend.Service.Name]
 				if !ok {
 					t.Errorf("Ingress %s: %s goes to Service %s, not rendered", ing.Name, p.Path, p.Backend.Service.Name)
@@ -483,20 +494,92 @@ func checkIngress(t *testing.T, r *Rendered) {
 					t.Errorf("Ingress %s: %s goes to port %q of %s, which is not a public port", ing.Name, p.Path, p.Backend.Service.Port.Name, svc.Name)
 				}
 			}
-			for path := range want {
-				if !got[path] {
-					t.Errorf("Ingress %s host %s: no route for %s", ing.Name, rule.Host, path)
-				}
-			}
 		}
-		if ing.Spec.IngressClassName != nil && *ing.Spec.IngressClassName == "nginx" {
+		if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
+			continue
+		}
+		if paths["/v1/ws"] {
 			for _, k := range []string{"nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout"} {
 				v, err := strconv.Atoi(ing.Annotations[k])
 				if err != nil || v <= hb {
 					t.Errorf("Ingress %s: %s=%q, want a number of seconds above the heartbeat timeout (%d s)", ing.Name, k, ing.Annotations[k], hb)
 				}
 			}
+			checkWSAccessLog(t, ing)
 		}
+	}
+	for host, paths := range routed {
+		for path := range want {
+			if !paths[path] {
+				t.Errorf("host %s: no Ingress routes %s", host, path)
+			}
+		}
+	}
+}
+
+// checkWSAccessLog: the ingress-nginx Ingress of GET /v1/ws keeps the
+// connect ticket (its query) out of the controller's access log, and routes
+// nothing else, so the ticket endpoint keeps its log.
+func checkWSAccessLog(t *testing.T, ing *networkingv1.Ingress) {
+	t.Helper()
+	const k = "nginx.ingress.kubernetes.io/enable-access-log"
+	if v := ing.Annotations[k]; v != "false" {
+		t.Errorf("Ingress %s routes /v1/ws (?ticket=…) with %s=%q: the controller's access log ($request) would hold every connect ticket", ing.Name, k, v)
+	}
+	for _, rule := range ing.Spec.Rules {
+		for _, p := range rule.HTTP.Paths {
+			if p.Path != "/v1/ws" {
+				t.Errorf("Ingress %s: %s shares the /v1/ws Ingress and loses its access log", ing.Name, p.Path)
+			}
+		}
+	}
+}
+
+// TestIngressAccessLog: the ticket stays out of ingress-nginx's access log
+// unless the operator says the log format has no query; the ticket endpoint
+// keeps its log; other controllers get no nginx annotations.
+func TestIngressAccessLog(t *testing.T) {
+	const k = "nginx.ingress.kubernetes.io/enable-access-log"
+	cases := []struct {
+		name   string
+		set    []string // --set, or --set-json for an entry starting with "json:"
+		ws     string   // the /v1/ws Ingress's enable-access-log ("" = absent)
+		ticket string   // the ticket Ingress's
+	}{
+		{"nginx default", []string{"ingress.enabled=true"}, "false", ""},
+		{"log format without the query", []string{"ingress.enabled=true", "ingress.websocketAccessLog=true"}, "", ""},
+		{"other controller", []string{"ingress.enabled=true", "ingress.nginx=false", "ingress.className=traefik"}, "", ""},
+		{"operator's own annotation wins", []string{"ingress.enabled=true", `json:ingress.annotations={"nginx.ingress.kubernetes.io/enable-access-log":"true"}`}, "true", "true"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var args []string
+			for _, s := range tc.set {
+				if j, ok := strings.CutPrefix(s, "json:"); ok {
+					args = append(args, "--set-json", j)
+				} else {
+					args = append(args, "--set", s)
+				}
+			}
+			r := typed(t, render(t, Profile{Name: "default"}, args...))
+			for _, e := range r.decodeErrors {
+				t.Errorf("strict decoding: %s", e)
+			}
+			if len(r.Ingresses) != 2 {
+				t.Fatalf("%d Ingresses, want 2 (/v1/ws and /v1/auth/ws-ticket)", len(r.Ingresses))
+			}
+			for _, ing := range r.Ingresses {
+				path := ing.Spec.Rules[0].HTTP.Paths[0].Path
+				want := tc.ticket
+				if path == "/v1/ws" {
+					want = tc.ws
+				}
+				if got := ing.Annotations[k]; got != want {
+					t.Errorf("Ingress %s (%s): %s=%q, want %q", ing.Name, path, k, got, want)
+				}
+			}
+		})
 	}
 }
 
