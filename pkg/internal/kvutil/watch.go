@@ -128,24 +128,30 @@ func WatchDeletions(ctx context.Context, kv jetstream.KeyValue, opts WatchOption
 			live()
 			live = nil
 		}
-		last = follow(ctx, w, reconnected, last, opts.OnDelete)
+		var ended bool
+		last, ended = follow(ctx, w, reconnected, last, opts.OnDelete)
 		_ = w.Stop()
+		// A watcher that ends by itself (not a reconnect) is re-created
+		// after a pause, so one that keeps failing does not spin.
+		if ended && !wait("watcher ended", errors.New("updates channel closed")) {
+			break
+		}
 	}
 	return nil
 }
 
 // follow delivers w's deletions until ctx ends, NATS reconnects or the
-// watcher ends, and returns the last revision seen.
-func follow(ctx context.Context, w jetstream.KeyWatcher, reconnected <-chan struct{}, last uint64, onDelete func(string)) uint64 {
+// watcher ends (ended), and returns the last revision seen.
+func follow(ctx context.Context, w jetstream.KeyWatcher, reconnected <-chan struct{}, last uint64, onDelete func(string)) (_ uint64, ended bool) {
 	for {
 		select {
 		case <-ctx.Done():
-			return last
+			return last, false
 		case <-reconnected: // nil without a Reconnected option: never ready
-			return last
+			return last, false
 		case e, ok := <-w.Updates():
 			if !ok {
-				return last
+				return last, true
 			}
 			if e == nil {
 				continue // end of the initial replay
