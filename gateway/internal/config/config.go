@@ -14,6 +14,7 @@ import (
 
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/directory"
 )
 
 // Config is everything the gateway binary needs.
@@ -61,6 +62,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.StringVar(&c.Gateway.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "NATS subject prefix of this environment")
 	fs.StringVar(&c.Gateway.SessionsBucket, "sessions-bucket", d.SessionsBucket, "KV bucket of sessions")
 	fs.StringVar(&c.Gateway.TicketsBucket, "tickets-bucket", d.TicketsBucket, "KV bucket of connect tickets")
+	fs.StringVar(&c.Gateway.DirectoryBuckets.Channels, "channels-bucket", directory.ChannelsBucket, "KV bucket of channels (one per environment, like the subject prefix)")
+	fs.StringVar(&c.Gateway.DirectoryBuckets.Members, "members-bucket", directory.MembersBucket, "KV bucket of channel memberships")
+	fs.StringVar(&c.Gateway.DirectoryBuckets.Friends, "friends-bucket", directory.FriendsBucket, "KV bucket of friendships")
 	fs.StringVar(&origins, "allowed-origins", strings.Join(d.AllowedOrigins, ","), "browser origins allowed to connect, comma-separated patterns (e.g. https://*.ocvr.example); empty: no browser origin; requests without Origin are allowed")
 	fs.DurationVar(&c.Gateway.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat interval advertised to clients")
 	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "silence after which a connection is closed with 4004")
@@ -75,6 +79,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&c.Gateway.TypingThrottle, "typing-throttle", d.TypingThrottle, "minimum time between forwarded typing events per user per channel")
 	fs.IntVar(&c.Gateway.SoftMaxConns, "soft-max-connections", 0, "connections above which /readyz fails (0: no limit)")
 	fs.IntVar(&c.Gateway.HardMaxConns, "hard-max-connections", 0, "connections at which new sockets are closed with 1013 (0: no limit)")
+	fs.IntVar(&c.Gateway.MaxPreauthPerSource, "max-preauth-per-source", d.MaxPreauthPerSource, "upgrades one source address may have in flight before their tickets are redeemed; over it 429 (0: no limit; behind an ingress the source is the ingress: limit per client there)")
 	fs.IntVar(&c.Gateway.MaxConnsPerUser, "max-connections-per-user", d.MaxConnsPerUser, "connections one user may hold on this pod; over it a new socket is closed with 4010 (0: no limit)")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", DefaultHandshakeTimeout, "time a client has to send its upgrade request headers; also how long an idle keep-alive connection is kept (slowloris bound)")
 	fs.StringVar(&c.Gateway.PresenceBucket, "presence-bucket", "ocvr_presence", "KV bucket of presence state")
@@ -127,6 +132,12 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 		return c, errors.New("--max-connections-per-user must not be negative")
 	case c.Gateway.MaxConnsPerUser == 0:
 		c.Gateway.MaxConnsPerUser = -1 // the library's "no limit"
+	}
+	switch {
+	case c.Gateway.MaxPreauthPerSource < 0:
+		return c, errors.New("--max-preauth-per-source must not be negative")
+	case c.Gateway.MaxPreauthPerSource == 0:
+		c.Gateway.MaxPreauthPerSource = -1 // the library's "no limit"
 	}
 	// Flags take the library's zero-means-default convention; everything
 	// else out of range (negative limits, a bad prefix or origin) is refused

@@ -24,10 +24,10 @@ func (g *Gateway) Ready() (bool, string) {
 		return false, "kv stores not open"
 	case g.kvDown.Load():
 		return false, "kv not reachable"
-	case g.watchers.Load() < 2:
-		// Until the directory watch is live, a membership removed now would
-		// not end the subscriptions it authorized.
-		return false, "directory watch not started"
+	case g.watchers.Load() < watchCount:
+		// Until the watches are live, a membership removed or a session
+		// revoked now would not end what it authorized.
+		return false, "directory or session watch not started"
 	case g.cfg.SoftMaxConns > 0 && g.Connections() >= g.cfg.SoftMaxConns:
 		return false, "at soft connection limit"
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
@@ -24,6 +25,10 @@ type Config struct {
 	PresenceLeaseTTL time.Duration
 	SubjectPrefix    string
 	SessionsBucket   string
+	// DirectoryBuckets name the channels, members and friends buckets
+	// (defaults: directory's), so that environments sharing a NATS account
+	// keep their authorization data apart, as they do their subjects.
+	DirectoryBuckets directory.Buckets
 	TicketsBucket    string
 	// AllowedOrigins are origin patterns (path.Match on
 	// "scheme://host[:port]", e.g. "https://*.ocvr.example"). Requests

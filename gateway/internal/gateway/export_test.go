@@ -2,24 +2,38 @@ package gateway
 
 import "errors"
 
-// Test-only access to the join hooks (hooks.go). end ends the connection
-// as a lost socket would (finish, the one teardown) and returns once the
+// Test-only access to the hooks (hooks.go). end ends the connection as a
+// lost socket would (finish, the one teardown) and returns once the
 // teardown has run.
 
 // SetUserJoinHook has f called before a connection joins its user subject.
 func SetUserJoinHook(g *Gateway, f func(end func())) {
-	g.hooks.userJoin = func(c *conn) { f(endFunc(c)) }
+	h := func(c *conn) { f(endFunc(c)) }
+	g.hooks.userJoin.Store(&h)
 }
 
 // SetChannelJoinHook has f called before a connection joins a channel's
 // subject.
 func SetChannelJoinHook(g *Gateway, f func(end func())) {
-	g.hooks.channelJoin = func(c *conn) { f(endFunc(c)) }
+	h := func(c *conn) { f(endFunc(c)) }
+	g.hooks.channelJoin.Store(&h)
 }
 
 func endFunc(c *conn) func() {
 	return func() { c.finish(errors.New("test: connection lost")) }
 }
+
+// SetRedeemHook has f called before each ticket redemption (nil: none).
+func SetRedeemHook(g *Gateway, f func()) {
+	if f == nil {
+		g.hooks.redeem.Store(nil)
+		return
+	}
+	g.hooks.redeem.Store(&f)
+}
+
+// SetDispatchHook has f called before each bus message is dispatched.
+func SetDispatchHook(g *Gateway, f func()) { g.hooks.dispatch.Store(&f) }
 
 // Topics is the number of subjects the hub holds.
 func Topics(g *Gateway) int {
@@ -27,6 +41,3 @@ func Topics(g *Gateway) int {
 	defer g.hub.mu.RUnlock()
 	return len(g.hub.topics)
 }
-
-// SetRedeemHook has f called before each ticket redemption (nil: none).
-func SetRedeemHook(g *Gateway, f func()) { g.hooks.redeem = f }

@@ -52,7 +52,8 @@ type Gateway struct {
 	preauth    *sourceLimiter // upgrades in flight per source (MaxPreauthPerSource)
 
 	typingThrottle *typingThrottle
-	hooks          hooks // tests only
+	revocations    revocations // sessions the revocation watch saw go
+	hooks          hooks       // tests only
 
 	stores atomic.Pointer[stores]
 
@@ -99,7 +100,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		conns:          map[*conn]struct{}{},
 	}
 	g.rejections = newRejections(nc.Publish, subjects, cfg.PodName, g.log, g.now, g.metrics)
-	g.hub = newHub(nc, g.metrics, g.rejections, cfg.DispatchShards, cfg.DispatchBuffer)
+	g.hub = newHub(nc, g.metrics, g.rejections, &g.hooks, cfg.DispatchShards, cfg.DispatchBuffer)
 	g.env = &connEnv{
 		queueSize:    cfg.QueueSize,
 		writeTimeout: cfg.WriteTimeout,
@@ -191,14 +192,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	st := g.stores.Load()
-	g.wg.Add(3)
-	watching := func() { g.watchers.Add(1) }
-	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.MembersKV(), g.onMemberDeleted, watching) }()
-	go func() { defer g.wg.Done(); g.watch(ctx, st.dir.ChannelsKV(), g.onChannelDeleted, watching) }()
+	for _, run := range []func(context.Context, *stores){g.watchDirectory, g.watchSessions, g.probeKV} {
+		g.wg.Add(1)
+		go func() { defer g.wg.Done(); run(ctx, st) }()
+	}
+	g.wg.Add(2)
 	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
-	g.wg.Add(1)
-	go func() { defer g.wg.Done(); g.probeKV(ctx, st) }()
-	g.wg.Add(1)
 	go func() { defer g.wg.Done(); _ = st.presence.Run(ctx) }()
 	<-ctx.Done()
 	g.wg.Wait()
@@ -216,7 +215,7 @@ func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := directory.Open(ctx, g.nc)
+	d, err := directory.Open(ctx, g.nc, directory.WithBuckets(g.cfg.DirectoryBuckets))
 	if err != nil {
 		return nil, err
 	}

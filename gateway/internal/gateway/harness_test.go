@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/ocvr/realtime/pkg/client"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/protocol"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
@@ -28,24 +30,45 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // env is one gateway on a real embedded NATS, served on 127.0.0.1.
 type env struct {
-	t        testing.TB
-	ns       *natsembed.Server
-	nc       *nats.Conn
-	g        *gateway.Gateway
-	srv      *httptest.Server
-	wsURL    string
-	clock    *clock
-	sessions *session.Store
-	tickets  *ticket.Store
-	dir      *directory.Store
-	pub      *bus.Publisher
+	t          testing.TB
+	ns         *natsembed.Server  // the gateway's NATS server
+	cluster    *natsembed.Cluster // newClusterEnv only
+	backendURL string
+	nc         *nats.Conn
+	g          *gateway.Gateway
+	srv        *httptest.Server
+	wsURL      string
+	clock      *clock
+	sessions   *session.Store
+	tickets    *ticket.Store
+	dir        *directory.Store
+	pub        *bus.Publisher
 }
 
 func newEnv(t testing.TB, tweak func(*gateway.Config)) *env {
 	t.Helper()
-	e := &env{t: t, ns: natsembed.Test(t), clock: &clock{}}
+	ns := natsembed.Test(t)
+	e := &env{t: t, ns: ns, clock: &clock{}}
+	e.start([]string{ns.ClientURL()}, ns.ClientURL(), tweak)
+	return e
+}
+
+// newClusterEnv is newEnv on a 3-node JetStream cluster (R3 buckets): the
+// gateway is connected to node 0 only, so stopping node 0 cuts it off; the
+// backend (stores, publisher) to nodes 1 and 2.
+func newClusterEnv(t testing.TB, tweak func(*gateway.Config)) *env {
+	t.Helper()
+	cl := natsembed.TestCluster(t, 3)
+	e := &env{t: t, ns: cl.Servers[0], cluster: cl, clock: &clock{}}
+	e.start([]string{cl.Servers[0].ClientURL()}, cl.Servers[1].ClientURL()+","+cl.Servers[2].ClientURL(), tweak)
+	return e
+}
+
+func (e *env) start(gatewayURLs []string, backendURL string, tweak func(*gateway.Config)) {
+	t := e.t
+	e.backendURL = backendURL
 	var gp atomic.Pointer[gateway.Gateway]
-	nc, err := bus.Connect(bus.Config{URLs: []string{e.ns.ClientURL()}, Name: "gateway-test", OnReconnect: func() {
+	nc, err := bus.Connect(bus.Config{URLs: gatewayURLs, Name: "gateway-test", OnReconnect: func() {
 		if g := gp.Load(); g != nil {
 			g.NATSReconnected()
 		}
@@ -72,25 +95,31 @@ func newEnv(t testing.TB, tweak func(*gateway.Config)) *env {
 	done := make(chan struct{})
 	go func() { _ = g.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 5*time.Second, func() bool { ok, _ := g.Ready(); return ok })
+	waitFor(t, 20*time.Second, func() bool { ok, _ := g.Ready(); return ok })
 
 	e.srv = httptest.NewServer(g.Handler())
 	t.Cleanup(e.srv.Close)
 	e.wsURL = "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/v1/ws"
 
+	// The backend's stores and publisher on a connection of their own, as
+	// a real backend's would be.
+	bnc, err := nats.Connect(backendURL, nats.Name("backend-test"), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bnc.Close)
 	sub, _ := bus.NewSubjects("")
-	e.pub = bus.NewPublisher(nc, sub)
+	e.pub = bus.NewPublisher(bnc, sub)
 	bg := context.Background()
-	if e.sessions, err = session.Open(bg, nc, "", e.pub); err != nil {
+	if e.sessions, err = session.Open(bg, bnc, "", e.pub); err != nil {
 		t.Fatal(err)
 	}
-	if e.tickets, err = ticket.Open(bg, nc, ""); err != nil {
+	if e.tickets, err = ticket.Open(bg, bnc, ""); err != nil {
 		t.Fatal(err)
 	}
-	if e.dir, err = directory.Open(bg, nc); err != nil {
+	if e.dir, err = directory.Open(bg, bnc); err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // user is a session of one user.
@@ -121,14 +150,23 @@ func (e *env) ticket(u user) string {
 
 func (e *env) dial(u user) *client.Conn {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, e.wsURL, e.ticket(u), client.Options{Heartbeat: -1})
-	if err != nil {
-		e.t.Fatalf("dial: %v", err)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := client.Dial(ctx, e.wsURL, e.ticket(u), client.Options{Heartbeat: -1})
+		cancel()
+		var ce *client.CloseError
+		if err != nil && e.cluster != nil && attempt < 5 && errors.As(err, &ce) && ce.Code == protocol.CloseTryAgainLater {
+			// A young cluster may still be electing a stream leader, and
+			// authorization reads are the leader's: try again, as clients do.
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			e.t.Fatalf("dial: %v", err)
+		}
+		e.t.Cleanup(c.CloseNow)
+		return c
 	}
-	e.t.Cleanup(c.CloseNow)
-	return c
 }
 
 func (e *env) channel(id string, members ...int64) {

@@ -26,7 +26,7 @@ import (
 // would be: nothing it publishes is ordered with the gateway's own traffic.
 func (e *env) backend() (*nats.Conn, *bus.Publisher) {
 	e.t.Helper()
-	nc, err := nats.Connect(e.ns.ClientURL())
+	nc, err := nats.Connect(e.backendURL)
 	if err != nil {
 		e.t.Fatal(err)
 	}

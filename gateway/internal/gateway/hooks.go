@@ -1,27 +1,37 @@
 package gateway
 
-// hooks are points where tests hold a connection to make a race happen
-// every time (export_test.go sets them); nil in production.
-type hooks struct {
-	userJoin    func(c *conn) // before joining the user subject
-	channelJoin func(c *conn) // before joining a channel's subject
-	redeem      func()        // before redeeming a ticket
-}
+import "sync/atomic"
 
-func (h *hooks) beforeRedeem() {
-	if h.redeem != nil {
-		h.redeem()
-	}
+// hooks are points where tests hold a connection or the dispatcher to make
+// a race happen every time (export_test.go sets them, while the gateway
+// runs: hence atomic); unset in production.
+type hooks struct {
+	userJoin    atomic.Pointer[func(c *conn)] // before joining the user subject
+	channelJoin atomic.Pointer[func(c *conn)] // before joining a channel's subject
+	redeem      atomic.Pointer[func()]        // before redeeming a ticket
+	dispatch    atomic.Pointer[func()]        // before dispatching a bus message
 }
 
 func (h *hooks) beforeUserJoin(c *conn) {
-	if h.userJoin != nil {
-		h.userJoin(c)
+	if f := h.userJoin.Load(); f != nil {
+		(*f)(c)
 	}
 }
 
 func (h *hooks) beforeChannelJoin(c *conn) {
-	if h.channelJoin != nil {
-		h.channelJoin(c)
+	if f := h.channelJoin.Load(); f != nil {
+		(*f)(c)
+	}
+}
+
+func (h *hooks) beforeRedeem() {
+	if f := h.redeem.Load(); f != nil {
+		(*f)()
+	}
+}
+
+func (h *hooks) beforeDispatch() {
+	if f := h.dispatch.Load(); f != nil {
+		(*f)()
 	}
 }

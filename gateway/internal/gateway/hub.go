@@ -86,10 +86,11 @@ type hub struct {
 	topics map[string]*topic
 
 	shards []chan *nats.Msg
+	hooks  *hooks
 }
 
-func newHub(nc *nats.Conn, m *metrics, r *rejections, shards, shardBuf int) *hub {
-	h := &hub{nc: nc, metrics: m, rejections: r, topics: map[string]*topic{}}
+func newHub(nc *nats.Conn, m *metrics, r *rejections, hk *hooks, shards, shardBuf int) *hub {
+	h := &hub{nc: nc, metrics: m, rejections: r, hooks: hk, topics: map[string]*topic{}}
 	for i := 0; i < shards; i++ {
 		h.shards = append(h.shards, make(chan *nats.Msg, shardBuf))
 	}
@@ -246,6 +247,7 @@ func containsToken(list, tok string) bool {
 // dispatch validates a bus message once and writes the same bytes to every
 // local connection it targets.
 func (h *hub) dispatch(m *nats.Msg) {
+	h.hooks.beforeDispatch()
 	t := h.topic(m.Subject)
 	if t == nil || m.Sub != t.sub.Load() {
 		return // unsubscribed while the message was queued, or a stale subscription's

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/ocvr/realtime/pkg/protocol"
@@ -34,8 +35,11 @@ func (g *Gateway) sweepLoop(ctx context.Context) {
 func (g *Gateway) sweep() {
 	now := g.now()
 	cutoff := now.Add(-g.cfg.HeartbeatTimeout).UnixNano()
+	revoked := g.revocations.due(now)
 	for _, c := range g.snapshot() {
 		switch {
+		case revoked[c.sessionID]:
+			g.revoke(c, reasonRevoked)
 		case !c.expiresAt.IsZero() && !now.Before(c.expiresAt):
 			g.revoke(c, reasonExpired)
 		case c.lastSeen.Load() < cutoff:
@@ -55,12 +59,50 @@ func (g *Gateway) revoke(c *conn, reason string) {
 
 // onSessionDeleted is the revocation watch's callback: a session's record
 // was deleted (revoked) or expired out of the bucket. Every connection of
-// that session is closed, whether or not the bus's session_revoked reached
-// it (a connection already closing is left as it is).
+// that session is closed by the sweeper once revocationGrace has passed,
+// whether or not the bus's session_revoked reached it: the grace lets the
+// backend's own frame, with its reason ("logout_all"), arrive first (a
+// revocation deletes the record, then publishes), and a connection already
+// closing is left as it is.
 func (g *Gateway) onSessionDeleted(sessionID string) {
-	for _, c := range g.snapshot() {
-		if c.sessionID == sessionID {
-			g.revoke(c, reasonRevoked)
+	g.revocations.add(sessionID, g.now().Add(revocationGrace))
+}
+
+// revocationGrace is how long the watch leaves the bus's session_revoked to
+// arrive before it closes the session's connections itself.
+const revocationGrace = time.Second
+
+// revocations are the sessions the watch saw go, until the sweeper has
+// closed their connections.
+type revocations struct {
+	mu sync.Mutex
+	at map[string]time.Time // session id → when to close its connections
+}
+
+func (r *revocations) add(sessionID string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = map[string]time.Time{}
+	}
+	if _, ok := r.at[sessionID]; !ok {
+		r.at[sessionID] = at
+	}
+}
+
+// due takes the sessions whose time has come.
+func (r *revocations) due(now time.Time) map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out map[string]bool
+	for id, at := range r.at {
+		if !now.Before(at) {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[id] = true
+			delete(r.at, id)
 		}
 	}
+	return out
 }

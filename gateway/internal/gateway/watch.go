@@ -2,103 +2,51 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/session"
 )
 
-// watch follows deletions in a directory bucket and calls onDelete for each.
-// It always resumes from a known revision: first the bucket's last one when
-// the watch starts, then the last it saw. After a NATS reconnect the watcher
-// is re-created from there (a KV watcher otherwise goes blind for ~20 s
-// after a server restart), so nothing deleted while the pod was cut off is
-// missed, even by a watcher that had seen no change before. live is called
-// once, when the first watch is established.
-func (g *Gateway) watch(ctx context.Context, kv jetstream.KeyValue, onDelete func(key string), live func()) {
-	var last uint64
-	known := false
-	retry := func(what string, err error) bool {
-		g.log.Warn("directory watch", "bucket", kv.Bucket(), "step", what, "err", err)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(time.Second):
-			return true
-		}
-	}
-	for ctx.Err() == nil {
-		reconnected := *g.reconnect.Load()
-		if !known {
-			rev, err := lastRevision(ctx, kv)
-			if err != nil {
-				if !retry("status", err) {
-					return
-				}
-				continue
-			}
-			last, known = rev, true
-		}
-		w, err := kv.WatchAll(ctx, jetstream.ResumeFromRevision(last+1))
-		if err != nil {
-			if !retry("watch", err) {
-				return
-			}
-			continue
-		}
-		if live != nil {
-			live()
-			live = nil
-		}
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				_ = w.Stop()
-				return
-			case <-reconnected:
-				break loop
-			case e, ok := <-w.Updates():
-				if !ok {
-					break loop
-				}
-				if e == nil {
-					continue // end of the initial replay
-				}
-				last = e.Revision()
-				if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
-					onDelete(e.Key())
-				}
-			}
-		}
-		_ = w.Stop()
-	}
-}
+// The pod's two watches make authorization durable: a membership removed,
+// a channel deleted or a session revoked ends what it authorized on every
+// pod within seconds, even when the pod was cut off from NATS at that
+// moment (each watch resumes from the last revision it saw). Run owns their
+// goroutines; /readyz waits until both are live.
 
-// lastRevision is the revision of the newest entry in the bucket (0 when it
-// has none).
-func lastRevision(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := kv.Status(ctx)
+// nextReconnect is the channel closed at the next NATS reconnect.
+func (g *Gateway) nextReconnect() <-chan struct{} { return *g.reconnect.Load() }
+
+func (g *Gateway) watchDirectory(ctx context.Context, st *stores) {
+	err := st.dir.WatchRemovals(ctx, directory.WatchOptions{
+		OnMemberRemoved:  g.onMemberRemoved,
+		OnChannelDeleted: g.onChannelDeleted,
+		Reconnected:      g.nextReconnect,
+		Live:             func() { g.watchers.Add(1) },
+		Log:              g.log,
+	})
 	if err != nil {
-		return 0, err
+		g.log.Error("directory watch", "err", err)
 	}
-	bs, ok := st.(*jetstream.KeyValueBucketStatus)
-	if !ok {
-		return 0, fmt.Errorf("bucket %s: unexpected status type %T", kv.Bucket(), st)
-	}
-	return bs.StreamInfo().State.LastSeq, nil
 }
 
-func (g *Gateway) onMemberDeleted(key string) {
-	ch, user, ok := directory.ParseMemberKey(key)
-	if !ok {
-		return
+func (g *Gateway) watchSessions(ctx context.Context, st *stores) {
+	err := st.sessions.WatchRevocations(ctx, session.WatchOptions{
+		OnRevoked:   g.onSessionDeleted,
+		Reconnected: g.nextReconnect,
+		Live:        func() { g.watchers.Add(1) },
+		Log:         g.log,
+	})
+	if err != nil {
+		g.log.Error("session watch", "err", err)
 	}
+}
+
+// watchCount is the number of watches /readyz waits for.
+const watchCount = 2
+
+func (g *Gateway) onMemberRemoved(ch string, user int64) {
 	subj, _ := g.subjects.Channel(ch)
 	t := g.hub.topic(subj)
 	if t == nil {
@@ -128,16 +76,13 @@ func (g *Gateway) removalReason(ch string) string {
 	return protocol.ReasonRemoved
 }
 
-func (g *Gateway) onChannelDeleted(key string) {
-	if !protocol.ValidChannelID(key) {
-		return
-	}
-	subj, _ := g.subjects.Channel(key)
+func (g *Gateway) onChannelDeleted(ch string) {
+	subj, _ := g.subjects.Channel(ch)
 	t := g.hub.topic(subj)
 	if t == nil {
 		return
 	}
 	for _, c := range t.snapshot() {
-		g.endSubscription(c, key, protocol.ReasonDeleted)
+		g.endSubscription(c, ch, protocol.ReasonDeleted)
 	}
 }
