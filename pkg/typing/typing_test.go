@@ -69,6 +69,18 @@ func pods(t *testing.T, urls ...string) []*typing.Throttle {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A new replicated stream answers once its group has a leader:
+		// until then Allow says "no response from stream" (the gateway
+		// falls back on its own throttle). Wait for it, on a key of its own.
+		for i := int64(1); ; i++ {
+			if _, err = th.Allow(ctx, "warmup", i); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the typing bucket never answered: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		out = append(out, th)
 	}
 	return out
