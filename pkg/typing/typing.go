@@ -32,8 +32,8 @@ import (
 // DefaultBucket is the KV bucket of typing windows.
 const DefaultBucket = "ocvr_typing"
 
-// Window is the throttle window of DESIGN.md §2. It is whole seconds: KV
-// per-key TTLs are.
+// Window is the throttle window of DESIGN.md §2, the default of
+// WithWindow.
 const Window = 3 * time.Second
 
 // Throttle decides, cluster-wide, which typing events are forwarded. It is
@@ -42,10 +42,25 @@ type Throttle struct {
 	kv     jetstream.KeyValue
 	js     jetstream.JetStream
 	bucket string
+	window time.Duration
+	ttl    time.Duration // the window rounded up to whole seconds (KV per-key TTLs are): the keys' TTL
+}
+
+// Option adjusts Open.
+type Option func(*Throttle)
+
+// WithWindow sets the window (default Window), e.g. a gateway's configured
+// typing throttle.
+func WithWindow(d time.Duration) Option {
+	return func(t *Throttle) {
+		if d > 0 {
+			t.window = d
+		}
+	}
 }
 
 // Open opens (creating if needed) the typing bucket; "" means DefaultBucket.
-func Open(ctx context.Context, nc *nats.Conn, bucket string) (*Throttle, error) {
+func Open(ctx context.Context, nc *nats.Conn, bucket string, opts ...Option) (*Throttle, error) {
 	if bucket == "" {
 		bucket = DefaultBucket
 	}
@@ -67,7 +82,12 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string) (*Throttle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open typing throttle: %w", err)
 	}
-	return &Throttle{kv: kv, js: js, bucket: bucket}, nil
+	t := &Throttle{kv: kv, js: js, bucket: bucket, window: Window}
+	for _, o := range opts {
+		o(t)
+	}
+	t.ttl = ((t.window + time.Second - 1) / time.Second) * time.Second
+	return t, nil
 }
 
 // Allow reports whether userID's typing in channelID is forwarded: true for
@@ -83,6 +103,13 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string) (*Throttle, error) 
 // caller wins then too. Pods compare their own clocks with the writer's:
 // the window is exact to within the pods' clock skew.
 func (t *Throttle) Allow(ctx context.Context, channelID string, userID int64) (bool, error) {
+	return t.AllowAt(ctx, channelID, userID, time.Now())
+}
+
+// AllowAt is Allow at the time now: the gateway's own clock (a test's fake
+// one). now is stored as the window's start and compared with the stored
+// start of the window another caller opened.
+func (t *Throttle) AllowAt(ctx context.Context, channelID string, userID int64, now time.Time) (bool, error) {
 	if !protocol.ValidChannelID(channelID) {
 		return false, fmt.Errorf("typing throttle: invalid channel id %q", channelID)
 	}
@@ -90,7 +117,6 @@ func (t *Throttle) Allow(ctx context.Context, channelID string, userID int64) (b
 		return false, fmt.Errorf("typing throttle: %w", err)
 	}
 	key := channelID + "." + strconv.FormatInt(userID, 10)
-	now := time.Now()
 	value := strconv.AppendInt(nil, now.UnixMilli(), 10)
 
 	won, err := t.create(ctx, key, value)
@@ -105,14 +131,14 @@ func (t *Throttle) Allow(ctx context.Context, channelID string, userID int64) (b
 	if err != nil {
 		return false, fmt.Errorf("typing throttle: %w", err)
 	}
-	if issued, err := strconv.ParseInt(string(e.Value()), 10, 64); err == nil && now.Sub(time.UnixMilli(issued)) < Window {
+	if issued, err := strconv.ParseInt(string(e.Value()), 10, 64); err == nil && now.Sub(time.UnixMilli(issued)) < t.window {
 		return false, nil // the window is someone else's
 	}
 	// The window is over but its key has not expired yet. A read from a
 	// lagging replica gives an older revision, and the set fails: stale
 	// reads can only throttle more, never forward twice.
 	_, err = t.js.Publish(ctx, "$KV."+t.bucket+"."+key, value,
-		jetstream.WithExpectLastSequencePerSubject(e.Revision()), jetstream.WithMsgTTL(Window))
+		jetstream.WithExpectLastSequencePerSubject(e.Revision()), jetstream.WithMsgTTL(t.ttl))
 	if isWrongLastSequence(err) {
 		return false, nil // another caller took it over first
 	}
@@ -125,7 +151,7 @@ func (t *Throttle) Allow(ctx context.Context, channelID string, userID int64) (b
 // create opens a window if none is open: true for the one caller that
 // creates the key, false (no error) for the others.
 func (t *Throttle) create(ctx context.Context, key string, value []byte) (bool, error) {
-	_, err := t.kv.Create(ctx, key, value, jetstream.KeyTTL(Window))
+	_, err := t.kv.Create(ctx, key, value, jetstream.KeyTTL(t.ttl))
 	if err == nil {
 		return true, nil
 	}

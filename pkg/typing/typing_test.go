@@ -230,3 +230,76 @@ func TestNATSDown(t *testing.T) {
 		t.Fatalf("Allow took %v with a 1 s deadline", took)
 	}
 }
+
+// TestAllowAtTakesOverAnEndedWindow: at a time past the window, a window
+// whose key has not expired yet (its TTL is whole seconds and expiry runs
+// late) is taken over by exactly one caller; within it, nobody.
+func TestAllowAtTakesOverAnEndedWindow(t *testing.T) {
+	s := natsembed.Test(t)
+	ths := pods(t, s.ClientURL(), s.ClientURL())
+	ctx := context.Background()
+	t0 := time.Now()
+	steps := []struct {
+		at   time.Duration
+		want int // callers allowed of the two pods
+	}{
+		{0, 1},
+		{time.Second, 0},
+		{typing.Window - time.Millisecond, 0},
+		{typing.Window, 1}, // the key is still there: a takeover
+		{typing.Window + time.Second, 0},
+		{2 * typing.Window, 1},
+	}
+	for _, st := range steps {
+		won := 0
+		for _, th := range ths {
+			ok, err := th.AllowAt(ctx, "ch_at", 9, t0.Add(st.at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				won++
+			}
+		}
+		if won != st.want {
+			t.Fatalf("at +%v: %d allowed, want %d", st.at, won, st.want)
+		}
+	}
+}
+
+// TestWithWindow: a gateway's configured window, not whole seconds, holds
+// from the first call; the key's TTL (rounded up to a second) does not
+// lengthen it.
+func TestWithWindow(t *testing.T) {
+	s := natsembed.Test(t)
+	ctx := context.Background()
+	const window = 1500 * time.Millisecond
+	th, err := typing.Open(ctx, connect(t, s.ClientURL()), "", typing.WithWindow(window))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if ok, err := th.Allow(ctx, "ch_w", 5); err != nil || !ok {
+		t.Fatalf("first Allow = %v, %v", ok, err)
+	}
+	for {
+		before := time.Now()
+		ok, err := th.Allow(ctx, "ch_w", 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if d := time.Since(start); d < window-5*time.Millisecond {
+				t.Fatalf("allowed again after %v, window %v", d, window)
+			}
+			if lag := before.Sub(start) - window; lag > 300*time.Millisecond {
+				t.Fatalf("the next window opened %v late", lag)
+			}
+			return
+		}
+		if time.Since(start) > 3*window {
+			t.Fatal("no new window")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
