@@ -15,6 +15,7 @@ import (
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/typing"
 )
 
 // Config is everything the gateway binary needs.
@@ -65,6 +66,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.StringVar(&c.Gateway.DirectoryBuckets.Channels, "channels-bucket", directory.ChannelsBucket, "KV bucket of channels (one per environment, like the subject prefix)")
 	fs.StringVar(&c.Gateway.DirectoryBuckets.Members, "members-bucket", directory.MembersBucket, "KV bucket of channel memberships")
 	fs.StringVar(&c.Gateway.DirectoryBuckets.Friends, "friends-bucket", directory.FriendsBucket, "KV bucket of friendships")
+	fs.StringVar(&c.Gateway.TypingBucket, "typing-bucket", typing.DefaultBucket, "KV bucket of the cluster-wide typing throttle")
 	fs.StringVar(&origins, "allowed-origins", strings.Join(d.AllowedOrigins, ","), "browser origins allowed to connect, comma-separated patterns (e.g. https://*.ocvr.example); empty: no browser origin; requests without Origin are allowed")
 	fs.DurationVar(&c.Gateway.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat interval advertised to clients")
 	fs.DurationVar(&c.Gateway.HeartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "silence after which a connection is closed with 4004")

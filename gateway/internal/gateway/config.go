@@ -25,6 +25,7 @@ type Config struct {
 	PresenceLeaseTTL time.Duration
 	SubjectPrefix    string
 	SessionsBucket   string
+	TypingBucket     string // the cluster-wide typing throttle's (default typing.DefaultBucket)
 	// DirectoryBuckets name the channels, members and friends buckets
 	// (defaults: directory's), so that environments sharing a NATS account
 	// keep their authorization data apart, as they do their subjects.

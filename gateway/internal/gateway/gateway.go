@@ -23,6 +23,7 @@ import (
 	"github.com/ocvr/realtime/pkg/presence"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
+	"github.com/ocvr/realtime/pkg/typing"
 )
 
 // stores are the KV-backed stores, opened once NATS is reachable.
@@ -31,6 +32,7 @@ type stores struct {
 	sessions *session.Store
 	dir      *directory.Store
 	presence *presence.Tracker
+	typing   *typing.Throttle
 }
 
 // Gateway serves client sockets on one pod.
@@ -180,13 +182,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for g.stores.Load() == nil {
 		st, err := g.openStores(ctx)
 		if err == nil {
+			g.typingThrottle.setCluster(func(ctx context.Context, ch string, user int64) (bool, error) {
+				return st.typing.AllowAt(ctx, ch, user, g.now())
+			})
 			g.stores.Store(st)
 			break
 		}
 		g.log.Warn("stores not reachable yet", "err", err)
 		select {
 		case <-ctx.Done():
-			g.wg.Wait()
+			g.stop()
 			return nil
 		case <-time.After(time.Second):
 		}
@@ -200,8 +205,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
 	go func() { defer g.wg.Done(); _ = st.presence.Run(ctx) }()
 	<-ctx.Done()
-	g.wg.Wait()
+	g.stop()
 	return nil
+}
+
+// stop waits for Run's goroutines and frees the poller (its epoll set and
+// eventfd): a gateway started again in the same process leaks nothing.
+func (g *Gateway) stop() {
+	if g.poller != nil {
+		if err := g.poller.Close(); err != nil {
+			g.log.Warn("close poller", "err", err)
+		}
+	}
+	g.wg.Wait()
 }
 
 func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
@@ -223,6 +239,10 @@ func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
+	ty, err := typing.Open(ctx, g.nc, g.cfg.TypingBucket, typing.WithWindow(g.cfg.TypingThrottle))
+	if err != nil {
+		return nil, err
+	}
 	tr := p.NewTracker(presence.TrackerConfig{
 		Pod:      g.cfg.PodName,
 		Grace:    g.cfg.PresenceGrace,
@@ -232,7 +252,7 @@ func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
 			g.metrics.presence.WithLabelValues(state).Inc()
 		},
 	})
-	return &stores{tickets: t, sessions: s, dir: d, presence: tr}, nil
+	return &stores{tickets: t, sessions: s, dir: d, presence: tr, typing: ty}, nil
 }
 
 // probeKV checks every 2 s that JetStream answers (NATS can be up while

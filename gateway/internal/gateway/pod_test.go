@@ -16,6 +16,7 @@ import (
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/client"
+	"github.com/ocvr/realtime/pkg/protocol"
 )
 
 // pod is another gateway on the env's NATS server (a second replica).
@@ -202,4 +203,34 @@ func TestTwoPods(t *testing.T) {
 			t.Fatalf("ticket redeemed on both pods or none: %q, %q", r1, r2)
 		}
 	}
+}
+
+// TestTypingThrottleIsClusterWide: a user typing from devices on two pods
+// is forwarded once per window, not once per pod (DESIGN.md §2: one
+// typing_start per user per channel per 3 s). Before, each pod throttled
+// on its own and the channel saw one per pod.
+func TestTypingThrottleIsClusterWide(t *testing.T) {
+	e := newEnv(t, nil)
+	p2 := e.pod(t, e.ns.ClientURL(), nil)
+	e.channel("ch_x", 1, 2)
+	alice := e.user(1, "Alice")
+	d1, d2 := e.dial(alice), e.dialAt(t, p2.wsURL, alice)
+	bob := e.dial(e.user(2, "Bob"))
+	for _, c := range []*client.Conn{d1, d2, bob} {
+		subscribe(t, c, "ch_x")
+	}
+	ctx := context.Background()
+	for i := 0; i < 6; i++ {
+		mustNoErr(t, []*client.Conn{d1, d2}[i%2].Typing(ctx, "ch_x"))
+	}
+	alive(t, d1)
+	alive(t, d2)
+	expect(t, bob, protocol.TypeTypingStart)
+	quiet(t, bob, 300*time.Millisecond)
+	// The next window is open on both pods alike.
+	e.clock.Advance(3 * time.Second)
+	mustNoErr(t, d2.Typing(ctx, "ch_x"))
+	expect(t, bob, protocol.TypeTypingStart)
+	mustNoErr(t, d1.Typing(ctx, "ch_x"))
+	quiet(t, bob, 300*time.Millisecond)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,11 +14,16 @@ import (
 type typingThrottle struct {
 	window  time.Duration
 	now     func() time.Time
-	cluster func(ctx context.Context, channelID string, userID int64) (bool, error) // nil: this pod only
+	cluster atomic.Pointer[clusterAllow] // unset until the stores are open: this pod only
 
 	mu   sync.Mutex
 	last map[typingKey]time.Time
 }
+
+// clusterAllow asks the cluster-wide throttle (pkg/typing).
+type clusterAllow func(ctx context.Context, channelID string, userID int64) (bool, error)
+
+func (t *typingThrottle) setCluster(f clusterAllow) { t.cluster.Store(&f) }
 
 type typingKey struct {
 	user    int64
@@ -40,10 +46,11 @@ func (t *typingThrottle) allow(ctx context.Context, user int64, channel string) 
 	}
 	t.last[k] = now
 	t.mu.Unlock()
-	if t.cluster == nil {
+	cluster := t.cluster.Load()
+	if cluster == nil {
 		return true
 	}
-	ok, err := t.cluster(ctx, channel, user)
+	ok, err := (*cluster)(ctx, channel, user)
 	return ok || err != nil
 }
 
