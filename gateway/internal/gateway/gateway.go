@@ -197,7 +197,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	st := g.stores.Load()
-	for _, run := range []func(context.Context, *stores){g.watchDirectory, g.watchSessions, g.probeKV} {
+	for _, run := range []func(context.Context, *stores){g.watchDirectory, g.watchSessions, g.probeKV, g.recheckLoop} {
 		g.wg.Add(1)
 		go func() { defer g.wg.Done(); run(ctx, st) }()
 	}

@@ -68,11 +68,22 @@ func (e *env) start(gatewayURLs []string, backendURL string, tweak func(*gateway
 	t := e.t
 	e.backendURL = backendURL
 	var gp atomic.Pointer[gateway.Gateway]
-	nc, err := bus.Connect(bus.Config{URLs: gatewayURLs, Name: "gateway-test", OnReconnect: func() {
+	onReconnect := func() {
 		if g := gp.Load(); g != nil {
 			g.NATSReconnected()
 		}
-	}})
+	}
+	var nc *nats.Conn
+	var err error
+	if e.cluster == nil {
+		nc, err = bus.Connect(bus.Config{URLs: gatewayURLs, Name: "gateway-test", OnReconnect: onReconnect})
+	} else {
+		// Only ever node 0: a pod whose node stops is cut off, not moved
+		// to a node it discovered.
+		nc, err = nats.Connect(strings.Join(gatewayURLs, ","), nats.Name("gateway-test"), nats.IgnoreDiscoveredServers(),
+			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+			nats.ReconnectHandler(func(*nats.Conn) { onReconnect() }))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/session"
 )
 
 // Reasons of the session_revoked frames the gateway sends itself: when the
@@ -105,4 +107,47 @@ func (r *revocations) due(now time.Time) map[string]bool {
 		}
 	}
 	return out
+}
+
+// recheckRate bounds the session reads of a re-check after a reconnect
+// (leader reads, one per distinct session of the pod).
+const recheckRate = 500 // per second
+
+// recheckLoop re-reads the session of every local connection after each
+// NATS reconnect, and closes those whose session is gone. The revocation
+// watch resumes from the last revision it saw, but a deletion's marker
+// lives only session.TombstoneTTL: a pod cut off for longer cannot learn
+// the revocation from the watch. Run owns its goroutine.
+func (g *Gateway) recheckLoop(ctx context.Context, st *stores) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.nextReconnect():
+		}
+		g.recheckSessions(ctx, st)
+	}
+}
+
+func (g *Gateway) recheckSessions(ctx context.Context, st *stores) {
+	seen := map[string]bool{}
+	tick := time.NewTicker(time.Second / recheckRate)
+	defer tick.Stop()
+	for _, c := range g.snapshot() {
+		if seen[c.sessionID] {
+			continue
+		}
+		seen[c.sessionID] = true
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := st.sessions.Lookup(rctx, c.sessionID)
+		cancel()
+		if errors.Is(err, session.ErrUnauthorized) {
+			g.revocations.add(c.sessionID, g.now()) // the sweeper closes them
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/client"
 	"github.com/ocvr/realtime/pkg/protocol"
@@ -94,4 +95,28 @@ func TestRevokedSessionRefusedOnEveryNode(t *testing.T) {
 			t.Fatalf("iteration %d: %v, want 4001", i, err)
 		}
 	}
+}
+
+// TestRevocationAfterTheMarkersAreGone: the pod was cut off for longer than
+// a deletion's marker lives (session.TombstoneTTL; here the markers are
+// purged while it is away), so the watch cannot learn of the revocation:
+// the sessions of its sockets are read again after the reconnect.
+func TestRevocationAfterTheMarkersAreGone(t *testing.T) {
+	e := newClusterEnv(t, nil)
+	u := e.user(1, "Alice")
+	c := e.dial(u)
+	other := e.dial(e.user(2, "Bob"))
+	e.ns.Stop()
+	mustNoErr(t, e.sessions.Revoke(context.Background(), u.sess.ID, "logout_all"))
+	nc, _ := e.backend()
+	js, err := jetstream.New(nc)
+	mustNoErr(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "ocvr_sessions")
+	mustNoErr(t, err)
+	mustNoErr(t, kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(-1)))
+	mustNoErr(t, e.ns.Restart())
+	revokedWithin(t, c, 15*time.Second)
+	alive(t, other)
 }
