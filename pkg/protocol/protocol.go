@@ -67,6 +67,8 @@ var ErrorCodes = []string{
 const (
 	CloseNormal           = 1000
 	CloseGoingAway        = 1001
+	CloseNoStatus         = 1005 // the peer's close frame carried no code (never sent)
+	CloseAbnormal         = 1006 // the socket ended without a close frame (never sent)
 	CloseMessageTooBig    = 1009
 	CloseInternalError    = 1011
 	CloseServiceRestart   = 1012 // draining: reconnect elsewhere after a jittered delay

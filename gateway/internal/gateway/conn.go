@@ -48,7 +48,7 @@ type conn struct {
 	ws  *websocket.Conn
 	nc  *batchconn.Conn // the hijacked socket under ws, for batched writes
 	env *connEnv
-	w   *writer // writes the queue; nil: a drain goroutine does
+	w   *writer // writes the queue (a drain goroutine finishes what the socket did not take)
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last client frame
 
@@ -149,13 +149,7 @@ func (c *conn) holdWith(frame []byte) {
 func (c *conn) release() { c.startWriter() }
 
 // startWriter has c's queue written; the caller has set c.writing.
-func (c *conn) startWriter() {
-	if c.w != nil {
-		c.w.schedule(c)
-		return
-	}
-	go c.drain()
-}
+func (c *conn) startWriter() { c.w.schedule(c) }
 
 // idleLocked marks c as having nothing left to write (c.mu held).
 func (c *conn) idleLocked() {
@@ -168,8 +162,9 @@ func (c *conn) idleLocked() {
 // drain writes queued frames with blocking writes bounded by the write
 // timeout, coalescing each round into one syscall, until the queue is
 // empty; on a closing connection it finishes with the close handshake. It
-// runs for a socket that did not take a whole batch at once (see writer),
-// or for every connection when there are no writers.
+// runs on a goroutine of the connection's own, started by its writer for a
+// socket that did not take a whole batch at once, and exits when the queue
+// is empty or a write fails.
 func (c *conn) drain() {
 	// The rest of a batch the writer could not finish goes first.
 	if err := c.nc.Flush(c.env.writeTimeout); err != nil {

@@ -1,6 +1,27 @@
 // Package gateway is the OCVR WebSocket gateway: it accepts client sockets,
 // speaks the client protocol (DESIGN.md §2) and fans bus events (§3) out to
 // the local connections that should get them.
+//
+// Goroutines and their owners:
+//   - Run's: the bus dispatchers, the poller, the directory and session
+//     watches, the KV probe, the session re-check after reconnects, the
+//     sweeper and the presence tracker. They exit when Run's context ends;
+//     Run waits for them (stop).
+//   - serveConn, one per accepted socket, owned by its connection: it joins
+//     the user's subjects, then returns (poller mode) or reads until the
+//     socket ends (reader-goroutine mode).
+//   - writer.run, one per writer while its ready list is not empty.
+//   - conn.drain, owned by a connection whose socket did not take a whole
+//     batch: it exits when the queue is written or a write fails.
+//   - the close handshake and the teardown after a failed write, started by
+//     a writer so that it never waits for one socket: they exit after
+//     conn.finish.
+//
+// Files: accept.go (admission and upgrade), serve.go (reading, teardown),
+// frames.go (subscribe, unsubscribe, typing), conn.go and lifecycle.go (a
+// connection's queue and its end), writer.go, hub.go (bus fan-out),
+// watch.go and liveness.go (revocation, membership, silence, expiry),
+// typing.go, rejections.go (advisories), admin.go, drain.go, config.go.
 package gateway
 
 import (

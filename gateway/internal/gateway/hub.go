@@ -282,7 +282,7 @@ func (h *hub) dispatch(m *nats.Msg) {
 			continue
 		}
 		if revoke {
-			c.enqueueThenClose(m.Data, publishedAt, 4003, "session revoked")
+			c.enqueueThenClose(m.Data, publishedAt, protocol.CloseSessionRevoked, "session revoked")
 		} else {
 			c.enqueueAt(m.Data, publishedAt)
 		}

@@ -169,7 +169,7 @@ func (c *conn) finish(err error) {
 		case errors.Is(err, websocket.ErrMessageTooBig):
 			code, reason = protocol.CloseMessageTooBig, "frame too big"
 		case code == -1:
-			code, reason = 1006, "connection lost"
+			code, reason = protocol.CloseAbnormal, "connection lost"
 		}
 	}
 	c.ws.CloseNow()

@@ -165,7 +165,10 @@ func (m *metrics) observeLatency(publishedAt []int64, now time.Time) {
 func (m *metrics) disconnected(code int) {
 	label := "other"
 	switch code {
-	case 1000, 1001, 1005, 1006, 1009, 1011, 1012, 1013, 4001, 4003, 4004, 4008, 4009, 4010:
+	case protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseNoStatus, protocol.CloseAbnormal,
+		protocol.CloseMessageTooBig, protocol.CloseInternalError, protocol.CloseServiceRestart, protocol.CloseTryAgainLater,
+		protocol.CloseInvalidTicket, protocol.CloseSessionRevoked, protocol.CloseHeartbeatTimeout, protocol.CloseRateLimited,
+		protocol.CloseSlowConsumer, protocol.CloseTooManyConns:
 		label = strconv.Itoa(code)
 	}
 	m.disconnects.WithLabelValues(label).Inc()
