@@ -358,11 +358,15 @@ func indexOf(all []*client.Conn, c *client.Conn) int {
 // got two answers, unsubscribed "removed" and then NOT_MEMBER; the
 // fence below fails on any frame after the one answer.
 func TestAuthzSubscribeRacesMembershipRemoval(t *testing.T) {
+	onEachNATS(t, authzSubscribeRacesMembershipRemoval)
+}
+
+func authzSubscribeRacesMembershipRemoval(t *testing.T, newE envFunc) {
 	rounds := 80
 	if testing.Short() {
 		rounds = 20
 	}
-	e := newEnv(t, func(c *gateway.Config) { c.FrameRate, c.FrameBurst = 1000, 1000 })
+	e := newE(t, func(c *gateway.Config) { c.FrameRate, c.FrameBurst = 1000, 1000 })
 	victim := e.dial(e.user(1, "Alice"))
 	witness := e.dial(e.user(2, "Bob"))
 	ctx := context.Background()
@@ -606,4 +610,48 @@ func TestTicketsUselessFromKVStream(t *testing.T) {
 func urlQueryEscape(s string) string {
 	r := strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "#", "%23", " ", "%20", "$", "%24")
 	return r.Replace(s)
+}
+
+// TestTicketRaceOneWinner: any number of concurrent upgrades with one
+// ticket: exactly one opens a socket, the others get INVALID_TICKET (4001),
+// on one server and on a replicated cluster.
+func TestTicketRaceOneWinner(t *testing.T) { onEachNATS(t, ticketRaceOneWinner) }
+
+func ticketRaceOneWinner(t *testing.T, newE envFunc) {
+	e := newE(t, nil)
+	u := e.user(1, "Alice")
+	for round := 0; round < 5; round++ {
+		tk := e.ticket(u)
+		const racers = 8
+		errs := make(chan error, racers)
+		start := make(chan struct{})
+		for i := 0; i < racers; i++ {
+			go func() {
+				<-start
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+				if err == nil {
+					c.CloseNow()
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		won := 0
+		for i := 0; i < racers; i++ {
+			err := <-errs
+			var ce *client.CloseError
+			switch {
+			case err == nil:
+				won++
+			case errors.As(err, &ce) && ce.Code == protocol.CloseInvalidTicket:
+			default:
+				t.Fatalf("round %d: %v, want a socket or 4001", round, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d upgrades won one ticket", round, won)
+		}
+	}
 }

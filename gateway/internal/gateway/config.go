@@ -31,8 +31,8 @@ type Config struct {
 	// keep their authorization data apart, as they do their subjects.
 	DirectoryBuckets directory.Buckets
 	TicketsBucket    string
-	// AllowedOrigins are origin patterns (path.Match on
-	// "scheme://host[:port]", e.g. "https://*.ocvr.example"). Requests
+	// AllowedOrigins are origin patterns (pkg/origin's grammar, as
+	// ticketsvc's, e.g. "https://*.ocvr.example"). Requests
 	// without an Origin header (non-browser clients) are allowed.
 	AllowedOrigins []string
 

@@ -29,8 +29,10 @@ func expectUnsubscribed(t *testing.T, c *client.Conn, ch, reason string, within 
 
 // TestMembershipRemoved: removing a membership ends that user's
 // subscriptions on the pod with unsubscribed{removed} within 2 s.
-func TestMembershipRemoved(t *testing.T) {
-	e := newEnv(t, nil)
+func TestMembershipRemoved(t *testing.T) { onEachNATS(t, membershipRemoved) }
+
+func membershipRemoved(t *testing.T, newE envFunc) {
+	e := newE(t, nil)
 	e.channel("ch_x", 1, 2)
 	e.channel("ch_y", 1)
 	a1, a2 := e.dial(e.user(1, "Alice")), e.dial(e.user(1, "Alice"))
@@ -66,8 +68,10 @@ func TestMembershipRemoved(t *testing.T) {
 
 // TestChannelDeleted: deleting a channel ends every subscription to it with
 // unsubscribed{deleted}, once.
-func TestChannelDeleted(t *testing.T) {
-	e := newEnv(t, nil)
+func TestChannelDeleted(t *testing.T) { onEachNATS(t, channelDeleted) }
+
+func channelDeleted(t *testing.T, newE envFunc) {
+	e := newE(t, nil)
 	e.channel("ch_x", 1, 2)
 	a, bob := e.dial(e.user(1, "Alice")), e.dial(e.user(2, "Bob"))
 	subscribe(t, a, "ch_x")

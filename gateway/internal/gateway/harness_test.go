@@ -235,3 +235,14 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// envFunc builds a test environment (newEnv, newClusterEnv).
+type envFunc func(t testing.TB, tweak func(*gateway.Config)) *env
+
+// onEachNATS runs an authorization test on one embedded server and on a
+// 3-node JetStream cluster with R3 buckets, where a replica may lag: the
+// gateway's authorization reads must hold on both.
+func onEachNATS(t *testing.T, test func(t *testing.T, newE envFunc)) {
+	t.Run("single", func(t *testing.T) { test(t, newEnv) })
+	t.Run("3-node R3", func(t *testing.T) { test(t, newClusterEnv) })
+}

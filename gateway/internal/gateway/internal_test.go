@@ -189,9 +189,9 @@ func TestOriginMatcher(t *testing.T) {
 		"https://eu.ocvr.example":           true,
 		"https://caps.example":              true,
 		"http://localhost:3000":             true,
-		"http://localhost":                  false,
+		"http://localhost":                  true, // ":*" is any port or none (pkg/origin, as ticketsvc's)
 		"https://ocvr.example":              false,
-		"https://a.b.ocvr.example":          true, // * spans dots, not slashes
+		"https://a.b.ocvr.example":          true, // "*." is one label or more
 		"https://app.ocvr.example:8443":     false,
 		"http://app.ocvr.example":           false,
 		"https://app.ocvr.example.evil.com": false,
@@ -200,6 +200,9 @@ func TestOriginMatcher(t *testing.T) {
 		"https://evil.com?.ocvr.example":    false,
 		"https://x@app.ocvr.example":        false,
 		"https://app.ocvr.example/":         false,
+		"https://app.ocvr.example:443":      false, // browsers omit the default port
+		"https://.ocvr.example":             false,
+		"http://localhost:":                 false,
 		"null":                              false,
 		"file://":                           false,
 		"ws://app.ocvr.example":             false,
@@ -210,8 +213,10 @@ func TestOriginMatcher(t *testing.T) {
 			t.Errorf("allowed(%q) = %v, want %v", origin, got, want)
 		}
 	}
-	if _, err := newOriginMatcher([]string{"https://[x"}); err == nil {
-		t.Error("a malformed pattern was accepted")
+	for _, p := range []string{"https://[x", "https://app-*.ocvr.example", "https://app.ocvr.example/"} {
+		if _, err := newOriginMatcher([]string{p}); err == nil {
+			t.Errorf("the malformed pattern %q was accepted", p)
+		}
 	}
 	all, _ := newOriginMatcher([]string{"*"})
 	if !all.allowed("https://anything.example") {
