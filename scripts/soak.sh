@@ -41,7 +41,7 @@ wait_ready http://127.0.0.1:$nats_mon/healthz
 	--rate-limit 1000000 --log-level warn >"$tmp/soak-ticketsvc.log" 2>&1 &
 pids+=($!)
 "$bin/gateway" --listen $gw --admin-listen $gw_admin --nats-url nats://127.0.0.1:$nats_port \
-	--pod-name soak --log-level warn --pprof --readiness-delay 0s --drain-window 1s >"$tmp/soak-gateway.log" 2>&1 &
+	--pod-name soak --log-level warn --pprof --readiness-delay 0s --drain-window 1s --max-preauth-per-source 0 >"$tmp/soak-gateway.log" 2>&1 &
 gw_pid=$!
 pids+=($gw_pid)
 wait_ready http://$tsvc_admin/readyz
