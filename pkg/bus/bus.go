@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/redact"
 )
 
 // DefaultPrefix is the default subject prefix.
@@ -46,14 +46,14 @@ type Subjects struct {
 }
 
 // NewSubjects returns the subjects under prefix (DefaultPrefix when empty).
-// The prefix must be one or more dot-separated tokens of [A-Za-z0-9_-].
+// The prefix must be one or more dot-separated ids (protocol.IDPattern).
 func NewSubjects(prefix string) (Subjects, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	for _, tok := range strings.Split(prefix, ".") {
-		if !protocol.ValidChannelID(tok) {
-			return Subjects{}, fmt.Errorf("invalid subject prefix %q: tokens must match ^[A-Za-z0-9_-]{1,64}$", prefix)
+		if !protocol.ValidID(tok) {
+			return Subjects{}, fmt.Errorf("invalid subject prefix %q: tokens must match %s", prefix, protocol.IDPattern)
 		}
 	}
 	return Subjects{prefix: prefix}, nil
@@ -153,13 +153,13 @@ func Connect(cfg Config) (*nats.Conn, error) {
 			}
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+			log.Info("nats connected", "server", redact.URL(nc.ConnectedUrl()))
 			if cfg.OnConnect != nil {
 				cfg.OnConnect()
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			log.Info("nats reconnected", "server", redact.URL(nc.ConnectedUrl()))
 			if cfg.OnReconnect != nil {
 				cfg.OnReconnect()
 			}
@@ -190,7 +190,7 @@ func Connect(cfg Config) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURLs(urls), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redact.URLs(urls), err)
 	}
 	return nc, nil
 }
@@ -220,20 +220,6 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 
 // RedactURLs joins server URLs for error messages and logs, hiding
 // credentials.
-func RedactURLs(urls []string) string {
-	out := make([]string, len(urls))
-	for i, u := range urls {
-		p, err := url.Parse(u)
-		if err != nil || p.User == nil {
-			if strings.Contains(u, "@") {
-				out[i] = "[redacted]"
-			} else {
-				out[i] = u
-			}
-			continue
-		}
-		p.User = url.User("redacted")
-		out[i] = p.String()
-	}
-	return strings.Join(out, ",")
-}
+//
+// Deprecated: use redact.URLs, the one URL redactor.
+func RedactURLs(urls []string) string { return redact.URLs(urls) }

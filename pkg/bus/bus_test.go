@@ -1,11 +1,14 @@
 package bus
 
 import (
+	"bytes"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -215,6 +218,62 @@ func TestConnectRetryOnFailedConnect(t *testing.T) {
 	}
 	defer srv.Shutdown()
 	waitFor(t, 10*time.Second, "first connection", nc.IsConnected)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestConnectNeverShowsCredentials: a token or password in a server URL
+// reaches neither the connect and reconnect logs nor a connect error
+// (nats.go's own ConnectedUrlRedacted masks a password but not a token).
+func TestConnectNeverShowsCredentials(t *testing.T) {
+	const token, password = "s3cr3tt0ken", "s3cr3tpassw0rd"
+	srv := natsembed.Test(t)
+	hostPort := strings.TrimPrefix(srv.ClientURL(), "nats://")
+	var logs lockedBuffer
+	var reconnects atomic.Int32
+	nc, err := Connect(Config{
+		URLs:        []string{"nats://" + token + "@" + hostPort},
+		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+		OnReconnect: func() { reconnects.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "reconnect", func() bool { return reconnects.Load() > 0 })
+	got := logs.String()
+	if strings.Contains(got, token) || !strings.Contains(got, "nats://REDACTED@"+hostPort) || !strings.Contains(got, "nats reconnected") {
+		t.Errorf("logs:\n%s", got)
+	}
+
+	port, err := natsembed.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "127.0.0.1:" + strconv.Itoa(port)
+	_, err = Connect(Config{URLs: []string{"nats://ops:" + password + "@" + dead, token + "@" + dead}})
+	if err == nil || strings.Contains(err.Error(), password) || strings.Contains(err.Error(), token) ||
+		!strings.Contains(err.Error(), "nats://ops:REDACTED@"+dead+",REDACTED@"+dead) {
+		t.Errorf("connect error %v", err)
+	}
 }
 
 // TestConnectReconnects restarts the server under a connection: the hooks

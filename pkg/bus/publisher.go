@@ -41,7 +41,7 @@ func (t Target) header(h nats.Header) error {
 		h.Set(HeaderExcludeUser, strconv.FormatInt(t.ExcludeUser, 10))
 	}
 	for _, s := range t.Sessions {
-		if !ValidSessionID(s) {
+		if !protocol.ValidSessionID(s) {
 			return fmt.Errorf("invalid session id %q", s)
 		}
 	}
@@ -49,7 +49,7 @@ func (t Target) header(h nats.Header) error {
 		h.Set(HeaderSession, strings.Join(t.Sessions, ","))
 	}
 	if t.ExceptSession != "" {
-		if !ValidSessionID(t.ExceptSession) {
+		if !protocol.ValidSessionID(t.ExceptSession) {
 			return fmt.Errorf("invalid session id %q", t.ExceptSession)
 		}
 		h.Set(HeaderExceptSession, t.ExceptSession)
@@ -59,7 +59,9 @@ func (t Target) header(h nats.Header) error {
 
 // ValidSessionID reports whether id looks like a session id: it is used in
 // headers and KV keys, so it is limited to [A-Za-z0-9_-]{1,64}.
-func ValidSessionID(id string) bool { return protocol.ValidChannelID(id) }
+//
+// Deprecated: use protocol.ValidSessionID, where every id grammar lives.
+func ValidSessionID(id string) bool { return protocol.ValidSessionID(id) }
 
 // PublishToChannel publishes a frame of type typ with payload data to every
 // connection subscribed to channelID.

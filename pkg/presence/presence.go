@@ -237,7 +237,7 @@ func connKey(id int64, pod string) string {
 }
 
 // ValidPodName reports whether a pod name can be a KV key token.
-func ValidPodName(pod string) bool { return protocol.ValidChannelID(pod) }
+func ValidPodName(pod string) bool { return protocol.ValidID(pod) }
 
 // parseConnKey splits c.<user>.<pod>.
 func parseConnKey(key string) (int64, string, bool) {

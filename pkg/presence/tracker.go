@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
+	"github.com/ocvr/realtime/pkg/protocol"
 )
 
 // TrackerConfig configures a gateway pod's presence tracker.
@@ -63,15 +64,14 @@ const (
 )
 
 // SanitizePodName maps a Kubernetes pod name (which may hold dots) to a KV
-// key token.
+// key token (protocol.IDPattern): a byte that is not an id by itself
+// becomes "_".
 func SanitizePodName(pod string) string {
 	var b strings.Builder
-	for i := 0; i < len(pod) && b.Len() < 64; i++ {
-		c := pod[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-			b.WriteByte(c)
-		default:
+	for i := 0; i < len(pod) && b.Len() < protocol.MaxIDLen; i++ {
+		if protocol.ValidID(pod[i : i+1]) {
+			b.WriteByte(pod[i])
+		} else {
 			b.WriteByte('_')
 		}
 	}

@@ -15,7 +15,7 @@ import (
 // seeds and the checked-in corpus under testdata/fuzz/<Fuzz…>/;
 // scripts/fuzz.sh explores each for a bounded time.
 
-var channelIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+var channelIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`) // protocol.IDPattern, written out: the oracle is independent
 
 // FuzzValidChannelID: ValidChannelID is exactly the documented grammar,
 // CheckChannelID agrees with it, and DecodeClientFrame accepts a subscribe
@@ -29,6 +29,12 @@ func FuzzValidChannelID(f *testing.F) {
 		valid := protocol.ValidChannelID(id)
 		if valid != channelIDRe.MatchString(id) {
 			t.Fatalf("ValidChannelID(%q) = %v, the grammar says %v", id, valid, !valid)
+		}
+		if protocol.IDPattern != channelIDRe.String() {
+			t.Fatalf("IDPattern %q is not the documented grammar", protocol.IDPattern)
+		}
+		if protocol.ValidID(id) != valid || protocol.ValidSessionID(id) != valid {
+			t.Fatalf("ValidID/ValidSessionID(%q) disagree with ValidChannelID (%v): one id grammar", id, valid)
 		}
 		err := protocol.CheckChannelID(id)
 		if (err == nil) != valid || (err != nil && !errors.Is(err, protocol.ErrInvalidChannelID)) {

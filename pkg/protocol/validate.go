@@ -9,17 +9,25 @@ import (
 	"unicode/utf8"
 )
 
+// IDPattern is the one grammar of the platform's string ids: channel ids,
+// session ids (ses_…), the pod names in presence keys and the tokens of a
+// subject prefix. Only such strings may become a NATS subject token or a
+// KV key token: no dots, wildcards or spaces.
+const IDPattern = "^[A-Za-z0-9_-]{1,64}$"
+
+// MaxIDLen is the longest valid id.
+const MaxIDLen = 64
+
 // MaxChannelIDLen is the longest valid channel id.
-const MaxChannelIDLen = 64
+const MaxChannelIDLen = MaxIDLen
 
 // MaxEventSize bounds a bus payload the gateway will deliver: every byte is
 // queued once per target connection, so a huge event is refused, not fanned out.
 const MaxEventSize = 64 << 10
 
-// ValidChannelID reports whether id matches ^[A-Za-z0-9_-]{1,64}$. Only such
-// ids may become a NATS subject token: no dots, wildcards or spaces.
-func ValidChannelID(id string) bool {
-	if len(id) == 0 || len(id) > MaxChannelIDLen {
+// ValidID reports whether id matches IDPattern, ^[A-Za-z0-9_-]{1,64}$.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -32,6 +40,14 @@ func ValidChannelID(id string) bool {
 	}
 	return true
 }
+
+// ValidChannelID reports whether id is a valid channel id (IDPattern).
+func ValidChannelID(id string) bool { return ValidID(id) }
+
+// ValidSessionID reports whether id is a valid session id (IDPattern): the
+// public id of a session (ses_…), never its bearer token. It travels in bus
+// headers and KV keys.
+func ValidSessionID(id string) bool { return ValidID(id) }
 
 // ValidUserID reports whether id is a valid user id (a positive int64).
 func ValidUserID(id int64) bool { return id > 0 }
@@ -66,7 +82,7 @@ func parseUserID[T ~string | ~[]byte](s T) (int64, bool) {
 }
 
 // ErrInvalidChannelID is returned for a channel id that fails ValidChannelID.
-var ErrInvalidChannelID = errors.New("invalid channel id: want ^[A-Za-z0-9_-]{1,64}$")
+var ErrInvalidChannelID = errors.New("invalid channel id: want " + IDPattern)
 
 // ErrInvalidUserID is returned for a user id that is not a positive int64.
 var ErrInvalidUserID = errors.New("invalid user id: want a positive integer")
@@ -180,7 +196,7 @@ func decodeChannelRef(typ string, data json.RawMessage) (string, *ProtocolError)
 		return "", invalid(`%s: "data.channel_id" must be a string`, typ)
 	}
 	if !ValidChannelID(ch) {
-		return "", invalid(`%s: "data.channel_id" must match ^[A-Za-z0-9_-]{1,64}$`, typ)
+		return "", invalid(`%s: "data.channel_id" must match %s`, typ, IDPattern)
 	}
 	return ch, nil
 }

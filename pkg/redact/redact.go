@@ -40,10 +40,16 @@ func String(s string) string {
 // URL returns raw with its secrets replaced by Mask: the values of secret
 // query parameters, any ticket or session token, and the URL's userinfo (a
 // password; or the user name when there is no password, since nats://token@
-// puts the secret there). A string that does not parse is redacted as text.
+// puts the secret there). A string that does not parse as a URL with an
+// authority (a typo, or "user:pw@host:4222" without a scheme, which NATS
+// accepts) is redacted as text, and everything before its last "@" is
+// masked as userinfo.
 func URL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
+		if err != nil || u.Opaque != "" {
+			raw = maskUserinfo(raw)
+		}
 		return String(raw)
 	}
 	if _, ok := u.User.Password(); ok {
@@ -52,6 +58,31 @@ func URL(raw string) string {
 		u.User = url.User(Mask)
 	}
 	return String(u.String())
+}
+
+// URLs redacts each URL (as URL does) and joins them with commas: a server
+// list, as logs and errors print it.
+func URLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = URL(u)
+	}
+	return strings.Join(out, ",")
+}
+
+// maskUserinfo masks what may be userinfo in a URL that did not parse:
+// everything after the scheme's "://" (or from the start) up to the last
+// "@". It may mask more than the userinfo, never less.
+func maskUserinfo(raw string) string {
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start = i + 3
+	}
+	at := strings.LastIndexByte(raw[start:], '@')
+	if at < 0 {
+		return raw
+	}
+	return raw[:start] + Mask + raw[start+at:]
 }
 
 // Error returns err with every message in its chain redacted; err itself

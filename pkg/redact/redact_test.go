@@ -42,11 +42,31 @@ func TestURL(t *testing.T) {
 		{"nats://s3cr3ttoken@nats:4222", "nats://REDACTED@nats:4222"},
 		{"http://h:8080", "http://h:8080"},
 		{"::not a url?ticket=x", "::not a url?ticket=REDACTED"},
+		// NATS takes a server without a scheme: the parser sees "user:" as one.
+		{"ops:s3cret@nats:4222", "REDACTED@nats:4222"},
+		{"nats:4222", "nats:4222"},
+		{"127.0.0.1:4222", "127.0.0.1:4222"},
+		// Unparsable: everything up to the last @ may be userinfo.
+		{"nats://ops:s3 cret@nats:4222", "nats://REDACTED@nats:4222"},
+		{"nats://ops:p@ss%zz@nats:4222", "nats://REDACTED@nats:4222"},
+		// An @ after the authority of a URL that parses is not userinfo.
+		{"https://h/users/a@b.example?ticket=x", "https://h/users/a@b.example?ticket=REDACTED"},
 	}
 	for _, tc := range tests {
 		if got := redact.URL(tc.in); got != tc.want {
 			t.Errorf("URL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestURLs(t *testing.T) {
+	got := redact.URLs([]string{"nats://a:4222", "nats://ops:s3cret@b:4222", "tok3n@c:4222", "ws://g/v1/ws?ticket=" + tk})
+	want := "nats://a:4222,nats://ops:REDACTED@b:4222,REDACTED@c:4222,ws://g/v1/ws?ticket=REDACTED"
+	if got != want {
+		t.Errorf("URLs = %q, want %q", got, want)
+	}
+	if got := redact.URLs(nil); got != "" {
+		t.Errorf("URLs(nil) = %q", got)
 	}
 }
 

@@ -167,7 +167,7 @@ func (s *Store) Verify(ctx context.Context, token string) (Session, error) {
 // read from the stream leader like Verify. The session's ExpiresAt is
 // when a connection authorized by it must end.
 func (s *Store) Lookup(ctx context.Context, sessionID string) (Session, error) {
-	if !bus.ValidSessionID(sessionID) {
+	if !protocol.ValidSessionID(sessionID) {
 		return Session{}, ErrUnknown
 	}
 	return s.get(ctx, "s."+sessionID)
@@ -195,7 +195,7 @@ func (s *Store) get(ctx context.Context, key string) (Session, error) {
 // user's connections of that session (header Ocvr-Session), which the
 // gateways deliver and then close with 4003.
 func (s *Store) Revoke(ctx context.Context, sessionID, reason string) error {
-	if !bus.ValidSessionID(sessionID) {
+	if !protocol.ValidSessionID(sessionID) {
 		return fmt.Errorf("revoke session: invalid session id %q", sessionID)
 	}
 	if s.pub == nil {
@@ -229,7 +229,7 @@ func (s *Store) RevokeAll(ctx context.Context, userID int64, reason, exceptSessi
 	if err := protocol.CheckUserID(userID); err != nil {
 		return 0, fmt.Errorf("revoke all: %w", err)
 	}
-	if exceptSessionID != "" && !bus.ValidSessionID(exceptSessionID) {
+	if exceptSessionID != "" && !protocol.ValidSessionID(exceptSessionID) {
 		return 0, fmt.Errorf("revoke all: invalid session id %q", exceptSessionID)
 	}
 	if s.pub == nil {
@@ -335,7 +335,7 @@ func (s *Store) WatchRevocations(ctx context.Context, opts WatchOptions) error {
 	return kvutil.WatchDeletions(ctx, s.kv, kvutil.WatchOptions{
 		Keys: "s.*",
 		OnDelete: func(key string) {
-			if id, ok := strings.CutPrefix(key, "s."); ok && bus.ValidSessionID(id) {
+			if id, ok := strings.CutPrefix(key, "s."); ok && protocol.ValidSessionID(id) {
 				opts.OnRevoked(id)
 			}
 		},

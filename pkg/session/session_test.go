@@ -15,6 +15,7 @@ import (
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
 	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/protocol"
 	"github.com/ocvr/realtime/pkg/session"
 )
 
@@ -115,7 +116,7 @@ func TestCreateVerify(t *testing.T) {
 	if !strings.HasPrefix(tok, session.TokenPrefix) || len(tok) != len(session.TokenPrefix)+43 {
 		t.Errorf("token %q is not sess_ + 256 bits base64url", tok)
 	}
-	if !strings.HasPrefix(s.ID, "ses_") || !bus.ValidSessionID(s.ID) {
+	if !strings.HasPrefix(s.ID, "ses_") || !protocol.ValidSessionID(s.ID) {
 		t.Errorf("session id %q", s.ID)
 	}
 	if s.UserID != 42 || s.DisplayName != "Ada Lovelace" || !s.CreatedAt.Equal(now) || !s.ExpiresAt.Equal(now.Add(24*time.Hour)) {

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
 	"github.com/ocvr/realtime/pkg/protocol"
 )
@@ -86,7 +85,7 @@ var ErrInvalidIdentity = errors.New("mint ticket: invalid identity")
 func (s *Store) Mint(ctx context.Context, id Identity) (string, error) {
 	// Whatever a ticket carries becomes a gateway connection's identity and
 	// its NATS subjects: refuse a malformed one here, not at redeem time.
-	if !protocol.ValidUserID(id.UserID) || !bus.ValidSessionID(id.SessionID) {
+	if !protocol.ValidUserID(id.UserID) || !protocol.ValidSessionID(id.SessionID) {
 		return "", fmt.Errorf("%w (user %d, session %q)", ErrInvalidIdentity, id.UserID, id.SessionID)
 	}
 	t := kvutil.RandomToken(Prefix, ticketBytes)

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/protocol"
 )
 
@@ -44,7 +43,7 @@ func (f *channelIDFlag) String() string {
 
 func (f *channelIDFlag) Set(s string) error {
 	if !protocol.ValidChannelID(s) {
-		return fmt.Errorf("want a channel id matching ^[A-Za-z0-9_-]{1,64}$")
+		return fmt.Errorf("want a channel id matching %s", protocol.IDPattern)
 	}
 	f.id = s
 	return nil
@@ -61,8 +60,8 @@ func (f *sessionIDFlag) String() string {
 }
 
 func (f *sessionIDFlag) Set(s string) error {
-	if !bus.ValidSessionID(s) {
-		return fmt.Errorf("want a session id (ses_…, [A-Za-z0-9_-]{1,64}), not a token")
+	if !protocol.ValidSessionID(s) {
+		return fmt.Errorf("want a session id (ses_…, %s), not a token", protocol.IDPattern)
 	}
 	f.id = s
 	return nil

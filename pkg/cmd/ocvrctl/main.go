@@ -34,6 +34,7 @@ import (
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/presence"
+	"github.com/ocvr/realtime/pkg/redact"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
@@ -447,7 +448,7 @@ func (a *app) conn() (*nats.Conn, error) {
 		if cause == nil {
 			cause = err
 		}
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w", bus.RedactURLs(a.urls), cause)
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redact.URLs(a.urls), cause)
 	}
 	a.nc = nc
 	return nc, nil

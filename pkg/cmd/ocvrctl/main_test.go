@@ -708,7 +708,7 @@ func TestNATSUnreachable(t *testing.T) {
 	// Credentials in the URL never reach the error message.
 	secret := "nats://ops:s3cret@127.0.0.1:" + strconv.Itoa(port)
 	r := ctl(t, "--nats-url", secret, "channel", "list")
-	if r.code != 1 || strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "cannot reach NATS at nats://redacted@127.0.0.1:") {
+	if r.code != 1 || strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "cannot reach NATS at nats://ops:REDACTED@127.0.0.1:") {
 		t.Errorf("with credentials in the URL:\n%s", r)
 	}
 	for _, c := range commands() {

@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/ocvr/realtime/pkg/bus"
-	"github.com/ocvr/realtime/ticketsvc/internal/origin"
+	"github.com/ocvr/realtime/pkg/origin"
 	"github.com/ocvr/realtime/ticketsvc/internal/server"
 )
 

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/origin"
+	"github.com/ocvr/realtime/pkg/redact"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
-	"github.com/ocvr/realtime/ticketsvc/internal/origin"
 	"github.com/ocvr/realtime/ticketsvc/internal/ratelimit"
 )
 
@@ -65,8 +64,8 @@ type Config struct {
 	SessionsBucket string // default session.DefaultBucket
 	TicketsBucket  string // default ticket.DefaultBucket
 
-	// AllowedOrigins is the CORS allow-list (see package origin for the
-	// pattern forms).
+	// AllowedOrigins is the CORS allow-list (pkg/origin's grammar, the
+	// gateway's too).
 	AllowedOrigins []string
 
 	RateLimit       int           // tickets per session per minute; 0 disables the limit
@@ -272,7 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer nc.Close()
 	s.log.Info("ticketsvc started",
 		"listen", s.Addr(), "admin_listen", s.AdminAddr(),
-		"nats", redactURLs(s.cfg.NATSURLs), "rate_limit_per_min", s.cfg.RateLimit)
+		"nats", redact.URLs(s.cfg.NATSURLs), "rate_limit_per_min", s.cfg.RateLimit)
 
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
@@ -315,22 +314,4 @@ func serve(srv *http.Server, ln net.Listener, name string) error {
 		return fmt.Errorf("%s listener: %w", name, err)
 	}
 	return nil
-}
-
-// redactURLs hides passwords and tokens that NATS URLs may embed.
-func redactURLs(urls []string) string {
-	out := make([]string, len(urls))
-	for i, raw := range urls {
-		u, err := url.Parse(raw)
-		switch {
-		case err != nil:
-			out[i] = "<unparsable>"
-		case u.User != nil:
-			u.User = url.User("redacted")
-			out[i] = u.String()
-		default:
-			out[i] = u.String()
-		}
-	}
-	return strings.Join(out, ",")
 }
