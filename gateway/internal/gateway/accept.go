@@ -117,7 +117,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if !g.perUser.acquire(id.UserID, g.cfg.MaxConnsPerUser) {
+	if !g.perUser.acquire(id.UserID) {
 		// The new socket is refused, the user's open ones are kept: an
 		// attacker holding a stolen session cannot disconnect its owner.
 		g.metrics.connects.WithLabelValues(connectUserLimit).Inc()

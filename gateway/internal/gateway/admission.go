@@ -9,90 +9,45 @@ import (
 // or scripted session cannot hold a pod's sockets.
 const DefaultMaxConnsPerUser = 16
 
-// userConns counts each user's connections on this pod, from the moment a
-// ticket is redeemed (the user is known) until the connection's cleanup,
-// for the per-user cap (Config.MaxConnsPerUser). Users at zero are
-// forgotten, so the map is bounded by the open connections.
-type userConns struct {
-	mu sync.Mutex
-	n  map[int64]int
-}
-
-func newUserConns() *userConns { return &userConns{n: map[int64]int{}} }
-
-// acquire takes one of user's slots; it reports false when user already
-// holds max (max ≤ 0: no limit).
-func (u *userConns) acquire(user int64, max int) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if max > 0 && u.n[user] >= max {
-		return false
-	}
-	u.n[user]++
-	return true
-}
-
-// release gives back one of user's slots.
-func (u *userConns) release(user int64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if n := u.n[user]; n > 1 {
-		u.n[user] = n - 1
-	} else {
-		delete(u.n, user)
-	}
-}
-
-// count is user's current number of slots (tests, diagnostics).
-func (u *userConns) count(user int64) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.n[user]
-}
-
-// users is the number of users holding at least one slot.
-func (u *userConns) users() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.n)
-}
-
 // DefaultMaxPreauthPerSource is the default number of upgrades one source
-// address may have in flight before its ticket is redeemed.
+// address may have in flight before their tickets are redeemed.
 const DefaultMaxPreauthPerSource = 100
 
-// sourceLimiter bounds the unauthenticated work one source address can make
-// the pod do: upgrades in flight between the request and the end of the
-// ticket's redemption (a KV read each, for any well-formed random ticket).
-// Sources at zero are forgotten, so the map is bounded by the upgrades in
-// flight.
-type sourceLimiter struct {
+// slots counts what each key holds, up to a cap: a user's connections on
+// this pod, from the ticket's redemption to the connection's teardown
+// (Config.MaxConnsPerUser); a source address's upgrades in flight before
+// their tickets are redeemed, the unauthenticated work it can make the pod
+// do (Config.MaxPreauthPerSource). Keys at zero are forgotten, so the map
+// is bounded by what is held.
+type slots[K comparable] struct {
 	max int // ≤ 0: no limit
 
 	mu sync.Mutex
-	n  map[string]int
+	n  map[K]int
 }
 
-func newSourceLimiter(max int) *sourceLimiter {
-	return &sourceLimiter{max: max, n: map[string]int{}}
+func newSlots[K comparable](max int) *slots[K] {
+	return &slots[K]{max: max, n: map[K]int{}}
 }
 
-func (s *sourceLimiter) acquire(source string) bool {
+// acquire takes one of k's slots; it reports false when k holds max.
+func (s *slots[K]) acquire(k K) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.max > 0 && s.n[source] >= s.max {
+	if s.max > 0 && s.n[k] >= s.max {
 		return false
 	}
-	s.n[source]++
+	s.n[k]++
 	return true
 }
 
-func (s *sourceLimiter) release(source string) {
+// release gives back one of k's slots.
+func (s *slots[K]) release(k K) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := s.n[source]; n > 1 {
-		s.n[source] = n - 1
+	if n := s.n[k]; n > 1 {
+		s.n[k] = n - 1
 	} else {
-		delete(s.n, source)
+		delete(s.n, k)
 	}
 }

@@ -71,8 +71,8 @@ type Gateway struct {
 	writers    *writers
 	origins    *originMatcher
 	poller     *poller.Poller // nil: a reader goroutine per socket
-	perUser    *userConns     // per-user connection counts (MaxConnsPerUser)
-	preauth    *sourceLimiter // upgrades in flight per source (MaxPreauthPerSource)
+	perUser    *slots[int64]  // connections per user (MaxConnsPerUser)
+	preauth    *slots[string] // upgrades in flight per source (MaxPreauthPerSource)
 
 	typingThrottle *typingThrottle
 	revocations    revocations // sessions the revocation watch saw go
@@ -117,8 +117,8 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		metrics:        newMetrics(),
 		pool:           batchconn.NewPool(),
 		origins:        origins,
-		perUser:        newUserConns(),
-		preauth:        newSourceLimiter(cfg.MaxPreauthPerSource),
+		perUser:        newSlots[int64](cfg.MaxConnsPerUser),
+		preauth:        newSlots[string](cfg.MaxPreauthPerSource),
 		typingThrottle: newTypingThrottle(cfg.TypingThrottle, cfg.Now),
 		conns:          map[*conn]struct{}{},
 	}
