@@ -431,6 +431,7 @@ func authzSubscribeRacesMembershipRemoval(t *testing.T, newE envFunc) {
 		// dispatched to every connection of the channel on this pod; the
 		// victim must not have it.
 		subscribe(t, witness, ch)
+		e.settle()
 		mustNoErr(t, e.pub.MessageCreated(ctx, msg(ch, round)))
 		mustNoErr(t, e.pub.MessageCreated(ctx, msg(ch, 100000+round)))
 		for _, n := range []int{round, 100000 + round} {
@@ -628,12 +629,7 @@ func ticketRaceOneWinner(t *testing.T, newE envFunc) {
 		for i := 0; i < racers; i++ {
 			go func() {
 				<-start
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
-				if err == nil {
-					c.CloseNow()
-				}
+				_, err := e.dialTicket("", tk)
 				errs <- err
 			}()
 		}

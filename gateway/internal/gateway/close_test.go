@@ -121,11 +121,8 @@ func TestInvalidTicketClientDial(t *testing.T) {
 
 func (e *env) dial0(t *testing.T, tk string) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+	c, err := e.dialTicket("", tk)
 	mustNoErr(t, err)
-	t.Cleanup(c.CloseNow)
 	return c
 }
 

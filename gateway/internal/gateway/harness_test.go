@@ -159,12 +159,27 @@ func (e *env) ticket(u user) string {
 	return tk
 }
 
+// dialTicket is the one way the gateway tests open a socket with the
+// protocol client: ticket tk, at wsURL (the env's gateway when ""). The
+// connection is closed when the test ends.
+func (e *env) dialTicket(wsURL, tk string) (*client.Conn, error) {
+	if wsURL == "" {
+		wsURL = e.wsURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, wsURL, tk, client.Options{Heartbeat: -1})
+	if err == nil {
+		e.t.Cleanup(c.CloseNow)
+	}
+	return c, err
+}
+
+// dial connects u to the env's gateway; the test fails if it cannot.
 func (e *env) dial(u user) *client.Conn {
 	e.t.Helper()
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := client.Dial(ctx, e.wsURL, e.ticket(u), client.Options{Heartbeat: -1})
-		cancel()
+		c, err := e.dialTicket("", e.ticket(u))
 		var ce *client.CloseError
 		if err != nil && e.cluster != nil && attempt < 5 && errors.As(err, &ce) && ce.Code == protocol.CloseTryAgainLater {
 			// A young cluster may still be electing a stream leader, and
@@ -175,7 +190,6 @@ func (e *env) dial(u user) *client.Conn {
 		if err != nil {
 			e.t.Fatalf("dial: %v", err)
 		}
-		e.t.Cleanup(c.CloseNow)
 		return c
 	}
 }
@@ -245,4 +259,15 @@ type envFunc func(t testing.TB, tweak func(*gateway.Config)) *env
 func onEachNATS(t *testing.T, test func(t *testing.T, newE envFunc)) {
 	t.Run("single", func(t *testing.T) { test(t, newEnv) })
 	t.Run("3-node R3", func(t *testing.T) { test(t, newClusterEnv) })
+}
+
+// settle waits, on a cluster, for a subscription the gateway just made on
+// its node to be known to the backend's nodes: interest crosses the
+// cluster's routes asynchronously, so an event published on another node
+// right after "subscribed" may find no interest there yet. (On one server
+// "subscribed" is enough.)
+func (e *env) settle() {
+	if e.cluster != nil {
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -22,13 +22,7 @@ import (
 // connection is open and registered for cleanup).
 func (e *env) dialErr(t *testing.T, u user) (*client.Conn, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, e.wsURL, e.ticket(u), client.Options{Heartbeat: -1})
-	if err == nil {
-		t.Cleanup(c.CloseNow)
-	}
-	return c, err
+	return e.dialTicket("", e.ticket(u))
 }
 
 // wantUserLimit checks err is the per-user cap's refusal: close 4010, not

@@ -58,11 +58,8 @@ func (e *env) pod(t *testing.T, natsURL string, tweak func(*gateway.Config)) *po
 // dialAt connects u to the gateway at wsURL.
 func (e *env) dialAt(t *testing.T, wsURL string, u user) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, wsURL, e.ticket(u), client.Options{Heartbeat: -1})
+	c, err := e.dialTicket(wsURL, e.ticket(u))
 	mustNoErr(t, err)
-	t.Cleanup(c.CloseNow)
 	return c
 }
 

@@ -84,9 +84,7 @@ func TestRevokedSessionRefusedOnEveryNode(t *testing.T) {
 		u := e.user(int64(i+1), "U")
 		tk := e.ticket(u)
 		mustNoErr(t, e.sessions.Revoke(context.Background(), u.sess.ID, "logout"))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
-		cancel()
+		c, err := e.dialTicket("", tk)
 		if err == nil {
 			c.CloseNow()
 			t.Fatalf("iteration %d: a revoked session's ticket opened a socket", i)
