@@ -62,12 +62,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connection attempts from this address", http.StatusTooManyRequests)
 		return
 	}
-	authenticated := false
-	defer func() {
-		if !authenticated {
-			g.preauth.release(source)
-		}
-	}()
+	// The source's slot is held until the ticket is redeemed (or the
+	// upgrade refused before that).
+	releaseSource := sync.OnceFunc(func() { g.preauth.release(source) })
+	defer releaseSource()
 
 	// Admission counts this upgrade against the hard limit from here on, not
 	// from registration: otherwise any number of concurrent connects pass
@@ -94,8 +92,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	g.hooks.beforeRedeem()
 	id, result, err := g.redeem(r.Context(), st, r.URL.Query().Get("ticket"))
 	g.metrics.redeems.WithLabelValues(result).Inc()
-	g.preauth.release(source)
-	authenticated = true
+	releaseSource()
 	if err != nil {
 		switch result {
 		case redeemAborted:
