@@ -582,7 +582,7 @@ func TestTicketsUselessFromKVStream(t *testing.T) {
 	// The real tickets were not disturbed, and work exactly once.
 	for _, tk := range tickets {
 		e.dial0(t, tk).CloseNow()
-		_, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+		_, err := e.dialTicket("", tk)
 		var ce *client.CloseError
 		if !errors.As(err, &ce) || ce.Code != protocol.CloseInvalidTicket {
 			t.Fatalf("second use of a ticket: %v, want 4001", err)
@@ -598,7 +598,7 @@ func TestTicketsUselessFromKVStream(t *testing.T) {
 		st.Now = func() time.Time { return time.Now().Add(c.age) }
 		tk, err := st.Mint(ctx, ticket.Identity{SessionID: alice.sess.ID, UserID: 1, DisplayName: "Alice"})
 		mustNoErr(t, err)
-		conn, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+		conn, err := e.dialTicket("", tk)
 		if c.ok != (err == nil) {
 			t.Errorf("ticket issued %v ago: dial %v, want ok=%v", -c.age, err, c.ok)
 		}

@@ -107,9 +107,7 @@ func TestInvalidTicket(t *testing.T) {
 // *client.CloseError with code 4001 carrying the INVALID_TICKET error.
 func TestInvalidTicketClientDial(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := client.Dial(ctx, e.wsURL, "wst_nope", client.Options{Heartbeat: -1})
+	_, err := e.dialTicket("", "wst_nope")
 	var ce *client.CloseError
 	if !errors.As(err, &ce) {
 		t.Fatalf("Dial returned %v, want a *client.CloseError", err)
@@ -338,14 +336,11 @@ func TestHardMaxConnsConcurrent(t *testing.T) {
 		go func(tk string) {
 			defer wg.Done()
 			<-start
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+			_, err := e.dialTicket("", tk)
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
 				ok++
-				t.Cleanup(c.CloseNow)
 				return
 			}
 			var ce *client.CloseError
@@ -381,9 +376,8 @@ func TestDrainRacingConnects(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+			c, err := e.dialTicket("", tk)
 			if err == nil {
-				t.Cleanup(c.CloseNow)
 				// Read until the drain closes it.
 				for {
 					if _, err := c.Next(ctx); err != nil {

@@ -231,9 +231,7 @@ func TestReadyIsFirst(t *testing.T) {
 	}()
 	defer func() { cancel(); wg.Wait() }()
 	for i := 0; i < 30; i++ {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := client.Dial(dctx, e.wsURL, e.ticket(alice), client.Options{Heartbeat: -1})
-		dcancel()
+		c, err := e.dialTicket("", e.ticket(alice))
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}

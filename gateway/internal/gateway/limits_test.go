@@ -108,9 +108,7 @@ func TestPerUserCapConcurrent(t *testing.T) {
 		go func(tk string) {
 			defer wg.Done()
 			<-start
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			c, err := client.Dial(ctx, e.wsURL, tk, client.Options{Heartbeat: -1})
+			c, err := e.dialTicket("", tk)
 			mu.Lock()
 			defer mu.Unlock()
 			var ce *client.CloseError

@@ -184,9 +184,7 @@ func TestTwoPods(t *testing.T) {
 		results := make(chan string, 2)
 		for _, u := range []string{e.wsURL, p.wsURL} {
 			go func(u string) {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				c, err := client.Dial(ctx, u, tk, client.Options{Heartbeat: -1})
+				c, err := e.dialTicket(u, tk)
 				if err != nil {
 					results <- err.Error()
 					return
