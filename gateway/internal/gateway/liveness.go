@@ -74,36 +74,61 @@ func (g *Gateway) onSessionDeleted(sessionID string) {
 // arrive before it closes the session's connections itself.
 const revocationGrace = time.Second
 
-// revocations are the sessions the watch saw go, until the sweeper has
-// closed their connections.
+// revokedMemory is how long the pod remembers a session the watch saw go:
+// longer than a ticket lives, so that a connection whose ticket was
+// redeemed just before the revocation, and registered after the watch
+// reported it, is closed at registration (see serveConn).
+const revokedMemory = time.Minute
+
+// revocations are the sessions the watch saw go: until the sweeper has
+// closed their connections, and for revokedMemory after.
 type revocations struct {
 	mu sync.Mutex
-	at map[string]time.Time // session id → when to close its connections
+	at map[string]revocation
 }
 
-func (r *revocations) add(sessionID string, at time.Time) {
+type revocation struct {
+	closeAt  time.Time // when the sweeper closes the session's connections
+	forgetAt time.Time
+	closed   bool // the sweeper has closed them
+}
+
+func (r *revocations) add(sessionID string, closeAt time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at == nil {
-		r.at = map[string]time.Time{}
+		r.at = map[string]revocation{}
 	}
 	if _, ok := r.at[sessionID]; !ok {
-		r.at[sessionID] = at
+		r.at[sessionID] = revocation{closeAt: closeAt, forgetAt: closeAt.Add(revokedMemory)}
 	}
 }
 
-// due takes the sessions whose time has come.
+// revoked reports whether the watch saw the session go (recently).
+func (r *revocations) revoked(sessionID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.at[sessionID]
+	return ok
+}
+
+// due takes the sessions whose connections are to be closed now, and
+// forgets the old ones.
 func (r *revocations) due(now time.Time) map[string]bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out map[string]bool
-	for id, at := range r.at {
-		if !now.Before(at) {
+	for id, rv := range r.at {
+		switch {
+		case !now.Before(rv.forgetAt):
+			delete(r.at, id)
+		case !rv.closed && !now.Before(rv.closeAt):
 			if out == nil {
 				out = map[string]bool{}
 			}
 			out[id] = true
-			delete(r.at, id)
+			rv.closed = true
+			r.at[id] = rv
 		}
 	}
 	return out

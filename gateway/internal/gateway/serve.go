@@ -9,7 +9,6 @@ import (
 
 	"github.com/ocvr/realtime/gateway/internal/batchconn"
 	"github.com/ocvr/realtime/pkg/protocol"
-	"github.com/ocvr/realtime/pkg/session"
 )
 
 // open registers an upgraded socket as a connection and serves it on a
@@ -104,13 +103,13 @@ func (g *Gateway) serveConn(c *conn) {
 	g.log.Info("connection opened", "conn", c.id, "user", c.userID, "session", c.sessionID)
 	g.metrics.frameOut(protocol.TypeReady)
 	c.release()
-	// A revocation between the redeem's session check and the join above
-	// reached neither this connection (not joined) nor, maybe, the
-	// revocation watch (not registered when it looked): read the session
-	// again, from the stream's leader. From here on the user subject and
-	// the watch cover it. (The writer is released first: events for the
-	// user queue up meanwhile.)
-	if g.sessionRevoked(ctx, c) {
+	// A revocation after the redeem's session check (a leader read) and
+	// before the join above did not reach this connection on the bus, and
+	// the watch may have reported it before the connection was registered:
+	// the pod remembers what the watch saw (revokedMemory). One reported
+	// after the registration is the sweeper's.
+	if g.revocations.revoked(c.sessionID) {
+		g.revoke(c, reasonRevoked)
 		return
 	}
 	if g.poller != nil {
@@ -119,27 +118,6 @@ func (g *Gateway) serveConn(c *conn) {
 		return
 	}
 	c.finish(g.readLoop(ctx, c, nil))
-}
-
-// sessionRevoked re-reads c's session; when it is gone it sends
-// session_revoked after ready and closes with 4003. A store error keeps the
-// connection: the revocation watch still covers it.
-func (g *Gateway) sessionRevoked(ctx context.Context, c *conn) bool {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := g.stores.Load().sessions.Lookup(ctx, c.sessionID)
-	switch {
-	case err == nil:
-		return false
-	case errors.Is(err, session.ErrExpired):
-		g.revoke(c, reasonExpired)
-	case errors.Is(err, session.ErrUnauthorized):
-		g.revoke(c, reasonRevoked)
-	default:
-		g.log.Warn("session re-check", "conn", c.id, "err", err)
-		return false
-	}
-	return true
 }
 
 // readBurst reads what a socket has (at least one message when the poller
