@@ -52,10 +52,11 @@ deps:
 	@bash scripts/ci/install-js.sh
 	@bash scripts/ci/install-prometheus.sh
 
+# Every package with the race detector, then the gateway suite again in the
+# reader-goroutine mode (--reader-goroutines: the non-Linux path and a chart
+# value), not only on the epoll poller.
 test-go:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
-	# The gateway suite again in the reader-goroutine mode (--reader-goroutines:
-	# the non-Linux path and a chart value), not only on the epoll poller.
 	OCVR_TEST_READER_GOROUTINES=1 $(GO) test -race -count=1 -timeout 10m ./gateway/internal/gateway/
 
 # Every micro-benchmark once (-benchtime=1x), so that none of them rots;
