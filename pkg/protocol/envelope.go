@@ -214,39 +214,56 @@ func (s *scanner) str() (escaped bool, err error) {
 	return escaped, s.syntax()
 }
 
+// open enters an array or object at its opening byte; empty reports one
+// that closes at once (with close).
+func (s *scanner) open(close byte) (empty bool, err error) {
+	if s.depth++; s.depth > maxDepth {
+		return false, errTooDeep
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == close {
+		s.i++
+		s.depth--
+		return true, nil
+	}
+	return false, nil
+}
+
+// next reads what follows an element or member: a ',' (more to come) or
+// close (done: the container ends).
+func (s *scanner) next(close byte) (done bool, err error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, s.syntax()
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, nil
+	case close:
+		s.i++
+		s.depth--
+		return true, nil
+	}
+	return false, s.syntax()
+}
+
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 func (s *scanner) array() error {
-	if s.depth++; s.depth > maxDepth {
-		return errTooDeep
-	}
-	s.i++ // [
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		s.depth--
-		return nil
+	if empty, err := s.open(']'); empty || err != nil {
+		return err
 	}
 	for {
 		s.ws()
 		if err := s.value(levelOther, nil); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.syntax()
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.syntax()
+		if done, err := s.next(']'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -257,10 +274,9 @@ var (
 )
 
 func (s *scanner) object(level keyLevel) error {
-	if s.depth++; s.depth > maxDepth {
-		return errTooDeep
+	if empty, err := s.open('}'); empty || err != nil {
+		return err
 	}
-	s.i++ // {
 	var names []string
 	switch level {
 	case levelEnvelope:
@@ -269,12 +285,6 @@ func (s *scanner) object(level keyLevel) error {
 		names = dataKeys
 	}
 	var seen uint8
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		s.depth--
-		return nil
-	}
 	for {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
@@ -319,19 +329,8 @@ func (s *scanner) object(level keyLevel) error {
 		if err := s.value(child, dst); err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.syntax()
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.syntax()
+		if done, err := s.next('}'); done || err != nil {
+			return err
 		}
 	}
 }
