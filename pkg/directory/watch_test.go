@@ -355,10 +355,14 @@ func TestWatchRemovalsClusterRestart(t *testing.T) {
 
 	watched.Stop()
 	// The stopped node may have led a stream: retry through the election.
-	retry := func(what string, f func() error) {
+	retry := func(what string, f func(context.Context) error) {
 		t.Helper()
 		for {
-			err := f()
+			// Each try on its own deadline: a try that hangs on the
+			// stopped node must not use up the test's.
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := f(actx)
+			cancel()
 			if err == nil || errors.Is(err, directory.ErrNotFound) { // an earlier try got through
 				return
 			}
@@ -368,11 +372,11 @@ func TestWatchRemovalsClusterRestart(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	retry("remove member", func() error { return other.RemoveMember(ctx, "ch_a", 1) })
-	retry("delete channel", func() error { return other.DeleteChannel(ctx, "ch_b") })
+	retry("remove member", func(ctx context.Context) error { return other.RemoveMember(ctx, "ch_a", 1) })
+	retry("delete channel", func(ctx context.Context) error { return other.DeleteChannel(ctx, "ch_b") })
 	// Should a retried DeleteChannel have found the channel gone (its first
 	// try deleted it, then failed on the memberships), finish its work.
-	retry("remove member", func() error { return other.RemoveMember(ctx, "ch_b", 1) })
+	retry("remove member", func(ctx context.Context) error { return other.RemoveMember(ctx, "ch_b", 1) })
 	if err := watched.Restart(); err != nil {
 		t.Fatal(err)
 	}

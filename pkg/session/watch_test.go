@@ -248,11 +248,21 @@ func TestWatchRevocationsClusterRestart(t *testing.T) {
 	other := openOn(t, c.Servers[1].ClientURL(), nil)
 	var sessions []session.Session
 	for i := range 4 {
-		_, sess, err := other.Create(ctx, int64(10+i), "Ada", time.Hour)
-		if err != nil {
-			t.Fatal(err)
+		// A new R3 bucket may still be electing its leader ("no response
+		// from stream"): retry, each try on its own deadline.
+		for {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, sess, err := other.Create(actx, int64(10+i), "Ada", time.Hour)
+			cancel()
+			if err == nil {
+				sessions = append(sessions, sess)
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		sessions = append(sessions, sess)
 	}
 	got := watch(t, s, &r)
 
@@ -262,7 +272,9 @@ func TestWatchRevocationsClusterRestart(t *testing.T) {
 		// The stopped node may have led the stream: retry through the
 		// election.
 		for {
-			err := other.Revoke(ctx, sess.ID, "logout")
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := other.Revoke(actx, sess.ID, "logout")
+			cancel()
 			if err == nil || errors.Is(err, session.ErrNotFound) { // an earlier try got through
 				break
 			}
