@@ -289,7 +289,11 @@ func TestWatchDeletionsClusterRestart(t *testing.T) {
 		// The stopped node may have led the stream: retry through the
 		// election.
 		for {
-			err := okv.Delete(ctx, key)
+			// Each try on its own deadline: one hanging on the stopped
+			// node must not use up the test's.
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := okv.Delete(actx, key)
+			cancel()
 			if err == nil {
 				break
 			}
