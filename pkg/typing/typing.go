@@ -40,6 +40,7 @@ const Window = 3 * time.Second
 // safe for concurrent use.
 type Throttle struct {
 	kv     jetstream.KeyValue
+	leader *kvutil.LeaderReader // the window's current value, never a lagging replica's
 	js     jetstream.JetStream
 	bucket string
 	window time.Duration
@@ -82,7 +83,11 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, opts ...Option) (*T
 	if err != nil {
 		return nil, fmt.Errorf("open typing throttle: %w", err)
 	}
-	t := &Throttle{kv: kv, js: js, bucket: bucket, window: Window}
+	leader, err := kvutil.NewLeaderReader(ctx, nc, kv)
+	if err != nil {
+		return nil, fmt.Errorf("open typing throttle: %w", err)
+	}
+	t := &Throttle{kv: kv, leader: leader, js: js, bucket: bucket, window: Window}
 	for _, o := range opts {
 		o(t)
 	}
@@ -123,7 +128,7 @@ func (t *Throttle) AllowAt(ctx context.Context, channelID string, userID int64, 
 	if won || err != nil {
 		return won, err
 	}
-	e, err := t.kv.Get(ctx, key)
+	e, err := t.leader.Get(ctx, key)
 	if kvutil.IsNotFound(err) {
 		// Expired since Create failed: the next Create decides.
 		return t.create(ctx, key, value)
@@ -131,14 +136,15 @@ func (t *Throttle) AllowAt(ctx context.Context, channelID string, userID int64, 
 	if err != nil {
 		return false, fmt.Errorf("typing throttle: %w", err)
 	}
-	if issued, err := strconv.ParseInt(string(e.Value()), 10, 64); err == nil && now.Sub(time.UnixMilli(issued)) < t.window {
+	if issued, err := strconv.ParseInt(string(e.Value), 10, 64); err == nil && now.Sub(time.UnixMilli(issued)) < t.window {
 		return false, nil // the window is someone else's
 	}
-	// The window is over but its key has not expired yet. A read from a
-	// lagging replica gives an older revision, and the set fails: stale
-	// reads can only throttle more, never forward twice.
+	// The window is over but its key has not expired yet: take it over
+	// with a compare-and-set on the revision the leader gave, so one caller
+	// wins. (The read is the leader's: a lagging replica's once let a
+	// caller into a window just opened, in the cluster test.)
 	_, err = t.js.Publish(ctx, "$KV."+t.bucket+"."+key, value,
-		jetstream.WithExpectLastSequencePerSubject(e.Revision()), jetstream.WithMsgTTL(t.ttl))
+		jetstream.WithExpectLastSequencePerSubject(e.Revision), jetstream.WithMsgTTL(t.ttl))
 	if isWrongLastSequence(err) {
 		return false, nil // another caller took it over first
 	}
