@@ -141,8 +141,9 @@ func (t *Throttle) AllowAt(ctx context.Context, channelID string, userID int64, 
 	}
 	// The window is over but its key has not expired yet: take it over
 	// with a compare-and-set on the revision the leader gave, so one caller
-	// wins. (The read is the leader's: a lagging replica's once let a
-	// caller into a window just opened, in the cluster test.)
+	// wins. (The read is the leader's: the 3-node test once let a caller
+	// into a window just opened, and a replica behind the leader is the
+	// one way we see for that.)
 	_, err = t.js.Publish(ctx, "$KV."+t.bucket+"."+key, value,
 		jetstream.WithExpectLastSequencePerSubject(e.Revision), jetstream.WithMsgTTL(t.ttl))
 	if isWrongLastSequence(err) {
