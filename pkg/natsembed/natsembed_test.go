@@ -234,7 +234,11 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "replicated", Replicas: 3})
+		// Each try on its own deadline: one that waits on a peer not yet
+		// ready must not use up the test's.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		kv, err = js.CreateKeyValue(actx, jetstream.KeyValueConfig{Bucket: "replicated", Replicas: 3})
+		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
 		}
