@@ -120,9 +120,12 @@ func (e *env) start(gatewayURLs []string, backendURL string, tweak func(*gateway
 	}
 	t.Cleanup(bnc.Close)
 	sub, _ := bus.NewSubjects("")
-	e.pub = bus.NewPublisher(bnc, sub)
+	// e.pub publishes on the pod's own NATS connection: what it publishes is
+	// ordered after what the pod published (typing_start), which tests use
+	// as a fence. The stores (and Revoke's session_revoked) use the backend's.
+	e.pub = bus.NewPublisher(nc, sub)
 	bg := context.Background()
-	if e.sessions, err = session.Open(bg, bnc, "", e.pub); err != nil {
+	if e.sessions, err = session.Open(bg, bnc, "", bus.NewPublisher(bnc, sub)); err != nil {
 		t.Fatal(err)
 	}
 	if e.tickets, err = ticket.Open(bg, bnc, ""); err != nil {
