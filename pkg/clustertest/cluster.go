@@ -123,7 +123,10 @@ func Start(t testing.TB, o Options) *Cluster {
 			t.Fatal(err)
 		}
 		t.Cleanup(cl.Shutdown)
-		if err := cl.WaitJetStream(10 * time.Second); err != nil {
+		// Every node a JetStream peer before the buckets are made, so that
+		// they get their 3 replicas at once (and creation is not slowed by
+		// a peer still joining).
+		if err := cl.WaitPeers(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 		c.NATS = cl.Servers
@@ -146,7 +149,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	t.Cleanup(c.NC.Close)
 	subjects, _ := bus.NewSubjects("")
 	c.Publisher = bus.NewPublisher(c.NC, subjects)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // R3 buckets on a loaded machine
 	defer cancel()
 	if c.Sessions, err = session.Open(ctx, c.NC, "", c.Publisher); err != nil {
 		t.Fatal(err)

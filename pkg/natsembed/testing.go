@@ -1,6 +1,7 @@
 package natsembed
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,7 +22,16 @@ func Test(t testing.TB) *Server {
 // down when t ends.
 func TestCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c, err := StartCluster(n, t.TempDir())
+	var c *Cluster
+	var err error
+	for attempt := 1; ; attempt++ {
+		// The ports are picked free, then bound: another test's process
+		// may take one in between (go test runs packages in parallel).
+		c, err = StartCluster(n, t.TempDir())
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("start embedded NATS cluster: %v", err)
 	}
