@@ -278,9 +278,20 @@ func TestWatchDeletionsClusterRestart(t *testing.T) {
 
 	other := connectURL(t, c.Servers[1].ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	ojs, _ := jetstream.New(other)
-	okv, err := ojs.KeyValue(ctx, "watch_cluster")
-	if err != nil {
-		t.Fatal(err)
+	var okv jetstream.KeyValue
+	for {
+		// Each try on its own deadline: a stream-info request that nobody
+		// answers must not use up the test's.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		okv, err = ojs.KeyValue(actx, "watch_cluster")
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	watched.Stop()
 	var want []string
