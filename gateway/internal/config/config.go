@@ -15,6 +15,7 @@ import (
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/typing"
 )
 
@@ -92,6 +93,11 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 40*time.Second, "hard bound on the whole shutdown")
 	fs.IntVar(&c.Gateway.Writers, "writers", 0, "shared socket writers (0: GOMAXPROCS)")
 	fs.BoolVar(&c.Gateway.ReaderGoroutines, "reader-goroutines", false, "park a reader goroutine on every socket instead of waiting for idle sockets on the shared epoll poller (Linux)")
+	fs.StringVar(&c.Gateway.StreamName, "stream-name", d.StreamName, "JetStream stream of channel and user events (continuity); one per environment, like the subject prefix")
+	fs.DurationVar(&c.Gateway.ContinuityWindow, "continuity-window", d.ContinuityWindow, "how long the stream keeps events (its MaxAge): a client that reconnects within it resumes without loss")
+	fs.IntVar(&c.Gateway.StreamReplicas, "stream-replicas", 0, "replicas of the event stream, 1 to 5 (0: 3 where the JetStream cluster holds them, else 1)")
+	fs.Int64Var(&c.Gateway.StreamMaxBytes, "stream-max-bytes", 0, "storage bound of the event stream in bytes; when full the oldest events go and resumes needing them answer resumed:false (0: unlimited)")
+	fs.BoolVar(&c.Gateway.NoContinuity, "no-continuity", false, "turn continuity off: no event stream is provisioned, events carry no position, nothing resumes, a full queue closes with 4009")
 	fs.BoolVar(&c.Gateway.Pprof, "pprof", false, "serve /debug/pprof on the admin listener")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -147,7 +153,30 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	if err := c.Gateway.Validate(); err != nil {
 		return c, err
 	}
+	if err := checkStream(c.Gateway); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// maxStreamReplicas is JetStream's largest replica count.
+const maxStreamReplicas = 5
+
+// checkStream refuses continuity settings the stream would refuse at start
+// (checked even with --no-continuity, so turning it back on cannot fail).
+func checkStream(g gateway.Config) error {
+	switch {
+	case g.ContinuityWindow < 0:
+		return errors.New("--continuity-window must not be negative")
+	case g.StreamReplicas < 0 || g.StreamReplicas > maxStreamReplicas:
+		return fmt.Errorf("--stream-replicas must be 0 (auto) to %d", maxStreamReplicas)
+	case g.StreamMaxBytes < 0:
+		return errors.New("--stream-max-bytes must not be negative (0: unlimited)")
+	}
+	if _, err := (stream.Config{Name: g.StreamName, Prefix: g.SubjectPrefix, Window: g.ContinuityWindow}).StreamConfig(); err != nil {
+		return fmt.Errorf("--stream-name: %w", err)
+	}
+	return nil
 }
 
 // applyEnv sets every flag that has an OCVR_* variable, before the command

@@ -87,7 +87,8 @@ func TestEveryFlagHasEnv(t *testing.T) {
 	for _, name := range []string{"listen", "admin-listen", "nats-url", "nats-creds", "allowed-origins", "heartbeat-interval",
 		"heartbeat-timeout", "max-frame-bytes", "max-subscriptions", "queue-size", "write-timeout", "socket-send-buffer",
 		"frame-rate", "frame-burst", "flood-limit", "typing-throttle", "soft-max-connections", "hard-max-connections",
-		"readiness-delay", "drain-window", "shutdown-timeout", "log-level", "subject-prefix", "pod-name"} {
+		"readiness-delay", "drain-window", "shutdown-timeout", "log-level", "subject-prefix", "pod-name",
+		"stream-name", "continuity-window", "stream-replicas", "stream-max-bytes", "no-continuity"} {
 		if !strings.Contains(help, "-"+name) {
 			t.Errorf("--help lacks --%s", name)
 		}
@@ -122,6 +123,12 @@ func TestInvalid(t *testing.T) {
 		"bad subject prefix":         {"--subject-prefix=ocvr.>"},
 		"bad origin pattern":         {"--allowed-origins=https://[x"},
 		"no NATS URL":                {"--nats-url= , "},
+		"negative continuity window": {"--continuity-window=-1s"},
+		"negative stream replicas":   {"--stream-replicas=-1"},
+		"too many stream replicas":   {"--stream-replicas=6"},
+		"negative stream max bytes":  {"--stream-max-bytes=-1"},
+		"bad stream name":            {"--stream-name=OCVR.EVENTS"},
+		"wildcard stream name":       {"--stream-name=OCVR_*"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -157,5 +164,52 @@ func TestEmptyOriginsMeansNone(t *testing.T) {
 				t.Errorf("queue size %d from an empty OCVR_QUEUE_SIZE", c.Gateway.QueueSize)
 			}
 		})
+	}
+}
+
+// TestContinuityFlags: the event stream's flags have the documented
+// defaults (those of gateway.DefaultConfig), environment variables, and
+// reach gateway.Config.
+func TestContinuityFlags(t *testing.T) {
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Gateway
+	if g.StreamName != "OCVR_EVENTS" || g.ContinuityWindow != 2*time.Minute || g.StreamReplicas != 0 ||
+		g.StreamMaxBytes != 0 || g.NoContinuity {
+		t.Errorf("defaults: stream %q window %v replicas %d max bytes %d off %v; documented OCVR_EVENTS, 2m, 0 (auto), 0 (unlimited), false",
+			g.StreamName, g.ContinuityWindow, g.StreamReplicas, g.StreamMaxBytes, g.NoContinuity)
+	}
+	d := gateway.DefaultConfig()
+	if g.StreamName != d.StreamName || g.ContinuityWindow != d.ContinuityWindow {
+		t.Errorf("flag defaults differ from the library's: %q %v vs %q %v", g.StreamName, g.ContinuityWindow, d.StreamName, d.ContinuityWindow)
+	}
+
+	c, err = Parse([]string{"--stream-name=STAGING_EVENTS", "--continuity-window=5m", "--stream-replicas=3",
+		"--stream-max-bytes=1073741824", "--no-continuity"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = c.Gateway
+	if g.StreamName != "STAGING_EVENTS" || g.ContinuityWindow != 5*time.Minute || g.StreamReplicas != 3 ||
+		g.StreamMaxBytes != 1<<30 || !g.NoContinuity {
+		t.Errorf("flags: %q %v %d %d %v", g.StreamName, g.ContinuityWindow, g.StreamReplicas, g.StreamMaxBytes, g.NoContinuity)
+	}
+
+	c, err = Parse([]string{"--stream-replicas=1"}, env(map[string]string{
+		"OCVR_STREAM_NAME":       "EVENTS_B",
+		"OCVR_CONTINUITY_WINDOW": "90s",
+		"OCVR_STREAM_REPLICAS":   "5",
+		"OCVR_STREAM_MAX_BYTES":  "1000",
+		"OCVR_NO_CONTINUITY":     "true",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = c.Gateway
+	if g.StreamName != "EVENTS_B" || g.ContinuityWindow != 90*time.Second || g.StreamReplicas != 1 ||
+		g.StreamMaxBytes != 1000 || !g.NoContinuity {
+		t.Errorf("env (and the flag winning for replicas): %q %v %d %d %v", g.StreamName, g.ContinuityWindow, g.StreamReplicas, g.StreamMaxBytes, g.NoContinuity)
 	}
 }
