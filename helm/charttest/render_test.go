@@ -701,3 +701,41 @@ func notesChart(t *testing.T) string {
 	}
 	return dst
 }
+
+// TestContinuityEnv: gateway.continuity reaches the gateway as its flags'
+// variables (the stream every gateway provisions at start), large byte
+// bounds without exponent notation.
+func TestContinuityEnv(t *testing.T) {
+	cases := []struct {
+		name string
+		set  []string
+		want map[string]string
+	}{
+		{"defaults", nil, map[string]string{
+			"OCVR_NO_CONTINUITY": "false", "OCVR_STREAM_NAME": "OCVR_EVENTS", "OCVR_CONTINUITY_WINDOW": "120s",
+			"OCVR_STREAM_REPLICAS": "0", "OCVR_STREAM_MAX_BYTES": "0",
+		}},
+		{"set", []string{"gateway.continuity.enabled=false", "gateway.continuity.streamName=STAGING_EVENTS",
+			"gateway.continuity.windowSeconds=600", "gateway.continuity.replicas=3", "gateway.continuity.maxBytes=53687091200"},
+			map[string]string{
+				"OCVR_NO_CONTINUITY": "true", "OCVR_STREAM_NAME": "STAGING_EVENTS", "OCVR_CONTINUITY_WINDOW": "600s",
+				"OCVR_STREAM_REPLICAS": "3", "OCVR_STREAM_MAX_BYTES": "53687091200",
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var args []string
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			r := typed(t, render(t, Profile{Name: "default"}, args...))
+			c := r.component(t, "gateway").Spec.Template.Spec.Containers[0]
+			for k, want := range tc.want {
+				if got, ok := env(c, k); !ok || got != want {
+					t.Errorf("%s=%q (set %v), want %q", k, got, ok, want)
+				}
+			}
+		})
+	}
+}
