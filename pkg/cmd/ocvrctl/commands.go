@@ -38,38 +38,60 @@ either way, so the gateways close the affected sockets.`,
 			summary: "record a friendship, both directions (idempotent)", setup: friendCmd(true)},
 		{path: "friend remove", synopsis: "--user ID --friend ID",
 			summary: "remove a friendship, both directions (idempotent)", setup: friendCmd(false)},
-		{path: "publish message-create", synopsis: "--channel ID --author ID --name NAME --content TEXT [--attachments JSON] [--id msg_…]",
+		{path: "publish message-create", synopsis: "--channel ID --author ID --name NAME --content TEXT [--attachments JSON] [--id msg_…] [--msg-id ID | --core]",
 			summary: "publish message_create to a channel; prints the message id",
 			help: `The message id is generated (msg_…) when --id is absent; created_at is
 now in unix seconds (a JSON integer); attachments is --attachments, a JSON
-array of objects passed through as they are (default []). The event goes to
-<prefix>.channel.<id> exactly as clients receive it:
-  {"type":"message_create","data":{"id":"msg_…","channel_id":"ch_abc123","author":{"id":12345,"display_name":"Sender"},"content":"Hello world!","created_at":1703523600,"attachments":[]}}`,
+array of objects passed through as they are (default []). The event is
+exactly what clients receive:
+  {"type":"message_create","data":{"id":"msg_…","channel_id":"ch_abc123","author":{"id":12345,"display_name":"Sender"},"content":"Hello world!","created_at":1703523600,"attachments":[]}}
+` + streamHelp,
 			setup: publishMessageCreate},
-		{path: "publish message-update", synopsis: "--channel ID --id ID --content TEXT",
-			summary: "publish message_update (edited_at now, unix seconds) to a channel", setup: publishMessageUpdate},
-		{path: "publish message-delete", synopsis: "--channel ID --id ID",
-			summary: "publish message_delete to a channel", setup: publishMessageDelete},
-		{path: "publish raw", synopsis: "--channel ID | --user ID | --broadcast --frame JSON [--force]",
+		{path: "publish message-update", synopsis: "--channel ID --id ID --content TEXT [--msg-id ID | --core]",
+			summary: "publish message_update (edited_at now, unix seconds) to a channel", help: streamHelp, setup: publishMessageUpdate},
+		{path: "publish message-delete", synopsis: "--channel ID --id ID [--msg-id ID | --core]",
+			summary: "publish message_delete to a channel", help: streamHelp, setup: publishMessageDelete},
+		{path: "publish raw", synopsis: "--channel ID | --user ID | --broadcast --frame JSON [--force] [--msg-id ID | --core]",
 			summary: "publish a frame of any type, byte for byte, e.g. a new event type such as channel_update",
 			help: `Publishes --frame exactly as given (no re-encoding) to one channel, one
 user or every connection, with Ocvr-Published-At set; prints what it
-published. Any event type goes, including types the gateway does not know:
-they are delivered like any other on the subject they are published on.
+published (and, through the event stream, its stream sequence). Any event
+type goes, including types the gateway does not know: they are delivered
+like any other on the subject they are published on.
 
 The frame is first checked as a gateway checks it (pkg/README.md, "What the
 gateway checks"); one a gateway would refuse is a usage error naming the
 reason, unless --force publishes it anyway (to watch 'ocvrctl advisories'
 report it). Example:
-  ocvrctl publish raw --channel ch_abc123 --frame '{"type":"channel_update","data":{"channel_id":"ch_abc123","name":"General"}}'`,
+  ocvrctl publish raw --channel ch_abc123 --frame '{"type":"channel_update","data":{"channel_id":"ch_abc123","name":"General"}}'
+` + streamHelp + `A broadcast is always a core publish.`,
 			setup: publishRaw},
-		{path: "notify", synopsis: "--user ID --type T --title TITLE [--body BODY] [--data JSON] [--id notif_…]",
+		{path: "notify", synopsis: "--user ID --type T --title TITLE [--body BODY] [--data JSON] [--id notif_…] [--msg-id ID | --core]",
 			summary: "send a notification to every connection of a user; prints the notification id",
 			help: `created_at is now in unix seconds (a JSON integer); the notification's own
 data is --data, a JSON object (default {}). Example:
   ocvrctl notify --user 12345 --type friend_request --title "New Friend Request" \
-    --body "User123 wants to be your friend" --data '{"from_user_id":456}'`,
+    --body "User123 wants to be your friend" --data '{"from_user_id":456}'
+` + streamHelp,
 			setup: notify},
+		{path: "stream info", synopsis: "",
+			summary: "show the event stream (continuity): subjects, replicas, window, messages, bytes, first and last event",
+			help: `Reads the JetStream stream --stream-name (default OCVR_EVENTS) that stores
+channel and user events for the continuity window and republishes them to
+the gateways with their position: its configuration, where its replicas
+are and whether they are current, and what it holds. Notes what a gateway
+of this --subject-prefix would not expect (other subjects, no direct get).`,
+			setup: streamInfo},
+		{path: "stream ensure", synopsis: "[--window 2m] [--replicas N] [--max-bytes N]",
+			summary: "create the event stream, or update it to these settings (idempotent), as a gateway does at start",
+			help: `For operators who provision the stream before any gateway runs (backends
+publishing through the stream get "the event stream did not answer" until
+it exists). Each gateway also applies its own settings at start
+(--continuity-window, --stream-replicas, --stream-max-bytes; the newest
+wins): give both the same values. An existing stream keeps its replicas
+when --replicas is 0, and always keeps its resume-token key. Prints the
+settings in place.`,
+			setup: streamEnsure},
 		{path: "broadcast", synopsis: "--type notification --title TITLE [--body BODY] [--notification-type T] [--data JSON] [--id notif_…]",
 			summary: "broadcast a notification to every connection of every gateway; prints its id",
 			help: `--type is the frame type; only notification can be broadcast here ('publish
@@ -114,3 +136,15 @@ ticketsvc and a gateway, not NATS.`,
 			setup: connectCmd, long: true},
 	}
 }
+
+// streamHelp is the part of the publish commands' help about the event
+// stream.
+const streamHelp = `
+A channel or user event goes through the event stream (continuity): a
+JetStream publish to <prefix>.in.channel.<id> or <prefix>.in.user.<id>,
+acknowledged once stored; the stream republishes it to <prefix>.channel.<id>
+or <prefix>.user.<id> with its position, so clients that reconnect within
+the window receive it. --msg-id makes a retry idempotent (one event per id
+within the stream's duplicate window). --core publishes straight to the
+live subject instead: delivered live, best-effort, without a position.
+`

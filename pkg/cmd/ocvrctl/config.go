@@ -19,6 +19,7 @@ type globals struct {
 	sessions      string
 	tickets       string
 	directory     directory.Buckets
+	streamName    string
 	timeout       time.Duration
 }
 
@@ -36,6 +37,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.directory.Channels, "channels-bucket", g.directory.Channels, "KV `bucket` of channels")
 	fs.StringVar(&g.directory.Members, "members-bucket", g.directory.Members, "KV `bucket` of channel memberships")
 	fs.StringVar(&g.directory.Friends, "friends-bucket", g.directory.Friends, "KV `bucket` of friendships")
+	fs.StringVar(&g.streamName, "stream-name", g.streamName, "JetStream `stream` of channel and user events (continuity; must match the gateways' --stream-name)")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on the whole command, NATS calls included\n(connect and advisories run until interrupted unless it is given on the command line)")
 }
 

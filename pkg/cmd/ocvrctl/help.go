@@ -12,10 +12,12 @@ func (c *cli) printTopHelp(w io.Writer, top *flag.FlagSet) {
 	fmt.Fprint(w, `Usage: ocvrctl [global flags] <command> [<subcommand>] [flags]
 
 ocvrctl manages OCVR Realtime's state in NATS (sessions, channels, members,
-friends, tickets), publishes events onto the bus and shows why a gateway
-refused one (advisories), for operators and backend developers. Every
-command takes flags, never positional arguments. Event times are unix
-seconds (JSON integers), as in the protocol document.
+friends, tickets, the event stream), publishes events onto the bus and
+shows why a gateway refused one (advisories), for operators and backend
+developers. Channel and user events go through the event stream, so
+clients can resume them (--core on a publish command: a plain NATS
+publish). Every command takes flags, never positional arguments. Event
+times are unix seconds (JSON integers), as in the protocol document.
 
 Commands:
 `)

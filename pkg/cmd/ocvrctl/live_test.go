@@ -78,12 +78,22 @@ func TestConnect(t *testing.T) {
 	clustertest.Eventually(t, 10*time.Second, "message printed", func() bool {
 		return strings.Contains(out.String(), `{"type":"message_create","data":{"id":"msg_x","channel_id":"ch_general"`)
 	})
-	// An event type the gateway does not know is delivered, byte for byte.
+	// An event type the gateway does not know is delivered, byte for byte
+	// (a positioned event, published through the stream, carries its
+	// position in additive top-level fields after data: the frame's bytes
+	// up to its last brace are the publisher's).
 	frame := `{"type":"channel_update","data":{"channel_id":"ch_general", "name":"General","topic":"Welcome!"}}`
 	if r := ctl(t, "--nats-url", c.NATSURLs[0], "publish", "raw", "--channel", "ch_general", "--frame", frame); r.code != 0 {
 		t.Fatal(r)
 	}
 	clustertest.Eventually(t, 10*time.Second, "unknown event type printed", func() bool {
+		return strings.Contains(out.String(), "\n"+strings.TrimSuffix(frame, "}"))
+	})
+	// --core: the same bytes, live, without a position.
+	if r := ctl(t, "--nats-url", c.NATSURLs[0], "publish", "raw", "--core", "--channel", "ch_general", "--frame", frame); r.code != 0 {
+		t.Fatal(r)
+	}
+	clustertest.Eventually(t, 10*time.Second, "core event printed", func() bool {
 		return strings.Contains(out.String(), "\n"+frame+"\n")
 	})
 	cancel()

@@ -1,7 +1,8 @@
 // Command ocvrctl is the hand tool of OCVR Realtime for operators and
 // backend developers: it creates and revokes sessions, manages channels,
-// memberships and friendships, publishes events onto the bus and mints
-// connect tickets, all directly against NATS (KV and core subjects).
+// memberships and friendships, publishes events onto the bus, mints
+// connect tickets and provisions the event stream, all directly against
+// NATS (KV, JetStream and core subjects).
 //
 // Every command takes flags, never positional arguments:
 //
@@ -31,6 +32,7 @@ import (
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
 
@@ -108,7 +110,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			Members:  directory.MembersBucket,
 			Friends:  directory.FriendsBucket,
 		},
-		timeout: 10 * time.Second,
+		streamName: stream.DefaultName,
+		timeout:    10 * time.Second,
 	}
 	top := flag.NewFlagSet("ocvrctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
@@ -171,7 +174,11 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	}
 	a := &app{out: c.stdout, errOut: c.stderr, g: g, urls: urls, subjects: subjects, now: time.Now}
 	defer a.close()
-	return c.fail(cmd.path, runCmd(ctx, a))
+	err = runCmd(ctx, a)
+	if errors.Is(err, bus.ErrNoStream) {
+		err = fmt.Errorf("%w; create it with 'ocvrctl stream ensure', or publish without a position with --core", err)
+	}
+	return c.fail(cmd.path, err)
 }
 
 // lookup finds the command whose path is the longest prefix of args and

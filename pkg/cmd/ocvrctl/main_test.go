@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/ocvr/realtime/pkg/natsembed"
 	"github.com/ocvr/realtime/pkg/protocol"
 	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
 
@@ -92,7 +94,30 @@ func setup(t *testing.T) (*natsembed.Server, stores) {
 	if s.dir, err = directory.Open(ctx, nc); err != nil {
 		t.Fatal(err)
 	}
+	// The event stream, as a gateway provisions it at start: channel and
+	// user events are published through it.
+	ensureStream(t, nc, stream.Config{})
 	return srv, s
+}
+
+// ensureStream provisions the event stream of cfg on nc.
+func ensureStream(t *testing.T, nc *nats.Conn, cfg stream.Config) stream.Info {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := stream.Ensure(ctx, nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// isInput reports whether subject is one of the event stream's input
+// subjects (<prefix>.in.channel.<id>, <prefix>.in.user.<id>): a wildcard
+// subscription sees the stream publish there, then the republished event
+// on the live subject.
+func isInput(subject string) bool {
+	return strings.Contains(subject, ".in.channel.") || strings.Contains(subject, ".in.user.")
 }
 
 func (s stores) subscribe(t *testing.T, subject string) *nats.Subscription {
@@ -107,13 +132,25 @@ func (s stores) subscribe(t *testing.T, subject string) *nats.Subscription {
 	return sub
 }
 
+// next returns the next message of sub on a live subject (skipping the
+// stream's input subjects).
 func next(t *testing.T, sub *nats.Subscription) *nats.Msg {
 	t.Helper()
-	m, err := sub.NextMsg(5 * time.Second)
+	m, err := nextLive(sub, 5*time.Second)
 	if err != nil {
 		t.Fatalf("nothing published on %s: %v", sub.Subject, err)
 	}
 	return m
+}
+
+func nextLive(sub *nats.Subscription, within time.Duration) (*nats.Msg, error) {
+	deadline := time.Now().Add(within)
+	for {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if err != nil || !isInput(m.Subject) {
+			return m, err
+		}
+	}
 }
 
 func TestSessionCreate(t *testing.T) {
@@ -418,8 +455,8 @@ func TestPublishCommands(t *testing.T) {
 				if string(data) != `{"channel_id":"ch_abc123", "name":"General"}` {
 					t.Errorf("data = %s (not as given)", data)
 				}
-				if want := "published channel_update to ocvr.channel.ch_abc123 (77 bytes)"; strings.TrimSpace(out) != want {
-					t.Errorf("output %q, want %q", out, want)
+				if want := regexp.MustCompile(`^published channel_update to ocvr\.channel\.ch_abc123 \(77 bytes, stream OCVR_EVENTS seq [1-9][0-9]*\)$`); !want.MatchString(strings.TrimSpace(out)) {
+					t.Errorf("output %q, want %s", out, want)
 				}
 			},
 		},
@@ -451,6 +488,12 @@ func TestPublishCommands(t *testing.T) {
 			if m.Header.Get(bus.HeaderPublishedAt) == "" {
 				t.Errorf("%s not set", bus.HeaderPublishedAt)
 			}
+			// Channel and user events come through the stream, with their
+			// position; broadcasts are core publishes.
+			_, positioned := stream.PositionOf(m.Header, stream.DefaultName)
+			if want := m.Subject != "ocvr.broadcast"; positioned != want {
+				t.Errorf("positioned %v, want %v (headers %v)", positioned, want, m.Header)
+			}
 			// What the gateway would deliver: exactly a valid event frame.
 			scope := protocol.ScopeUser
 			switch {
@@ -465,7 +508,7 @@ func TestPublishCommands(t *testing.T) {
 			tt.check(t, f.Data, r.stdout)
 		})
 	}
-	if m, err := sub.NextMsg(100 * time.Millisecond); err == nil {
+	if m, err := nextLive(sub, 100*time.Millisecond); err == nil {
 		t.Errorf("unexpected extra message on %s: %s", m.Subject, m.Data)
 	}
 }
@@ -519,6 +562,7 @@ func TestTicketMint(t *testing.T) {
 // and flags win over them.
 func TestEnvironmentAndPrefix(t *testing.T) {
 	srv, s := setup(t)
+	ensureStream(t, s.nc, stream.Config{Name: "STAGING_EVENTS", Prefix: "staging"})
 	staging := s.subscribe(t, "staging.>")
 	prod := s.subscribe(t, "ocvr.>")
 	env := map[string]string{"OCVR_NATS_URL": srv.ClientURL(), "OCVR_SUBJECT_PREFIX": "staging"}
@@ -610,6 +654,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"broadcast", "--title", "t", "--data", `"x"`}, `--data must be a JSON object`},
 		{[]string{"publish", "message-create", "--channel", "ch", "--author", "1", "--name", "A", "--content", "c", "--attachments", "{}"}, `--attachments must be a JSON array of objects`},
 		{[]string{"publish", "message-create", "--channel", "ch", "--author", "1", "--name", "A", "--content", "c", "--attachments", "[1]"}, `--attachments must be a JSON array of objects`},
+		{[]string{"publish", "message-delete", "--channel", "ch", "--id", "m", "--core", "--msg-id", "x"}, `--msg-id and --core exclude each other`},
+		{[]string{"notify", "--user", "1", "--type", "x", "--title", "t", "--msg-id", ""}, `--msg-id must be 1–128 bytes`},
+		{[]string{"publish", "message-update", "--channel", "ch", "--id", "m", "--content", "c", "--msg-id", "a\nb"}, `--msg-id must not hold control characters`},
+		{[]string{"publish", "raw", "--broadcast", "--frame", `{"type":"x","data":{}}`, "--msg-id", "x"}, `a broadcast is a core publish`},
+		{[]string{"stream", "ensure", "--window", "0s"}, `--window must be positive`},
+		{[]string{"stream", "ensure", "--replicas", "6"}, `--replicas must be 0 (auto) to 5`},
+		{[]string{"stream", "ensure", "--max-bytes", "-1"}, `--max-bytes must not be negative`},
+		{[]string{"stream", "info", "--stream-name", "OCVR.EVENTS"}, `--stream-name: stream: invalid stream name`},
+		{[]string{"stream", "info", "extra"}, `unexpected argument "extra"`},
 		{[]string{"publish", "raw", "--frame", `{"type":"x","data":{}}`}, `give exactly one of --channel, --user or --broadcast`},
 		{[]string{"publish", "raw", "--channel", "ch", "--broadcast", "--frame", `{"type":"x","data":{}}`}, `exactly one of`},
 		{[]string{"publish", "raw", "--channel", "ch"}, `missing required flag --frame`},
@@ -684,6 +737,9 @@ func TestNATSUnreachable(t *testing.T) {
 		{"ticket", "mint", "--session", "sess_" + strings.Repeat("A", 43)},
 		{"presence", "set", "--user", "1", "--text", "hi"},
 		{"presence", "get", "--user", "1"},
+		{"stream", "info"},
+		{"stream", "ensure", "--window", "5m"},
+		{"publish", "message-delete", "--channel", "ch", "--id", "m", "--core"},
 	}
 	// connect talks to ticketsvc and a gateway, never to NATS.
 	covered := map[string]bool{"connect": true}
@@ -731,7 +787,7 @@ func TestHelp(t *testing.T) {
 				t.Errorf("ocvrctl %s does not list %q", flagName, c.path)
 			}
 		}
-		for _, g := range []string{"--nats-url", "OCVR_NATS_URL", "--subject-prefix", "OCVR_SUBJECT_PREFIX", "nats://127.0.0.1:4222"} {
+		for _, g := range []string{"--nats-url", "OCVR_NATS_URL", "--subject-prefix", "OCVR_SUBJECT_PREFIX", "nats://127.0.0.1:4222", "--stream-name", "OCVR_STREAM_NAME"} {
 			if !strings.Contains(r.stdout, g) {
 				t.Errorf("ocvrctl %s does not mention %s", flagName, g)
 			}
@@ -765,7 +821,7 @@ func TestHelp(t *testing.T) {
 			}
 		})
 	}
-	for _, group := range []string{"session", "channel", "member", "friend", "publish", "ticket"} {
+	for _, group := range []string{"session", "channel", "member", "friend", "publish", "ticket", "stream"} {
 		r := ctl(t, group, "--help")
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage: ocvrctl "+group+" <subcommand>") {
 			t.Errorf("ocvrctl %s --help:\n%s", group, r)

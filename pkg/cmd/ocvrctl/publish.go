@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"strings"
 	"time"
 
+	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
 	"github.com/ocvr/realtime/pkg/protocol"
 )
 
 // flush waits until NATS has the published event, so that "exit 0" means
-// it reached the server.
+// it reached the server (a stream publish has already waited for the
+// stream's acknowledgement; a core publish has not).
 func flush(ctx context.Context, a *app) error {
 	pub, err := a.publisher()
 	if err != nil {
@@ -20,6 +23,56 @@ func flush(ctx context.Context, a *app) error {
 	return pub.Flush(ctx)
 }
 
+// streamFlags choose how a publish command publishes a channel or user
+// event: through the event stream (the default: stored for the continuity
+// window, republished with a position clients resume from) or, with
+// --core, straight to the live subject.
+type streamFlags struct {
+	fs    *flag.FlagSet
+	core  *bool
+	msgID *string
+}
+
+func declareStream(fs *flag.FlagSet) streamFlags {
+	return streamFlags{
+		fs:    fs,
+		core:  fs.Bool("core", false, "publish with core NATS straight to the live subject, without the event stream: no position, so a client that reconnects cannot resume it"),
+		msgID: fs.String("msg-id", "", "`ID` that makes the publish idempotent: the stream stores one event per id within its duplicate window (Nats-Msg-Id), so a retried publish is delivered once (default: none)"),
+	}
+}
+
+// check validates the flags; broadcast is true for a publish that is
+// always core (broadcasts have no stream).
+func (s streamFlags) check(broadcast bool) error {
+	if !given(s.fs)["msg-id"] {
+		return nil
+	}
+	if *s.core {
+		return usageErrorf("--msg-id and --core exclude each other: only the event stream deduplicates")
+	}
+	if broadcast {
+		return usageErrorf("--msg-id: a broadcast is a core publish, without the event stream")
+	}
+	if err := checkText("msg-id", *s.msgID, 128); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(*s.msgID, isControl) {
+		return usageErrorf("--msg-id must not hold control characters")
+	}
+	return nil
+}
+
+// publisher is the environment's publisher, or its core variant.
+func (s streamFlags) publisher(a *app) (*bus.Publisher, error) {
+	pub, err := a.publisher()
+	if err != nil || !*s.core {
+		return pub, err
+	}
+	return pub.Core(), nil
+}
+
+func (s streamFlags) target() bus.Target { return bus.Target{MsgID: *s.msgID} }
+
 func publishMessageCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 	ch := channelIDVar(fs, "channel", "channel `ID`")
 	author := userIDVar(fs, "author", "author's user `ID`")
@@ -27,8 +80,12 @@ func publishMessageCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 	content := fs.String("content", "", "message `text`")
 	id := fs.String("id", "", "message `id` (default: a new msg_…)")
 	attachments := fs.String("attachments", "", "attachments as a `JSON` array of objects, passed through (default [])")
+	sf := declareStream(fs)
 	return func(ctx context.Context, a *app) error {
 		if err := require(fs, "channel", "author", "name", "content"); err != nil {
+			return err
+		}
+		if err := sf.check(false); err != nil {
 			return err
 		}
 		var atts []json.RawMessage
@@ -51,14 +108,14 @@ func publishMessageCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 		} else {
 			*id = kvutil.RandomToken("msg_", 12)
 		}
-		pub, err := a.publisher()
+		pub, err := sf.publisher(a)
 		if err != nil {
 			return err
 		}
-		err = pub.MessageCreated(ctx, protocol.MessageCreate{
+		err = pub.PublishToChannel(ctx, ch.id, protocol.TypeMessageCreate, protocol.MessageCreate{
 			ID: *id, ChannelID: ch.id, Author: protocol.Author{ID: author.id, DisplayName: *name},
 			Content: *content, CreatedAt: a.now().Unix(), Attachments: atts,
-		})
+		}, sf.target())
 		if err != nil {
 			return err
 		}
@@ -74,8 +131,12 @@ func publishMessageUpdate(fs *flag.FlagSet) func(context.Context, *app) error {
 	ch := channelIDVar(fs, "channel", "channel `ID`")
 	id := fs.String("id", "", "`id` of the message")
 	content := fs.String("content", "", "new message `text`")
+	sf := declareStream(fs)
 	return func(ctx context.Context, a *app) error {
 		if err := require(fs, "channel", "id", "content"); err != nil {
+			return err
+		}
+		if err := sf.check(false); err != nil {
 			return err
 		}
 		if err := checkText("id", *id, 128); err != nil {
@@ -84,13 +145,13 @@ func publishMessageUpdate(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err := checkText("content", *content, protocol.MaxEventSize/2); err != nil {
 			return err
 		}
-		pub, err := a.publisher()
+		pub, err := sf.publisher(a)
 		if err != nil {
 			return err
 		}
-		err = pub.MessageUpdated(ctx, protocol.MessageUpdate{
+		err = pub.PublishToChannel(ctx, ch.id, protocol.TypeMessageUpdate, protocol.MessageUpdate{
 			ID: *id, ChannelID: ch.id, Content: *content, EditedAt: a.now().Unix(),
-		})
+		}, sf.target())
 		if err != nil {
 			return err
 		}
@@ -105,18 +166,22 @@ func publishMessageUpdate(fs *flag.FlagSet) func(context.Context, *app) error {
 func publishMessageDelete(fs *flag.FlagSet) func(context.Context, *app) error {
 	ch := channelIDVar(fs, "channel", "channel `ID`")
 	id := fs.String("id", "", "`id` of the message")
+	sf := declareStream(fs)
 	return func(ctx context.Context, a *app) error {
 		if err := require(fs, "channel", "id"); err != nil {
+			return err
+		}
+		if err := sf.check(false); err != nil {
 			return err
 		}
 		if err := checkText("id", *id, 128); err != nil {
 			return err
 		}
-		pub, err := a.publisher()
+		pub, err := sf.publisher(a)
 		if err != nil {
 			return err
 		}
-		if err := pub.MessageDeleted(ctx, protocol.MessageDelete{ID: *id, ChannelID: ch.id}); err != nil {
+		if err := pub.PublishToChannel(ctx, ch.id, protocol.TypeMessageDelete, protocol.MessageDelete{ID: *id, ChannelID: ch.id}, sf.target()); err != nil {
 			return err
 		}
 		if err := flush(ctx, a); err != nil {
@@ -172,8 +237,12 @@ func notify(fs *flag.FlagSet) func(context.Context, *app) error {
 	user := userIDVar(fs, "user", "recipient's user `ID`")
 	typ := fs.String("type", "", "notification `type`, e.g. friend_request (the payload's type field)")
 	nf := declareNotification(fs)
+	sf := declareStream(fs)
 	return func(ctx context.Context, a *app) error {
 		if err := require(fs, "user", "type", "title"); err != nil {
+			return err
+		}
+		if err := sf.check(false); err != nil {
 			return err
 		}
 		if err := checkText("type", *typ, 64); err != nil {
@@ -183,11 +252,11 @@ func notify(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		pub, err := a.publisher()
+		pub, err := sf.publisher(a)
 		if err != nil {
 			return err
 		}
-		if err := pub.Notify(ctx, user.id, n); err != nil {
+		if err := pub.PublishToUser(ctx, user.id, protocol.TypeNotification, n, sf.target()); err != nil {
 			return err
 		}
 		if err := flush(ctx, a); err != nil {

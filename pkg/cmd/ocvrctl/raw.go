@@ -13,9 +13,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/stream"
 )
 
 // publishRaw publishes a frame of any type exactly as given: how a backend
@@ -26,6 +28,7 @@ func publishRaw(fs *flag.FlagSet) func(context.Context, *app) error {
 	all := fs.Bool("broadcast", false, "publish to <prefix>.broadcast (every connection)")
 	frame := fs.String("frame", "", "the frame, `JSON` {\"type\":…,\"data\":{…}}, published byte for byte")
 	force := fs.Bool("force", false, "publish a frame even when the gateways would refuse it")
+	sf := declareStream(fs)
 	return func(ctx context.Context, a *app) error {
 		set := given(fs)
 		targets := 0
@@ -38,6 +41,9 @@ func publishRaw(fs *flag.FlagSet) func(context.Context, *app) error {
 			return usageErrorf("give exactly one of --channel, --user or --broadcast")
 		}
 		if err := require(fs, "frame"); err != nil {
+			return err
+		}
+		if err := sf.check(*all); err != nil {
 			return err
 		}
 		payload := []byte(*frame)
@@ -73,19 +79,56 @@ func publishRaw(fs *flag.FlagSet) func(context.Context, *app) error {
 		msg := nats.NewMsg(subject)
 		msg.Data = payload
 		msg.Header.Set(bus.HeaderPublishedAt, strconv.FormatInt(a.now().UnixNano(), 10))
-		if err := nc.PublishMsg(msg); err != nil {
-			return fmt.Errorf("publish to %s: %w", subject, err)
-		}
-		if err := flush(ctx, a); err != nil {
-			return err
+		where := ""
+		if *sf.core || scope == protocol.ScopeBroadcast {
+			if err := nc.PublishMsg(msg); err != nil {
+				return fmt.Errorf("publish to %s: %w", subject, err)
+			}
+			if err := flush(ctx, a); err != nil {
+				return err
+			}
+		} else {
+			ack, err := publishToStream(ctx, nc, a.subjects.Prefix(), msg, *sf.msgID)
+			if err != nil {
+				return err
+			}
+			where = fmt.Sprintf(", stream %s seq %d", ack.Stream, ack.Sequence)
+			if ack.Duplicate {
+				a.printf("not published again: --msg-id %s is already stored in stream %s at seq %d (a duplicate within the stream's duplicate window)", *sf.msgID, ack.Stream, ack.Sequence)
+				return nil
+			}
 		}
 		if refused != nil {
-			a.printf("published %d bytes to %s; the gateways will refuse them: %v", len(payload), subject, refused)
+			a.printf("published %d bytes to %s%s; the gateways will refuse them: %v", len(payload), subject, where, refused)
 			return nil
 		}
-		a.printf("published %s to %s (%d bytes)", typ, subject, len(payload))
+		a.printf("published %s to %s (%d bytes%s)", typ, subject, len(payload), where)
 		return nil
 	}
+}
+
+// publishToStream publishes msg, addressed to a live subject, into the
+// event stream's input subject with a JetStream publish and returns the
+// stream's acknowledgement (what bus.Publisher does for encoded events).
+func publishToStream(ctx context.Context, nc *nats.Conn, prefix string, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
+	live := msg.Subject
+	msg.Subject = stream.InputSubject(prefix, live)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := js.PublishMsg(ctx, msg, opts...)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("publish to %s: %w", live, bus.ErrNoStream)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish to %s (through %s): %w", live, msg.Subject, err)
+	}
+	return ack, nil
 }
 
 // parseObject returns s, a JSON object given to --name, compacted.

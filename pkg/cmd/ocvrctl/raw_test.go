@@ -155,7 +155,7 @@ func TestPublishRawForce(t *testing.T) {
 	sub := s.subscribe(t, "ocvr.>")
 	frame := `{"type":"session_revoked","data":{"reason":"x"}}`
 	r := ok(t, srv, "publish", "raw", "--channel", "ch_abc123", "--frame", frame, "--force")
-	if want := "published 48 bytes to ocvr.channel.ch_abc123; the gateways will refuse them: invalid event: session_revoked: may only be published on a user subject\n"; r.stdout != want {
+	if want := "published 48 bytes to ocvr.channel.ch_abc123, stream OCVR_EVENTS seq 1; the gateways will refuse them: invalid event: session_revoked: may only be published on a user subject\n"; r.stdout != want {
 		t.Errorf("output %q, want %q", r.stdout, want)
 	}
 	if m := next(t, sub); m.Subject != "ocvr.channel.ch_abc123" || string(m.Data) != frame || m.Header.Get(bus.HeaderPublishedAt) == "" {
