@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/natsembed"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/stream"
 )
 
 type demoEnv struct {
@@ -44,6 +46,11 @@ func newDemoEnv(t *testing.T) *demoEnv {
 		t.Fatal(err)
 	}
 	if err := dir.AddFriend(ctx, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	// The event stream, as the devstack makes sure of before the demo
+	// page publishes.
+	if err := provisionStream(ctx, ns.ClientURL()); err != nil {
 		t.Fatal(err)
 	}
 	static := t.TempDir()
@@ -163,6 +170,10 @@ func TestDemoSignInSendPokeSignOut(t *testing.T) {
 	if msg.Header.Get(bus.HeaderPublishedAt) == "" {
 		t.Errorf("no %s header", bus.HeaderPublishedAt)
 	}
+	// Through the event stream: it carries its position.
+	if _, ok := stream.PositionOf(msg.Header, stream.DefaultName); !ok {
+		t.Errorf("message_create without a position: headers %v", msg.Header)
+	}
 	// The document's types: created_at in unix seconds, attachments an array.
 	checkUnixNow(t, f.Data.CreatedAt)
 	if !bytes.Contains(msg.Data, []byte(`,"attachments":[]}}`)) {
@@ -261,5 +272,55 @@ func checkUnixNow(t *testing.T, ts int64) {
 	t.Helper()
 	if d := time.Now().Unix() - ts; d < -60 || d > 60 {
 		t.Errorf("timestamp %d is not now in unix seconds", ts)
+	}
+}
+
+// TestProvisionStream: the devstack creates the default event stream when
+// no gateway made one, and keeps the one the gateways made (whatever its
+// name) instead of adding a second stream on the same subjects.
+func TestProvisionStream(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		existing string // a stream the gateways made ("" none)
+	}{
+		{"none", ""},
+		{"the gateways'", "DEV_EVENTS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := natsembed.Test(t)
+			nc, err := nats.Connect(ns.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			if tc.existing != "" {
+				if _, err := stream.Ensure(ctx, nc, stream.Config{Name: tc.existing, Window: 30 * time.Second}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 2 { // idempotent
+				if err := provisionStream(ctx, ns.ClientURL()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for n := range js.StreamNames(ctx).Name() {
+				if !strings.HasPrefix(n, "KV_") {
+					names = append(names, n)
+				}
+			}
+			want := tc.existing
+			if want == "" {
+				want = stream.DefaultName
+			}
+			if len(names) != 1 || names[0] != want {
+				t.Errorf("streams %v, want only %s", names, want)
+			}
+		})
 	}
 }

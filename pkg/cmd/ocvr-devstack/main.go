@@ -23,10 +23,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/natsembed"
 	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/stream"
 )
 
 type options struct {
@@ -111,6 +114,11 @@ func run(o options) error {
 	}
 	if err := waitReady(ctx, admins, procs); err != nil {
 		return err
+	}
+	// Before anything publishes (the demo page, the commands printed
+	// below): the event stream channel and user events go through.
+	if err := provisionStream(ctx, natsURL); err != nil {
+		return fmt.Errorf("event stream: %w", err)
 	}
 	if o.seed {
 		if err := seed(ctx, natsURL, o); err != nil {
@@ -220,6 +228,46 @@ func waitReady(ctx context.Context, admins []string, procs []*proc) error {
 	return nil
 }
 
+// provisionStream makes sure an event stream holds the environment's
+// channel and user events and says which. The gateways create it at start
+// (with their --stream-name and --continuity-window, which may come from
+// --gateway-args): the one they made is kept. Without it (no gateway, or
+// gateways run with --no-continuity) the devstack creates the default one,
+// so that its publishers (the demo page, ocvrctl) still reach the clients.
+func provisionStream(ctx context.Context, natsURL string) error {
+	nc, err := bus.Connect(bus.Config{URLs: []string{natsURL}, Name: "devstack-stream", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	prefix := bus.DefaultPrefix
+	by := "the gateways"
+	name, err := js.StreamNameBySubject(ctx, stream.InputChannel(prefix, "ch_general"))
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		info, err := stream.Ensure(ctx, nc, stream.Config{Prefix: prefix})
+		if err != nil {
+			return err
+		}
+		name, by = info.Config.Name, "ocvr-devstack (no gateway made one: with --no-continuity, nothing resumes)"
+	case err != nil:
+		return err
+	}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	sc := s.CachedInfo().Config
+	fmt.Printf("event stream       %s   window %s, %d replica(s), made by %s\n", sc.Name, sc.MaxAge, sc.Replicas, by)
+	return nil
+}
+
 func seed(ctx context.Context, natsURL string, o options) error {
 	nc, err := bus.Connect(bus.Config{URLs: []string{natsURL}, Name: "devstack-seed", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -266,8 +314,11 @@ Try it (in another terminal, from the repository root):
   curl -s -X POST -H "Authorization: Bearer %s" %s/v1/auth/ws-ticket
   # connect as Alice and subscribe to ch_general (prints every frame as a JSON line)
   bin/ocvrctl connect --session %s --subscribe ch_general --ticket-url %s --ws-url %s
-  # publish a chat message as a backend would
+  # publish a chat message as a backend would (through the event stream: a client that
+  # reconnects within the window receives it; --core publishes it live only)
   bin/ocvrctl publish message-create --channel ch_general --author 2 --name Bob --content "hello from the bus"
+  # what the event stream holds
+  bin/ocvrctl stream info
   # an event type the gateway does not know: delivered like any other
   bin/ocvrctl publish raw --channel ch_general --frame '{"type":"channel_update","data":{"channel_id":"ch_general","name":"General"}}'
   # why a payload was refused (run it in its own terminal; Ctrl-C stops it)
