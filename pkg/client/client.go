@@ -9,6 +9,23 @@
 // on Frame.Type and ignore what you do not handle. Times in frames are unix
 // seconds (server_time, created_at, edited_at); ready's heartbeat_interval
 // is in milliseconds.
+//
+// # Continuity
+//
+// Channel and user events a backend publishes through the event stream
+// carry their position (gateway/README.md "Continuity: resuming without
+// loss"): Frame.Seq, and Frame.ChannelID for a channel's events. A Session
+// keeps the resume token of its newest ready and one cursor per
+// subscription (the user's own events, and each channel), resumes from them
+// on every reconnect — a lost connection, a drain (1012), any pod — and
+// drops the duplicates a resume or a reconnect can bring (an event at or
+// below its subscription's cursor). What each reconnect achieved is told in
+// band, on the frame where the app needs it: the ready frame of every
+// connection and the subscribed frame of every channel carry a
+// *Continuity; Continuity.Lost means events of that subscription may have
+// been missed — refetch its state from the backend, then apply the events
+// that follow. Session.State and SessionConfig.Resume carry the token and
+// cursors across a process restart.
 package client
 
 import (
@@ -118,6 +135,19 @@ type Frame struct {
 	Type string
 	Data json.RawMessage
 	Raw  []byte // the exact bytes received
+
+	// Seq is the event's position, its top-level "seq" (0: the frame has
+	// none, e.g. typing_start, presence_update, or any event published
+	// without the stream). ChannelID is the top-level "channel_id" of a
+	// positioned channel event: the subscription the position belongs to;
+	// "" for the user's own events (and for frames without Seq).
+	Seq       uint64
+	ChannelID string
+
+	// Continuity is set by a Session on the ready frame of each connection
+	// and on the subscribed frame of each of its channels; nil otherwise
+	// (and always on a Conn's frames).
+	Continuity *Continuity
 }
 
 // Decode decodes the frame's data into v.
@@ -139,6 +169,12 @@ type Options struct {
 	// When it is full the client stops reading the socket, as a slow
 	// consumer would.
 	Buffer int
+	// ResumeToken, when set, asks the gateway to resume the user's events
+	// from ResumeSeq (GET /v1/ws?ticket=…&resume=<token>&seq=<cursor>);
+	// the ready's Resumed says whether it did. A Session sets both itself
+	// and ignores these.
+	ResumeToken string
+	ResumeSeq   uint64
 }
 
 // Conn is an open protocol connection.
@@ -163,7 +199,8 @@ type Conn struct {
 // ?ticket= included, in its dial errors, and callers log them (pkg/redact).
 func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
 	c, err := dial(ctx, wsURL, ticket, opts)
-	return c, redact.Error(err)
+	err = maskSecret(redact.Error(err), opts.ResumeToken)
+	return c, maskSecret(err, url.QueryEscape(opts.ResumeToken))
 }
 
 func dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
@@ -174,6 +211,13 @@ func dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error
 			sep = "&"
 		}
 		u += sep + "ticket=" + url.QueryEscape(ticket)
+	}
+	if opts.ResumeToken != "" {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "resume=" + url.QueryEscape(opts.ResumeToken) + "&seq=" + strconv.FormatUint(opts.ResumeSeq, 10)
 	}
 	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: opts.Header})
 	if err != nil {
@@ -242,7 +286,7 @@ func (c *Conn) readLoop() {
 			c.finish(err)
 			return
 		}
-		var env protocol.Frame
+		var env envelope
 		if err := json.Unmarshal(b, &env); err != nil {
 			c.finish(fmt.Errorf("server sent an invalid frame: %w", err))
 			c.ws.CloseNow()
@@ -256,13 +300,40 @@ func (c *Conn) readLoop() {
 				c.mu.Unlock()
 			}
 		}
+		f := Frame{Type: env.Type, Data: env.Data, Raw: b}
+		f.Seq, f.ChannelID = env.position()
 		select {
-		case c.frames <- Frame{Type: env.Type, Data: env.Data, Raw: b}:
+		case c.frames <- f:
 		case <-c.quit:
 			c.finish(errors.New("closed by client"))
 			return
 		}
 	}
+}
+
+// envelope is a received frame's top level: the protocol envelope and the
+// continuity fields of a positioned event. The position is read leniently:
+// a frame whose seq is not a positive integer has none.
+type envelope struct {
+	Type      string          `json:"type"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	Seq       json.RawMessage `json:"seq"`
+	ChannelID json.RawMessage `json:"channel_id"`
+}
+
+func (e *envelope) position() (uint64, string) {
+	if len(e.Seq) == 0 {
+		return 0, ""
+	}
+	seq, err := strconv.ParseUint(string(e.Seq), 10, 64)
+	if err != nil || seq == 0 {
+		return 0, ""
+	}
+	var ch string
+	if len(e.ChannelID) > 0 && json.Unmarshal(e.ChannelID, &ch) != nil {
+		return 0, "" // a position of no subscription we can name
+	}
+	return seq, ch
 }
 
 func (c *Conn) finish(err error) {
@@ -332,6 +403,18 @@ func (c *Conn) Subscribe(ctx context.Context, channelID string) error {
 	return c.Send(ctx, protocol.TypeSubscribe, protocol.ChannelRef{ChannelID: channelID})
 }
 
+// SubscribeFrom sends subscribe with a cursor: on a connection that
+// presented a valid resume token (Options.ResumeToken) the gateway resumes
+// the channel from seq, and its subscribed says whether it did.
+func (c *Conn) SubscribeFrom(ctx context.Context, channelID string, seq uint64) error {
+	return c.Send(ctx, protocol.TypeSubscribe, subscribeFrom{ChannelID: channelID, Seq: seq})
+}
+
+type subscribeFrom struct {
+	ChannelID string `json:"channel_id"`
+	Seq       uint64 `json:"seq"`
+}
+
 // Unsubscribe sends unsubscribe.
 func (c *Conn) Unsubscribe(ctx context.Context, channelID string) error {
 	return c.Send(ctx, protocol.TypeUnsubscribe, protocol.ChannelRef{ChannelID: channelID})
@@ -379,6 +462,59 @@ func (c *Conn) CloseNow() {
 	c.ws.CloseNow()
 	<-c.done
 }
+
+// maskSecret returns err with every occurrence of secret (a resume token,
+// which pkg/redact does not know) in its messages replaced by redact.Mask;
+// err itself when none holds it. A *url.Error stays one, with its URL
+// masked, so callers can still inspect it.
+func maskSecret(err error, secret string) error {
+	if err == nil || secret == "" || !holds(err, secret) {
+		return err
+	}
+	if ue, ok := err.(*url.Error); ok {
+		return &url.Error{Op: ue.Op, URL: strings.ReplaceAll(ue.URL, secret, redact.Mask), Err: maskSecret(ue.Err, secret)}
+	}
+	m := &masked{msg: strings.ReplaceAll(err.Error(), secret, redact.Mask)}
+	for _, c := range unwrapAll(err) {
+		m.causes = append(m.causes, maskSecret(c, secret))
+	}
+	return m
+}
+
+func holds(err error, secret string) bool {
+	if strings.Contains(err.Error(), secret) {
+		return true
+	}
+	if ue, ok := err.(*url.Error); ok && strings.Contains(ue.URL, secret) {
+		return true
+	}
+	for _, c := range unwrapAll(err) {
+		if holds(c, secret) {
+			return true
+		}
+	}
+	return false
+}
+
+func unwrapAll(err error) []error {
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		if c := e.Unwrap(); c != nil {
+			return []error{c}
+		}
+	case interface{ Unwrap() []error }:
+		return e.Unwrap()
+	}
+	return nil
+}
+
+type masked struct {
+	msg    string
+	causes []error
+}
+
+func (e *masked) Error() string   { return e.msg }
+func (e *masked) Unwrap() []error { return e.causes }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
