@@ -2,10 +2,16 @@ package bus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ocvr/realtime/pkg/stream"
 
 	"github.com/nats-io/nats.go"
 
@@ -15,15 +21,35 @@ import (
 // Publisher is the backend SDK: it publishes events onto the bus for the
 // gateways to deliver. Every call validates ids and the payload before
 // anything reaches NATS, and stamps Ocvr-Published-At.
+//
+// Channel and user events go through the event stream (DESIGN.md §2a,
+// pkg/stream) by default: each publish waits for the stream's
+// acknowledgement, so an event that returns nil is stored and gets a
+// position clients can resume from. Broadcasts, and every event of a
+// publisher made WithCore, are core NATS publishes: best-effort, no
+// position.
 type Publisher struct {
 	nc       *nats.Conn
 	subjects Subjects
 	now      func() time.Time
+	core     bool
 }
 
+// PublisherOption configures a Publisher.
+type PublisherOption func(*Publisher)
+
+// WithCore makes every publish a core NATS publish on the live subject,
+// without the stream: for events that need no position (the gateways' own
+// typing and presence events) or a deployment without the stream.
+func WithCore() PublisherOption { return func(p *Publisher) { p.core = true } }
+
 // NewPublisher returns a publisher on nc for the environment of subjects.
-func NewPublisher(nc *nats.Conn, subjects Subjects) *Publisher {
-	return &Publisher{nc: nc, subjects: subjects, now: time.Now}
+func NewPublisher(nc *nats.Conn, subjects Subjects, opts ...PublisherOption) *Publisher {
+	p := &Publisher{nc: nc, subjects: subjects, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Target narrows a user- or channel-targeted event to some connections.
@@ -31,6 +57,11 @@ type Target struct {
 	ExcludeUser   int64    // skip this user's connections (0: none)
 	Sessions      []string // only these sessions' connections (empty: all)
 	ExceptSession string   // all but this session's connections
+	// MsgID makes a stream publish idempotent: the stream stores one event
+	// per id within its duplicate window (Nats-Msg-Id), so a backend that
+	// retries a publish after a timeout delivers it once. Empty: a random
+	// id per call.
+	MsgID string
 }
 
 func (t Target) header(h nats.Header) error {
@@ -125,10 +156,61 @@ func (p *Publisher) publish(ctx context.Context, subj string, scope protocol.Sco
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish %s: %w", typ, err)
 	}
-	if err := p.nc.PublishMsg(msg); err != nil {
-		return fmt.Errorf("publish %s to %s: %w", typ, subj, err)
+	if p.core || scope == protocol.ScopeBroadcast {
+		if err := p.nc.PublishMsg(msg); err != nil {
+			return fmt.Errorf("publish %s to %s: %w", typ, subj, err)
+		}
+		return nil
+	}
+	return p.publishStream(ctx, msg, typ, t.MsgID)
+}
+
+// ErrNoStream: nothing answered a stream publish (no stream, or JetStream
+// down).
+var ErrNoStream = errors.New("the event stream did not answer (a gateway provisions it at start; see deploy/README.md)")
+
+// publishStream publishes msg (addressed to a live subject) into the event
+// stream's input subject and waits for the stream's acknowledgement.
+func (p *Publisher) publishStream(ctx context.Context, msg *nats.Msg, typ, id string) error {
+	live := msg.Subject
+	msg.Subject = stream.InputSubject(p.subjects.prefix, live)
+	if id == "" {
+		id = newMsgID()
+	}
+	msg.Header.Set(stream.HeaderMsgID, id)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultFlushTimeout)
+		defer cancel()
+	}
+	reply, err := p.nc.RequestMsgWithContext(ctx, msg)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("publish %s to %s: %w", typ, live, ErrNoStream)
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s to %s: %w", typ, live, err)
+	}
+	var ack struct {
+		Seq   uint64 `json:"seq"`
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return fmt.Errorf("publish %s to %s: unreadable stream acknowledgement: %w", typ, live, err)
+	}
+	if ack.Error != nil {
+		return fmt.Errorf("publish %s to %s: stream refused it: %s (%d)", typ, live, ack.Error.Description, ack.Error.ErrCode)
 	}
 	return nil
+}
+
+func newMsgID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // DefaultFlushTimeout bounds Flush when ctx has no deadline.
@@ -147,4 +229,15 @@ func (p *Publisher) Flush(ctx context.Context) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	return nil
+}
+
+// Core returns a publisher like p whose publishes are all core NATS
+// publishes (see WithCore).
+func (p *Publisher) Core() *Publisher {
+	if p == nil || p.core {
+		return p
+	}
+	c := *p
+	c.core = true
+	return &c
 }

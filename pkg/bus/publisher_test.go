@@ -12,13 +12,15 @@ import (
 
 	"github.com/ocvr/realtime/pkg/natsembed"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/stream"
 )
 
 // fixture is a publisher and a real subscriber to everything under the
 // prefix, on separate connections to one embedded server.
 type fixture struct {
-	pub *Publisher
-	sub *nats.Subscription
+	pub    *Publisher
+	sub    *nats.Subscription
+	prefix string
 }
 
 func newFixture(t *testing.T, prefix string) fixture {
@@ -40,18 +42,31 @@ func newFixture(t *testing.T, prefix string) fixture {
 	if err := subNC.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	p := NewPublisher(connect(), mustSubjects(t, prefix))
+	pubNC := connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The event stream, as a gateway provisions it at start.
+	if _, err := stream.Ensure(ctx, pubNC, stream.Config{Prefix: mustSubjects(t, prefix).Prefix()}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(pubNC, mustSubjects(t, prefix))
 	p.now = func() time.Time { return time.Unix(1736937000, 123456789) }
-	return fixture{pub: p, sub: sub}
+	return fixture{pub: p, sub: sub, prefix: mustSubjects(t, prefix).Prefix()}
 }
 
+// next returns the next message on a live subject (what the gateways
+// receive); the stream's input subjects are skipped.
 func (f fixture) next(t *testing.T) *nats.Msg {
 	t.Helper()
-	m, err := f.sub.NextMsg(5 * time.Second)
-	if err != nil {
-		t.Fatalf("no message: %v", err)
+	for {
+		m, err := f.sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no message: %v", err)
+		}
+		if !strings.HasPrefix(m.Subject, f.prefix+".in.") && !strings.HasPrefix(m.Subject, "$JS.") {
+			return m
+		}
 	}
-	return m
 }
 
 func TestPublisherDelivers(t *testing.T) {
@@ -173,6 +188,11 @@ func TestPublisherDelivers(t *testing.T) {
 			}
 			if string(m.Data) != tt.data {
 				t.Errorf("data =\n %s\nwant\n %s", m.Data, tt.data)
+			}
+			// Channel and user events come through the stream, with their
+			// position; broadcasts are core publishes.
+			if got, want := m.Header.Get(stream.HeaderSequence) != "", !strings.HasSuffix(tt.subject, ".broadcast"); got != want {
+				t.Errorf("positioned = %v, want %v", got, want)
 			}
 			if got := m.Header.Get(HeaderPublishedAt); got != "1736937000123456789" {
 				t.Errorf("%s = %q, want the publisher clock in unix nanoseconds", HeaderPublishedAt, got)
@@ -303,5 +323,42 @@ func TestPublisherFlush(t *testing.T) {
 	err := f.pub.Notify(ctx, 1, protocol.Notification{ID: "n", Type: "t"})
 	if !errors.Is(err, nats.ErrConnectionClosed) {
 		t.Fatalf("Notify on a closed connection = %v, want ErrConnectionClosed", err)
+	}
+}
+
+// TestPublisherStream: a stream publish is acknowledged and idempotent per
+// message id; a core publisher skips the stream; without a stream the
+// publish fails with ErrNoStream.
+func TestPublisherStream(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "")
+	m := protocol.MessageDelete{ID: "m1", ChannelID: "c"}
+	for i := 0; i < 2; i++ {
+		if err := f.pub.PublishToChannel(ctx, "c", protocol.TypeMessageDelete, m, Target{MsgID: "retry-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := f.next(t)
+	if first.Header.Get(stream.HeaderSequence) == "" {
+		t.Fatalf("no position: %v", first.Header)
+	}
+	if err := f.pub.Core().MessageDeleted(ctx, protocol.MessageDelete{ID: "m2", ChannelID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	// The retry with the same id was stored once: the next live message is
+	// the core one, without a position.
+	if next := f.next(t); next.Header.Get(stream.HeaderSequence) != "" || !strings.Contains(string(next.Data), `"m2"`) {
+		t.Fatalf("got %s %v, want the core publish", next.Data, next.Header)
+	}
+
+	bare := natsembed.Test(t)
+	nc, err := nats.Connect(bare.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	err = NewPublisher(nc, mustSubjects(t, "")).MessageDeleted(ctx, m)
+	if !errors.Is(err, ErrNoStream) {
+		t.Fatalf("without a stream: %v, want ErrNoStream", err)
 	}
 }

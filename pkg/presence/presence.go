@@ -68,7 +68,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, dir *directory.Stor
 	if err != nil {
 		return nil, fmt.Errorf("open presence store: %w", err)
 	}
-	return &Store{kv: kv, js: js, bucket: bucket, dir: dir, pub: pub}, nil
+	return &Store{kv: kv, js: js, bucket: bucket, dir: dir, pub: pub.Core()}, nil // presence is state, not history: core events
 }
 
 // Presence is a user's current presence.

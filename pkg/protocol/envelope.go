@@ -269,7 +269,10 @@ func (s *scanner) array() error {
 }
 
 var (
-	envelopeKeys = []string{"type", "data"}
+	// The top-level "channel_id" and "seq" are the position the gateway
+	// adds to an event of the stream (DESIGN.md §2a): a backend's payload
+	// must not carry them, or clients would take them for positions.
+	envelopeKeys = []string{"type", "data", "channel_id", "seq"}
 	dataKeys     = []string{"channel_id", "user_id", "presence"}
 )
 
@@ -308,6 +311,9 @@ func (s *scanner) object(level keyLevel) error {
 			n, err := matchKey(key, names)
 			if err != nil {
 				return err
+			}
+			if level == levelEnvelope && n >= 2 {
+				return fmt.Errorf("top-level key %q is reserved: the gateway adds an event's position there (channel_id and seq go in \"data\")", names[n])
 			}
 			if n >= 0 {
 				if seen&(1<<n) != 0 {

@@ -9,6 +9,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"strconv"
 )
 
 // Frame is the envelope of every frame in both directions:
@@ -109,6 +110,9 @@ const (
 // ChannelRef is the payload of subscribe, unsubscribe and typing.
 type ChannelRef struct {
 	ChannelID string `json:"channel_id"`
+	// Seq, on a subscribe only, is the cursor to resume the channel from
+	// (continuity, DESIGN.md §2a).
+	Seq *uint64 `json:"seq,omitempty"`
 }
 
 // --- server → client payloads ---
@@ -120,6 +124,14 @@ type Ready struct {
 	SessionID         string `json:"session_id"`
 	HeartbeatInterval int64  `json:"heartbeat_interval"` // milliseconds
 	ServerTime        int64  `json:"server_time"`        // unix seconds
+	// Continuity (DESIGN.md §2a): the token to present on a reconnect
+	// (GET /v1/ws?ticket=…&resume=<token>&seq=<cursor>), the user
+	// subject's cursor to keep until a user event carries a newer one, and
+	// — on a connection that asked to resume — whether the user events
+	// missed meanwhile follow (true) or the app must refetch (false).
+	ResumeToken string `json:"resume_token,omitempty"`
+	Seq         uint64 `json:"seq,omitempty"`
+	Resumed     *bool  `json:"resumed,omitempty"`
 }
 
 // HeartbeatAck answers a heartbeat.
@@ -221,6 +233,12 @@ type Error struct {
 // delivered (extension).
 type Subscribed struct {
 	ChannelID string `json:"channel_id"`
+	// Continuity (DESIGN.md §2a): the channel's cursor to keep until an
+	// event of the channel carries a newer one, and — for a subscribe that
+	// asked to resume from a cursor — whether the events missed since it
+	// follow (true) or the app must refetch (false).
+	Seq     uint64 `json:"seq,omitempty"`
+	Resumed *bool  `json:"resumed,omitempty"`
 }
 
 // Unsubscribed acknowledges an unsubscribe or tells the client the server
@@ -248,4 +266,29 @@ func MustEncode(typ string, data any) []byte {
 		panic("protocol: encode " + typ + ": " + err.Error())
 	}
 	return b
+}
+
+// Positioned returns frame (a bus event's bytes, a JSON object) with its
+// stream position added as top-level fields: `"channel_id"` for a channel
+// event (empty for a user event) and `"seq"`. The backend's bytes, `data`
+// included, are kept as they are; a client written from the document
+// ignores the extra fields (DESIGN.md §2a).
+func Positioned(frame []byte, channelID string, seq uint64) []byte {
+	end := len(frame)
+	for end > 0 && (frame[end-1] == ' ' || frame[end-1] == '\n' || frame[end-1] == '\r' || frame[end-1] == '\t') {
+		end--
+	}
+	if end == 0 || frame[end-1] != '}' {
+		return frame // not an object: ValidateEvent refuses it before this
+	}
+	out := make([]byte, 0, end+len(channelID)+40)
+	out = append(out, frame[:end-1]...)
+	if channelID != "" {
+		out = append(out, `,"channel_id":"`...)
+		out = append(out, channelID...) // a valid id needs no escaping
+		out = append(out, '"')
+	}
+	out = append(out, `,"seq":`...)
+	out = strconv.AppendUint(out, seq, 10)
+	return append(out, '}')
 }

@@ -96,7 +96,21 @@ func TestExampleFramesRoundTrip(t *testing.T) {
 		t.Run(ex.Direction+"/"+ex.Name, func(t *testing.T) {
 			want := wire(t, ex.Frame)
 			var f protocol.Frame
-			if err := decodeStrict(want, &f); err != nil {
+			var pos struct {
+				ChannelID string `json:"channel_id"`
+				Seq       uint64 `json:"seq"`
+			}
+			if ex.Positioned {
+				var full struct {
+					protocol.Frame
+					ChannelID string `json:"channel_id"`
+					Seq       uint64 `json:"seq"`
+				}
+				if err := decodeStrict(want, &full); err != nil || full.Seq == 0 {
+					t.Fatalf("decode positioned envelope: %v (seq %d)", err, full.Seq)
+				}
+				f, pos.ChannelID, pos.Seq = full.Frame, full.ChannelID, full.Seq
+			} else if err := decodeStrict(want, &f); err != nil {
 				t.Fatalf("decode envelope: %v", err)
 			}
 			payload := payloadOf(t, f.Type)
@@ -112,7 +126,11 @@ func TestExampleFramesRoundTrip(t *testing.T) {
 				}
 				data = payload
 			}
-			if got := protocol.MustEncode(f.Type, data); !bytes.Equal(got, want) {
+			got := protocol.MustEncode(f.Type, data)
+			if ex.Positioned {
+				got = protocol.Positioned(got, pos.ChannelID, pos.Seq)
+			}
+			if !bytes.Equal(got, want) {
 				t.Fatalf("re-encoded frame differs\n got: %s\nwant: %s", got, want)
 			}
 		})
@@ -134,7 +152,11 @@ func TestExampleClientFrames(t *testing.T) {
 			}
 			var data any
 			if cf.ChannelID != "" {
-				data = protocol.ChannelRef{ChannelID: cf.ChannelID}
+				ref := protocol.ChannelRef{ChannelID: cf.ChannelID}
+				if cf.HasSeq {
+					ref.Seq = &cf.Seq
+				}
+				data = ref
 			}
 			if got := protocol.MustEncode(cf.Type, data); !bytes.Equal(got, b) {
 				t.Fatalf("re-encoded client frame differs\n got: %s\nwant: %s", got, b)
@@ -161,6 +183,13 @@ func TestExampleServerEventsDeliverable(t *testing.T) {
 			}
 			if err := json.Unmarshal(b, &f); err != nil {
 				t.Fatal(err)
+			}
+			if ex.Positioned {
+				// What a client receives, never what a backend publishes.
+				if _, err := protocol.ValidateEvent(protocol.ScopeChannel, f.Data.ChannelID, b); err == nil {
+					t.Fatalf("ValidateEvent accepted the positioned frame %s from the bus", b)
+				}
+				return
 			}
 			var scopes []protocol.Scope
 			switch ex.Subject {
@@ -623,6 +652,22 @@ func TestErrorCodesComplete(t *testing.T) {
 	for _, c := range protocol.ErrorCodes {
 		if !want[c] {
 			t.Errorf("unexpected error code %q", c)
+		}
+	}
+}
+
+func TestPositioned(t *testing.T) {
+	for _, tc := range []struct {
+		in, ch string
+		seq    uint64
+		want   string
+	}{
+		{`{"type":"x","data":{}}`, "ch_a", 42, `{"type":"x","data":{},"channel_id":"ch_a","seq":42}`},
+		{`{"type":"x","data":{}}`, "", 7, `{"type":"x","data":{},"seq":7}`},
+		{"{\"type\":\"x\",\"data\":{}} \n", "", 1, `{"type":"x","data":{},"seq":1}`},
+	} {
+		if got := string(protocol.Positioned([]byte(tc.in), tc.ch, tc.seq)); got != tc.want {
+			t.Errorf("Positioned(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
 }

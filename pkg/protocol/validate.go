@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -123,6 +124,10 @@ func (e *ProtocolError) Frame() []byte {
 type ClientFrame struct {
 	Type      string // one of TypeHeartbeat, TypeSubscribe, TypeUnsubscribe, TypeTyping
 	ChannelID string // valid channel id for subscribe, unsubscribe and typing
+	// Seq is a subscribe's optional "data.seq": the cursor to resume the
+	// channel from (DESIGN.md §2a); HasSeq says it was given.
+	Seq    uint64
+	HasSeq bool
 }
 
 func invalid(format string, args ...any) *ProtocolError {
@@ -168,7 +173,14 @@ func DecodeClientFrame(b []byte) (ClientFrame, *ProtocolError) {
 		if perr != nil {
 			return ClientFrame{}, perr
 		}
-		return ClientFrame{Type: typ, ChannelID: ch}, nil
+		f := ClientFrame{Type: typ, ChannelID: ch}
+		if typ == TypeSubscribe {
+			f.Seq, f.HasSeq, perr = decodeSeq(env.Data)
+			if perr != nil {
+				return ClientFrame{}, perr
+			}
+		}
+		return f, nil
 	default:
 		return ClientFrame{}, invalid("unknown frame type %q", truncate(typ, 64))
 	}
@@ -199,6 +211,22 @@ func decodeChannelRef(typ string, data json.RawMessage) (string, *ProtocolError)
 		return "", invalid(`%s: "data.channel_id" must match %s`, typ, IDPattern)
 	}
 	return ch, nil
+}
+
+// decodeSeq reads a subscribe's optional "data.seq": a non-negative
+// integer (a stream sequence).
+func decodeSeq(data json.RawMessage) (uint64, bool, *ProtocolError) {
+	var ref struct {
+		Seq *json.RawMessage `json:"seq"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil || ref.Seq == nil || bytes.Equal(*ref.Seq, []byte("null")) {
+		return 0, false, nil // malformed data was reported by decodeChannelRef
+	}
+	seq, err := strconv.ParseUint(string(*ref.Seq), 10, 64)
+	if err != nil {
+		return 0, false, &ProtocolError{Code: CodeInvalidMessage, Message: `subscribe: "data.seq" must be a non-negative integer`}
+	}
+	return seq, true, nil
 }
 
 func jsonProblem(err error) string {

@@ -106,7 +106,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, pub *bus.Publisher)
 	if err != nil {
 		return nil, fmt.Errorf("open session store: %w", err)
 	}
-	return &Store{kv: kv, leader: leader, pub: pub, Now: time.Now}, nil
+	return &Store{kv: kv, leader: leader, pub: pub.Core(), Now: time.Now}, nil // revocations are core events: the watches make them durable (no position needed)
 }
 
 // Create creates a session for userID valid for ttl and returns the bearer

@@ -123,6 +123,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slot.user = id.UserID
+	id.resume = resumeRequest(r.URL.Query())
 
 	bw := batchconn.Wrap(w, g.pool)
 	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // origin checked above
@@ -254,6 +255,7 @@ func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (identity, s
 type identity struct {
 	ticket.Identity
 	expiresAt time.Time // the session's expiry: the socket is closed then
+	resume    resumeReq // what the client asked to resume (continuity)
 }
 
 // connectUserLimit is the connects_total result of a socket refused by the

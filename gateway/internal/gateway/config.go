@@ -9,6 +9,7 @@ import (
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
 
@@ -42,13 +43,16 @@ type Config struct {
 	ReadLimit         int64         // max client frame bytes (default 4096)
 	MaxSubscriptions  int           // per connection (default 500)
 	QueueSize         int           // outbound frames per connection (default 256)
-	WriteTimeout      time.Duration // per batched write (default 10s)
-	FrameRate         float64       // client frames per second per connection (default 20)
-	FrameBurst        int           // token bucket size (default 40)
-	FloodLimit        int           // frames refused in one rate-limited episode before 4008 (default 100)
-	TypingThrottle    time.Duration // per user per channel (default 3s)
-	SoftMaxConns      int           // over it /readyz fails (0: none)
-	HardMaxConns      int           // at it new sockets are closed with 1013 (0: none)
+	// WriteTimeout bounds each batched write (default 30s): a socket that
+	// takes nothing for that long is dead. A slow reader holds no writer
+	// (writer.go), and with continuity it catches up once it reads again.
+	WriteTimeout   time.Duration
+	FrameRate      float64       // client frames per second per connection (default 20)
+	FrameBurst     int           // token bucket size (default 40)
+	FloodLimit     int           // frames refused in one rate-limited episode before 4008 (default 100)
+	TypingThrottle time.Duration // per user per channel (default 3s)
+	SoftMaxConns   int           // over it /readyz fails (0: none)
+	HardMaxConns   int           // at it new sockets are closed with 1013 (0: none)
 	// MaxConnsPerUser caps one user's connections on this pod (default
 	// DefaultMaxConnsPerUser; negative: no limit). Over it the new socket
 	// is closed with 4010, the existing ones are kept.
@@ -81,6 +85,18 @@ type Config struct {
 	// makes a client that stops reading overflow its queue (4009) sooner.
 	SocketSendBuffer int
 
+	// Continuity (DESIGN.md §2a): the event stream's name (default
+	// stream.DefaultName), how long it keeps events — the window a client
+	// can resume within (default 2m) —, its replicas (0: 3 where the
+	// JetStream cluster holds them, else 1) and its storage bound (0:
+	// none). NoContinuity turns it off: no stream is provisioned, events
+	// carry no position, nothing resumes, and a full queue is 4009 again.
+	StreamName       string
+	ContinuityWindow time.Duration
+	StreamReplicas   int
+	StreamMaxBytes   int64
+	NoContinuity     bool
+
 	Now    func() time.Time // injectable clock
 	Logger *slog.Logger
 }
@@ -99,7 +115,7 @@ func DefaultConfig() Config {
 		ReadLimit:           4096,
 		MaxSubscriptions:    500,
 		QueueSize:           256,
-		WriteTimeout:        10 * time.Second,
+		WriteTimeout:        30 * time.Second,
 		FrameRate:           20,
 		FrameBurst:          40,
 		FloodLimit:          100,
@@ -110,6 +126,8 @@ func DefaultConfig() Config {
 		DispatchShards:      4,
 		DispatchBuffer:      1 << 16,
 		MaxPreauthPerSource: DefaultMaxPreauthPerSource,
+		StreamName:          stream.DefaultName,
+		ContinuityWindow:    stream.DefaultWindow,
 	}
 }
 
@@ -147,6 +165,10 @@ func (c *Config) fill() {
 	setDur(&c.SweepInterval, d.SweepInterval)
 	setDur(&c.WriteTimeout, d.WriteTimeout)
 	setDur(&c.TypingThrottle, d.TypingThrottle)
+	setDur(&c.ContinuityWindow, d.ContinuityWindow)
+	if c.StreamName == "" {
+		c.StreamName = d.StreamName
+	}
 	if c.ReadLimit == 0 {
 		c.ReadLimit = d.ReadLimit
 	}

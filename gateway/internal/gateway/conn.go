@@ -61,6 +61,8 @@ type conn struct {
 	closeWhy  string
 	subs      map[string]struct{} // channel ids this connection is subscribed to
 	pollToken uint64              // the poller's token while the socket is armed
+	catchup   *catchup            // while it reads subjects from the stream (catchup.go)
+	resumable bool                // it presented a valid resume token: subscribes may resume (set before it serves)
 
 	// Read-loop state (only the reading goroutine touches these).
 	tokens    float64
@@ -136,6 +138,50 @@ func (c *conn) enqueueLocked(frame []byte, publishedAt int64) (ok, start bool) {
 	return true, start
 }
 
+// offer queues a positioned event (continuity.go). Unlike enqueue, a full
+// queue does not end the connection: offer reports it, and the caller has
+// the connection catch up from the stream instead.
+func (c *conn) offer(ev *event) (full bool) {
+	if ev.typ == protocol.TypeSessionRevoked {
+		c.enqueueThenClose(ev.frame, ev.publishedAt, protocol.CloseSessionRevoked, "session revoked")
+		return false
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.env.queueSize {
+		c.mu.Unlock()
+		return true
+	}
+	c.queue = append(c.queue, outFrame{ev.frame, ev.publishedAt})
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		c.startWriter()
+	}
+	return false
+}
+
+// hold holds the writer (none starts) until release: frames queued
+// meanwhile wait, and prepend can still put one before them.
+func (c *conn) hold() {
+	c.mu.Lock()
+	c.writing = true
+	c.mu.Unlock()
+}
+
+// prepend puts frame first in the queue of a held connection.
+func (c *conn) prepend(frame []byte) {
+	c.mu.Lock()
+	c.queue = append(c.queue, outFrame{})
+	copy(c.queue[1:], c.queue)
+	c.queue[0] = outFrame{data: frame}
+	c.mu.Unlock()
+}
+
 // holdWith queues frame as the connection's first and holds the writer
 // (none starts) until release: frames queued meanwhile follow it.
 func (c *conn) holdWith(frame []byte) {
@@ -181,6 +227,7 @@ func (c *conn) drain() {
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
+		c.signalRoomLocked()
 		c.mu.Unlock()
 
 		c.nc.Begin()

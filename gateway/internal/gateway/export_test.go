@@ -41,3 +41,7 @@ func Topics(g *Gateway) int {
 	defer g.hub.mu.RUnlock()
 	return len(g.hub.topics)
 }
+
+// SetDropHook has the dispatcher drop the positioned bus messages f
+// selects, as if their republish never reached the pod.
+func SetDropHook(g *Gateway, f func(seq uint64) bool) { g.hooks.drop.Store(&f) }

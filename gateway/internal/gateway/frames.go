@@ -16,9 +16,15 @@ const CodeUnavailable = "UNAVAILABLE"
 // subscribe authorizes and joins c to channel ch: membership is read from
 // the directory's leader before and after joining (a removal between the
 // first read and the join is not seen by the directory watch).
-func (g *Gateway) subscribe(ctx context.Context, c *conn, ch string) {
+//
+// A subscribe with a cursor (f.HasSeq) on a connection that presented a
+// valid resume token resumes: it joins as catching up, and once
+// acknowledged reads the events it missed from the stream (resume.go).
+func (g *Gateway) subscribe(ctx context.Context, c *conn, f protocol.ClientFrame) {
+	ch := f.ChannelID
 	if c.hasSub(ch) {
-		c.send(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch}) // harmless repeat
+		subj, _ := g.subjects.Channel(ch)
+		c.send(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch, Seq: g.channelCursor(c, subj)}) // harmless repeat
 		return
 	}
 	if c.subCount() >= g.cfg.MaxSubscriptions {
@@ -52,7 +58,12 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, ch string) {
 	}
 	g.hooks.beforeChannelJoin(c)
 	subj, _ := g.subjects.Channel(ch)
-	if err := g.hub.join(ctx, subj, protocol.ScopeChannel, ch, c); err != nil {
+	var from *cursor
+	if f.HasSeq && c.resumable && g.hub.cont.Load() != nil {
+		now := g.now()
+		from = &cursor{seq: f.Seq, at: now, started: now, reason: catchupResume}
+	}
+	if err := g.hub.join(ctx, subj, protocol.ScopeChannel, ch, c, from); err != nil {
 		c.removeSub(ch)
 		g.unavailable(c, ch, err)
 		return
@@ -79,10 +90,22 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, ch string) {
 		}
 		return
 	}
+	ack, start := protocol.Subscribed{ChannelID: ch}, func() {}
+	switch {
+	case from != nil:
+		ack, start = g.resumeChannel(ctx, c, ch, subj, f.Seq)
+	case f.HasSeq && g.hub.cont.Load() != nil:
+		// A cursor without a valid resume token: nothing is replayed.
+		ack.Seq, ack.Resumed = g.channelCursor(c, subj), boolPtr(false)
+		g.metrics.cont.resumes.WithLabelValues("channel", resumeInvalidToken).Inc()
+	default:
+		ack.Seq = g.channelCursor(c, subj)
+	}
 	// Acknowledge unless the directory watcher ended the subscription in
 	// the meantime: its unsubscribed frame is then the answer.
-	if c.enqueueIfSubscribed(ch, protocol.MustEncode(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch})) {
+	if c.enqueueIfSubscribed(ch, protocol.MustEncode(protocol.TypeSubscribed, ack)) {
 		g.metrics.frameOut(protocol.TypeSubscribed)
+		start() // the missed events follow the acknowledgement
 	}
 }
 

@@ -39,10 +39,12 @@ import (
 
 	"github.com/ocvr/realtime/gateway/internal/batchconn"
 	"github.com/ocvr/realtime/gateway/internal/poller"
+	"github.com/ocvr/realtime/gateway/internal/resume"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/presence"
 	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/ticket"
 	"github.com/ocvr/realtime/pkg/typing"
 )
@@ -54,6 +56,7 @@ type stores struct {
 	dir      *directory.Store
 	presence *presence.Tracker
 	typing   *typing.Throttle
+	cont     *continuity // nil with continuity off
 }
 
 // Gateway serves client sockets on one pod.
@@ -113,7 +116,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		log:            cfg.Logger.With("pod", cfg.PodName),
 		nc:             nc,
 		subjects:       subjects,
-		pub:            bus.NewPublisher(nc, subjects),
+		pub:            bus.NewPublisher(nc, subjects, bus.WithCore()), // typing indicators: ephemeral, no position
 		metrics:        newMetrics(),
 		pool:           batchconn.NewPool(),
 		origins:        origins,
@@ -124,6 +127,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 	}
 	g.rejections = newRejections(nc.Publish, subjects, cfg.PodName, g.log, g.now, g.metrics)
 	g.hub = newHub(nc, g.metrics, g.rejections, &g.hooks, cfg.DispatchShards, cfg.DispatchBuffer)
+	g.hub.now, g.hub.streamName = cfg.Now, cfg.StreamName
 	g.env = &connEnv{
 		queueSize:    cfg.QueueSize,
 		writeTimeout: cfg.WriteTimeout,
@@ -206,6 +210,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.typingThrottle.setCluster(func(ctx context.Context, ch string, user int64) (bool, error) {
 				return st.typing.AllowAt(ctx, ch, user, g.now())
 			})
+			g.hub.cont.Store(st.cont)
 			g.stores.Store(st)
 			break
 		}
@@ -273,7 +278,39 @@ func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
 			g.metrics.presence.WithLabelValues(state).Inc()
 		},
 	})
-	return &stores{tickets: t, sessions: s, dir: d, presence: tr, typing: ty}, nil
+	st := &stores{tickets: t, sessions: s, dir: d, presence: tr, typing: ty}
+	if !g.cfg.NoContinuity {
+		if st.cont, err = g.openStream(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// openStream provisions the event stream (idempotent: every pod does it at
+// start, the newest configuration wins) and returns what continuity needs.
+func (g *Gateway) openStream(ctx context.Context) (*continuity, error) {
+	cfg := stream.Config{
+		Name:     g.cfg.StreamName,
+		Prefix:   g.subjects.Prefix(),
+		Window:   g.cfg.ContinuityWindow,
+		Replicas: g.cfg.StreamReplicas,
+		MaxBytes: g.cfg.StreamMaxBytes,
+	}
+	info, err := stream.Ensure(ctx, g.nc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := stream.NewReader(g.nc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := resume.NewSigner(info.ResumeKey)
+	if err != nil {
+		return nil, err
+	}
+	g.log.Info("event stream ready", "stream", info.Config.Name, "replicas", info.Config.Replicas, "window", info.Config.MaxAge.String())
+	return &continuity{reader: r, window: info.Config.MaxAge, signer: signer}, nil
 }
 
 // probeKV checks every 2 s that JetStream answers (NATS can be up while

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -215,3 +216,23 @@ func (e *env) metric(series string) float64 { return e.metrics()[series] }
 func label(name, k, v string) string { return fmt.Sprintf("%s{%s=%q}", name, k, v) }
 
 type clientConn = client.Conn
+
+// samePositioned reports whether raw is want as published plus the position
+// the gateway adds to an event of the stream (continuity: top-level
+// channel_id for a channel's events, and seq); it returns the seq.
+func samePositioned(raw, want []byte, channelID string) (uint64, bool) {
+	i := bytes.LastIndex(raw, []byte(`,"seq":`))
+	if i < 0 || len(raw) == 0 || raw[len(raw)-1] != '}' {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(raw[i+len(`,"seq":`):len(raw)-1]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return seq, bytes.Equal(raw, protocol.Positioned(want, channelID, seq))
+}
+
+func positionedOK(raw, want []byte, channelID string) bool {
+	_, ok := samePositioned(raw, want, channelID)
+	return ok
+}

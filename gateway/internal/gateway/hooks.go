@@ -6,10 +6,16 @@ import "sync/atomic"
 // a race happen every time (export_test.go sets them, while the gateway
 // runs: hence atomic); unset in production.
 type hooks struct {
-	userJoin    atomic.Pointer[func(c *conn)] // before joining the user subject
-	channelJoin atomic.Pointer[func(c *conn)] // before joining a channel's subject
-	redeem      atomic.Pointer[func()]        // before redeeming a ticket
-	dispatch    atomic.Pointer[func()]        // before dispatching a bus message
+	userJoin    atomic.Pointer[func(c *conn)]         // before joining the user subject
+	channelJoin atomic.Pointer[func(c *conn)]         // before joining a channel's subject
+	redeem      atomic.Pointer[func()]                // before redeeming a ticket
+	dispatch    atomic.Pointer[func()]                // before dispatching a bus message
+	drop        atomic.Pointer[func(seq uint64) bool] // drops a positioned bus message, as a lost republish would
+}
+
+func (h *hooks) dropped(seq uint64) bool {
+	f := h.drop.Load()
+	return f != nil && (*f)(seq)
 }
 
 func (h *hooks) beforeUserJoin(c *conn) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/stream"
 )
 
 // topic is one bus subject this pod listens to, shared by every local
@@ -35,14 +36,30 @@ type topic struct {
 	mu    sync.RWMutex
 	conns []*conn
 	index map[*conn]int
+
+	// Continuity (continuity.go), guarded by mu: every event of the
+	// subject with a position up to last has been dispatched to the live
+	// connections (marked: last is known); catching holds the connections
+	// that read the subject from the stream instead of live, at their
+	// cursor.
+	last     uint64
+	marked   bool
+	catching map[*conn]*cursor
 }
 
 // add adds c; it reports false when c is already there.
-func (t *topic) add(c *conn) bool {
+func (t *topic) add(c *conn, from *cursor) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.index[c]; ok {
 		return false
+	}
+	if from != nil {
+		// A resume: no live event reaches c until it has caught up.
+		if t.catching == nil {
+			t.catching = map[*conn]*cursor{}
+		}
+		t.catching[c] = from
 	}
 	t.index[c] = len(t.conns)
 	t.conns = append(t.conns, c)
@@ -62,6 +79,7 @@ func (t *topic) remove(c *conn) bool {
 	t.conns[last] = nil
 	t.conns = t.conns[:last]
 	delete(t.index, c)
+	delete(t.catching, c)
 	return true
 }
 
@@ -81,12 +99,15 @@ type hub struct {
 	nc         *nats.Conn
 	metrics    *metrics
 	rejections *rejections
+	cont       atomic.Pointer[continuity] // nil until the stream is provisioned (or with continuity off)
+	streamName string
 
 	mu     sync.RWMutex
 	topics map[string]*topic
 
 	shards []chan *nats.Msg
 	hooks  *hooks
+	now    func() time.Time
 }
 
 func newHub(nc *nats.Conn, m *metrics, r *rejections, hk *hooks, shards, shardBuf int) *hub {
@@ -131,7 +152,10 @@ func (h *hub) run(ctx context.Context, wg *sync.WaitGroup) {
 // from the moment the topic counts it, so a leave that comes at any time
 // after join began finds it there: nothing is left behind by a connection
 // that ends while it joins.
-func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, channelID string, c *conn) error {
+//
+// from, when not nil, makes c a resuming member: it gets no live event of
+// the subject until it has caught up from the stream (continuity.go).
+func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, channelID string, c *conn, from *cursor) error {
 	h.mu.Lock()
 	t := h.topics[subject]
 	created := false
@@ -140,7 +164,7 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 		h.topics[subject] = t
 		created = true
 	}
-	if !t.add(c) {
+	if !t.add(c, from) {
 		h.mu.Unlock()
 		return nil // already in the topic: a repeat join counts once
 	}
@@ -162,6 +186,7 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 		} else {
 			t.sub.Store(sub)
 			h.metrics.busSubs.Inc()
+			h.mark(ctx, t)
 		}
 		close(t.ready)
 	} else {
@@ -252,42 +277,73 @@ func (h *hub) dispatch(m *nats.Msg) {
 	if t == nil || m.Sub != t.sub.Load() {
 		return // unsubscribed while the message was queued, or a stale subscription's
 	}
-	typ, err := protocol.ValidateEvent(t.scope, t.channelID, m.Data)
-	if err != nil {
-		h.rejections.report(m.Subject, err.Error(), m.Data)
+	ev, ok := h.event(t, m.Subject, m.Data, m.Header)
+	if !ok {
 		return
 	}
-	var f filter
-	var publishedAt int64
-	if m.Header != nil {
-		if v := m.Header.Get(bus.HeaderExcludeUser); v != "" {
-			id, err := protocol.ParseUserID(v)
-			if err != nil {
-				h.rejections.report(m.Subject, "invalid header "+bus.HeaderExcludeUser+": "+err.Error(), m.Data)
-				return
-			}
-			f.excludeUser = id
+	if pos, ok := stream.PositionOf(m.Header, h.streamName); ok && t.scope != protocol.ScopeBroadcast {
+		if h.hooks.dropped(pos.Seq) {
+			return
 		}
-		f.sessions = m.Header.Get(bus.HeaderSession)
-		f.exceptSession = m.Header.Get(bus.HeaderExceptSession)
-		if v := m.Header.Get(bus.HeaderPublishedAt); v != "" {
-			publishedAt, _ = strconv.ParseInt(v, 10, 64)
-		}
+		h.dispatchPositioned(t, ev, pos)
+		return
 	}
-	revoke := typ == protocol.TypeSessionRevoked
 	n := 0
 	t.mu.RLock()
 	for _, c := range t.conns {
-		if !f.pass(c) {
-			continue
+		if ev.deliver(c) {
+			n++
 		}
-		if revoke {
-			c.enqueueThenClose(m.Data, publishedAt, protocol.CloseSessionRevoked, "session revoked")
-		} else {
-			c.enqueueAt(m.Data, publishedAt)
-		}
-		n++
 	}
 	t.mu.RUnlock()
-	h.metrics.delivered(typ, n)
+	h.metrics.delivered(ev.typ, n)
+}
+
+// event is a validated bus event on its way to connections.
+type event struct {
+	typ         string
+	frame       []byte // what the clients get
+	f           filter
+	publishedAt int64
+}
+
+// event validates a bus payload once and reads its headers; a refusal is
+// reported (never silent).
+func (h *hub) event(t *topic, subject string, data []byte, hdr nats.Header) (event, bool) {
+	typ, err := protocol.ValidateEvent(t.scope, t.channelID, data)
+	if err != nil {
+		h.rejections.report(subject, err.Error(), data)
+		return event{}, false
+	}
+	ev := event{typ: typ, frame: data}
+	if hdr != nil {
+		if v := hdr.Get(bus.HeaderExcludeUser); v != "" {
+			id, err := protocol.ParseUserID(v)
+			if err != nil {
+				h.rejections.report(subject, "invalid header "+bus.HeaderExcludeUser+": "+err.Error(), data)
+				return event{}, false
+			}
+			ev.f.excludeUser = id
+		}
+		ev.f.sessions = hdr.Get(bus.HeaderSession)
+		ev.f.exceptSession = hdr.Get(bus.HeaderExceptSession)
+		if v := hdr.Get(bus.HeaderPublishedAt); v != "" {
+			ev.publishedAt, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return ev, true
+}
+
+// deliver queues ev for c if its headers select c; it reports whether
+// they did. A full queue makes c a slow consumer (4009).
+func (ev *event) deliver(c *conn) bool {
+	if !ev.f.pass(c) {
+		return false
+	}
+	if ev.typ == protocol.TypeSessionRevoked {
+		c.enqueueThenClose(ev.frame, ev.publishedAt, protocol.CloseSessionRevoked, "session revoked")
+	} else {
+		c.enqueueAt(ev.frame, ev.publishedAt)
+	}
+	return true
 }

@@ -34,6 +34,7 @@ type metrics struct {
 	draining        prometheus.Gauge
 	presence        *prometheus.CounterVec
 	connLimit       *prometheus.GaugeVec
+	cont            *continuityMetrics
 }
 
 const ns = "ocvr_gateway"
@@ -78,6 +79,8 @@ func newMetrics() *metrics {
 		m.redeems, m.redeemLatency, m.natsReconnects, m.presence, m.draining, m.connLimit} {
 		f(c)
 	}
+
+	m.cont = newContinuityMetrics(m.reg)
 
 	// Pre-resolve label values: the hot path must not hash label strings.
 	m.framesIn = map[string]prometheus.Counter{}

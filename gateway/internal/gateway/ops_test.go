@@ -253,6 +253,10 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		tickets[i] = e.ticket(alice)
 	}
 	bobTicket := e.ticket(bob)
+	// The publisher's first stream publish starts its connection's reply
+	// subscription (nats.go's request mux), which lives as long as the
+	// connection: start it before the snapshot.
+	mustNoErr(t, pub.MessageCreated(context.Background(), msg("ch_warmup", 0)))
 	// Let the server and client plumbing that predates the connections settle.
 	opts := []goleak.Option{goleak.IgnoreCurrent()}
 

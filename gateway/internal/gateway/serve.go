@@ -61,7 +61,7 @@ func (g *Gateway) open(ws *websocket.Conn, nc *batchconn.Conn, id identity, rele
 		// registered since is not on its list and is closed here.
 		c.closeAfterQueue(protocol.CloseServiceRestart, "server draining")
 	}
-	go g.serveConn(c)
+	go g.serveConn(c, id.resume)
 }
 
 // errControlFlood fails the read of a connection closed for flooding with
@@ -70,24 +70,18 @@ var errControlFlood = errors.New("control frame flood")
 
 // serveConn joins the connection's user and broadcast subjects, re-checks
 // its session, and reads its frames.
-func (g *Gateway) serveConn(c *conn) {
+func (g *Gateway) serveConn(c *conn, req resumeReq) {
 	ctx := context.Background() // a Read ctx expiry would close the socket; liveness is the sweeper's job
 
 	// ready must be the first frame, yet events published once the user
-	// and broadcast subjects are joined must not be lost: queue ready with
-	// the writer held, join, then release the writer.
-	c.holdWith(protocol.MustEncode(protocol.TypeReady, protocol.Ready{
-		ConnectionID:      c.id,
-		UserID:            c.userID,
-		SessionID:         c.sessionID,
-		HeartbeatInterval: g.cfg.HeartbeatInterval.Milliseconds(),
-		ServerTime:        g.now().Unix(),
-	}))
+	// and broadcast subjects are joined must not be lost: hold the writer,
+	// join, put ready first, then release the writer.
+	c.hold()
 	g.hooks.beforeUserJoin(c)
 	userSubj, _ := g.subjects.User(c.userID)
-	err := g.hub.join(ctx, userSubj, protocol.ScopeUser, "", c)
+	ready, err := g.joinUser(ctx, c, userSubj, req)
 	if err == nil {
-		err = g.hub.join(ctx, g.subjects.Broadcast(), protocol.ScopeBroadcast, "", c)
+		err = g.hub.join(ctx, g.subjects.Broadcast(), protocol.ScopeBroadcast, "", c, nil)
 	}
 	if err != nil {
 		g.log.Error("join user subject", "conn", c.id, "err", err)
@@ -101,6 +95,7 @@ func (g *Gateway) serveConn(c *conn) {
 		return
 	}
 	g.log.Info("connection opened", "conn", c.id, "user", c.userID, "session", c.sessionID)
+	c.prepend(ready)
 	g.metrics.frameOut(protocol.TypeReady)
 	c.release()
 	// A revocation after the redeem's session check (a leader read) and
@@ -198,7 +193,7 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, typ websocket.Messag
 	case protocol.TypeHeartbeat:
 		c.send(protocol.TypeHeartbeatAck, protocol.HeartbeatAck{ServerTime: now.Unix()})
 	case protocol.TypeSubscribe:
-		g.subscribe(ctx, c, f.ChannelID)
+		g.subscribe(ctx, c, f)
 	case protocol.TypeUnsubscribe:
 		g.unsubscribe(c, f.ChannelID)
 	case protocol.TypeTyping:

@@ -15,7 +15,9 @@ import (
 // validated ids ever become a token, so no client input can form a
 // wildcard, an extra token or another user's subject.
 var (
-	ocvrSubject  = regexp.MustCompile(`^ocvr\.(channel\.[A-Za-z0-9_-]{1,64}|user\.[1-9][0-9]{0,18}|broadcast)$`)
+	// The event stream's input subjects (<prefix>.in.…) follow the same
+	// grammar (DESIGN.md §2a).
+	ocvrSubject  = regexp.MustCompile(`^ocvr\.((in\.)?(channel\.[A-Za-z0-9_-]{1,64}|user\.[1-9][0-9]{0,18})|broadcast)$`)
 	channelKey   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	memberKey    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}\.[1-9][0-9]{0,18}$`)
 	inboxSubject = regexp.MustCompile(`^_INBOX\.[A-Za-z0-9]+(\.\*|\.[A-Za-z0-9]+)?$`)

@@ -116,6 +116,7 @@ func (w *writer) write(c *conn) {
 	}
 	clear(c.queue)
 	c.queue = c.queue[:0]
+	c.signalRoomLocked()
 	c.mu.Unlock()
 
 	done, err := c.nc.TryFlush()

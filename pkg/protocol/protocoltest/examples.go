@@ -25,8 +25,12 @@ type Example struct {
 	Extra bool `json:"extra,omitempty"`
 	// Subject: "channel" or "user", the kind of bus subject a backend
 	// publishes the event on; empty for frames only the gateway sends.
-	Subject string          `json:"subject,omitempty"`
-	Frame   json.RawMessage `json:"frame"`
+	Subject string `json:"subject,omitempty"`
+	// Positioned: the frame as a client receives an event of the stream,
+	// with the position the gateway adds (top-level channel_id and seq,
+	// DESIGN.md §2a); no backend publishes it so.
+	Positioned bool            `json:"positioned,omitempty"`
+	Frame      json.RawMessage `json:"frame"`
 }
 
 // Wire is the example's frame as it travels: compacted.

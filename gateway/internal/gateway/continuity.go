@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ocvr/realtime/gateway/internal/resume"
+	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/stream"
+)
+
+// Continuity (DESIGN.md §2a, gateway/README.md "Continuity"): channel and
+// user events published through the event stream arrive republished with
+// their position (Nats-Sequence) and the previous position of the same
+// subject (Nats-Last-Sequence). Per subject the pod keeps how far it has
+// dispatched (topic.last); every delivered event carries its position, so
+// a client holds a cursor per subject. A connection that must not take
+// live events for a while — it resumes from a cursor, its queue overflowed,
+// or the pod saw a gap — reads the subject from the stream at its cursor
+// (catchup.go) and rejoins live delivery when it has caught up.
+
+// continuity is what the pod needs of the event stream.
+type continuity struct {
+	reader *stream.Reader
+	window time.Duration // how long the stream keeps events
+	signer *resume.Signer
+}
+
+// margin is how much of the window is not trusted: the stream's replicas
+// age events out by their own clocks.
+func (k *continuity) margin() time.Duration { return min(10*time.Second, k.window/10) }
+
+// cursor is a catching-up connection's place in one subject: every event
+// of the subject up to seq has been delivered to it (or precedes its
+// subscription), and at is no later than when the stream stored the first
+// event it still needs (its age bounds the catch-up).
+type cursor struct {
+	seq     uint64
+	at      time.Time
+	started time.Time // for the catch-up duration histogram
+	reason  string
+}
+
+// mark sets a new topic's position to the stream's last sequence, read
+// once the subscription is live: every event stored after it is delivered
+// live (or detected missing by its successor's Nats-Last-Sequence).
+func (h *hub) mark(ctx context.Context, t *topic) {
+	k := h.cont.Load()
+	if k == nil || t.scope == protocol.ScopeBroadcast {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	last, err := k.reader.Last(ctx)
+	if err != nil {
+		h.metrics.cont.streamErr.WithLabelValues("mark").Inc()
+		return // the topic's first positioned event marks it instead
+	}
+	t.mu.Lock()
+	if !t.marked {
+		t.last, t.marked = last, true
+	}
+	t.mu.Unlock()
+}
+
+// position is c's cursor on t: where delivery to it stands.
+func (t *topic) position(c *conn) uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if cur, ok := t.catching[c]; ok {
+		return cur.seq
+	}
+	return t.last
+}
+
+// dispatchPositioned delivers an event with a stream position to the
+// topic's live connections, in position order, exactly once: an event at
+// or below the topic's position was delivered already (a gap fill got there
+// first); one whose predecessor the pod never saw makes every live
+// connection catch up from the topic's position; a connection whose queue
+// is full catches up instead of being cut off.
+func (h *hub) dispatchPositioned(t *topic, ev event, pos stream.Position) {
+	ev.frame = protocol.Positioned(ev.frame, t.channelID, pos.Seq)
+	now := h.now()
+	var behind []*conn
+	var reasons []string
+	n := 0
+	t.mu.Lock()
+	if t.marked && pos.Seq <= t.last {
+		t.mu.Unlock()
+		h.metrics.cont.late.Inc()
+		return
+	}
+	prev := t.last
+	gap := t.marked && pos.Last > prev
+	if gap {
+		h.metrics.cont.gaps.Inc()
+	}
+	t.last, t.marked = pos.Seq, true
+	for _, c := range t.conns {
+		if _, ok := t.catching[c]; ok {
+			continue
+		}
+		reason := ""
+		switch {
+		case gap:
+			reason = catchupGap
+		case !ev.f.pass(c):
+			continue
+		case c.offer(&ev):
+			reason = catchupOverflow
+		default:
+			n++
+			continue
+		}
+		if t.catching == nil {
+			t.catching = map[*conn]*cursor{}
+		}
+		t.catching[c] = &cursor{seq: prev, at: now, started: now, reason: reason}
+		behind = append(behind, c)
+		reasons = append(reasons, reason)
+	}
+	t.mu.Unlock()
+	for i, c := range behind {
+		h.metrics.cont.catchups.WithLabelValues(reasons[i]).Inc()
+		h.startCatchup(c, t)
+	}
+	h.metrics.delivered(ev.typ, n)
+}
+
+// errOutOfWindow: the stream cannot prove it still holds every event after
+// a cursor.
+var errOutOfWindow = errors.New("cursor outside the continuity window")
+
+// checkCursor tells whether the stream still holds every event after seq:
+// the event at seq (the first one, for 0) is still stored and younger than
+// the window less its margin (events age out oldest first). It returns the
+// time to count the catch-up's age from.
+func (h *hub) checkCursor(ctx context.Context, seq uint64) (time.Time, error) {
+	k := h.cont.Load()
+	if k == nil {
+		return time.Time{}, errOutOfWindow
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ev, err := k.reader.At(ctx, max(seq, 1))
+	switch {
+	case errors.Is(err, stream.ErrNotFound):
+		if seq == 0 {
+			// Nothing stored yet, or everything aged out: only an empty
+			// stream proves nothing was missed.
+			last, lerr := k.reader.Last(ctx)
+			if lerr == nil && last == 0 {
+				return h.now(), nil
+			}
+		}
+		return time.Time{}, errOutOfWindow
+	case err != nil:
+		h.metrics.cont.streamErr.WithLabelValues("probe").Inc()
+		return time.Time{}, err
+	}
+	if h.now().Sub(ev.Time) > k.window-k.margin() {
+		return time.Time{}, errOutOfWindow
+	}
+	return ev.Time, nil
+}
+
+// resumeResult is the metrics label of a resume's outcome.
+func resumeResult(err error) string {
+	switch {
+	case err == nil:
+		return resumeOK
+	case errors.Is(err, errOutOfWindow):
+		return resumeOutOfWindow
+	case errors.Is(err, resume.ErrInvalid):
+		return resumeInvalidToken
+	default:
+		return resumeUnavailable
+	}
+}
+
+// settleResume ends the wait of a connection that joined t to resume from
+// a cursor: with the stream's proof (err nil) it catches up from there;
+// without it, it is live from the topic's position at once and the client
+// is told to refetch. It returns the cursor the client continues from.
+func (h *hub) settleResume(t *topic, c *conn, at time.Time, err error) uint64 {
+	t.mu.Lock()
+	cur, ok := t.catching[c]
+	if !ok {
+		t.mu.Unlock()
+		return t.position(c)
+	}
+	if err != nil {
+		delete(t.catching, c)
+		last := t.last
+		t.mu.Unlock()
+		return last
+	}
+	cur.at = at
+	seq := cur.seq
+	t.mu.Unlock()
+	return seq
+}
+
+func boolPtr(b bool) *bool { return &b }

@@ -1,0 +1,340 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/pkg/protocol"
+)
+
+// posFrame is a server frame with the continuity fields (gateway/README.md
+// "Continuity").
+type posFrame struct {
+	Type      string          `json:"type"`
+	Data      json.RawMessage `json:"data"`
+	ChannelID string          `json:"channel_id"`
+	Seq       uint64          `json:"seq"`
+	raw       []byte
+}
+
+// resumer is a raw socket that keeps what a resuming client keeps: the
+// token and a cursor per subscription ("" is the user's own events).
+type resumer struct {
+	t       *testing.T
+	ws      *websocket.Conn
+	token   string
+	cursors map[string]uint64
+	ready   protocol.Ready
+}
+
+// connect opens a socket for u, resuming from r's token and user cursor
+// when resume is set.
+func (e *env) connectResumer(t *testing.T, u user, r *resumer, resume bool) *resumer {
+	t.Helper()
+	q := url.Values{"ticket": {e.ticket(u)}}
+	if r == nil {
+		r = &resumer{t: t, cursors: map[string]uint64{}}
+	}
+	if resume {
+		q.Set("resume", r.token)
+		q.Set("seq", strconv.FormatUint(r.cursors[""], 10))
+	}
+	ws, _, err := e.rawDial(t, q.Encode(), nil)
+	mustNoErr(t, err)
+	ws.SetReadLimit(1 << 20)
+	r.ws = ws
+	f := r.next()
+	if f.Type != protocol.TypeReady {
+		t.Fatalf("first frame %s, want ready", f.raw)
+	}
+	mustNoErr(t, json.Unmarshal(f.Data, &r.ready))
+	if r.ready.ResumeToken == "" {
+		t.Fatalf("ready without a resume token: %s", f.raw)
+	}
+	r.token = r.ready.ResumeToken
+	if !resume || (r.ready.Resumed != nil && !*r.ready.Resumed) {
+		r.cursors[""] = r.ready.Seq
+	}
+	return r
+}
+
+func (r *resumer) next() posFrame {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := r.ws.Read(ctx)
+	if err != nil {
+		r.t.Fatalf("read: %v", err)
+	}
+	var f posFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		r.t.Fatalf("frame %s: %v", b, err)
+	}
+	f.raw = b
+	if f.Seq != 0 {
+		if f.Seq <= r.cursors[f.ChannelID] {
+			r.t.Fatalf("duplicate or out of order: %s after cursor %d", b, r.cursors[f.ChannelID])
+		}
+		r.cursors[f.ChannelID] = f.Seq
+	}
+	return f
+}
+
+// subscribe subscribes to ch (from its cursor when resume is set) and
+// returns the acknowledgement.
+func (r *resumer) subscribe(ch string, resume bool) protocol.Subscribed {
+	r.t.Helper()
+	data := map[string]any{"channel_id": ch}
+	if resume {
+		data["seq"] = r.cursors[ch]
+	}
+	b, _ := json.Marshal(map[string]any{"type": protocol.TypeSubscribe, "data": data})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mustNoErr(r.t, r.ws.Write(ctx, websocket.MessageText, b))
+	f := r.next()
+	if f.Type != protocol.TypeSubscribed {
+		r.t.Fatalf("got %s, want subscribed", f.raw)
+	}
+	var s protocol.Subscribed
+	mustNoErr(r.t, json.Unmarshal(f.Data, &s))
+	if !resume || (s.Resumed != nil && !*s.Resumed) {
+		r.cursors[ch] = s.Seq
+	}
+	return s
+}
+
+// expectContent reads frames until want has been seen in order (content of
+// message_create / notification ids), failing on anything else positioned.
+func (r *resumer) expectEvents(want ...string) {
+	r.t.Helper()
+	for _, w := range want {
+		f := r.next()
+		if id := eventID(f.Data); id != w {
+			r.t.Fatalf("got %s, want event %s", f.raw, w)
+		}
+	}
+}
+
+func eventID(data json.RawMessage) string {
+	var v struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(data, &v)
+	return v.ID
+}
+
+func (r *resumer) close() { r.ws.CloseNow() }
+
+func note(id string) protocol.Notification {
+	return protocol.Notification{ID: id, Type: "test", Title: id, CreatedAt: 1767225600}
+}
+
+func chat(ch, id string) protocol.MessageCreate {
+	m := msg(ch, 0)
+	m.ID = id
+	return m
+}
+
+// TestPositions: events published through the stream carry their position,
+// per subject; ready and subscribed give the cursor to start from.
+func TestPositions(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := e.user(1, "Alice")
+	e.channel("ch_a", 1)
+	ctx := context.Background()
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "before")))
+	r := e.connectResumer(t, alice, nil, false)
+	s := r.subscribe("ch_a", false)
+	if s.Seq == 0 || s.Resumed != nil {
+		t.Fatalf("subscribed %+v: want the stream position and no resumed", s)
+	}
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "m1")))
+	mustNoErr(t, e.pub.Notify(ctx, 1, note("n1")))
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "m2")))
+	f1, f2, f3 := r.next(), r.next(), r.next()
+	if f1.ChannelID != "ch_a" || f2.ChannelID != "" || f3.ChannelID != "ch_a" {
+		t.Fatalf("channel ids %q %q %q", f1.ChannelID, f2.ChannelID, f3.ChannelID)
+	}
+	if !(s.Seq < f1.Seq && f1.Seq < f2.Seq && f2.Seq < f3.Seq) {
+		t.Fatalf("positions %d < %d < %d < %d", s.Seq, f1.Seq, f2.Seq, f3.Seq)
+	}
+	// Core publishes (typing, presence, a backend without the stream)
+	// carry no position.
+	mustNoErr(t, e.pub.Core().Notify(ctx, 1, note("core")))
+	if f := r.next(); f.Seq != 0 || eventID(f.Data) != "core" {
+		t.Fatalf("core event %s", f.raw)
+	}
+}
+
+// TestResume: a client that reconnects with its token and cursors gets
+// every event it missed, exactly once and in order, then live ones; one
+// that cannot prove its place is told to refetch.
+func TestResume(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.ContinuityWindow = 4 * time.Second })
+	alice, bob := e.user(1, "Alice"), e.user(2, "Bob")
+	e.channel("ch_a", 1, 2)
+	e.channel("ch_b", 1)
+	ctx := context.Background()
+
+	r := e.connectResumer(t, alice, nil, false)
+	r.subscribe("ch_a", false)
+	r.subscribe("ch_b", false)
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "a1")))
+	r.expectEvents("a1")
+	r.close()
+
+	// Missed while away: channel and user events.
+	for _, id := range []string{"a2", "a3"} {
+		mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", id)))
+	}
+	mustNoErr(t, e.pub.Notify(ctx, 1, note("n1")))
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_b", "b1")))
+
+	r = e.connectResumer(t, alice, r, true)
+	if r.ready.Resumed == nil || !*r.ready.Resumed {
+		t.Fatalf("ready %+v, want resumed", r.ready)
+	}
+	r.expectEvents("n1")
+	if s := r.subscribe("ch_a", true); s.Resumed == nil || !*s.Resumed {
+		t.Fatalf("subscribed %+v, want resumed", s)
+	}
+	r.expectEvents("a2", "a3")
+	if s := r.subscribe("ch_b", true); s.Resumed == nil || !*s.Resumed {
+		t.Fatalf("subscribed %+v, want resumed", s)
+	}
+	r.expectEvents("b1")
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "a4")))
+	r.expectEvents("a4")
+	if v := e.metric(`ocvr_gateway_resumes_total{result="resumed",scope="channel"}`); v != 2 {
+		t.Errorf("channel resumes = %v", v)
+	}
+
+	t.Run("foreign token", func(t *testing.T) {
+		// Bob presents Alice's token and cursors: nothing of hers, and he
+		// is told to refetch.
+		stolen := &resumer{t: t, token: r.token, cursors: map[string]uint64{"": 0, "ch_a": 0}}
+		b := e.connectResumer(t, bob, stolen, true)
+		if b.ready.Resumed == nil || *b.ready.Resumed {
+			t.Fatalf("ready %+v, want resumed:false", b.ready)
+		}
+		if s := b.subscribe("ch_a", true); s.Resumed == nil || *s.Resumed {
+			t.Fatalf("subscribed %+v, want resumed:false", s)
+		}
+		mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "live")))
+		b.expectEvents("live") // nothing replayed before the live event
+		r.expectEvents("live")
+	})
+	t.Run("forged token", func(t *testing.T) {
+		forged := &resumer{t: t, token: r.token[:len(r.token)-3] + "AAA", cursors: map[string]uint64{"ch_a": 1}}
+		f := e.connectResumer(t, alice, forged, true)
+		if f.ready.Resumed == nil || *f.ready.Resumed {
+			t.Fatalf("ready %+v, want resumed:false", f.ready)
+		}
+		if s := f.subscribe("ch_a", true); s.Resumed == nil || *s.Resumed {
+			t.Fatalf("subscribed %+v, want resumed:false", s)
+		}
+	})
+	t.Run("beyond the window", func(t *testing.T) {
+		r.close()
+		mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "old")))
+		time.Sleep(4 * time.Second) // the stream keeps events for 4 s
+		mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "new")))
+		r = e.connectResumer(t, alice, r, true)
+		if r.ready.Resumed == nil || *r.ready.Resumed {
+			t.Fatalf("ready %+v, want resumed:false", r.ready)
+		}
+		if s := r.subscribe("ch_a", true); s.Resumed == nil || *s.Resumed {
+			t.Fatalf("subscribed %+v, want resumed:false", s)
+		}
+		mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "after")))
+		r.expectEvents("after")
+	})
+}
+
+// TestSlowReaderCatchesUp: a reader that stops reading on a busy channel
+// is not cut off: its queue overflows, it reads the channel from the stream
+// at its position once it reads again, and gets every event in order.
+func TestSlowReaderCatchesUp(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) {
+		c.QueueSize = 8
+		c.SocketSendBuffer = 4096
+	})
+	alice := e.user(1, "Alice")
+	e.channel("ch_busy", 1)
+	q := url.Values{"ticket": {e.ticket(alice)}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, e.wsURL+"?"+q.Encode(), &websocket.DialOptions{HTTPClient: smallRcvBuf()})
+	mustNoErr(t, err)
+	t.Cleanup(func() { ws.CloseNow() })
+	r := &resumer{t: t, ws: ws, cursors: map[string]uint64{}}
+	if f := r.next(); f.Type != protocol.TypeReady {
+		t.Fatalf("first frame %s", f.raw)
+	}
+	r.subscribe("ch_busy", false)
+
+	const events = 300
+	pad := strings.Repeat("x", 1000)
+	stalled := time.Now()
+	for i := 0; i < events; i++ {
+		m := chat("ch_busy", "m"+strconv.Itoa(i))
+		m.Content = pad
+		mustNoErr(t, e.pub.MessageCreated(ctx, m))
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		return e.metric(label("ocvr_gateway_catchups_total", "reason", "overflow")) > 0
+	})
+	// The reader stays away a while longer (the stream keeps the events).
+	time.Sleep(time.Until(stalled.Add(5 * time.Second)))
+	for i := 0; i < events; i++ {
+		r.expectEvents("m" + strconv.Itoa(i))
+	}
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_busy", "live")))
+	r.expectEvents("live")
+	if v := e.metric(label("ocvr_gateway_disconnects_total", "code", "4009")); v != 0 {
+		t.Errorf("disconnects_total{4009} = %v", v)
+	}
+	if v := e.metric("ocvr_gateway_stream_replayed_events_total"); v == 0 {
+		t.Error("nothing was replayed from the stream")
+	}
+}
+
+// TestLiveGapFilled: republished events that never reach the pod (dropped
+// here on purpose) are read from the stream before later ones are
+// delivered.
+func TestLiveGapFilled(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := e.user(1, "Alice"), e.user(2, "Bob")
+	e.channel("ch_a", 1, 2)
+	ra := e.connectResumer(t, alice, nil, false)
+	rb := e.connectResumer(t, bob, nil, false)
+	ra.subscribe("ch_a", false)
+	rb.subscribe("ch_a", false)
+	ctx := context.Background()
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "m0")))
+	ra.expectEvents("m0")
+	rb.expectEvents("m0")
+	var lost atomic.Int64
+	gateway.SetDropHook(e.g, func(seq uint64) bool {
+		// Drop the next two positioned messages the pod receives.
+		return lost.Add(1) <= 2
+	})
+	for _, id := range []string{"m1", "m2", "m3"} {
+		mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", id)))
+	}
+	ra.expectEvents("m1", "m2", "m3")
+	rb.expectEvents("m1", "m2", "m3")
+	if v := e.metric("ocvr_gateway_stream_gaps_total"); v != 1 {
+		t.Errorf("gaps = %v, want 1", v)
+	}
+}
