@@ -15,9 +15,11 @@ import (
 	"github.com/ocvr/realtime/pkg/protocol"
 )
 
-// tracker follows one reconnecting client and checks continuity: within
-// each connection ("epoch"), the sequence numbers of its channel's events
-// must be contiguous from the first one after `subscribed` on.
+// tracker follows one resuming client (continuity, gateway/README.md):
+// across all its connections, its channel's events and its own
+// notifications must arrive exactly once and in order — each one numbered
+// by the publisher, per channel and per user — from the first one after its
+// first subscribed on; every reconnect must say it resumed.
 type tracker struct {
 	sess    *client.Session
 	channel string
@@ -25,8 +27,9 @@ type tracker struct {
 	mu         sync.Mutex
 	epochs     int
 	subscribed bool
-	last       int // last seq seen in this epoch (-1: none yet)
-	gaps       []string
+	lastCh     int // the channel's last event number (-1: none yet)
+	lastUser   int // the user's last notification number (-1: none yet)
+	errs       []string
 	received   int
 }
 
@@ -36,28 +39,45 @@ func (tr *tracker) run() {
 		switch f.Type {
 		case protocol.TypeReady:
 			tr.epochs++
-			tr.subscribed, tr.last = false, -1
+			if c := f.Continuity; c != nil && c.Lost() {
+				tr.errs = append(tr.errs, "reconnect "+strconv.Itoa(tr.epochs)+": user events not resumed")
+			}
 		case protocol.TypeSubscribed:
 			tr.subscribed = true
+			if c := f.Continuity; c != nil && c.Lost() {
+				tr.errs = append(tr.errs, "reconnect "+strconv.Itoa(tr.epochs)+": channel not resumed")
+			}
 		case protocol.TypeMessageCreate:
 			var m protocol.MessageCreate
 			if json.Unmarshal(f.Data, &m) == nil && tr.subscribed {
-				seq, _ := strconv.Atoi(strings.TrimPrefix(m.ID, "s"))
-				if tr.last >= 0 && seq != tr.last+1 {
-					tr.gaps = append(tr.gaps, strconv.Itoa(tr.last)+"→"+strconv.Itoa(seq))
-				}
-				tr.last = seq
-				tr.received++
+				tr.lastCh = tr.step("channel", tr.lastCh, strings.TrimPrefix(m.ID, "s"))
+			}
+		case protocol.TypeNotification:
+			var n protocol.Notification
+			if json.Unmarshal(f.Data, &n) == nil {
+				tr.lastUser = tr.step("user", tr.lastUser, strings.TrimPrefix(n.ID, "u"))
 			}
 		}
 		tr.mu.Unlock()
 	}
 }
 
+// step checks that event number id follows last (tr.mu held).
+func (tr *tracker) step(what string, last int, id string) int {
+	n, _ := strconv.Atoi(id)
+	if last >= 0 && n != last+1 {
+		tr.errs = append(tr.errs, what+" "+strconv.Itoa(last)+"→"+strconv.Itoa(n)+" in connection "+strconv.Itoa(tr.epochs))
+	}
+	tr.received++
+	return n
+}
+
 // TestRollingRestart restarts 3 gateways one after the other under 300
-// reconnecting clients subscribed to 30 channels while a publisher
-// publishes steadily: every client ends connected and subscribed, and no
-// event published while a client was subscribed is lost.
+// resuming clients subscribed to 50 channels while a publisher publishes
+// steadily to the channels and to the users: every client ends connected
+// and subscribed, and receives every event of its channel and every
+// notification of its user exactly once and in order across its
+// reconnects (continuity).
 func TestRollingRestart(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{
 		Gateways: 3, Ticketsvcs: 2,
@@ -65,7 +85,7 @@ func TestRollingRestart(t *testing.T) {
 		GatewayArgs: []string{"--readiness-delay", "300ms", "--drain-window", "2s", "--presence-grace", "3s"},
 		TicketArgs:  []string{"--rate-limit", "1000"},
 	})
-	const nClients, nChannels = 300, 30
+	const nClients, nChannels = 300, 50
 	for ch := 0; ch < nChannels; ch++ {
 		var members []int64
 		for u := 1; u <= nClients; u++ {
@@ -92,7 +112,7 @@ func TestRollingRestart(t *testing.T) {
 			TicketURLs: c.TicketURLs(), WSURLs: ws, Token: u.Token,
 			BaseBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		})
-		tr := &tracker{sess: s, channel: "ch_" + strconv.Itoa((i+1)%nChannels)}
+		tr := &tracker{sess: s, channel: "ch_" + strconv.Itoa((i+1)%nChannels), lastCh: -1, lastUser: -1}
 		_ = s.Subscribe(context.Background(), tr.channel)
 		trackers[i] = tr
 		go tr.run()
@@ -116,23 +136,44 @@ func TestRollingRestart(t *testing.T) {
 	clustertest.Eventually(t, 30*time.Second, "all clients subscribed", allSubscribed)
 	clustertest.Eventually(t, 30*time.Second, "every client online", func() bool { return len(friend.all()) == nClients })
 
-	// Steady publisher: one event per channel every 50 ms, numbered per channel.
+	// Steady publisher, through the event stream: every 100 ms one event
+	// per channel, numbered per channel, and a notification to a tenth of
+	// the users, numbered per user.
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var published atomic.Int64
+	lastCh := make([]atomic.Int64, nChannels)
+	lastUser := make([]atomic.Int64, nClients+1)
+	for i := range lastCh {
+		lastCh[i].Store(-1)
+	}
+	for i := range lastUser {
+		lastUser[i].Store(-1)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		seq := 0
-		for !stop.Load() {
+		ctx := context.Background()
+		for round := 0; !stop.Load(); round++ {
 			for ch := 0; ch < nChannels; ch++ {
-				chID := "ch_" + strconv.Itoa(ch)
-				if err := c.Publisher.MessageCreated(context.Background(), msg(chID, "s"+strconv.Itoa(seq))); err == nil {
-					published.Add(1)
+				if err := c.Publisher.MessageCreated(ctx, msg("ch_"+strconv.Itoa(ch), "s"+strconv.Itoa(round))); err != nil {
+					t.Errorf("publish: %v", err)
+					return
 				}
+				lastCh[ch].Store(int64(round))
+				published.Add(1)
 			}
-			seq++
-			time.Sleep(50 * time.Millisecond)
+			for u := 1 + round%10; u <= nClients; u += 10 {
+				n := lastUser[u].Load() + 1
+				nt := protocol.Notification{ID: "u" + strconv.FormatInt(n, 10), Type: "test", Title: "n", CreatedAt: 1767225600}
+				if err := c.Publisher.Notify(ctx, int64(u), nt); err != nil {
+					t.Errorf("notify: %v", err)
+					return
+				}
+				lastUser[u].Store(n)
+				published.Add(1)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 
@@ -152,27 +193,45 @@ func TestRollingRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	stop.Store(true)
 	wg.Wait()
+	// Every client gets to the last event of its channel and of its user.
+	clustertest.Eventually(t, 30*time.Second, "every client caught up", func() bool {
+		for i, tr := range trackers {
+			ch, _ := strconv.Atoi(strings.TrimPrefix(tr.channel, "ch_"))
+			tr.mu.Lock()
+			ok := int64(tr.lastCh) == lastCh[ch].Load() && int64(tr.lastUser) == lastUser[i+1].Load()
+			tr.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
 
 	time.Sleep(4 * time.Second) // past the grace: any flap has been announced by now
 	if ev := friend.all(); len(ev) != nClients {
 		t.Errorf("the observer saw %d presence events, want only the %d initial onlines: %v", len(ev), nClients, ev[nClients:])
 	}
 	reconnected, received := 0, 0
+	var duplicates uint64
 	for i, tr := range trackers {
 		tr.mu.Lock()
-		if len(tr.gaps) > 0 {
-			t.Errorf("client %d lost events within a connection: %v", i, tr.gaps)
+		if len(tr.errs) > 0 {
+			t.Errorf("client %d: %v", i, tr.errs)
 		}
 		if tr.epochs > 1 {
 			reconnected++
 		}
 		received += tr.received
+		duplicates += tr.sess.Duplicates()
 		if err := tr.sess.Err(); err != nil {
 			t.Errorf("client %d session ended: %v", i, err)
 		}
 		tr.mu.Unlock()
 	}
 	t.Logf("%d events published, %d deliveries, %d of %d clients reconnected", published.Load(), received, reconnected, nClients)
+	if duplicates != 0 {
+		t.Errorf("the gateways sent %d duplicates (the clients dropped them)", duplicates)
+	}
 	if reconnected < nClients*9/10 {
 		t.Errorf("only %d clients reconnected; a rolling restart moves every socket", reconnected)
 	}
