@@ -386,3 +386,138 @@ func checkRefused(t *testing.T, f *fixture, s *client.Session, rec *recorder) {
 		t.Errorf("session ended: %v", err)
 	}
 }
+
+// TestSessionResumesUnderLoad: events are published every few
+// milliseconds while the session's pod drains (1012), then the other pod
+// drains: events published around each close — delivered live, in flight,
+// or missed — reach the app exactly once and in order, and each reconnect
+// resumed.
+func TestSessionResumesUnderLoad(t *testing.T) {
+	f := newFixture(t, 2)
+	s, rec := f.session(t, f.c.WSURLs(), f.user.Token, nil)
+	waitIDs(t, rec, protocol.TypeSubscribed, 1)
+	var stop atomic.Bool
+	var msgs, notes int
+	pubErr := make(chan error, 1)
+	go func() { // owner: this test; stops with stop
+		defer close(pubErr)
+		for !stop.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := f.c.Publisher.MessageCreated(ctx, message(f.ch, fmt.Sprintf("m%d", msgs)))
+			if err == nil {
+				msgs++
+				if msgs%4 == 0 {
+					if err = f.c.Publisher.Notify(ctx, f.user.ID, notification(fmt.Sprintf("n%d", notes))); err == nil {
+						notes++
+					}
+				}
+			}
+			cancel()
+			if err != nil {
+				pubErr <- err
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	for _, g := range []int{0, 1} {
+		if err := f.c.Gateways[g].Stop(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if g == 0 {
+			if err := f.c.Gateways[0].Restart(20 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	stop.Store(true)
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	waitIDs(t, rec, protocol.TypeMessageCreate, msgs)
+	waitIDs(t, rec, protocol.TypeNotification, notes)
+	time.Sleep(300 * time.Millisecond) // a duplicate would arrive by now
+	if got, want := rec.ids(t, protocol.TypeMessageCreate), seqIDs("m", 0, msgs); !equal(got, want) {
+		t.Errorf("channel events: %d delivered, %d published; want each once, in order:\n%v", len(got), len(want), got)
+	}
+	if got, want := rec.ids(t, protocol.TypeNotification), seqIDs("n", 0, notes); !equal(got, want) {
+		t.Errorf("user events: %d delivered, %d published; want each once, in order:\n%v", len(got), len(want), got)
+	}
+	checkPositions(t, rec)
+	readies, subs := rec.of(protocol.TypeReady), rec.of(protocol.TypeSubscribed)
+	if len(readies) < 3 || len(subs) != len(readies) {
+		t.Fatalf("%d readies and %d subscribed, want as many, and at least 3", len(readies), len(subs))
+	}
+	for i := range readies {
+		r, sub := continuity(t, readies[i]), continuity(t, subs[i])
+		if i > 0 && (!r.Resumed || !sub.Resumed) {
+			t.Errorf("reconnect %d: ready %+v, subscribed %+v; want both resumed", i, r, sub)
+		}
+	}
+	t.Logf("%d channel and %d user events over %d connections, %d duplicates dropped", msgs, notes, s.Connects(), s.Duplicates())
+}
+
+// TestSessionSlowReaderNotCutOff: an app that stops reading while
+// thousands of large events are published overflows the gateway's queue
+// for it; it is not cut off (4009) but caught up from the stream, and gets
+// every event once and in order on the same connection.
+func TestSessionSlowReaderNotCutOff(t *testing.T) {
+	f := newFixture(t, 1)
+	s := client.NewSession(client.SessionConfig{TicketURLs: []string{f.gate.url}, WSURLs: f.c.WSURLs(), Token: f.user.Token,
+		BaseBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Options: client.Options{Buffer: 8}})
+	defer s.Close()
+	if err := s.Subscribe(context.Background(), f.ch); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for subscribed := false; !subscribed; {
+		select {
+		case fr := <-s.Frames():
+			subscribed = fr.Type == protocol.TypeSubscribed
+		case <-timeout:
+			t.Fatal("not subscribed")
+		}
+	}
+	// 3000 events of 3 KB: more than the socket buffers and the gateway's
+	// queue hold while nothing reads.
+	const n = 3000
+	body := strings.Repeat("x", 3000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < n; i++ {
+		m := message(f.ch, fmt.Sprintf("m%d", i))
+		m.Content = body
+		if err := f.c.Publisher.MessageCreated(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	timeout = time.After(60 * time.Second)
+	for len(ids) < n {
+		select {
+		case fr, ok := <-s.Frames():
+			if !ok {
+				t.Fatalf("session ended: %v", s.Err())
+			}
+			if fr.Type == protocol.TypeMessageCreate {
+				var v struct{ ID string }
+				if err := fr.Decode(&v); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, v.ID)
+			}
+		case <-timeout:
+			t.Fatalf("%d events of %d after 60 s", len(ids), n)
+		}
+	}
+	if !equal(ids, seqIDs("m", 0, n)) {
+		t.Errorf("%d events, not each once in order", len(ids))
+	}
+	if c := s.Connects(); c != 1 {
+		t.Errorf("%d connections, want 1 (the slow reader was cut off)", c)
+	}
+	catchups, _ := f.c.Gateways[0].Metric("ocvr_gateway_catchups_total")
+	t.Logf("%d duplicates dropped; the gateway started %v catch-ups", s.Duplicates(), catchups)
+}

@@ -255,13 +255,15 @@ func TestSessionResumesAndDropsDuplicates(t *testing.T) {
 	}
 	// A refused subscription is live at once: an event can precede its
 	// subscribed.
-	c.send(chEvent("ch_a", 4), subscribedFrame("ch_a", 3, no()), chEvent("ch_a", 4), chEvent("ch_a", 5), userEvent(6), userEvent(3))
-	checkFrames(t, "connection 3", collect(t, s, 5), []got{
+	c.send(chEvent("ch_a", 4), subscribedFrame("ch_a", 3, no()), chEvent("ch_a", 4), chEvent("ch_a", 5), userEvent(6), userEvent(3),
+		`{"type":"heartbeat_ack","data":{"server_time":1703523600}}`) // after the duplicates: they were handled
+	checkFrames(t, "connection 3", collect(t, s, 6), []got{
 		{"ready", 0, "", `{ch="" reconnect=true resumed=false seq=3 lost=true}`},
 		{"message_create", 4, "ch_a", ""},
 		{"subscribed", 0, "", `{ch="ch_a" reconnect=true resumed=false seq=4 lost=true}`},
 		{"message_create", 5, "ch_a", ""},
 		{"notification", 6, "", ""},
+		{"heartbeat_ack", 0, "", ""},
 	})
 	if d := s.Duplicates(); d != 8 {
 		t.Errorf("Duplicates = %d, want 8", d)
