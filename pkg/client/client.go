@@ -196,7 +196,8 @@ type Conn struct {
 // Dial opens a socket to wsURL (ws://host:port/v1/ws) with ticket and waits
 // for the ready frame. A refused ticket returns a *CloseError with Code 4001.
 // Its errors never hold the ticket: the socket library quotes the whole URL,
-// ?ticket= included, in its dial errors, and callers log them (pkg/redact).
+// ?ticket= included, in its dial errors, and callers log them (pkg/redact);
+// nor Options.ResumeToken.
 func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
 	c, err := dial(ctx, wsURL, ticket, opts)
 	err = maskSecret(redact.Error(err), opts.ResumeToken)
