@@ -19,13 +19,13 @@ const Mask = "REDACTED"
 // query can start (after ?, & or ;), wherever it appears in a string: an
 // error message quotes the URL it failed on ("Get \"http://…?ticket=…\"").
 // The value runs to the next separator, quote, space or bracket.
-var secretParam = regexp.MustCompile(`(?i)([?&;])(ticket|token|access_token|session)=[^&;#\s"'<>\x60]*`)
+var secretParam = regexp.MustCompile(`(?i)([?&;])(ticket|token|access_token|session|resume)=[^&;#\s"'<>\x60]*`)
 
 // secretToken matches the platform's bearer secrets anywhere: connect
 // tickets (wst_ + 32 bytes base64url) and session tokens (sess_ + 32
-// bytes), even when they appear outside a URL (a response body quoted in
+// bytes), resume tokens (rt1_…), even when they appear outside a URL (a response body quoted in
 // an error). At least 16 characters, so words like "sess_id" stay.
-var secretToken = regexp.MustCompile(`\b(wst|sess)_[A-Za-z0-9_-]{16,}`)
+var secretToken = regexp.MustCompile(`\b(wst|sess|rt1)_[A-Za-z0-9_.-]{16,}`)
 
 // String returns s with every secret query parameter value and every
 // ticket or session token replaced by Mask.

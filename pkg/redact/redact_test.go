@@ -25,6 +25,8 @@ func TestString(t *testing.T) {
 		{`{"session":"sess_Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4"}`, `{"session":"sess_REDACTED"}`},
 		{"ws://h/v1/ws?ticket=", "ws://h/v1/ws?ticket=REDACTED"},
 		{"nothing to see: sess_id ticket_id x=1", "nothing to see: sess_id ticket_id x=1"},
+		{"ws://h/v1/ws?ticket=" + tk + "&resume=rt1_AAAAAAAAMDk.q2V0aGlu&seq=7", "ws://h/v1/ws?ticket=REDACTED&resume=REDACTED&seq=7"},
+		{"token rt1_AAAAAAAAMDkAAAAAZYmy.q2V0aGluZy1zaWduZWQ kept", "token rt1_REDACTED kept"},
 		{"plain", "plain"},
 		{"", ""},
 	}

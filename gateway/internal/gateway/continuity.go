@@ -60,6 +60,7 @@ func (h *hub) mark(ctx context.Context, t *topic) {
 	t.mu.Lock()
 	if !t.marked {
 		t.last, t.marked = last, true
+		t.markSeq, t.markedByIt = last, true
 	}
 	t.mu.Unlock()
 }
@@ -204,3 +205,111 @@ func (h *hub) settleResume(t *topic, c *conn, at time.Time, err error) uint64 {
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+// resyncLoop looks, after every NATS reconnect, for events the pod missed
+// while it was cut off: a subject that gets no new event would otherwise
+// never show the gap (its successor's Nats-Last-Sequence is what reveals
+// one).
+func (g *Gateway) resyncLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.nextReconnect():
+		}
+		g.hub.resync(ctx)
+	}
+}
+
+// resyncRate bounds the stream reads of a resync (per second).
+const resyncRate = 500
+
+// resync checks each positioned topic for stored events past its position;
+// where there are, its live connections catch up from the stream.
+func (h *hub) resync(ctx context.Context) {
+	k := h.cont.Load()
+	if k == nil {
+		return
+	}
+	h.mu.RLock()
+	topics := make([]*topic, 0, len(h.topics))
+	for _, t := range h.topics {
+		if t.scope != protocol.ScopeBroadcast {
+			topics = append(topics, t)
+		}
+	}
+	h.mu.RUnlock()
+	tick := time.NewTicker(time.Second / resyncRate)
+	defer tick.Stop()
+	for _, t := range topics {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.mu.RLock()
+		from, marked := t.last, t.marked
+		t.mu.RUnlock()
+		if !marked {
+			continue
+		}
+		missed, err := h.lastAfter(ctx, k, t.subject, from)
+		if err != nil {
+			h.metrics.cont.streamErr.WithLabelValues("range").Inc()
+			continue
+		}
+		if missed > 0 {
+			h.gapTo(t, from, missed)
+		}
+	}
+}
+
+// lastAfter returns the position of the last stored event of subject after
+// from (0: none).
+func (h *hub) lastAfter(ctx context.Context, k *continuity, subject string, from uint64) (uint64, error) {
+	var last uint64
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		evs, err := k.reader.Range(rctx, subject, from+1, stream.MaxBatch)
+		cancel()
+		if err != nil || len(evs) == 0 {
+			return last, err
+		}
+		last = evs[len(evs)-1].Seq
+		if len(evs) < stream.MaxBatch {
+			return last, nil
+		}
+		from = last
+	}
+}
+
+// gapTo moves t's live connections to catching up from its position from,
+// and the topic's position to last: events up to last never arrived live.
+// Nothing happens if a live event moved the topic meanwhile (its own gap
+// check saw the same).
+func (h *hub) gapTo(t *topic, from, last uint64) {
+	now := h.now()
+	var behind []*conn
+	t.mu.Lock()
+	if t.last != from {
+		t.mu.Unlock()
+		return
+	}
+	h.metrics.cont.gaps.Inc()
+	for _, c := range t.conns {
+		if _, ok := t.catching[c]; ok {
+			continue
+		}
+		if t.catching == nil {
+			t.catching = map[*conn]*cursor{}
+		}
+		t.catching[c] = &cursor{seq: from, at: now, started: now, reason: catchupGap}
+		behind = append(behind, c)
+	}
+	t.last = last
+	t.mu.Unlock()
+	for _, c := range behind {
+		h.metrics.cont.catchups.WithLabelValues(catchupGap).Inc()
+		h.startCatchup(c, t)
+	}
+}

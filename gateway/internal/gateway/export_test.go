@@ -45,3 +45,10 @@ func Topics(g *Gateway) int {
 // SetDropHook has the dispatcher drop the positioned bus messages f
 // selects, as if their republish never reached the pod.
 func SetDropHook(g *Gateway, f func(seq uint64) bool) { g.hooks.drop.Store(&f) }
+
+// SetUserJoinedHook has f called after a connection joined its user
+// subject, before its ready frame is built.
+func SetUserJoinedHook(g *Gateway, f func()) {
+	h := func(*conn) { f() }
+	g.hooks.userJoined.Store(&h)
+}

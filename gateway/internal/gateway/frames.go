@@ -24,7 +24,7 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, f protocol.ClientFrame
 	ch := f.ChannelID
 	if c.hasSub(ch) {
 		subj, _ := g.subjects.Channel(ch)
-		c.send(protocol.TypeSubscribed, protocol.Subscribed{ChannelID: ch, Seq: g.channelCursor(c, subj)}) // harmless repeat
+		g.repeatSubscribed(c, ch, subj) // harmless repeat
 		return
 	}
 	if c.subCount() >= g.cfg.MaxSubscriptions {
@@ -63,7 +63,8 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, f protocol.ClientFrame
 		now := g.now()
 		from = &cursor{seq: f.Seq, at: now, started: now, reason: catchupResume}
 	}
-	if err := g.hub.join(ctx, subj, protocol.ScopeChannel, ch, c, from); err != nil {
+	pos, err := g.hub.join(ctx, subj, protocol.ScopeChannel, ch, c, from)
+	if err != nil {
 		c.removeSub(ch)
 		g.unavailable(c, ch, err)
 		return
@@ -96,10 +97,10 @@ func (g *Gateway) subscribe(ctx context.Context, c *conn, f protocol.ClientFrame
 		ack, start = g.resumeChannel(ctx, c, ch, subj, f.Seq)
 	case f.HasSeq && g.hub.cont.Load() != nil:
 		// A cursor without a valid resume token: nothing is replayed.
-		ack.Seq, ack.Resumed = g.channelCursor(c, subj), boolPtr(false)
+		ack.Seq, ack.Resumed = pos, boolPtr(false)
 		g.metrics.cont.resumes.WithLabelValues("channel", resumeInvalidToken).Inc()
 	default:
-		ack.Seq = g.channelCursor(c, subj)
+		ack.Seq = pos
 	}
 	// Acknowledge unless the directory watcher ended the subscription in
 	// the meantime: its unsubscribed frame is then the answer.

@@ -4,8 +4,8 @@
 //
 // Goroutines and their owners:
 //   - Run's: the bus dispatchers, the poller, the directory and session
-//     watches, the KV probe, the session re-check after reconnects, the
-//     sweeper and the presence tracker. They exit when Run's context ends;
+//     watches, the KV probe, the session re-check and the stream resync
+//     after reconnects, the sweeper and the presence tracker. They exit when Run's context ends;
 //     Run waits for them (stop).
 //   - serveConn, one per accepted socket, owned by its connection: it joins
 //     the user's subjects, then returns (poller mode) or reads until the
@@ -16,10 +16,14 @@
 //   - the close handshake and the teardown after a failed write, started by
 //     a writer so that it never waits for one socket: they exit after
 //     conn.finish.
+//   - catchupLoop, owned by a connection that reads subjects from the event
+//     stream (continuity.go, catchup.go): it exits when the connection is
+//     live on all of them again, or ends.
 //
 // Files: accept.go (admission and upgrade), serve.go (reading, teardown),
 // frames.go (subscribe, unsubscribe, typing), conn.go and lifecycle.go (a
 // connection's queue and its end), writer.go, hub.go (bus fan-out),
+// continuity.go, catchup.go and resume.go (positions, catch-up, resume),
 // watch.go and liveness.go (revocation, membership, silence, expiry),
 // typing.go, rejections.go (advisories), admin.go, drain.go, config.go.
 package gateway
@@ -227,7 +231,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.wg.Add(1)
 		go func() { defer g.wg.Done(); run(ctx, st) }()
 	}
-	g.wg.Add(2)
+	g.wg.Add(3)
+	go func() { defer g.wg.Done(); g.resyncLoop(ctx) }()
 	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
 	go func() { defer g.wg.Done(); _ = st.presence.Run(ctx) }()
 	<-ctx.Done()

@@ -7,6 +7,7 @@ import "sync/atomic"
 // runs: hence atomic); unset in production.
 type hooks struct {
 	userJoin    atomic.Pointer[func(c *conn)]         // before joining the user subject
+	userJoined  atomic.Pointer[func(c *conn)]         // after joining it, before ready is built
 	channelJoin atomic.Pointer[func(c *conn)]         // before joining a channel's subject
 	redeem      atomic.Pointer[func()]                // before redeeming a ticket
 	dispatch    atomic.Pointer[func()]                // before dispatching a bus message
@@ -20,6 +21,12 @@ func (h *hooks) dropped(seq uint64) bool {
 
 func (h *hooks) beforeUserJoin(c *conn) {
 	if f := h.userJoin.Load(); f != nil {
+		(*f)(c)
+	}
+}
+
+func (h *hooks) afterUserJoin(c *conn) {
+	if f := h.userJoined.Load(); f != nil {
 		(*f)(c)
 	}
 }

@@ -45,14 +45,19 @@ type topic struct {
 	last     uint64
 	marked   bool
 	catching map[*conn]*cursor
+	// markSeq is the position mark gave the topic, when it (and not a
+	// first event) marked it: the start of connections that joined before.
+	markSeq    uint64
+	markedByIt bool
 }
 
-// add adds c; it reports false when c is already there.
-func (t *topic) add(c *conn, from *cursor) bool {
+// add adds c; it reports false when c is already there. pos is where c's
+// live delivery starts (pending: the topic is not marked yet).
+func (t *topic) add(c *conn, from *cursor) (pos uint64, pending, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.index[c]; ok {
-		return false
+		return 0, false, false
 	}
 	if from != nil {
 		// A resume: no live event reaches c until it has caught up.
@@ -63,7 +68,20 @@ func (t *topic) add(c *conn, from *cursor) bool {
 	}
 	t.index[c] = len(t.conns)
 	t.conns = append(t.conns, c)
-	return true
+	return t.last, !t.marked, true
+}
+
+// start is where the live delivery of a connection added while the topic
+// was not marked starts: the mark, if mark set it (no event reached the
+// connection before), else 0 (the first event marked the topic, and the
+// connection got it).
+func (t *topic) start() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.markedByIt {
+		return t.markSeq
+	}
+	return 0
 }
 
 func (t *topic) remove(c *conn) bool {
@@ -155,7 +173,10 @@ func (h *hub) run(ctx context.Context, wg *sync.WaitGroup) {
 //
 // from, when not nil, makes c a resuming member: it gets no live event of
 // the subject until it has caught up from the stream (continuity.go).
-func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, channelID string, c *conn, from *cursor) error {
+//
+// It returns c's position: where its live delivery of the subject starts,
+// as of when it entered the topic (events queued for it since follow it).
+func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, channelID string, c *conn, from *cursor) (uint64, error) {
 	h.mu.Lock()
 	t := h.topics[subject]
 	created := false
@@ -164,9 +185,10 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 		h.topics[subject] = t
 		created = true
 	}
-	if !t.add(c, from) {
+	pos, pending, ok := t.add(c, from)
+	if !ok {
 		h.mu.Unlock()
-		return nil // already in the topic: a repeat join counts once
+		return t.position(c), nil // already in the topic: a repeat join counts once
 	}
 	t.refs++
 	h.mu.Unlock()
@@ -194,14 +216,17 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 		case <-t.ready:
 		case <-ctx.Done():
 			h.leave(subject, c)
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 	if t.err != nil {
 		h.leave(subject, c)
-		return t.err
+		return 0, t.err
 	}
-	return nil
+	if pending {
+		pos = t.start()
+	}
+	return pos, nil
 }
 
 // leave removes c from the topic of subject; the last one out unsubscribes.

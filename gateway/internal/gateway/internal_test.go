@@ -55,12 +55,12 @@ func TestDispatchDropsStaleSubscription(t *testing.T) {
 	ctx := context.Background()
 	subj, _ := g.subjects.Channel("ch_x")
 	c := heldConn(g, 1, "ses_a")
-	if err := g.hub.join(ctx, subj, protocol.ScopeChannel, "ch_x", c, nil); err != nil {
+	if _, err := g.hub.join(ctx, subj, protocol.ScopeChannel, "ch_x", c, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := g.hub.topic(subj).sub.Load()
 	g.hub.leave(subj, c)
-	if err := g.hub.join(ctx, subj, protocol.ScopeChannel, "ch_x", c, nil); err != nil {
+	if _, err := g.hub.join(ctx, subj, protocol.ScopeChannel, "ch_x", c, nil); err != nil {
 		t.Fatal(err)
 	}
 	cur := g.hub.topic(subj).sub.Load()

@@ -36,7 +36,7 @@ func TestBusOverloadIsCounted(t *testing.T) {
 	}
 	gw.Store(g)
 	subj, _ := g.subjects.Channel("ch_x")
-	if err := g.hub.join(context.Background(), subj, protocol.ScopeChannel, "ch_x", heldConn(g, 1, "ses_a"), nil); err != nil {
+	if _, err := g.hub.join(context.Background(), subj, protocol.ScopeChannel, "ch_x", heldConn(g, 1, "ses_a"), nil); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := nats.Connect(ns.ClientURL())

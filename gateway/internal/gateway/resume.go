@@ -53,7 +53,8 @@ func (g *Gateway) joinUser(ctx context.Context, c *conn, subj string, req resume
 		ServerTime:        g.now().Unix(),
 	}
 	if k == nil {
-		return protocol.MustEncode(protocol.TypeReady, ready), g.hub.join(ctx, subj, protocol.ScopeUser, "", c, nil)
+		_, err := g.hub.join(ctx, subj, protocol.ScopeUser, "", c, nil)
+		return protocol.MustEncode(protocol.TypeReady, ready), err
 	}
 	ready.ResumeToken = k.signer.Mint(resume.Claims{UserID: c.userID, SessionID: c.sessionID, Issued: g.now().Unix()})
 	var tokenErr error
@@ -66,9 +67,11 @@ func (g *Gateway) joinUser(ctx context.Context, c *conn, subj string, req resume
 		now := g.now()
 		from = &cursor{seq: req.seq, at: now, started: now, reason: catchupResume}
 	}
-	if err := g.hub.join(ctx, subj, protocol.ScopeUser, "", c, from); err != nil {
+	pos, err := g.hub.join(ctx, subj, protocol.ScopeUser, "", c, from)
+	if err != nil {
 		return nil, err
 	}
+	g.hooks.afterUserJoin(c)
 	t := g.hub.topic(subj)
 	switch {
 	case from != nil && t != nil:
@@ -82,12 +85,10 @@ func (g *Gateway) joinUser(ctx context.Context, c *conn, subj string, req resume
 		}
 	case req.token != "" || req.hasSeq:
 		ready.Resumed = boolPtr(false)
-		if t != nil {
-			ready.Seq = t.position(c)
-		}
+		ready.Seq = pos // as of the join: events queued since follow ready
 		g.metrics.cont.resumes.WithLabelValues("user", resumeResult(tokenErr)).Inc()
-	case t != nil:
-		ready.Seq = t.position(c)
+	default:
+		ready.Seq = pos
 	}
 	return protocol.MustEncode(protocol.TypeReady, ready), nil
 }
@@ -112,10 +113,22 @@ func (g *Gateway) resumeChannel(ctx context.Context, c *conn, ch, subj string, s
 	return ack, func() { g.hub.startCatchup(c, t) }
 }
 
-// channelCursor is where a fresh subscription's delivery starts.
-func (g *Gateway) channelCursor(c *conn, subj string) uint64 {
-	if t := g.hub.topic(subj); t != nil {
-		return t.position(c)
+// repeatSubscribed answers a subscribe to a channel c is subscribed to
+// with its position, queued under the topic's lock: no event of the
+// channel can come between the position and the frame.
+func (g *Gateway) repeatSubscribed(c *conn, ch, subj string) {
+	ack := protocol.Subscribed{ChannelID: ch}
+	t := g.hub.topic(subj)
+	if t == nil {
+		c.send(protocol.TypeSubscribed, ack)
+		return
 	}
-	return 0
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if cur, ok := t.catching[c]; ok {
+		ack.Seq = cur.seq
+	} else {
+		ack.Seq = t.last
+	}
+	c.send(protocol.TypeSubscribed, ack)
 }

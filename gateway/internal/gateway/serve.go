@@ -81,7 +81,7 @@ func (g *Gateway) serveConn(c *conn, req resumeReq) {
 	userSubj, _ := g.subjects.User(c.userID)
 	ready, err := g.joinUser(ctx, c, userSubj, req)
 	if err == nil {
-		err = g.hub.join(ctx, g.subjects.Broadcast(), protocol.ScopeBroadcast, "", c, nil)
+		_, err = g.hub.join(ctx, g.subjects.Broadcast(), protocol.ScopeBroadcast, "", c, nil)
 	}
 	if err != nil {
 		g.log.Error("join user subject", "conn", c.id, "err", err)
