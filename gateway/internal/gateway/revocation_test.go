@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/client"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/session"
 )
 
 // Revocation is durable: "log out everywhere" closes every socket of the
@@ -105,7 +107,14 @@ func TestRevocationAfterTheMarkersAreGone(t *testing.T) {
 	c := e.dial(u)
 	other := e.dial(e.user(2, "Bob"))
 	e.ns.Stop()
-	mustNoErr(t, e.sessions.Revoke(context.Background(), u.sess.ID, "logout_all"))
+	// The sessions bucket's leader may have been on the stopped node: each
+	// try gets its own deadline while the other two elect a new one.
+	waitFor(t, 60*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := e.sessions.Revoke(ctx, u.sess.ID, "logout_all")
+		return err == nil || errors.Is(err, session.ErrNotFound) // a try that timed out after deleting
+	})
 	nc, _ := e.backend()
 	js, err := jetstream.New(nc)
 	mustNoErr(t, err)
