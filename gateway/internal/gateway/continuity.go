@@ -78,56 +78,92 @@ func (t *topic) position(c *conn) uint64 {
 // dispatchPositioned delivers an event with a stream position to the
 // topic's live connections, in position order, exactly once: an event at
 // or below the topic's position was delivered already (a gap fill got there
-// first); one whose predecessor the pod never saw makes every live
-// connection catch up from the topic's position; a connection whose queue
-// is full catches up instead of being cut off.
+// first); the events between the topic's position and the event's
+// predecessor, which never reached the pod, are read from the stream and
+// delivered first (fillGap); a connection whose queue is full catches up
+// instead of being cut off.
 func (h *hub) dispatchPositioned(t *topic, ev event, pos stream.Position) {
-	ev.frame = protocol.Positioned(ev.frame, t.channelID, pos.Seq)
+	t.mu.RLock()
+	marked, last := t.marked, t.last
+	t.mu.RUnlock()
+	if marked && pos.Last > last && pos.Seq > last {
+		h.metrics.cont.gaps.Inc()
+		h.fillGap(t, last, pos.Last)
+	}
+	h.deliverPositioned(t, ev, pos.Seq)
+}
+
+// deliverPositioned delivers the event at seq to t's live connections and
+// moves the topic's position to it.
+func (h *hub) deliverPositioned(t *topic, ev event, seq uint64) (n int) {
+	ev.frame = protocol.Positioned(ev.frame, t.channelID, seq)
 	now := h.now()
 	var behind []*conn
-	var reasons []string
-	n := 0
 	t.mu.Lock()
-	if t.marked && pos.Seq <= t.last {
+	if t.marked && seq <= t.last {
 		t.mu.Unlock()
 		h.metrics.cont.late.Inc()
-		return
+		return 0
 	}
 	prev := t.last
-	gap := t.marked && pos.Last > prev
-	if gap {
-		h.metrics.cont.gaps.Inc()
-	}
-	t.last, t.marked = pos.Seq, true
+	t.last, t.marked = seq, true
 	for _, c := range t.conns {
-		if _, ok := t.catching[c]; ok {
+		if _, ok := t.catching[c]; ok || !ev.f.pass(c) {
 			continue
 		}
-		reason := ""
-		switch {
-		case gap:
-			reason = catchupGap
-		case !ev.f.pass(c):
-			continue
-		case c.offer(&ev):
-			reason = catchupOverflow
-		default:
+		if !c.offer(&ev) {
 			n++
 			continue
 		}
 		if t.catching == nil {
 			t.catching = map[*conn]*cursor{}
 		}
-		t.catching[c] = &cursor{seq: prev, at: now, started: now, reason: reason}
+		t.catching[c] = &cursor{seq: prev, at: now, started: now, reason: catchupOverflow}
 		behind = append(behind, c)
-		reasons = append(reasons, reason)
 	}
 	t.mu.Unlock()
-	for i, c := range behind {
-		h.metrics.cont.catchups.WithLabelValues(reasons[i]).Inc()
+	for _, c := range behind {
+		h.metrics.cont.catchups.WithLabelValues(catchupOverflow).Inc()
 		h.startCatchup(c, t)
 	}
 	h.metrics.delivered(ev.typ, n)
+	return n
+}
+
+// fillGap delivers t's events after from up to to, which never reached the
+// pod, from the stream: one read for the topic, on its dispatcher (gaps are
+// rare, and a lost republish usually comes alone). If the stream does not
+// give them all, the live connections catch up one by one instead.
+func (h *hub) fillGap(t *topic, from, to uint64) {
+	k := h.cont.Load()
+	for tries := 0; k != nil && from < to && tries < 3; tries++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		evs, err := k.reader.Range(ctx, t.subject, from+1, stream.MaxBatch)
+		cancel()
+		if err != nil {
+			h.metrics.cont.streamErr.WithLabelValues("range").Inc()
+			continue
+		}
+		for _, e := range evs {
+			if e.Seq > to {
+				break
+			}
+			if ev, ok := h.event(t, t.subject, e.Data, e.Header); ok {
+				h.metrics.cont.replayed.Add(float64(h.deliverPositioned(t, ev, e.Seq)))
+			}
+			from = e.Seq
+			tries = 0
+		}
+		if len(evs) > 0 && evs[len(evs)-1].Seq >= to {
+			return
+		}
+	}
+	if from < to {
+		t.mu.RLock()
+		last := t.last
+		t.mu.RUnlock()
+		h.gapTo(t, last, to)
+	}
 }
 
 // errOutOfWindow: the stream cannot prove it still holds every event after
@@ -259,6 +295,7 @@ func (h *hub) resync(ctx context.Context) {
 			continue
 		}
 		if missed > 0 {
+			h.metrics.cont.gaps.Inc()
 			h.gapTo(t, from, missed)
 		}
 	}
@@ -295,7 +332,6 @@ func (h *hub) gapTo(t *topic, from, last uint64) {
 		t.mu.Unlock()
 		return
 	}
-	h.metrics.cont.gaps.Inc()
 	for _, c := range t.conns {
 		if _, ok := t.catching[c]; ok {
 			continue

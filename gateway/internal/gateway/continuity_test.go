@@ -254,6 +254,13 @@ func TestLiveGapFilled(t *testing.T) {
 	if v := e.metric("ocvr_gateway_stream_gaps_total"); v != 1 {
 		t.Errorf("gaps = %v, want 1", v)
 	}
+	// Filled once for the topic, not by each connection.
+	if v := e.metric(label("ocvr_gateway_catchups_total", "reason", "gap")); v != 0 {
+		t.Errorf("catch-ups for the gap = %v, want 0", v)
+	}
+	if v := e.metric("ocvr_gateway_stream_replayed_events_total"); v != 4 {
+		t.Errorf("replayed = %v, want 2 events to 2 connections", v)
+	}
 }
 
 // TestResyncAfterNATSOutage: events stored while the pod was cut off from
