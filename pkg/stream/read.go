@@ -19,6 +19,9 @@ const (
 	HeaderSubject      = "Nats-Subject"
 	HeaderTimeStamp    = "Nats-Time-Stamp"
 	HeaderMsgID        = "Nats-Msg-Id"
+	// HeaderMarkerReason marks a subject delete marker (a stream with
+	// SubjectDeleteMarkerTTL republishes them with an empty body).
+	HeaderMarkerReason = "Nats-Marker-Reason"
 )
 
 // Position is where a republished event sits in the stream: its sequence

@@ -335,6 +335,9 @@ type event struct {
 // event validates a bus payload once and reads its headers; a refusal is
 // reported (never silent).
 func (h *hub) event(t *topic, subject string, data []byte, hdr nats.Header) (event, bool) {
+	if len(data) == 0 && hdr.Get(stream.HeaderMarkerReason) != "" {
+		return event{}, false // a stream's delete marker, republished with an empty body: no event
+	}
 	typ, err := protocol.ValidateEvent(t.scope, t.channelID, data)
 	if err != nil {
 		h.rejections.report(subject, err.Error(), data)
