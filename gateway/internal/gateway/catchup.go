@@ -85,6 +85,10 @@ func (h *hub) catchupLoop(c *conn, cu *catchup) {
 			h.metrics.slowConsumers.Inc()
 			c.abort(protocol.CloseSlowConsumer, "slow consumer: behind the continuity window")
 			continue // the next round sees it ended
+		case errors.Is(err, errReplicaBehind):
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
 		case err != nil:
 			h.metrics.cont.streamErr.WithLabelValues("range").Inc()
 			time.Sleep(backoff)
@@ -111,7 +115,7 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 	if ok {
 		from, at = cur.seq, cur.at
 	}
-	target := t.last
+	target, exact := t.last, t.lastIsEvent
 	t.mu.RUnlock()
 	if !ok {
 		return true, nil // left the topic, or settled live
@@ -133,18 +137,18 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 		return true, nil
 	}
 	n := 0
-	complete := len(evs) < want // the stream had nothing more of the subject
+	through := uint64(0) // every event of the subject up to here is delivered
+	full := false
 	for _, e := range evs {
 		if e.Seq > t.last {
-			complete = true // it follows live from here
-			target = t.last
+			through = t.last // the rest comes live
 			break
 		}
-		if ev, ok := h.event(t, t.subject, e.Data, e.Header); ok {
+		if ev, ok := h.replayed(t, t.subject, e.Data, e.Header); ok {
 			ev.frame = protocol.Positioned(ev.frame, t.channelID, e.Seq)
 			if ev.f.pass(c) {
 				if c.offer(&ev) {
-					complete = false // full again: the rest next round
+					full = true // the rest next round
 					break
 				}
 				n++
@@ -152,14 +156,27 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 		}
 		cur.seq, cur.at = e.Seq, e.Time
 	}
-	if complete {
-		cur.seq = max(cur.seq, target)
+	// A batch shorter than asked for ends the subject — as far as the
+	// replica that answered knows. When the topic's position is an event
+	// the pod saw live, the batch must reach it: a replica that lags is
+	// asked again. When it is a mark (no event since), the batch is taken
+	// at its word.
+	if !full && through == 0 && len(evs) < want && (!exact || cur.seq >= target) {
+		through = target
 	}
+	cur.seq = max(cur.seq, through)
 	h.metrics.cont.replayed.Add(float64(n))
 	if cur.seq < t.last {
+		if n == 0 && !full {
+			return false, errReplicaBehind
+		}
 		return false, nil
 	}
 	delete(t.catching, c)
 	h.metrics.cont.catchupS.Observe(h.now().Sub(cur.started).Seconds())
 	return true, nil
 }
+
+// errReplicaBehind: the stream's answer stopped short of what the pod saw
+// live; the catch-up asks again after a pause.
+var errReplicaBehind = errors.New("the stream replica that answered is behind the live position")

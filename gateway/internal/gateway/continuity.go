@@ -106,7 +106,7 @@ func (h *hub) deliverPositioned(t *topic, ev event, seq uint64) (n int) {
 		return 0
 	}
 	prev := t.last
-	t.last, t.marked = seq, true
+	t.last, t.marked, t.lastIsEvent = seq, true, true
 	for _, c := range t.conns {
 		if _, ok := t.catching[c]; ok || !ev.f.pass(c) {
 			continue
@@ -128,6 +128,16 @@ func (h *hub) deliverPositioned(t *topic, ev event, seq uint64) (n int) {
 	}
 	h.metrics.delivered(ev.typ, n)
 	return n
+}
+
+// skipPositioned moves t past an event that is not delivered (a refused
+// payload, a delete marker) when it directly follows the topic's position.
+func (h *hub) skipPositioned(t *topic, pos stream.Position) {
+	t.mu.Lock()
+	if t.marked && pos.Last == t.last && pos.Seq > t.last {
+		t.last, t.lastIsEvent = pos.Seq, true
+	}
+	t.mu.Unlock()
 }
 
 // fillGap delivers t's events after from up to to, which never reached the
@@ -342,7 +352,7 @@ func (h *hub) gapTo(t *topic, from, last uint64) {
 		t.catching[c] = &cursor{seq: from, at: now, started: now, reason: catchupGap}
 		behind = append(behind, c)
 	}
-	t.last = last
+	t.last, t.lastIsEvent = last, true
 	t.mu.Unlock()
 	for _, c := range behind {
 		h.metrics.cont.catchups.WithLabelValues(catchupGap).Inc()

@@ -42,9 +42,10 @@ type topic struct {
 	// connections (marked: last is known); catching holds the connections
 	// that read the subject from the stream instead of live, at their
 	// cursor.
-	last     uint64
-	marked   bool
-	catching map[*conn]*cursor
+	last        uint64
+	marked      bool
+	lastIsEvent bool // last is the position of an event of the subject (not a mark)
+	catching    map[*conn]*cursor
 	// markSeq is the position mark gave the topic, when it (and not a
 	// first event) marked it: the start of connections that joined before.
 	markSeq    uint64
@@ -302,14 +303,19 @@ func (h *hub) dispatch(m *nats.Msg) {
 	if t == nil || m.Sub != t.sub.Load() {
 		return // unsubscribed while the message was queued, or a stale subscription's
 	}
-	ev, ok := h.event(t, m.Subject, m.Data, m.Header)
-	if !ok {
+	pos, positioned := stream.PositionOf(m.Header, h.streamName)
+	positioned = positioned && t.scope != protocol.ScopeBroadcast
+	if positioned && h.hooks.dropped(pos.Seq) {
 		return
 	}
-	if pos, ok := stream.PositionOf(m.Header, h.streamName); ok && t.scope != protocol.ScopeBroadcast {
-		if h.hooks.dropped(pos.Seq) {
-			return
+	ev, ok := h.event(t, m.Subject, m.Data, m.Header)
+	if !ok {
+		if positioned {
+			h.skipPositioned(t, pos) // refused (and reported) once, not read again as a gap
 		}
+		return
+	}
+	if positioned {
 		h.dispatchPositioned(t, ev, pos)
 		return
 	}
@@ -335,12 +341,23 @@ type event struct {
 // event validates a bus payload once and reads its headers; a refusal is
 // reported (never silent).
 func (h *hub) event(t *topic, subject string, data []byte, hdr nats.Header) (event, bool) {
+	return h.check(t, subject, data, hdr, h.rejections.report)
+}
+
+// replayed is event for a payload read back from the stream for one
+// connection: the pod refused it once already (live or in a gap fill), and
+// it is not reported again per connection.
+func (h *hub) replayed(t *topic, subject string, data []byte, hdr nats.Header) (event, bool) {
+	return h.check(t, subject, data, hdr, func(string, string, []byte) {})
+}
+
+func (h *hub) check(t *topic, subject string, data []byte, hdr nats.Header, report func(subject, reason string, data []byte)) (event, bool) {
 	if len(data) == 0 && hdr.Get(stream.HeaderMarkerReason) != "" {
 		return event{}, false // a stream's delete marker, republished with an empty body: no event
 	}
 	typ, err := protocol.ValidateEvent(t.scope, t.channelID, data)
 	if err != nil {
-		h.rejections.report(subject, err.Error(), data)
+		report(subject, err.Error(), data)
 		return event{}, false
 	}
 	ev := event{typ: typ, frame: data}
@@ -348,7 +365,7 @@ func (h *hub) event(t *topic, subject string, data []byte, hdr nats.Header) (eve
 		if v := hdr.Get(bus.HeaderExcludeUser); v != "" {
 			id, err := protocol.ParseUserID(v)
 			if err != nil {
-				h.rejections.report(subject, "invalid header "+bus.HeaderExcludeUser+": "+err.Error(), data)
+				report(subject, "invalid header "+bus.HeaderExcludeUser+": "+err.Error(), data)
 				return event{}, false
 			}
 			ev.f.excludeUser = id
