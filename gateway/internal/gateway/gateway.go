@@ -22,7 +22,7 @@
 //
 // Files: accept.go (admission and upgrade), serve.go (reading, teardown),
 // frames.go (subscribe, unsubscribe, typing), conn.go and lifecycle.go (a
-// connection's queue and its end), writer.go, hub.go (bus fan-out),
+// connection's queue and its end), writer.go, hub.go and event.go (bus fan-out),
 // continuity.go, catchup.go and resume.go (positions, catch-up, resume),
 // watch.go and liveness.go (revocation, membership, silence, expiry),
 // typing.go, rejections.go (advisories), admin.go, drain.go, config.go.
