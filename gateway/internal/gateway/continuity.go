@@ -25,6 +25,11 @@ type continuity struct {
 	reader *stream.Reader
 	window time.Duration // how long the stream keeps events
 	signer *resume.Signer
+	marks  *marks // the stream's last position for new topics
+}
+
+func newContinuity(r *stream.Reader, window time.Duration, signer *resume.Signer) *continuity {
+	return &continuity{reader: r, window: window, signer: signer, marks: &marks{read: r.Last}}
 }
 
 // margin is how much of the window is not trusted: the stream's replicas
@@ -52,7 +57,7 @@ func (h *hub) mark(ctx context.Context, t *topic) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	last, err := k.reader.Last(ctx)
+	last, err := k.marks.get(ctx)
 	if err != nil {
 		h.metrics.cont.streamErr.WithLabelValues("mark").Inc()
 		return // the topic's first positioned event marks it instead

@@ -315,7 +315,7 @@ func (g *Gateway) openStream(ctx context.Context) (*continuity, error) {
 		return nil, err
 	}
 	g.log.Info("event stream ready", "stream", info.Config.Name, "replicas", info.Config.Replicas, "window", info.Config.MaxAge.String())
-	return &continuity{reader: r, window: info.Config.MaxAge, signer: signer}, nil
+	return newContinuity(r, info.Config.MaxAge, signer), nil
 }
 
 // probeKV checks every 2 s that JetStream answers (NATS can be up while
