@@ -197,6 +197,16 @@ func (h *hub) checkCursor(ctx context.Context, seq uint64) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ev, err := k.reader.At(ctx, max(seq, 1))
+	for tries := 0; seq > 0 && errors.Is(err, stream.ErrNotFound) && tries < 3; tries++ {
+		// A cursor the client got a moment ago may not have reached the
+		// replica that answered yet: ask again while the stream's last
+		// position (as some replica sees it) is still below it.
+		if last, lerr := k.reader.Last(ctx); lerr != nil || last >= seq {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+		ev, err = k.reader.At(ctx, seq)
+	}
 	switch {
 	case errors.Is(err, stream.ErrNotFound):
 		if seq == 0 {
