@@ -9,6 +9,14 @@
 //
 // Times on the wire (created_at, edited_at, server_time) are unix seconds,
 // as in the protocol document; the page shows them in local time.
+//
+// Reconnects: the client resumes from its cursors (continuity), so after a
+// gateway restart or a lost connection the messages and notifications sent
+// meanwhile arrive, exactly once, before the live ones: nothing to refetch.
+// The `continuity` event says per subscription whether that worked; the
+// status line shows it ("resumed"), and a subscription that could not
+// resume gets a note (this demo has no history API to refetch from; a real
+// app would reload that channel's messages or the user's notifications).
 import { OcvrClient } from "../dist/index.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,6 +28,10 @@ let me; // the sign-in answer: token, session_id, user_id, display_name, channel
 let client;
 let current; // the selected channel id
 let connects = 0;
+// The last reconnect's continuity: the user's own events and each channel,
+// true (resumed) or false (events may be missing), and the channels not
+// resubscribed yet; undefined before any reconnect.
+let lastResume; // { user, channels: { [id]: boolean }, pending: Set<id> }
 const channels = new Map(); // id → { messages: Map<id, message>, status: "pending" | "subscribed" | "error", error?: string }
 const friends = new Map(); // user id → { user_id, display_name, online, status_text }
 const typers = new Map(); // `${channel}:${user}` → { channel, name, timer }
@@ -34,6 +46,9 @@ window.ocvrDemo = {
   },
   get connects() {
     return connects;
+  },
+  get lastResume() {
+    return lastResume;
   },
 };
 
@@ -116,6 +131,7 @@ function start() {
   channels.clear();
   friends.clear();
   connects = 0;
+  lastResume = undefined;
   for (const ch of me.channels) channels.set(ch, { messages: new Map(), status: "pending" });
   for (const f of me.friends) friends.set(f.user_id, f);
   current = me.channels[0];
@@ -128,7 +144,7 @@ function start() {
   });
 
   client.on("state", ({ state }) => {
-    if (state === "open") setStatus(state, `connected · ${new URL(client.url).host}`);
+    if (state === "open") showOpen();
     else if (state === "connecting") setStatus(state, connects ? "reconnecting…" : "connecting…");
     else if (state === "closed") setStatus(state, "disconnected");
   });
@@ -136,17 +152,37 @@ function start() {
     setStatus("reconnecting", `reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt})`);
   });
   client.on("disconnect", ({ code, reason }) => log("disconnect", `${code}${reason ? " " + reason : ""}`));
-  client.on("ready", (r) => {
+  client.on("ready", () => {
     connects++;
-    if (connects > 1) {
-      system(`Reconnected (${r.connection_id}).`);
-      refreshFriends(); // presence changes may have been missed while disconnected
+    // presence_update has no position (it is not resumable): refresh the
+    // friends' presence after every reconnect.
+    if (connects > 1) refreshFriends();
+  });
+  client.on("continuity", (c) => {
+    if (!c.reconnect) return; // a fresh start: nothing was missed
+    if (c.scope === "user") {
+      lastResume = { user: c.resumed, channels: {}, pending: new Set(client.channels) };
+      if (!c.resumed) {
+        log("continuity", "not resumed: notifications sent while disconnected may be missing");
+        toast("Reconnected: some notifications may be missing");
+      }
+    } else {
+      lastResume ??= { user: undefined, channels: {}, pending: new Set() };
+      lastResume.channels[c.channelId] = c.resumed;
+      lastResume.pending.delete(c.channelId);
+      system(
+        c.channelId,
+        c.resumed ? "Reconnected: resumed, no message missed." : "Reconnected without resuming: messages sent meanwhile may be missing.",
+        c.resumed ? "resumed" : "not-resumed",
+      );
     }
+    if (client.state === "open") showOpen();
   });
   client.on("subscribed", ({ channel_id }) => setChannel(channel_id, { status: "subscribed", error: undefined }));
   client.on("unsubscribed", ({ channel_id, reason }) => {
     if (reason !== "client") {
       setChannel(channel_id, { status: "error", error: reason === "deleted" ? "channel deleted" : "removed from channel" });
+      if (lastResume?.pending.delete(channel_id) && client.state === "open") showOpen();
     }
   });
   client.on("message_create", (m) => {
@@ -180,6 +216,7 @@ function start() {
   client.on("error", (e) => {
     if (e.channel_id && channels.has(e.channel_id) && e.code !== "NOT_SUBSCRIBED") {
       setChannel(e.channel_id, { status: "error", error: e.code });
+      if (e.code !== "UNAVAILABLE" && lastResume?.pending.delete(e.channel_id) && client.state === "open") showOpen();
     }
   });
   client.on("frame", (f) => {
@@ -302,6 +339,7 @@ function renderMessages() {
     li.dataset.id = m.id;
     if (m.system) {
       li.className = "system";
+      if (m.kind) li.dataset.kind = m.kind;
       li.append(el("span", "time", time(m.created_at)), el("span", "", m.content));
       ol.append(li);
       continue;
@@ -323,12 +361,11 @@ function renderMessages() {
 
 let systemNotes = 0;
 
-/** A note of the page itself (reconnects) in the current channel's timeline. */
-function system(text) {
-  if (!current) return;
+/** A note of the page itself (reconnects) in a channel's timeline. */
+function system(channelId, text, kind) {
   const id = `note_${++systemNotes}`;
-  channelState(current).messages.set(id, { id, system: true, content: text, created_at: Math.floor(Date.now() / 1000) });
-  renderMessages();
+  channelState(channelId).messages.set(id, { id, system: true, kind, content: text, created_at: Math.floor(Date.now() / 1000) });
+  if (channelId === current) renderMessages();
 }
 
 function renderFriends() {
@@ -349,8 +386,23 @@ function renderFriends() {
   }
 }
 
-function setStatus(state, text) {
+/** The status line of an open connection: its gateway and, after a reconnect, whether it resumed. */
+function showOpen() {
+  let text = `connected · ${new URL(client.url).host}`;
+  let resumed;
+  if (lastResume) {
+    const all = lastResume.user !== false && Object.values(lastResume.channels).every(Boolean);
+    if (!all) resumed = false;
+    else if (lastResume.pending.size === 0) resumed = true;
+    text += resumed === undefined ? " · resuming…" : resumed ? " · resumed" : " · not resumed: events may be missing";
+  }
+  setStatus("open", text, resumed);
+}
+
+function setStatus(state, text, resumed) {
   $("status").dataset.state = state;
+  if (resumed === undefined) delete $("status").dataset.resumed;
+  else $("status").dataset.resumed = String(resumed);
   $("status").textContent = text;
 }
 

@@ -123,6 +123,43 @@ export interface StateEvent {
     state: ConnectionState;
     previous: ConnectionState;
 }
+/** What {@link UserContinuity} and {@link ChannelContinuity} share. */
+export interface ContinuityBase {
+    /**
+     * Whether the subscription existed on an earlier connection of the
+     * client: the `ready` of a reconnect, or a channel's resubscription after
+     * one.
+     */
+    reconnect: boolean;
+    /**
+     * - `undefined`: a fresh start (the first connection, or a channel's first
+     *   subscription): there is nothing to resume, events flow from now on;
+     * - `true`: every event of the subscription missed while disconnected
+     *   follows, exactly once and in order, before the live ones: nothing to
+     *   refetch;
+     * - `false`: events may have been missed (away longer than the
+     *   continuity window, a gateway without the event stream, a refused
+     *   token, …): refetch the subscription's state from your backend.
+     */
+    resumed: boolean | undefined;
+    /** The subscription's cursor from now on (the position of its newest event; 0: none yet). */
+    seq: number;
+}
+/** The `continuity` event of the user's own events (`notification`, …): after every `ready`. */
+export interface UserContinuity extends ContinuityBase {
+    scope: "user";
+}
+/** The `continuity` event of a channel's events (`message_create`, …): after every `subscribed`. */
+export interface ChannelContinuity extends ContinuityBase {
+    scope: "channel";
+    channelId: string;
+}
+/**
+ * The `continuity` event: after each `ready` (the user's own events) and each
+ * `subscribed` (that channel), whether the subscription lost nothing across
+ * a reconnect. Refetch when `resumed === false`.
+ */
+export type ContinuityEvent = UserContinuity | ChannelContinuity;
 /**
  * Every typed event of the client: one per server frame type it knows
  * (payload: the frame's `data`), plus the client's own. A frame type the
@@ -135,6 +172,11 @@ export interface ClientEventMap extends ServerFrameMap {
      * does not know as well ({@link isKnownFrame} narrows to the known ones).
      */
     frame: AnyServerFrame;
+    /**
+     * After each `ready` (`scope: "user"`) and each `subscribed` (`scope:
+     * "channel"`): whether that subscription resumed without loss.
+     */
+    continuity: ContinuityEvent;
     state: StateEvent;
     disconnect: DisconnectEvent;
     reconnecting: ReconnectingEvent;
@@ -152,6 +194,13 @@ export type UnknownListener = (data: UnknownEventData) => void;
  * exponential backoff and full jitter, resubscribes its channels after every
  * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
  * 4010 or 401 from ticketsvc.
+ *
+ * Continuity: it keeps the resume token of the newest `ready` and one cursor
+ * per subscription (the user's own events, each channel), resumes from them
+ * on every reconnect, drops duplicates (an event at or below its
+ * subscription's cursor), and says after each `ready` and `subscribed`
+ * whether nothing was lost (the `continuity` event). `close()` (and any stop)
+ * forgets the token and the cursors: a later `connect()` starts afresh.
  *
  * ```ts
  * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
@@ -194,6 +243,30 @@ export declare class OcvrClient {
     private readonly lastTyping;
     /** Subscribes refused with UNAVAILABLE, to send again shortly. */
     private readonly subRetries;
+    /** Channels whose subscribe was sent on the current socket and not answered yet. */
+    private readonly inflight;
+    /** The resume token of the newest `ready`. */
+    private resumeToken;
+    /** The cursor of the user's own events (undefined before the first `ready`). */
+    private userCursor;
+    /** The session of the previous `ready`: a `ready` of another one resumes nothing. */
+    private sessionId;
+    /** A `ready` was received since the client (re)started: the next one is a reconnect. */
+    private hadReady;
+    /** The cursor of every wanted channel that has been subscribed (or got a positioned event). */
+    private readonly cursors;
+    /** Whether the current socket was opened with a resume token. */
+    private resumeAsked;
+    /** Channels resubscribed on the current socket after being subscribed on an earlier one. */
+    private readonly resubs;
+    /**
+     * Per subscription on the current socket, the position at or below which
+     * an event is a duplicate: the newest one received on this socket, or the
+     * cursor a resume started from. Not the cursor of a fresh start: the
+     * server's events on a new socket are new.
+     */
+    private readonly floors;
+    private userFloor;
     constructor(options: ClientOptions);
     /** The current state. */
     get state(): ConnectionState;
@@ -205,6 +278,13 @@ export declare class OcvrClient {
     get channels(): string[];
     /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
     isSubscribed(channelId: string): boolean;
+    /**
+     * A subscription's cursor: the position (`seq`) of its newest event, or
+     * the one `ready` / `subscribed` gave; the client resumes from it after a
+     * reconnect. Without `channelId`: the user's own events. Undefined when
+     * the client holds none (not subscribed yet, or stopped).
+     */
+    cursor(channelId?: string): number | undefined;
     /**
      * Listens to an event; returns a function that removes the listener.
      *
@@ -258,9 +338,22 @@ export declare class OcvrClient {
     private emitAny;
     private setState;
     private send;
+    /**
+     * Sends a subscribe: with the channel's cursor when the channel was
+     * subscribed before and the socket was opened with a resume token.
+     */
+    private sendSubscribe;
     private open;
     private getTicket;
     private onMessage;
+    /**
+     * Whether a positioned event is a duplicate (at or below its
+     * subscription's position on this socket: the newest event received, or
+     * the cursor a resume started from), to drop; otherwise it moves the
+     * subscription's cursor.
+     */
+    private isDuplicate;
+    private onSubscribed;
     private onReady;
     private onUnsubscribed;
     private onError;

@@ -2,7 +2,7 @@ import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
-const CLIENT_EVENTS = new Set(["frame", "state", "disconnect", "reconnecting", "closed"]);
+const CLIENT_EVENTS = new Set(["frame", "continuity", "state", "disconnect", "reconnecting", "closed"]);
 const OPEN = 1;
 const CONNECTING = 0;
 /**
@@ -11,6 +11,13 @@ const CONNECTING = 0;
  * exponential backoff and full jitter, resubscribes its channels after every
  * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
  * 4010 or 401 from ticketsvc.
+ *
+ * Continuity: it keeps the resume token of the newest `ready` and one cursor
+ * per subscription (the user's own events, each channel), resumes from them
+ * on every reconnect, drops duplicates (an event at or below its
+ * subscription's cursor), and says after each `ready` and `subscribed`
+ * whether nothing was lost (the `continuity` event). `close()` (and any stop)
+ * forgets the token and the cursors: a later `connect()` starts afresh.
  *
  * ```ts
  * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
@@ -53,6 +60,32 @@ export class OcvrClient {
     lastTyping = new Map();
     /** Subscribes refused with UNAVAILABLE, to send again shortly. */
     subRetries = new Map();
+    /** Channels whose subscribe was sent on the current socket and not answered yet. */
+    inflight = new Set();
+    // Continuity (gateway/README.md "Continuity"). Kept across reconnects,
+    // forgotten when the client stops.
+    /** The resume token of the newest `ready`. */
+    resumeToken;
+    /** The cursor of the user's own events (undefined before the first `ready`). */
+    userCursor;
+    /** The session of the previous `ready`: a `ready` of another one resumes nothing. */
+    sessionId;
+    /** A `ready` was received since the client (re)started: the next one is a reconnect. */
+    hadReady = false;
+    /** The cursor of every wanted channel that has been subscribed (or got a positioned event). */
+    cursors = new Map();
+    /** Whether the current socket was opened with a resume token. */
+    resumeAsked = false;
+    /** Channels resubscribed on the current socket after being subscribed on an earlier one. */
+    resubs = new Set();
+    /**
+     * Per subscription on the current socket, the position at or below which
+     * an event is a duplicate: the newest one received on this socket, or the
+     * cursor a resume started from. Not the cursor of a fresh start: the
+     * server's events on a new socket are new.
+     */
+    floors = new Map();
+    userFloor;
     constructor(options) {
         this.opts = options;
         this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
@@ -93,6 +126,15 @@ export class OcvrClient {
     /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
     isSubscribed(channelId) {
         return this.live.has(channelId);
+    }
+    /**
+     * A subscription's cursor: the position (`seq`) of its newest event, or
+     * the one `ready` / `subscribed` gave; the client resumes from it after a
+     * reconnect. Without `channelId`: the user's own events. Undefined when
+     * the client holds none (not subscribed yet, or stopped).
+     */
+    cursor(channelId) {
+        return channelId === undefined ? this.userCursor : this.cursors.get(channelId);
     }
     on(type, listener) {
         let set = this.listeners.get(type);
@@ -141,8 +183,8 @@ export class OcvrClient {
             return p.promise;
         p = pending();
         this.pendingSubs.set(channelId, p);
-        if (this.wsOpen)
-            this.send({ type: "subscribe", data: { channel_id: channelId } });
+        if (this.wsOpen && !this.inflight.has(channelId))
+            this.sendSubscribe(channelId);
         return p.promise;
     }
     /**
@@ -152,6 +194,7 @@ export class OcvrClient {
      */
     unsubscribe(channelId) {
         this.wanted.delete(channelId);
+        this.cursors.delete(channelId);
         const sub = this.pendingSubs.get(channelId);
         if (sub) {
             this.pendingSubs.delete(channelId);
@@ -253,6 +296,21 @@ export class OcvrClient {
             // The socket is closing; onclose handles it.
         }
     }
+    /**
+     * Sends a subscribe: with the channel's cursor when the channel was
+     * subscribed before and the socket was opened with a resume token.
+     */
+    sendSubscribe(ch) {
+        const data = { channel_id: ch };
+        const cur = this.cursors.get(ch);
+        if (cur !== undefined) {
+            this.resubs.add(ch);
+            if (this.resumeAsked)
+                data.seq = cur;
+        }
+        this.inflight.add(ch);
+        this.send({ type: "subscribe", data });
+    }
     async open() {
         this.setState("connecting");
         if (this._state !== "connecting")
@@ -289,9 +347,13 @@ export class OcvrClient {
         if (gen !== this.gen)
             return;
         const url = this.urls[this.turn++ % this.urls.length];
+        let query = `ticket=${encodeURIComponent(ticket)}`;
+        const token = this.resumeToken;
+        if (token !== undefined)
+            query += `&resume=${encodeURIComponent(token)}&seq=${this.userCursor ?? 0}`;
         let ws;
         try {
-            ws = new this.WS(`${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(ticket)}`);
+            ws = new this.WS(`${url}${url.includes("?") ? "&" : "?"}${query}`);
         }
         catch (e) {
             this.retry(e instanceof Error ? e : new Error(String(e)));
@@ -300,6 +362,11 @@ export class OcvrClient {
         this.ws = ws;
         this.wsUrl = url;
         this.wsOpen = false;
+        this.resumeAsked = token !== undefined;
+        this.resubs.clear();
+        this.floors.clear();
+        this.userFloor = undefined;
+        this.inflight.clear();
         this.lastError = undefined;
         ws.onmessage = (ev) => this.onMessage(ws, ev.data);
         ws.onclose = (ev) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
@@ -329,20 +396,22 @@ export class OcvrClient {
         }
         if (!frame || typeof frame !== "object" || typeof frame.type !== "string")
             return;
+        if (frame.seq !== undefined && this.isDuplicate(frame))
+            return;
         const data = (frame.data ?? {});
         if (frame.data === undefined)
             frame.data = data;
+        let continuity;
         switch (frame.type) {
             case "ready":
-                this.onReady(ws, frame.data);
+                continuity = this.onReady(ws, frame.data);
                 break;
             case "heartbeat_ack":
                 this.ackPending = false;
                 break;
             case "subscribed": {
                 const ch = frame.data.channel_id;
-                if (this.wanted.has(ch))
-                    this.live.add(ch);
+                continuity = this.onSubscribed(frame.data);
                 const p = this.pendingSubs.get(ch);
                 if (p) {
                     this.pendingSubs.delete(ch);
@@ -366,6 +435,64 @@ export class OcvrClient {
             this.emitAny(frame.type, data);
         }
         this.emit("frame", frame);
+        if (continuity && ws === this.ws)
+            this.emit("continuity", continuity);
+    }
+    /**
+     * Whether a positioned event is a duplicate (at or below its
+     * subscription's position on this socket: the newest event received, or
+     * the cursor a resume started from), to drop; otherwise it moves the
+     * subscription's cursor.
+     */
+    isDuplicate(frame) {
+        const seq = frame.seq;
+        if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0)
+            return false;
+        const ch = frame.channel_id;
+        if (typeof ch === "string") {
+            if (!this.wanted.has(ch))
+                return false; // unsubscribed meanwhile: no cursor kept
+            const floor = this.floors.get(ch);
+            if (floor !== undefined && seq <= floor)
+                return true;
+            this.floors.set(ch, seq);
+            this.cursors.set(ch, Math.max(this.cursors.get(ch) ?? 0, seq));
+            return false;
+        }
+        if (ch !== undefined)
+            return false; // not a channel id: not a position this client understands
+        if (this.userFloor !== undefined && seq <= this.userFloor)
+            return true;
+        this.userFloor = seq;
+        this.userCursor = Math.max(this.userCursor ?? 0, seq);
+        return false;
+    }
+    onSubscribed(s) {
+        const ch = s.channel_id;
+        this.inflight.delete(ch);
+        if (!this.wanted.has(ch))
+            return undefined;
+        const seq = typeof s.seq === "number" && Number.isSafeInteger(s.seq) && s.seq >= 0 ? s.seq : 0;
+        const cur = this.cursors.get(ch);
+        if (this.live.has(ch)) {
+            // A repeat: the subscription continues.
+            this.cursors.set(ch, Math.max(cur ?? 0, seq));
+            return undefined;
+        }
+        this.live.add(ch);
+        const reconnect = this.resubs.delete(ch);
+        const resumed = reconnect ? s.resumed === true && this.resumeAsked : undefined;
+        // Resumed: the missed events follow from our cursor (the server echoes
+        // it); anything at or below it is a duplicate. Otherwise the server's
+        // cursor replaces ours (the stream may have been recreated), unless
+        // events of the channel came first on this socket (live ones, newer
+        // than the cursor the server read).
+        const early = this.floors.has(ch);
+        const next = cur !== undefined && (resumed === true || early) ? Math.max(cur, seq) : seq;
+        this.cursors.set(ch, next);
+        if (resumed === true)
+            this.floors.set(ch, Math.max(this.floors.get(ch) ?? 0, next));
+        return { scope: "channel", channelId: ch, reconnect, resumed, seq: next };
     }
     onReady(ws, ready) {
         if (this.connectTimer !== undefined)
@@ -376,13 +503,27 @@ export class OcvrClient {
         this.attempt = 0;
         this.invalidTickets = 0;
         this.live.clear();
+        // Continuity: the user's own events resumed only if the server says so
+        // for the token of this session; a new token for the next reconnect.
+        const reconnect = this.hadReady;
+        const sameSession = this.sessionId === undefined || this.sessionId === ready.session_id;
+        const resumed = reconnect ? ready.resumed === true && this.resumeAsked && sameSession : undefined;
+        const seq = typeof ready.seq === "number" && Number.isSafeInteger(ready.seq) && ready.seq >= 0 ? ready.seq : 0;
+        this.userCursor = resumed === true ? Math.max(this.userCursor ?? 0, seq) : seq;
+        // After a resume, anything at or below the cursor is a duplicate; after
+        // a fresh start every event of this socket is new.
+        this.userFloor = resumed === true ? this.userCursor : undefined;
+        this.resumeToken = typeof ready.resume_token === "string" && ready.resume_token !== "" ? ready.resume_token : undefined;
+        this.sessionId = ready.session_id;
+        this.hadReady = true;
+        const continuity = { scope: "user", reconnect, resumed, seq: this.userCursor };
         this.setState("open");
         if (ws !== this.ws)
-            return; // a state listener closed the client
+            return continuity; // a state listener closed the client
         // Resubscribe every wanted channel (and send the subscribes that were
         // waiting for the connection), then let the app see ready.
         for (const ch of this.wanted)
-            this.send({ type: "subscribe", data: { channel_id: ch } });
+            this.sendSubscribe(ch);
         const every = this.opts.heartbeatInterval ?? ready.heartbeat_interval;
         if (every > 0) {
             this.ackPending = false;
@@ -397,13 +538,16 @@ export class OcvrClient {
                 this.send({ type: "heartbeat" });
             }, every);
         }
+        return continuity;
     }
     onUnsubscribed(u) {
         const ch = u.channel_id;
         this.live.delete(ch);
+        this.inflight.delete(ch);
         if (u.reason !== "client") {
             // removed or deleted: the server ended it; never resubscribe.
             this.wanted.delete(ch);
+            this.cursors.delete(ch);
             const sub = this.pendingSubs.get(ch);
             if (sub) {
                 this.pendingSubs.delete(ch);
@@ -421,6 +565,8 @@ export class OcvrClient {
         const ch = e.channel_id;
         if (ch === undefined)
             return;
+        if (e.code !== "NOT_SUBSCRIBED")
+            this.inflight.delete(ch);
         if (e.code === "NOT_SUBSCRIBED") {
             this.live.delete(ch);
             const p = this.pendingUnsubs.get(ch);
@@ -439,14 +585,16 @@ export class OcvrClient {
             const ws = this.ws;
             this.subRetries.set(ch, setTimeout(() => {
                 this.subRetries.delete(ch);
-                if (ws === this.ws && this.wanted.has(ch) && !this.live.has(ch))
-                    this.send({ type: "subscribe", data: { channel_id: ch } });
+                if (ws === this.ws && this.wanted.has(ch) && !this.live.has(ch) && !this.inflight.has(ch))
+                    this.sendSubscribe(ch);
             }, 1000 + Math.random() * 1000));
             return;
         }
         // A refused subscribe (NOT_MEMBER, CHANNEL_NOT_FOUND, …), fresh or a
         // resubscription after a reconnect: drop the channel.
         this.wanted.delete(ch);
+        this.cursors.delete(ch);
+        this.resubs.delete(ch);
         const p = this.pendingSubs.get(ch);
         if (p) {
             this.pendingSubs.delete(ch);
@@ -486,6 +634,9 @@ export class OcvrClient {
                 });
                 return;
             case CloseCode.INVALID_TICKET:
+                // Never resume after a refused ticket: the next connection starts
+                // afresh (and says resumed: false for what was subscribed).
+                this.resumeToken = undefined;
                 if (++this.invalidTickets >= this.maxInvalid) {
                     this.stop({
                         reason: "invalid_ticket",
@@ -572,6 +723,17 @@ export class OcvrClient {
         this.wanted.clear();
         this.live.clear();
         this.lastTyping.clear();
+        this.inflight.clear();
+        // Continuity ends with the client: a later connect() starts afresh.
+        this.cursors.clear();
+        this.resubs.clear();
+        this.floors.clear();
+        this.userFloor = undefined;
+        this.resumeToken = undefined;
+        this.userCursor = undefined;
+        this.sessionId = undefined;
+        this.hadReady = false;
+        this.resumeAsked = false;
         this.setState("closed");
         this.emit("closed", ev);
     }

@@ -10,7 +10,7 @@
  * ```
  */
 export { OcvrClient } from "./client.js";
-export type { ClientEventMap, ClientEventType, ClientOptions, ClosedEvent, ConnectionState, DisconnectEvent, GetTicketContext, Listener, UnknownListener, ReconnectingEvent, StateEvent, StopReason, WebSocketConstructor, WebSocketLike, } from "./client.js";
+export type { ChannelContinuity, ClientEventMap, ClientEventType, ClientOptions, ClosedEvent, ConnectionState, ContinuityBase, ContinuityEvent, DisconnectEvent, GetTicketContext, Listener, UnknownListener, ReconnectingEvent, StateEvent, StopReason, UserContinuity, WebSocketConstructor, WebSocketLike, } from "./client.js";
 export { OcvrError } from "./errors.js";
 export type { OcvrErrorCode, OcvrErrorDetails } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";

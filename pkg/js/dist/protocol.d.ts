@@ -3,6 +3,18 @@ export interface Frame<T extends string = string, D = unknown> {
     type: T;
     data: D;
 }
+/**
+ * The position of an event (continuity, extension): additive top-level
+ * fields beside `type` and `data` of the events that backends publish
+ * through the event stream. Events published without the stream
+ * (`typing_start`, `presence_update`, core publishes) have neither.
+ */
+export interface Positioned {
+    /** The event's position (a stream sequence, an integer): its subscription's cursor once received. */
+    seq?: number;
+    /** Set on a channel's events: the subscription (channel) the position belongs to. Absent: the user's own events. */
+    channel_id?: string;
+}
 /** `ready` (extension): sent once, first, after a successful upgrade. */
 export interface Ready {
     connection_id: string;
@@ -12,15 +24,47 @@ export interface Ready {
     heartbeat_interval: number;
     /** The server's clock: unix SECONDS (an integer, e.g. 1703523600), like `heartbeat_ack.server_time`. */
     server_time: number;
+    /**
+     * Continuity: the token to present on the next reconnect
+     * (`?resume=<token>&seq=<user cursor>`), bound to this user and session.
+     * Absent when the gateway runs without the event stream.
+     */
+    resume_token?: string;
+    /** Continuity: the cursor of the user's own events to start from (absent: 0). */
+    seq?: number;
+    /**
+     * Continuity: present only when the connection asked to resume. `true`:
+     * every user event missed since the cursor follows, exactly once and in
+     * order, before live ones; `false`: nothing is replayed, refetch the
+     * user's state (notifications, …).
+     */
+    resumed?: boolean;
 }
 /** `heartbeat_ack`: the answer to a `heartbeat`. */
 export interface HeartbeatAck {
     /** The server's clock: unix SECONDS (an integer, e.g. 1703523600); `new Date(server_time * 1000)`. */
     server_time: number;
 }
-/** The payload of `subscribe`, `unsubscribe`, `typing` and `subscribed`. */
+/** The payload of `unsubscribe` and `typing` (and the base of `subscribe` and `subscribed`). */
 export interface ChannelRef {
     channel_id: string;
+}
+/** The payload of `subscribe`. */
+export interface Subscribe extends ChannelRef {
+    /** Continuity: on a connection opened with a resume token, the channel's cursor to resume from. */
+    seq?: number;
+}
+/** `subscribed` (extension): the subscription is live. */
+export interface Subscribed extends ChannelRef {
+    /** Continuity: the channel's cursor to start from (absent: 0). */
+    seq?: number;
+    /**
+     * Continuity: present only when the subscribe asked to resume (it carried
+     * `seq`). `true`: every event of the channel missed since the cursor
+     * follows, exactly once and in order, before live ones; `false`: nothing
+     * is replayed, refetch the channel's state (its messages).
+     */
+    resumed?: boolean;
 }
 /** Why a subscription ended: the client asked, or the server ended it. */
 export type UnsubscribeReason = "client" | "removed" | "deleted";
@@ -106,7 +150,7 @@ export interface ErrorData {
 export interface ServerFrameMap {
     ready: Ready;
     heartbeat_ack: HeartbeatAck;
-    subscribed: ChannelRef;
+    subscribed: Subscribed;
     unsubscribed: Unsubscribed;
     message_create: MessageCreate;
     message_update: MessageUpdate;
@@ -119,9 +163,13 @@ export interface ServerFrameMap {
 }
 /** The type of a server → client frame this client knows. */
 export type ServerFrameType = keyof ServerFrameMap;
-/** A server → client frame of a type this client knows, discriminated by `type`. */
+/**
+ * A server → client frame of a type this client knows, discriminated by
+ * `type`; an event published through the event stream also carries its
+ * position ({@link Positioned}).
+ */
 export type ServerFrame = {
-    [K in ServerFrameType]: Frame<K, ServerFrameMap[K]>;
+    [K in ServerFrameType]: Frame<K, ServerFrameMap[K]> & Positioned;
 }[ServerFrameType];
 /**
  * The payload of an event type this client does not know: the backend's
@@ -134,7 +182,7 @@ export type UnknownEventData = Record<string, unknown>;
  * …) without a gateway or client release, and the gateway delivers them as
  * they are.
  */
-export interface UnknownServerFrame {
+export interface UnknownServerFrame extends Positioned {
     type: string;
     data: UnknownEventData;
 }

@@ -13,6 +13,12 @@
 // byte: an object may carry fields these types do not list (they are kept
 // on the object the client hands over), and the server may send event types
 // this client does not know yet ({@link UnknownServerFrame}).
+//
+// Continuity (gateway/README.md "Continuity: resuming without loss"): events
+// published through the event stream carry their position in additive
+// top-level fields (`seq`, and `channel_id` for a channel's events);
+// `ready` and `subscribed` carry the cursors to start from and whether a
+// reconnect resumed ({@link Positioned}, {@link Ready}, {@link Subscribed}).
 /** Every server frame type, in protocol order. */
 export const SERVER_FRAME_TYPES = [
     "ready",

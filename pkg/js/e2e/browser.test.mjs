@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from "node:util";
 import { connect as connectNats } from "nats";
 import { chromium } from "playwright-core";
 
-import { goldenSubject, loadGoldenFrames, nowSeconds, repoRoot, sleep, startStack, waitFor } from "../test/harness.mjs";
+import { goldenSubject, loadGoldenFrames, nowSeconds, repoRoot, sleep, startStack, waitFor, withoutContinuity } from "../test/harness.mjs";
 
 const CHROMIUM = process.env.OCVR_CHROMIUM ?? "/usr/bin/chromium";
 const GRACE_MS = 2000;
@@ -98,13 +98,33 @@ test("two users on two gateways: typing, messages, notifications, restart, prese
     await shot(bob, "04-notification");
   });
 
-  await t.test("B's gateway restarts: the page reconnects, resubscribes and keeps receiving", async () => {
+  await t.test("B's gateway restarts: the page reconnects, resumes without a hole and keeps receiving", async () => {
     const socketsBefore = bob.sockets.length;
-    await stack.gateways[1].restart("SIGTERM"); // drains with 1012, comes back on the same port
+    await stack.gateways[1].stop("SIGTERM"); // drains with 1012
+    // Sent while B is disconnected (through the event stream, as ocvrctl does).
+    await stack.ocvrctl("publish", "message-create", "--channel", "ch_general", "--author", "1", "--name", "Alice", "--content", "While away 1");
+    await stack.ocvrctl("publish", "message-create", "--channel", "ch_general", "--author", "1", "--name", "Alice", "--content", "While away 2");
+    await stack.ocvrctl("notify", "--user", "2", "--type", "friend_request", "--title", "Missed notification", "--body", "sent while away");
+    await stack.gateways[1].start(); // back on the same port
     await B.waitForFunction(() => window.ocvrDemo.connects >= 2, null, { timeout: 15000 });
-    await B.locator('[data-testid="status"][data-state="open"]').waitFor();
+    await B.locator('[data-testid="status"][data-state="open"][data-resumed="true"]').waitFor({ timeout: 5000 });
+    assert.match(await B.getByTestId("status").textContent(), /· resumed$/);
     await B.locator('[data-testid="channels"] li[data-channel="ch_general"][data-status="subscribed"]').waitFor();
     assert.ok(bob.sockets.length > socketsBefore, "a new socket");
+    assert.deepEqual(await B.evaluate(() => window.ocvrDemo.lastResume.channels), { ch_general: true });
+    assert.equal(await B.evaluate(() => window.ocvrDemo.lastResume.user), true);
+    // No hole: the messages sent meanwhile, once each, in order, after the
+    // reconnect note; the notification too.
+    const messages = B.getByTestId("messages");
+    await messages.locator("li", { hasText: "While away 2" }).waitFor({ timeout: 5000 });
+    await B.getByTestId("notifications").locator("li", { hasText: "Missed notification" }).waitFor({ timeout: 5000 });
+    const texts = await messages.locator("li").allTextContents();
+    const away = texts.map((x, i) => [x, i]).filter(([x]) => /While away|Reconnected/.test(x));
+    assert.equal(away.length, 3, `the note and each message once: ${JSON.stringify(texts)}`);
+    assert.match(away[0][0], /Reconnected: resumed, no message missed/);
+    assert.match(away[1][0], /While away 1/);
+    assert.match(away[2][0], /While away 2/);
+    assert.equal(await messages.locator('li.system[data-kind="not-resumed"]').count(), 0);
     await stack.ocvrctl("publish", "message-create", "--channel", "ch_general", "--author", "1", "--name", "Alice", "--content", "After the restart");
     await B.getByTestId("messages").locator("li", { hasText: "After the restart" }).waitFor({ timeout: 5000 });
     await A.getByTestId("composer-input").fill("Still here?");
@@ -219,10 +239,15 @@ test("golden frames: the document's frames reach the page's client on both gatew
       return undefined;
     }
   };
-  /** Waits until the page received a message whose text is exactly wire; the failure shows what came instead. */
-  async function receivedVerbatim(u, wire, what) {
+  /**
+   * Waits until the page received a message whose text is exactly wire
+   * (with continuity: compact, and wire once the additive continuity fields
+   * are taken out); the failure shows what came instead.
+   */
+  async function receivedVerbatim(u, wire, what, { continuity = false } = {}) {
+    const same = (r) => r === wire || (continuity && r !== null && JSON.stringify(JSON.parse(r)) === r && withoutContinuity(r) === wire);
     try {
-      await waitFor(async () => (await received(u)).includes(wire), { timeout: WAIT, what });
+      await waitFor(async () => (await received(u)).some(same), { timeout: WAIT, what });
     } catch (e) {
       const type = JSON.parse(wire).type;
       const same = (await received(u)).filter((r) => parse(r)?.type === type);
@@ -242,13 +267,15 @@ test("golden frames: the document's frames reach the page's client on both gatew
     for (const u of pages) {
       const ready = parse((await received(u))[0]);
       assert.equal(ready?.type, "ready", "ready comes first");
-      assertShape(ready.data, entry("ready").frame.data, "ready");
+      // The document's fields, then the continuity extension's.
+      assertShape(JSON.parse(withoutContinuity(JSON.stringify(ready))).data, JSON.parse(withoutContinuity(entry("ready").wire)).data, "ready");
+      assert.equal(typeof ready.data.resume_token, "string", "ready.resume_token (continuity)");
       assert.equal(ready.data.user_id, u.userId);
       assert.equal(ready.data.heartbeat_interval, HEARTBEAT_MS, "heartbeat_interval: milliseconds");
       assert.ok(Math.abs(ready.data.server_time - nowSeconds()) <= 5, `ready.server_time ${ready.data.server_time} is not unix seconds near ${nowSeconds()}`);
       await u.page.locator(`[data-testid="channels"] li[data-channel="${CH}"][data-status="subscribed"]`).waitFor({ timeout: WAIT });
       assert.ok((await sent(u)).includes(entry("subscribe").wire), "the page sent the document's subscribe");
-      await receivedVerbatim(u, entry("subscribed").wire, "subscribed");
+      await receivedVerbatim(u, entry("subscribed").wire, "subscribed", { continuity: true });
     }
     // The page heartbeats every heartbeat_interval (ms) with the document's frame.
     const from = (await received(A)).length;

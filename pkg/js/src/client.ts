@@ -1,6 +1,6 @@
 import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
-import type { AnyServerFrame, ErrorData, Ready, ServerFrame, ServerFrameMap, SessionRevoked, UnknownEventData, Unsubscribed } from "./protocol.js";
+import type { AnyServerFrame, ErrorData, Ready, ServerFrame, ServerFrameMap, SessionRevoked, Subscribe, Subscribed, UnknownEventData, Unsubscribed } from "./protocol.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 import type { FetchLike } from "./ticket.js";
 
@@ -134,6 +134,47 @@ export interface StateEvent {
   previous: ConnectionState;
 }
 
+/** What {@link UserContinuity} and {@link ChannelContinuity} share. */
+export interface ContinuityBase {
+  /**
+   * Whether the subscription existed on an earlier connection of the
+   * client: the `ready` of a reconnect, or a channel's resubscription after
+   * one.
+   */
+  reconnect: boolean;
+  /**
+   * - `undefined`: a fresh start (the first connection, or a channel's first
+   *   subscription): there is nothing to resume, events flow from now on;
+   * - `true`: every event of the subscription missed while disconnected
+   *   follows, exactly once and in order, before the live ones: nothing to
+   *   refetch;
+   * - `false`: events may have been missed (away longer than the
+   *   continuity window, a gateway without the event stream, a refused
+   *   token, …): refetch the subscription's state from your backend.
+   */
+  resumed: boolean | undefined;
+  /** The subscription's cursor from now on (the position of its newest event; 0: none yet). */
+  seq: number;
+}
+
+/** The `continuity` event of the user's own events (`notification`, …): after every `ready`. */
+export interface UserContinuity extends ContinuityBase {
+  scope: "user";
+}
+
+/** The `continuity` event of a channel's events (`message_create`, …): after every `subscribed`. */
+export interface ChannelContinuity extends ContinuityBase {
+  scope: "channel";
+  channelId: string;
+}
+
+/**
+ * The `continuity` event: after each `ready` (the user's own events) and each
+ * `subscribed` (that channel), whether the subscription lost nothing across
+ * a reconnect. Refetch when `resumed === false`.
+ */
+export type ContinuityEvent = UserContinuity | ChannelContinuity;
+
 /**
  * Every typed event of the client: one per server frame type it knows
  * (payload: the frame's `data`), plus the client's own. A frame type the
@@ -146,6 +187,11 @@ export interface ClientEventMap extends ServerFrameMap {
    * does not know as well ({@link isKnownFrame} narrows to the known ones).
    */
   frame: AnyServerFrame;
+  /**
+   * After each `ready` (`scope: "user"`) and each `subscribed` (`scope:
+   * "channel"`): whether that subscription resumed without loss.
+   */
+  continuity: ContinuityEvent;
   state: StateEvent;
   disconnect: DisconnectEvent;
   reconnecting: ReconnectingEvent;
@@ -162,7 +208,7 @@ export type Listener<K extends ClientEventType> = (data: ClientEventMap[K]) => v
 export type UnknownListener = (data: UnknownEventData) => void;
 
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
-const CLIENT_EVENTS: ReadonlySet<string> = new Set(["frame", "state", "disconnect", "reconnecting", "closed"]);
+const CLIENT_EVENTS: ReadonlySet<string> = new Set(["frame", "continuity", "state", "disconnect", "reconnecting", "closed"]);
 
 interface Pending {
   promise: Promise<void>;
@@ -179,6 +225,13 @@ const CONNECTING = 0;
  * exponential backoff and full jitter, resubscribes its channels after every
  * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
  * 4010 or 401 from ticketsvc.
+ *
+ * Continuity: it keeps the resume token of the newest `ready` and one cursor
+ * per subscription (the user's own events, each channel), resumes from them
+ * on every reconnect, drops duplicates (an event at or below its
+ * subscription's cursor), and says after each `ready` and `subscribed`
+ * whether nothing was lost (the `continuity` event). `close()` (and any stop)
+ * forgets the token and the cursors: a later `connect()` starts afresh.
  *
  * ```ts
  * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
@@ -224,6 +277,33 @@ export class OcvrClient {
   private readonly lastTyping = new Map<string, number>();
   /** Subscribes refused with UNAVAILABLE, to send again shortly. */
   private readonly subRetries = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Channels whose subscribe was sent on the current socket and not answered yet. */
+  private readonly inflight = new Set<string>();
+
+  // Continuity (gateway/README.md "Continuity"). Kept across reconnects,
+  // forgotten when the client stops.
+  /** The resume token of the newest `ready`. */
+  private resumeToken: string | undefined;
+  /** The cursor of the user's own events (undefined before the first `ready`). */
+  private userCursor: number | undefined;
+  /** The session of the previous `ready`: a `ready` of another one resumes nothing. */
+  private sessionId: string | undefined;
+  /** A `ready` was received since the client (re)started: the next one is a reconnect. */
+  private hadReady = false;
+  /** The cursor of every wanted channel that has been subscribed (or got a positioned event). */
+  private readonly cursors = new Map<string, number>();
+  /** Whether the current socket was opened with a resume token. */
+  private resumeAsked = false;
+  /** Channels resubscribed on the current socket after being subscribed on an earlier one. */
+  private readonly resubs = new Set<string>();
+  /**
+   * Per subscription on the current socket, the position at or below which
+   * an event is a duplicate: the newest one received on this socket, or the
+   * cursor a resume started from. Not the cursor of a fresh start: the
+   * server's events on a new socket are new.
+   */
+  private readonly floors = new Map<string, number>();
+  private userFloor: number | undefined;
 
   constructor(options: ClientOptions) {
     this.opts = options;
@@ -268,6 +348,16 @@ export class OcvrClient {
   /** Whether `channelId` is subscribed on the current connection (`subscribed` received). */
   isSubscribed(channelId: string): boolean {
     return this.live.has(channelId);
+  }
+
+  /**
+   * A subscription's cursor: the position (`seq`) of its newest event, or
+   * the one `ready` / `subscribed` gave; the client resumes from it after a
+   * reconnect. Without `channelId`: the user's own events. Undefined when
+   * the client holds none (not subscribed yet, or stopped).
+   */
+  cursor(channelId?: string): number | undefined {
+    return channelId === undefined ? this.userCursor : this.cursors.get(channelId);
   }
 
   /**
@@ -334,7 +424,7 @@ export class OcvrClient {
     if (p) return p.promise;
     p = pending();
     this.pendingSubs.set(channelId, p);
-    if (this.wsOpen) this.send({ type: "subscribe", data: { channel_id: channelId } });
+    if (this.wsOpen && !this.inflight.has(channelId)) this.sendSubscribe(channelId);
     return p.promise;
   }
 
@@ -345,6 +435,7 @@ export class OcvrClient {
    */
   unsubscribe(channelId: string): Promise<void> {
     this.wanted.delete(channelId);
+    this.cursors.delete(channelId);
     const sub = this.pendingSubs.get(channelId);
     if (sub) {
       this.pendingSubs.delete(channelId);
@@ -443,6 +534,21 @@ export class OcvrClient {
     }
   }
 
+  /**
+   * Sends a subscribe: with the channel's cursor when the channel was
+   * subscribed before and the socket was opened with a resume token.
+   */
+  private sendSubscribe(ch: string): void {
+    const data: Subscribe = { channel_id: ch };
+    const cur = this.cursors.get(ch);
+    if (cur !== undefined) {
+      this.resubs.add(ch);
+      if (this.resumeAsked) data.seq = cur;
+    }
+    this.inflight.add(ch);
+    this.send({ type: "subscribe", data });
+  }
+
   private async open(): Promise<void> {
     this.setState("connecting");
     if (this._state !== "connecting") return; // a state listener closed the client
@@ -475,9 +581,12 @@ export class OcvrClient {
     if (gen !== this.gen) return;
 
     const url = this.urls[this.turn++ % this.urls.length] as string;
+    let query = `ticket=${encodeURIComponent(ticket)}`;
+    const token = this.resumeToken;
+    if (token !== undefined) query += `&resume=${encodeURIComponent(token)}&seq=${this.userCursor ?? 0}`;
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(`${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(ticket)}`);
+      ws = new this.WS(`${url}${url.includes("?") ? "&" : "?"}${query}`);
     } catch (e) {
       this.retry(e instanceof Error ? e : new Error(String(e)));
       return;
@@ -485,6 +594,11 @@ export class OcvrClient {
     this.ws = ws;
     this.wsUrl = url;
     this.wsOpen = false;
+    this.resumeAsked = token !== undefined;
+    this.resubs.clear();
+    this.floors.clear();
+    this.userFloor = undefined;
+    this.inflight.clear();
     this.lastError = undefined;
     ws.onmessage = (ev: { data: unknown }) => this.onMessage(ws, ev.data);
     ws.onclose = (ev: { code?: number; reason?: string }) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
@@ -510,18 +624,20 @@ export class OcvrClient {
       return;
     }
     if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
+    if (frame.seq !== undefined && this.isDuplicate(frame)) return;
     const data = (frame.data ?? {}) as never;
     if (frame.data === undefined) (frame as { data: unknown }).data = data;
+    let continuity: ContinuityEvent | undefined;
     switch (frame.type) {
       case "ready":
-        this.onReady(ws, frame.data);
+        continuity = this.onReady(ws, frame.data);
         break;
       case "heartbeat_ack":
         this.ackPending = false;
         break;
       case "subscribed": {
         const ch = frame.data.channel_id;
-        if (this.wanted.has(ch)) this.live.add(ch);
+        continuity = this.onSubscribed(frame.data);
         const p = this.pendingSubs.get(ch);
         if (p) {
           this.pendingSubs.delete(ch);
@@ -545,9 +661,61 @@ export class OcvrClient {
       this.emitAny(frame.type, data);
     }
     this.emit("frame", frame as AnyServerFrame);
+    if (continuity && ws === this.ws) this.emit("continuity", continuity);
   }
 
-  private onReady(ws: WebSocketLike, ready: Ready): void {
+  /**
+   * Whether a positioned event is a duplicate (at or below its
+   * subscription's position on this socket: the newest event received, or
+   * the cursor a resume started from), to drop; otherwise it moves the
+   * subscription's cursor.
+   */
+  private isDuplicate(frame: ServerFrame): boolean {
+    const seq = frame.seq;
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) return false;
+    const ch = frame.channel_id;
+    if (typeof ch === "string") {
+      if (!this.wanted.has(ch)) return false; // unsubscribed meanwhile: no cursor kept
+      const floor = this.floors.get(ch);
+      if (floor !== undefined && seq <= floor) return true;
+      this.floors.set(ch, seq);
+      this.cursors.set(ch, Math.max(this.cursors.get(ch) ?? 0, seq));
+      return false;
+    }
+    if (ch !== undefined) return false; // not a channel id: not a position this client understands
+    if (this.userFloor !== undefined && seq <= this.userFloor) return true;
+    this.userFloor = seq;
+    this.userCursor = Math.max(this.userCursor ?? 0, seq);
+    return false;
+  }
+
+  private onSubscribed(s: Subscribed): ChannelContinuity | undefined {
+    const ch = s.channel_id;
+    this.inflight.delete(ch);
+    if (!this.wanted.has(ch)) return undefined;
+    const seq = typeof s.seq === "number" && Number.isSafeInteger(s.seq) && s.seq >= 0 ? s.seq : 0;
+    const cur = this.cursors.get(ch);
+    if (this.live.has(ch)) {
+      // A repeat: the subscription continues.
+      this.cursors.set(ch, Math.max(cur ?? 0, seq));
+      return undefined;
+    }
+    this.live.add(ch);
+    const reconnect = this.resubs.delete(ch);
+    const resumed = reconnect ? s.resumed === true && this.resumeAsked : undefined;
+    // Resumed: the missed events follow from our cursor (the server echoes
+    // it); anything at or below it is a duplicate. Otherwise the server's
+    // cursor replaces ours (the stream may have been recreated), unless
+    // events of the channel came first on this socket (live ones, newer
+    // than the cursor the server read).
+    const early = this.floors.has(ch);
+    const next = cur !== undefined && (resumed === true || early) ? Math.max(cur, seq) : seq;
+    this.cursors.set(ch, next);
+    if (resumed === true) this.floors.set(ch, Math.max(this.floors.get(ch) ?? 0, next));
+    return { scope: "channel", channelId: ch, reconnect, resumed, seq: next };
+  }
+
+  private onReady(ws: WebSocketLike, ready: Ready): UserContinuity {
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.wsOpen = true;
@@ -555,11 +723,25 @@ export class OcvrClient {
     this.attempt = 0;
     this.invalidTickets = 0;
     this.live.clear();
+    // Continuity: the user's own events resumed only if the server says so
+    // for the token of this session; a new token for the next reconnect.
+    const reconnect = this.hadReady;
+    const sameSession = this.sessionId === undefined || this.sessionId === ready.session_id;
+    const resumed = reconnect ? ready.resumed === true && this.resumeAsked && sameSession : undefined;
+    const seq = typeof ready.seq === "number" && Number.isSafeInteger(ready.seq) && ready.seq >= 0 ? ready.seq : 0;
+    this.userCursor = resumed === true ? Math.max(this.userCursor ?? 0, seq) : seq;
+    // After a resume, anything at or below the cursor is a duplicate; after
+    // a fresh start every event of this socket is new.
+    this.userFloor = resumed === true ? this.userCursor : undefined;
+    this.resumeToken = typeof ready.resume_token === "string" && ready.resume_token !== "" ? ready.resume_token : undefined;
+    this.sessionId = ready.session_id;
+    this.hadReady = true;
+    const continuity: UserContinuity = { scope: "user", reconnect, resumed, seq: this.userCursor };
     this.setState("open");
-    if (ws !== this.ws) return; // a state listener closed the client
+    if (ws !== this.ws) return continuity; // a state listener closed the client
     // Resubscribe every wanted channel (and send the subscribes that were
     // waiting for the connection), then let the app see ready.
-    for (const ch of this.wanted) this.send({ type: "subscribe", data: { channel_id: ch } });
+    for (const ch of this.wanted) this.sendSubscribe(ch);
     const every = this.opts.heartbeatInterval ?? ready.heartbeat_interval;
     if (every > 0) {
       this.ackPending = false;
@@ -573,14 +755,17 @@ export class OcvrClient {
         this.send({ type: "heartbeat" });
       }, every);
     }
+    return continuity;
   }
 
   private onUnsubscribed(u: Unsubscribed): void {
     const ch = u.channel_id;
     this.live.delete(ch);
+    this.inflight.delete(ch);
     if (u.reason !== "client") {
       // removed or deleted: the server ended it; never resubscribe.
       this.wanted.delete(ch);
+      this.cursors.delete(ch);
       const sub = this.pendingSubs.get(ch);
       if (sub) {
         this.pendingSubs.delete(ch);
@@ -598,6 +783,7 @@ export class OcvrClient {
     this.lastError = e;
     const ch = e.channel_id;
     if (ch === undefined) return;
+    if (e.code !== "NOT_SUBSCRIBED") this.inflight.delete(ch);
     if (e.code === "NOT_SUBSCRIBED") {
       this.live.delete(ch);
       const p = this.pendingUnsubs.get(ch);
@@ -616,7 +802,7 @@ export class OcvrClient {
         ch,
         setTimeout(() => {
           this.subRetries.delete(ch);
-          if (ws === this.ws && this.wanted.has(ch) && !this.live.has(ch)) this.send({ type: "subscribe", data: { channel_id: ch } });
+          if (ws === this.ws && this.wanted.has(ch) && !this.live.has(ch) && !this.inflight.has(ch)) this.sendSubscribe(ch);
         }, 1000 + Math.random() * 1000),
       );
       return;
@@ -624,6 +810,8 @@ export class OcvrClient {
     // A refused subscribe (NOT_MEMBER, CHANNEL_NOT_FOUND, …), fresh or a
     // resubscription after a reconnect: drop the channel.
     this.wanted.delete(ch);
+    this.cursors.delete(ch);
+    this.resubs.delete(ch);
     const p = this.pendingSubs.get(ch);
     if (p) {
       this.pendingSubs.delete(ch);
@@ -661,6 +849,9 @@ export class OcvrClient {
         });
         return;
       case CloseCode.INVALID_TICKET:
+        // Never resume after a refused ticket: the next connection starts
+        // afresh (and says resumed: false for what was subscribed).
+        this.resumeToken = undefined;
         if (++this.invalidTickets >= this.maxInvalid) {
           this.stop({
             reason: "invalid_ticket",
@@ -737,6 +928,17 @@ export class OcvrClient {
     this.wanted.clear();
     this.live.clear();
     this.lastTyping.clear();
+    this.inflight.clear();
+    // Continuity ends with the client: a later connect() starts afresh.
+    this.cursors.clear();
+    this.resubs.clear();
+    this.floors.clear();
+    this.userFloor = undefined;
+    this.resumeToken = undefined;
+    this.userCursor = undefined;
+    this.sessionId = undefined;
+    this.hadReady = false;
+    this.resumeAsked = false;
     this.setState("closed");
     this.emit("closed", ev);
   }

@@ -11,11 +11,14 @@
  */
 export { OcvrClient } from "./client.js";
 export type {
+  ChannelContinuity,
   ClientEventMap,
   ClientEventType,
   ClientOptions,
   ClosedEvent,
   ConnectionState,
+  ContinuityBase,
+  ContinuityEvent,
   DisconnectEvent,
   GetTicketContext,
   Listener,
@@ -23,6 +26,7 @@ export type {
   ReconnectingEvent,
   StateEvent,
   StopReason,
+  UserContinuity,
   WebSocketConstructor,
   WebSocketLike,
 } from "./client.js";

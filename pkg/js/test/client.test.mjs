@@ -11,7 +11,7 @@ import { connect as connectNats } from "nats";
 import { WebSocket } from "ws";
 
 import { OcvrClient, OcvrError, fetchTicket, isKnownFrame, SERVER_FRAME_TYPES } from "../dist/index.js";
-import { goldenSubject, loadGoldenFrames, nowSeconds, sleep, startStack, waitFor } from "./harness.mjs";
+import { goldenSubject, loadGoldenFrames, nowSeconds, sleep, startStack, waitFor, withoutContinuity } from "./harness.mjs";
 
 const HEARTBEAT_MS = 1000;
 const GRACE_MS = 1000;
@@ -34,24 +34,61 @@ after(async () => {
 
 /**
  * A WebSocket that records the frames the client sends (parsed, and as
- * sent) and the text of every message it receives, as received.
+ * sent) and the text of every message it receives, as received. With ctl,
+ * the test can also see and tamper with the wire, as a network or a
+ * misbehaving server would: ctl.urls records every URL the client opened
+ * (ticket and resume parameters included), ctl.sockets every socket;
+ * ctl.rewriteUrl(url) and ctl.rewriteSend(text) change what reaches the
+ * server (sent/sentRaw keep what the client sent); ctl.duplicate(text)
+ * true hands that message to the client twice.
  */
-function spyWebSocket(sent, sentRaw = [], received = []) {
+function spyWebSocket(sent, sentRaw = [], received = [], ctl = {}) {
   return class SpyWebSocket extends WebSocket {
-    constructor(...args) {
-      super(...args);
+    constructor(url, ...rest) {
+      ctl.urls?.push(url);
+      super(ctl.rewriteUrl ? ctl.rewriteUrl(url) : url, ...rest);
+      ctl.sockets?.push(this);
       this.on("message", (data, isBinary) => received.push(isBinary ? null : data.toString("utf8")));
     }
     send(data) {
       sentRaw.push(data);
       sent.push(JSON.parse(data));
-      super.send(data);
+      super.send(ctl.rewriteSend ? ctl.rewriteSend(data) : data);
+    }
+    get onmessage() {
+      return super.onmessage;
+    }
+    set onmessage(fn) {
+      super.onmessage = fn && ctl.duplicate
+        ? (ev) => {
+            fn(ev);
+            if (ctl.duplicate(ev.data)) fn(ev);
+          }
+        : fn;
     }
   };
 }
 
-/** A client for a fresh user (or the given one), with an event recorder. */
-async function newClient({ user, name, channels = [], gateways = [0], options = {} } = {}) {
+/** A gate getTicket waits at while it is shut: the test decides when the client reconnects. */
+function gate() {
+  let shut = false;
+  let waiters = [];
+  return {
+    shut: () => void (shut = true),
+    open: () => {
+      shut = false;
+      for (const w of waiters.splice(0)) w();
+    },
+    pass: () => (shut ? new Promise((r) => waiters.push(r)) : Promise.resolve()),
+  };
+}
+
+/**
+ * A client for a fresh user (or the given one), with an event recorder. Its
+ * getTicket passes h.gate first, and returns h.badTickets bogus tickets
+ * (well-formed, unknown) before real ones.
+ */
+async function newClient({ user, name, channels = [], gateways = [0], options = {}, ctl = {} } = {}) {
   const userId = user ?? nextUser++;
   const displayName = name ?? `User${userId}`;
   const { token, sessionId } = await stack.createSession(userId, displayName);
@@ -60,28 +97,39 @@ async function newClient({ user, name, channels = [], gateways = [0], options = 
   const received = [];
   const events = [];
   const tickets = [];
+  const g = gate();
+  ctl.urls ??= [];
+  ctl.sockets ??= [];
+  const h = { gate: g, badTickets: 0, ctl };
   const client = new OcvrClient({
     url: gateways.map((i) => stack.gateways[i].wsUrl),
     getTicket: async ({ signal }) => {
+      await g.pass();
+      if (h.badTickets > 0) {
+        h.badTickets--;
+        return `wst_${"b".repeat(40)}${h.badTickets}`;
+      }
       const t = await fetchTicket(stack.ticketUrl, token, { signal });
       tickets.push(t);
       return t;
     },
-    WebSocket: spyWebSocket(sent, sentRaw, received),
+    WebSocket: spyWebSocket(sent, sentRaw, received, ctl),
     backoff: { base: 100, max: 1000 },
     ...options,
   });
-  for (const type of [...SERVER_FRAME_TYPES, "state", "disconnect", "reconnecting", "closed"]) {
+  for (const type of [...SERVER_FRAME_TYPES, "frame", "continuity", "state", "disconnect", "reconnecting", "closed"]) {
     client.on(type, (data) => events.push({ type, data, at: Date.now() }));
   }
   clients.push(client);
-  const h = {
+  Object.assign(h, {
     client, userId, displayName, token, sessionId, sent, sentRaw, received, events, tickets,
     /** Resolves with the data of the first event of type (at or after index from) matching pred. */
     next: (type, pred = () => true, { timeout = 8000, from = 0 } = {}) =>
       waitFor(() => events.slice(from).find((e) => e.type === type && pred(e.data))?.data, { timeout, what: `${type} for user ${userId}` }),
     count: (type, pred = () => true) => events.filter((e) => e.type === type && pred(e.data)).length,
-  };
+    /** The data of every event of type (from index from), in order. */
+    all: (type, pred = () => true, from = 0) => events.slice(from).filter((e) => e.type === type && pred(e.data)).map((e) => e.data),
+  });
   await h.next("ready");
   for (const ch of channels) await client.subscribe(ch);
   return h;
@@ -162,7 +210,12 @@ describe("subscribe", () => {
     await a.client.subscribe(ch);
     assert.ok(a.client.isSubscribed(ch));
     assert.deepEqual(a.client.channels, [ch]);
-    assert.deepEqual(await a.next("subscribed"), { channel_id: ch });
+    // subscribed: the channel, and (continuity) the cursor to start from; no
+    // resumed on a fresh subscription.
+    const sub = await a.next("subscribed");
+    assert.equal(sub.channel_id, ch);
+    assert.ok(sub.seq === undefined || Number.isInteger(sub.seq), `subscribed.seq ${sub.seq}`);
+    assert.equal(sub.resumed, undefined);
     // Subscribing again is harmless and resolves at once.
     await a.client.subscribe(ch);
     assert.equal(a.sent.filter((f) => f.type === "subscribe").length, 1);
@@ -390,6 +443,287 @@ describe("reconnect", () => {
   });
 });
 
+// Continuity (gateway/README.md "Continuity: resuming without loss"): events
+// published through the event stream carry their position; after a
+// reconnect the client resumes from its cursors and the gateway replays
+// what it missed, exactly once, in order. Backends are played with a
+// JetStream publish to ocvr.in.channel.<id> / ocvr.in.user.<id> (as the Go
+// SDK and ocvrctl do), with a plain NATS client.
+describe("continuity", () => {
+  let nextMsg = 0;
+  const message = (ch, content) => ({
+    type: "message_create",
+    data: { id: `msg_js_${process.pid}_${nextMsg++}`, channel_id: ch, author: { id: 1, display_name: "Alice" }, content, created_at: nowSeconds(), attachments: [] },
+  });
+  const notification = (title) => ({
+    type: "notification",
+    data: { id: `notif_js_${process.pid}_${nextMsg++}`, type: "continuity_test", title, body: "", created_at: nowSeconds(), data: {} },
+  });
+  /** Publishes message_create frames with these contents through the stream; resolves to their positions. */
+  async function sendMessages(ch, contents) {
+    const seqs = [];
+    for (const c of contents) seqs.push(await stack.publishStream({ channel: ch }, message(ch, c)));
+    return seqs;
+  }
+  async function sendNotifications(userId, titles) {
+    const seqs = [];
+    for (const t of titles) seqs.push(await stack.publishStream({ user: userId }, notification(t)));
+    return seqs;
+  }
+  const contents = (h, ch, from = 0) => h.all("message_create", (m) => m.channel_id === ch, from).map((m) => m.content);
+  const titles = (h, from = 0) => h.all("notification", (n) => n.type === "continuity_test", from).map((n) => n.title);
+  const lastIndex = (h, type) => h.events.findLastIndex((e) => e.type === type);
+  /** The URL parameters of the client's newest connection. */
+  const lastQuery = (h) => new URL(h.ctl.urls.at(-1)).searchParams;
+
+  /**
+   * Shuts the gate (the client cannot reconnect yet), ends the client's
+   * connection with how(), and waits for the disconnect.
+   */
+  async function disconnect(h, how) {
+    h.gate.shut();
+    const from = h.events.length;
+    await how();
+    return h.next("disconnect", () => true, { from });
+  }
+
+  test("socket lost: every missed channel and user event follows exactly once, in order, before live ones; resumed true", async () => {
+    const a = await newClient({ gateways: [0] });
+    const ch = await newChannel(a.userId);
+    // The first connection and subscription: a fresh start, nothing to resume.
+    assert.deepEqual(await a.next("continuity", (c) => c.scope === "user"), { scope: "user", reconnect: false, resumed: undefined, seq: a.client.ready.seq ?? 0 });
+    assert.equal(typeof a.client.ready.resume_token, "string", "ready carries a resume token");
+    await a.client.subscribe(ch);
+    const first = await a.next("continuity", (c) => c.scope === "channel");
+    assert.equal(first.channelId, ch);
+    assert.equal(first.reconnect, false);
+    assert.equal(first.resumed, undefined);
+    assert.equal(a.client.cursor(ch), first.seq);
+    assert.ok(!new URL(a.ctl.urls[0]).searchParams.has("resume"), "the first connection asks for no resume");
+
+    // Live events carry their position; the cursors follow them.
+    const live = await sendMessages(ch, ["live 1", "live 2"]);
+    const [n0] = await sendNotifications(a.userId, ["notif 0"]);
+    await waitFor(() => contents(a, ch).length === 2 && titles(a).length === 1, { what: "the live events" });
+    const frame = a.all("frame", (f) => f.type === "message_create").at(-1);
+    assert.equal(frame.seq, live[1], "a positioned event carries its seq");
+    assert.equal(frame.channel_id, ch, "and its channel_id, top-level");
+    assert.equal(a.all("frame", (f) => f.type === "notification").at(-1).channel_id, undefined, "a user event has no top-level channel_id");
+    assert.equal(a.client.cursor(ch), live[1]);
+    assert.equal(a.client.cursor(), n0);
+
+    // The socket dies (1006); events are published while the client is away.
+    const d = await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    assert.equal(d.code, 1006);
+    const missed = await sendMessages(ch, ["missed 1", "missed 2", "missed 3", "missed 4", "missed 5"]);
+    const missedUser = await sendNotifications(a.userId, ["notif 1", "notif 2"]);
+    const at = a.events.length;
+    a.gate.open();
+
+    // The reconnect presents the token and the user cursor; the channel is
+    // resubscribed from its cursor.
+    const ready = await a.next("ready", () => true, { from: at });
+    const q = lastQuery(a);
+    assert.ok(q.get("resume"), "resume token presented");
+    assert.equal(q.get("seq"), String(n0), "from the user cursor");
+    assert.equal(ready.resumed, true, `ready.resumed: ${JSON.stringify(ready)}`);
+    const sub = a.sent.filter((f) => f.type === "subscribe").at(-1);
+    assert.deepEqual(sub, { type: "subscribe", data: { channel_id: ch, seq: live[1] } });
+    assert.deepEqual(await a.next("continuity", (c) => c.scope === "user", { from: at }), { scope: "user", reconnect: true, resumed: true, seq: n0 });
+    assert.deepEqual(await a.next("continuity", (c) => c.scope === "channel", { from: at }), { scope: "channel", channelId: ch, reconnect: true, resumed: true, seq: live[1] });
+
+    // Then a live one: after the missed ones.
+    await waitFor(() => contents(a, ch).length >= 7 && titles(a).length >= 3, { what: "the missed events" });
+    await sendMessages(ch, ["live 3"]);
+    await waitFor(() => contents(a, ch).length >= 8, { what: "the live event after the reconnect" });
+    await sleep(200);
+    assert.deepEqual(contents(a, ch), ["live 1", "live 2", "missed 1", "missed 2", "missed 3", "missed 4", "missed 5", "live 3"]);
+    assert.deepEqual(titles(a), ["notif 0", "notif 1", "notif 2"]);
+    const seqs = a.all("frame", (f) => f.type === "message_create" && f.channel_id === ch).map((f) => f.seq);
+    assert.deepEqual(seqs.slice(2, 7), missed, "the missed events, at their positions");
+    assert.deepEqual(a.all("frame", (f) => f.type === "notification").slice(1).map((f) => f.seq), missedUser);
+    assert.equal(a.client.cursor(), missedUser[1]);
+    assert.equal(a.client.cursor(ch), seqs.at(-1));
+  });
+
+  test("gateway drained (1012): the client resumes on the other gateway without loss", async () => {
+    const a = await newClient({ gateways: [0, 1] }); // first attempt: gateway 1, the next one: gateway 2
+    const ch = await newChannel(a.userId);
+    const ch2 = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    await a.client.subscribe(ch2);
+    await sendMessages(ch, ["before"]);
+    await waitFor(() => contents(a, ch).length === 1, { what: "the first event" });
+    const gw = stack.gateways[0];
+    try {
+      const d = await disconnect(a, () => gw.stop("SIGTERM"));
+      assert.equal(d.code, 1012);
+      await sendMessages(ch, ["during 1", "during 2"]);
+      await sendMessages(ch2, ["other channel"]);
+      await sendNotifications(a.userId, ["while draining"]);
+      const at = a.events.length;
+      a.gate.open();
+      await a.next("ready", () => true, { from: at });
+      assert.equal(a.client.url, stack.gateways[1].wsUrl, "reconnected to the other gateway");
+      assert.deepEqual(await a.next("continuity", (c) => c.scope === "user", { from: at }), { scope: "user", reconnect: true, resumed: true, seq: a.client.ready.seq });
+      for (const c of [ch, ch2]) {
+        const e = await a.next("continuity", (x) => x.scope === "channel" && x.channelId === c, { from: at });
+        assert.equal(e.resumed, true, `${c}: ${JSON.stringify(e)}`);
+        assert.equal(e.reconnect, true);
+      }
+      await waitFor(() => contents(a, ch).length >= 3 && contents(a, ch2).length >= 1 && titles(a).length >= 1, { what: "the missed events" });
+      await sleep(200);
+      assert.deepEqual(contents(a, ch), ["before", "during 1", "during 2"]);
+      assert.deepEqual(contents(a, ch2), ["other channel"]);
+      assert.deepEqual(titles(a), ["while draining"]);
+    } finally {
+      a.gate.open();
+      await gw.start();
+    }
+  });
+
+  test("a forged resume token: resumed false for the user and every channel, nothing replayed, events flow again", async () => {
+    let forge = false;
+    const a = await newClient({
+      gateways: [1],
+      ctl: {
+        rewriteUrl: (u) => {
+          if (!forge) return u;
+          const url = new URL(u);
+          const t = url.searchParams.get("resume");
+          // Same shape, another signature.
+          url.searchParams.set("resume", t.slice(0, -2) + (t.endsWith("AA") ? "BB" : "AA"));
+          return url.toString();
+        },
+      },
+    });
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    await sendMessages(ch, ["before"]);
+    await waitFor(() => contents(a, ch).length === 1, { what: "the first event" });
+
+    forge = true;
+    await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    await sendMessages(ch, ["lost"]);
+    await sendNotifications(a.userId, ["lost too"]);
+    const at = a.events.length;
+    a.gate.open();
+    const ready = await a.next("ready", () => true, { from: at });
+    assert.equal(ready.resumed, false, `ready: ${JSON.stringify(ready)}`);
+    assert.ok(lastQuery(a).get("resume"), "a token was presented");
+    assert.deepEqual(await a.next("continuity", (c) => c.scope === "user", { from: at }), { scope: "user", reconnect: true, resumed: false, seq: ready.seq ?? 0 });
+    const sub = await a.next("subscribed", (s) => s.channel_id === ch, { from: at });
+    assert.equal(sub.resumed, false, `subscribed: ${JSON.stringify(sub)}`);
+    const c = await a.next("continuity", (x) => x.scope === "channel", { from: at });
+    assert.deepEqual(c, { scope: "channel", channelId: ch, reconnect: true, resumed: false, seq: sub.seq ?? 0 });
+
+    forge = false;
+    await sendMessages(ch, ["after"]);
+    await waitFor(() => contents(a, ch).includes("after"), { what: "a live event after resumed:false" });
+    await sleep(200);
+    assert.deepEqual(contents(a, ch), ["before", "after"], "nothing replayed: the app refetches");
+    assert.deepEqual(titles(a), []);
+  });
+
+  test("never resumes after 4001: the next connection starts afresh and says resumed false", async () => {
+    const a = await newClient({ gateways: [0] });
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    await sendMessages(ch, ["before"]);
+    await waitFor(() => contents(a, ch).length === 1, { what: "the first event" });
+    a.badTickets = 1; // the next attempt is refused with 4001, the one after succeeds
+    await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    const at = a.events.length;
+    a.gate.open();
+    await a.next("disconnect", (d) => d.code === 4001, { from: at });
+    const ready = await a.next("ready", () => true, { from: at });
+    assert.ok(new URL(a.ctl.urls.at(-2)).searchParams.get("resume"), "the refused attempt presented the token");
+    assert.ok(!lastQuery(a).has("resume"), "no resume after 4001");
+    assert.equal(ready.resumed, undefined);
+    assert.deepEqual(await a.next("continuity", (c) => c.scope === "user", { from: at }), { scope: "user", reconnect: true, resumed: false, seq: ready.seq ?? 0 });
+    assert.deepEqual(a.sent.filter((f) => f.type === "subscribe").at(-1), { type: "subscribe", data: { channel_id: ch } }, "a plain subscribe");
+    const c = await a.next("continuity", (x) => x.scope === "channel", { from: at });
+    assert.equal(c.reconnect, true);
+    assert.equal(c.resumed, false);
+    // The following reconnect resumes again (a new token came with ready).
+    await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    const at2 = a.events.length;
+    a.gate.open();
+    assert.equal((await a.next("continuity", (x) => x.scope === "channel", { from: at2 })).resumed, true);
+    assert.ok(lastQuery(a).get("resume"));
+  });
+
+  test("duplicates are dropped: a frame delivered twice, and events replayed from an older cursor", async () => {
+    let dup = false;
+    let older; // when set: the reconnect asks from this older cursor (the server replays what the client has)
+    const a = await newClient({
+      gateways: [1],
+      ctl: {
+        duplicate: (text) => dup && typeof JSON.parse(text).seq === "number",
+        rewriteUrl: (u) => {
+          if (older === undefined) return u;
+          const url = new URL(u);
+          if (url.searchParams.has("seq")) url.searchParams.set("seq", String(older.user));
+          return url.toString();
+        },
+        rewriteSend: (text) => {
+          const f = JSON.parse(text);
+          if (older === undefined || f.type !== "subscribe" || f.data.seq === undefined) return text;
+          return JSON.stringify({ type: "subscribe", data: { channel_id: f.data.channel_id, seq: older.channel } });
+        },
+      },
+    });
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+
+    // Every positioned frame reaches the client twice: the app sees it once.
+    dup = true;
+    const seqs = await sendMessages(ch, ["one", "two", "three"]);
+    const nseqs = await sendNotifications(a.userId, ["n1", "n2"]);
+    await waitFor(() => contents(a, ch).length >= 3 && titles(a).length >= 2, { what: "the events" });
+    await sleep(200);
+    dup = false;
+    assert.deepEqual(contents(a, ch), ["one", "two", "three"]);
+    assert.deepEqual(titles(a), ["n1", "n2"]);
+    assert.equal(a.all("frame", (f) => f.type === "message_create").length, 3, "no frame event for a duplicate either");
+    assert.equal(a.client.cursor(ch), seqs[2]);
+
+    // The reconnect asks from older cursors: the gateway replays events the
+    // client already has; they are dropped, the new ones delivered once.
+    older = { user: nseqs[0], channel: seqs[0] };
+    await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    await sendMessages(ch, ["four"]);
+    await sendNotifications(a.userId, ["n3"]);
+    const at = a.events.length;
+    const fromReceived = a.received.length;
+    a.gate.open();
+    assert.equal((await a.next("continuity", (c) => c.scope === "channel", { from: at })).resumed, true);
+    await waitFor(() => contents(a, ch).length >= 4 && titles(a).length >= 3, { what: "the missed events" });
+    await sleep(300);
+    older = undefined;
+    const replayed = a.received.slice(fromReceived).map((r) => JSON.parse(r)).filter((f) => typeof f.seq === "number");
+    assert.ok(replayed.some((f) => f.seq === seqs[1]) && replayed.some((f) => f.seq === nseqs[1]), `the gateway replayed from the older cursors: ${replayed.map((f) => f.seq)}`);
+    assert.deepEqual(contents(a, ch), ["one", "two", "three", "four"]);
+    assert.deepEqual(titles(a), ["n1", "n2", "n3"]);
+  });
+
+  test("close() forgets the token and the cursors: connect() starts afresh", async () => {
+    const a = await newClient({ gateways: [0] });
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    await sendMessages(ch, ["x"]);
+    await waitFor(() => a.client.cursor(ch) > 0, { what: "a cursor" });
+    await a.client.close();
+    assert.equal(a.client.cursor(), undefined);
+    assert.equal(a.client.cursor(ch), undefined);
+    const at = a.events.length;
+    a.client.connect();
+    await a.next("ready", () => true, { from: at });
+    assert.ok(!lastQuery(a).has("resume"), "a fresh start presents no token");
+    assert.deepEqual(await a.next("continuity", () => true, { from: at }), { scope: "user", reconnect: false, resumed: undefined, seq: a.client.ready.seq ?? 0 });
+  });
+});
+
 describe("stop conditions", () => {
   test("4003 session revoked: session_revoked event, closed, never reconnects", async () => {
     const a = await newClient({ gateways: [0, 1] });
@@ -590,10 +924,15 @@ describe("golden frames (pkg/protocol/testdata/frames.json)", () => {
     }
   };
 
-  /** Waits for a received message whose text is exactly `wire`; the failure shows what came instead. */
-  async function receivedVerbatim(h, wire, what) {
+  /**
+   * Waits for a received message whose text is exactly `wire` (with
+   * continuity: compact, and `wire` once the additive continuity fields are
+   * taken out); the failure shows what came instead.
+   */
+  async function receivedVerbatim(h, wire, what, { continuity = false } = {}) {
+    const same = (r) => r === wire || (continuity && r !== null && JSON.stringify(JSON.parse(r)) === r && withoutContinuity(r) === wire);
     try {
-      await waitFor(() => h.received.includes(wire), { timeout: WAIT, what });
+      await waitFor(() => h.received.some(same), { timeout: WAIT, what });
     } catch (e) {
       const type = JSON.parse(wire).type;
       const same = h.received.filter((r) => parse(r)?.type === type);
@@ -639,7 +978,10 @@ describe("golden frames (pkg/protocol/testdata/frames.json)", () => {
     for (const h of [a, b]) {
       const { frame: ready } = await receivedOfType(h, "ready");
       assert.deepEqual(Object.keys(ready), ["type", "data"]);
-      assertShape(ready.data, entry("ready").frame.data, "ready");
+      // The document's fields, then the continuity extension's.
+      assertShape(JSON.parse(withoutContinuity(JSON.stringify(ready))).data, JSON.parse(withoutContinuity(entry("ready").wire)).data, "ready");
+      assert.equal(typeof ready.data.resume_token, "string", "ready.resume_token (continuity)");
+      assert.equal(ready.data.resumed, undefined, "no resumed on a connection that asked for no resume");
       assert.equal(ready.data.user_id, h.userId);
       assert.equal(ready.data.heartbeat_interval, HEARTBEAT_MS, "heartbeat_interval: milliseconds");
       assert.ok(Math.abs(ready.data.server_time - nowSeconds()) <= 5, `ready.server_time ${ready.data.server_time} is not unix seconds near ${nowSeconds()}`);
@@ -661,7 +1003,7 @@ describe("golden frames (pkg/protocol/testdata/frames.json)", () => {
     await b.client.subscribe(CH);
     for (const h of [a, b]) {
       assert.ok(h.sentRaw.includes(entry("subscribe").wire), `sent the document's subscribe: ${JSON.stringify(h.sentRaw)}`);
-      await receivedVerbatim(h, entry("subscribed").wire, "subscribed");
+      await receivedVerbatim(h, entry("subscribed").wire, "subscribed", { continuity: true });
     }
 
     // typing → accepted (no error); the other subscriber gets typing_start,

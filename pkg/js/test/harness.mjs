@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { connect as connectNats } from "nats";
 
 const execFileP = promisify(execFile);
 
@@ -59,6 +60,26 @@ export function goldenSubject(entry, userId, prefix = "ocvr") {
   if (entry.subject === "channel") return `${prefix}.channel.${entry.frame.data.channel_id}`;
   if (entry.subject === "user") return `${prefix}.user.${userId}`;
   throw new Error(`golden frame ${entry.name}: no subject`);
+}
+
+/**
+ * Continuity (gateway/README.md "Continuity"): `ready` and `subscribed` carry
+ * additive fields the protocol document's examples do not show (`ready`:
+ * `resume_token`, `seq`, `resumed`; `subscribed`: `seq`, `resumed`).
+ * Returns a frame's text without them, after checking their JSON types, so
+ * that it compares with the document's bytes; other frames as they are
+ * (re-encoded compactly: compare only compact texts).
+ */
+export function withoutContinuity(text) {
+  const f = JSON.parse(text);
+  const fields = f?.type === "ready" ? { resume_token: "string", seq: "integer", resumed: "boolean" } : f?.type === "subscribed" ? { seq: "integer", resumed: "boolean" } : {};
+  for (const [k, kind] of Object.entries(fields)) {
+    if (f.data === null || typeof f.data !== "object" || !(k in f.data)) continue;
+    const v = f.data[k];
+    if (!(kind === "integer" ? Number.isSafeInteger(v) && v >= 0 : typeof v === kind)) throw new Error(`${f.type}.${k}: ${JSON.stringify(v)} is not a ${kind}`);
+    delete f.data[k];
+  }
+  return JSON.stringify(f);
 }
 
 /** Polls fn until it returns a truthy value, or throws after timeout ms. */
@@ -233,7 +254,27 @@ export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs
     return { token, sessionId };
   };
 
+  // A NATS connection of the tests' own, as a backend in any language would
+  // use (the nats package, no OCVR code).
+  let nc;
+  stack.nats = async () => (nc ??= await connectNats({ servers: stack.natsUrl, name: "ocvr-js-tests" }));
+
+  /**
+   * Publishes a frame through the event stream, as the Go SDK and ocvrctl
+   * do: a JetStream publish to ocvr.in.channel.<channel> or
+   * ocvr.in.user.<user>, acknowledged once stored. The stream republishes
+   * it to the live subject with its position. Resolves to the position
+   * (the stream sequence the client sees as the frame's top-level seq).
+   */
+  stack.publishStream = async ({ channel, user }, frame) => {
+    const subject = channel !== undefined ? `ocvr.in.channel.${channel}` : `ocvr.in.user.${user}`;
+    const js = (await stack.nats()).jetstream();
+    const ack = await js.publish(subject, new TextEncoder().encode(typeof frame === "string" ? frame : JSON.stringify(frame)));
+    return ack.seq;
+  };
+
   stack.stop = async () => {
+    await nc?.close();
     await Promise.all(stack.gateways.map((g) => {
       if (g.proc && g.proc.signalCode === null && g.proc.exitCode === null) g.resume();
       return g.stop("SIGKILL");

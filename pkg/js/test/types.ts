@@ -7,14 +7,17 @@ import { OcvrClient, OcvrError, fetchTicket, isKnownFrame } from "../dist/index.
 import type {
   AnyServerFrame,
   Attachment,
+  ChannelContinuity,
   ClosedEvent,
   ConnectionState,
+  ContinuityEvent,
   MessageCreate,
   Notification,
   PresenceUpdate,
   Ready,
   ServerFrame,
   StopReason,
+  Subscribed,
   UnknownEventData,
   UnknownServerFrame,
 } from "../dist/index.js";
@@ -76,7 +79,38 @@ client.on("message_update", (m) => {
   void edited;
 });
 client.on("message_delete", (m) => m.channel_id.length);
-client.on("subscribed", (s) => s.channel_id.length);
+client.on("subscribed", (s: Subscribed) => {
+  const ch: string = s.channel_id;
+  // Continuity: the channel's cursor, and whether a resubscription resumed.
+  const seq: number | undefined = s.seq;
+  const resumed: boolean | undefined = s.resumed;
+  // @ts-expect-error seq may be absent (0)
+  const always: number = s.seq;
+  void ch, seq, resumed, always;
+});
+client.on("ready", (r) => {
+  const token: string | undefined = r.resume_token;
+  const seq: number | undefined = r.seq;
+  const resumed: boolean | undefined = r.resumed;
+  void token, seq, resumed;
+});
+client.on("continuity", (c: ContinuityEvent) => {
+  const reconnect: boolean = c.reconnect;
+  const resumed: boolean | undefined = c.resumed;
+  const seq: number = c.seq;
+  if (c.scope === "channel") {
+    const ch: string = c.channelId;
+    const channel: ChannelContinuity = c;
+    void ch, channel;
+  } else {
+    // @ts-expect-error the user's own events have no channel
+    c.channelId;
+  }
+  void reconnect, resumed, seq;
+});
+const userCursor: number | undefined = client.cursor();
+const channelCursor: number | undefined = client.cursor("ch_general");
+void userCursor, channelCursor;
 client.on("closed", (c: ClosedEvent) => {
   const r: StopReason = c.reason;
   if (c.error) {
@@ -91,13 +125,17 @@ client.on("frame", (f: AnyServerFrame) => {
     const known: ServerFrame = f;
     if (f.type === "message_create") {
       const m: MessageCreate = f.data;
-      void m;
+      // Continuity: the event's position and channel, top-level.
+      const seq: number | undefined = f.seq;
+      const ch: string | undefined = f.channel_id;
+      void m, seq, ch;
     }
     void known;
   } else {
     const other: UnknownServerFrame = f;
     const d: UnknownEventData = f.data;
-    void other, d;
+    const seq: number | undefined = f.seq;
+    void other, d, seq;
   }
   // @ts-expect-error a frame may be of a type the client does not know: narrow with isKnownFrame
   const onlyKnown: ServerFrame = f;
