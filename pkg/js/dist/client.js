@@ -15,7 +15,9 @@ const CONNECTING = 0;
  * Continuity: it keeps the resume token of the newest `ready` and one cursor
  * per subscription (the user's own events, each channel), resumes from them
  * on every reconnect, drops duplicates (an event at or below its
- * subscription's cursor), and says after each `ready` and `subscribed`
+ * subscription's newest position on the connection: the newest event
+ * received, or the cursor a resume started from), and says after each
+ * `ready` and `subscribed`
  * whether nothing was lost (the `continuity` event). `close()` (and any stop)
  * forgets the token and the cursors: a later `connect()` starts afresh.
  *

@@ -40,7 +40,8 @@ after(async () => {
  * (ticket and resume parameters included), ctl.sockets every socket;
  * ctl.rewriteUrl(url) and ctl.rewriteSend(text) change what reaches the
  * server (sent/sentRaw keep what the client sent); ctl.duplicate(text)
- * true hands that message to the client twice.
+ * true hands that message to the client twice; ctl.rewriteReceive(text)
+ * changes what the client is handed (received keeps what came).
  */
 function spyWebSocket(sent, sentRaw = [], received = [], ctl = {}) {
   return class SpyWebSocket extends WebSocket {
@@ -59,10 +60,11 @@ function spyWebSocket(sent, sentRaw = [], received = [], ctl = {}) {
       return super.onmessage;
     }
     set onmessage(fn) {
-      super.onmessage = fn && ctl.duplicate
+      super.onmessage = fn && (ctl.duplicate || ctl.rewriteReceive)
         ? (ev) => {
+            if (ctl.rewriteReceive && typeof ev.data === "string") ev = { data: ctl.rewriteReceive(ev.data) };
             fn(ev);
-            if (ctl.duplicate(ev.data)) fn(ev);
+            if (ctl.duplicate?.(ev.data)) fn(ev);
           }
         : fn;
     }
@@ -705,6 +707,32 @@ describe("continuity", () => {
     assert.ok(replayed.some((f) => f.seq === seqs[1]) && replayed.some((f) => f.seq === nseqs[1]), `the gateway replayed from the older cursors: ${replayed.map((f) => f.seq)}`);
     assert.deepEqual(contents(a, ch), ["one", "two", "three", "four"]);
     assert.deepEqual(titles(a), ["n1", "n2", "n3"]);
+  });
+
+  test("after a fresh start, ready's and subscribed's seq drop nothing the connection delivers", async () => {
+    // A gateway whose cursors ran ahead of the events queued behind ready or
+    // subscribed (as an earlier gateway build did under load): those events
+    // are new to this connection, and are delivered.
+    const ahead = 1e12;
+    const a = await newClient({
+      gateways: [0],
+      ctl: {
+        rewriteReceive: (text) => {
+          const f = JSON.parse(text);
+          if (f.type !== "ready" && f.type !== "subscribed") return text;
+          return JSON.stringify({ ...f, data: { ...f.data, seq: ahead } });
+        },
+      },
+    });
+    const ch = await newChannel(a.userId);
+    await a.client.subscribe(ch);
+    assert.equal(a.client.cursor(), ahead);
+    assert.equal(a.client.cursor(ch), ahead);
+    await sendMessages(ch, ["first", "second"]);
+    await sendNotifications(a.userId, ["note"]);
+    await waitFor(() => contents(a, ch).length >= 2 && titles(a).length >= 1, { what: "the events" });
+    assert.deepEqual(contents(a, ch), ["first", "second"]);
+    assert.deepEqual(titles(a), ["note"]);
   });
 
   test("close() forgets the token and the cursors: connect() starts afresh", async () => {
