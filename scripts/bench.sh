@@ -4,13 +4,23 @@
 # ocvr-loadgen pinned to CPU 1 — writing BENCHMARKS.md-ready tables.
 #
 #   scripts/bench.sh [workload …]      workloads: idle fanout storm churn floor (default: all)
+#                                      continuity (issue 17, not in the default set):
+#                                      resume resumestorm overload overload-old streamcap
 #   RUNS=3 scripts/bench.sh fanout     repeat each workload (report every run; use the median)
 #
 # Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), IDLE_ARGS, FANOUT_SUBS (5000),
-# FANOUT_RATES, FANOUT_ARGS (e.g. "--step 20s"), STORM_CONNS (5000),
+# FANOUT_RATES, FANOUT_ARGS (e.g. "--step 20s", "--path both": stream vs core
+# publishing in the same run), STORM_CONNS (5000),
 # STORM_INFLIGHT (200), CHURN_WORKERS (200), CHURN_DURATION (20s), FLOOR_RATES
-# (10,40,120), FLOOR_STEP (10s), EXTRA_GATEWAY_ARGS (e.g. --reader-goroutines),
+# (10,40,120), FLOOR_STEP (10s), RESUME_CLIENTS (500), RESUME_MISSED (0,10,300),
+# RESUME_INFLIGHT (20), RESUME_ARGS, RSTORM_CLIENTS (5000), RSTORM_INFLIGHT (200),
+# RSTORM_MISSED (10), RSTORM_ARGS, OVERLOAD_SUBS (5000), OVERLOAD_RATE (200),
+# OVERLOAD_DURATION (20s), OVERLOAD_ARGS (e.g. "--read-rate 100", "--pause 10s"),
+# STREAMCAP_RATES, STREAMCAP_ARGS, EXTRA_GATEWAY_ARGS (e.g. --reader-goroutines),
 # SERVER_ENV (environment of the server processes), OUT (bench-results).
+#
+# overload-old is overload against a gateway with --no-continuity, publishing
+# with core NATS: the behaviour before continuity (a full queue closes 4009).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -37,7 +47,7 @@ wait_ports_free() {
 	return 1
 }
 
-start_stack() {
+start_stack() { # extra gateway flags…
 	wait_ports_free
 	rm -rf "$tmp/nats"
 	env ${SERVER_ENV:-} taskset -c $server_cpu "$bin/nats-server" -js -sd "$tmp/nats" -a 127.0.0.1 -p 14222 -m 18222 >"$tmp/nats.log" 2>&1 &
@@ -49,7 +59,7 @@ start_stack() {
 	tsvc_pid=$!
 	pids+=($tsvc_pid)
 	env ${SERVER_ENV:-} taskset -c $server_cpu "$bin/gateway" --listen 127.0.0.1:18081 --admin-listen 127.0.0.1:19081 \
-		--nats-url $NATS --pod-name bench --log-level warn "${GATEWAY_ARGS[@]}" >"$out/gateway.log" 2>&1 &
+		--nats-url $NATS --pod-name bench --log-level warn "${GATEWAY_ARGS[@]}" "$@" >"$out/gateway.log" 2>&1 &
 	gw_pid=$!
 	pids+=($gw_pid)
 	wait_ready http://127.0.0.1:19080/readyz
@@ -91,7 +101,7 @@ for w in "${workloads[@]}"; do
 			tail -n +2 "$out/floor-server-$r.txt"
 			continue
 		fi
-		start_stack
+		if [ "$w" = overload-old ]; then start_stack --no-continuity; else start_stack; fi
 		echo
 		echo "## $w (run $r of $runs)"
 		case $w in
@@ -99,6 +109,11 @@ for w in "${workloads[@]}"; do
 		fanout) loadgen fanout ${FANOUT_ARGS:-} --subs "${FANOUT_SUBS:-5000}" --rates "${FANOUT_RATES:-10,20,40,60,80,100,120,150}" --pids "$gw_pid,$nats_pid" --json "$out/fanout-$r.json" ;;
 		storm) loadgen storm --conns "${STORM_CONNS:-5000}" --inflight "${STORM_INFLIGHT:-200}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/storm-$r.json" ;;
 		churn) loadgen churn --workers "${CHURN_WORKERS:-200}" --duration "${CHURN_DURATION:-20s}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/churn-$r.json" ;;
+		resume) loadgen resume ${RESUME_ARGS:-} --clients "${RESUME_CLIENTS:-500}" --missed "${RESUME_MISSED:-0,10,300}" --inflight "${RESUME_INFLIGHT:-20}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/resume-$r.json" ;;
+		resumestorm) loadgen resume ${RSTORM_ARGS:-} --clients "${RSTORM_CLIENTS:-5000}" --missed "${RSTORM_MISSED:-10}" --inflight "${RSTORM_INFLIGHT:-200}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/resumestorm-$r.json" ;;
+		overload) loadgen overload ${OVERLOAD_ARGS:-} --subs "${OVERLOAD_SUBS:-5000}" --rate "${OVERLOAD_RATE:-200}" --duration "${OVERLOAD_DURATION:-20s}" --pids "$gw_pid,$nats_pid" --json "$out/overload-$r.json" ;;
+		overload-old) loadgen overload ${OVERLOAD_ARGS:-} --path core --subs "${OVERLOAD_SUBS:-5000}" --rate "${OVERLOAD_RATE:-200}" --duration "${OVERLOAD_DURATION:-20s}" --pids "$gw_pid,$nats_pid" --json "$out/overload-old-$r.json" ;;
+		streamcap) loadgen streamcap ${STREAMCAP_ARGS:-} ${STREAMCAP_RATES:+--rates "$STREAMCAP_RATES"} --pids "$gw_pid,$nats_pid" --json "$out/streamcap-$r.json" ;;
 		*) echo "unknown workload $w" >&2; exit 2 ;;
 		esac
 		stop_stack

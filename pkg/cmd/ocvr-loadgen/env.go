@@ -240,6 +240,7 @@ type procStat struct {
 	rssBytes int64 // summed
 	cpuTicks int64 // utime+stime, summed, in clock ticks (100 Hz)
 	gwRSS    int64 // the first pid (the gateway) alone
+	cpuByPid []int64
 }
 
 func (e *env) sample() procStat {
@@ -250,9 +251,20 @@ func (e *env) sample() procStat {
 		if i == 0 {
 			s.gwRSS = rss
 		}
-		s.cpuTicks += readCPU(pid)
+		c := readCPU(pid)
+		s.cpuTicks += c
+		s.cpuByPid = append(s.cpuByPid, c)
 	}
 	return s
+}
+
+// pidCPUSeconds is the CPU time the i-th measured process used between a
+// and b.
+func pidCPUSeconds(a, b procStat, i int) float64 {
+	if i >= len(a.cpuByPid) || i >= len(b.cpuByPid) {
+		return 0
+	}
+	return float64(b.cpuByPid[i]-a.cpuByPid[i]) / 100
 }
 
 // cpuSeconds is the CPU time the measured processes used between a and b.
@@ -279,7 +291,13 @@ func (e *env) waitQuiet(ctx context.Context, limit float64, max time.Duration) b
 	return false
 }
 
-func readRSS(pid int) int64 {
+func readRSS(pid int) int64 { return readStatus(pid, "VmRSS:") }
+
+// readPeakRSS is the process's peak RSS so far (VmHWM).
+func readPeakRSS(pid int) int64 { return readStatus(pid, "VmHWM:") }
+
+// readStatus reads a kB field of /proc/<pid>/status, in bytes.
+func readStatus(pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -287,7 +305,7 @@ func readRSS(pid int) int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb * 1024
 		}

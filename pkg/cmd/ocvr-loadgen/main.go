@@ -7,6 +7,9 @@
 //	ocvr-loadgen fanout --subs 5000 --rates 10,20,40,80,100,120 --pids …
 //	ocvr-loadgen storm  --conns 5000 --inflight 200
 //	ocvr-loadgen churn  --workers 200 --duration 30s
+//	ocvr-loadgen resume --clients 500 --missed 0,10,300   (continuity: resume vs fresh reconnect)
+//	ocvr-loadgen overload --subs 5000 --rate 200 --read-rate 100
+//	ocvr-loadgen streamcap --rates 1000,2000,4000,8000    (the stream leader's ceiling)
 //	ocvr-loadgen soak   --conns 2000 --duration 10m --pids 1234   (make soak)
 //	ocvr-loadgen floor-server --subs 5000 & ocvr-loadgen floor --subs 5000
 //	                    (the same fan-out over plain TCP: this machine's floor)
@@ -51,6 +54,9 @@ func workloads() []workload {
 		{"churn", "workers connect, subscribe, receive, disconnect in a loop while events flow", churnWorkload, false},
 		{"floor", "the kernel's floor for fanout: plain TCP messages from floor-server to S sockets, latency as fanout measures it", floorWorkload, true},
 		{"floor-server", "the sending side of floor (run it pinned where the gateway runs)", floorServerWorkload, true},
+		{"resume", "clients disconnect, N events are published to their channel, they reconnect with their resume token and cursors: ms and server CPU per resume vs a fresh reconnect", resumeWorkload, false},
+		{"overload", "S subscribers of one channel reading slower than the publish rate, then draining: closes, every event once and in order, catch-up time, peak RSS", overloadWorkload, false},
+		{"streamcap", "a publish-rate ramp through the event stream with the gateway attached, until the acknowledgements lag", streamcapWorkload, false},
 		{"soak", "bounded soak: N clients churn for a duration with steady publishing; fails on errors or resource growth", soakWorkload, false},
 	}
 }

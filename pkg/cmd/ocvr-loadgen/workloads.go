@@ -100,8 +100,8 @@ func idleWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report
 	}
 }
 
-// fanoutMsgPrefix marks loadgen events; the id carries step, sequence and
-// send time: b<step>_<seq>_<unixnano>.
+// fanoutChannel is the fan-out workload's channel; its events' ids carry
+// step, number and send time (loadEvent).
 const fanoutChannel = "bench_fanout"
 
 func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error) {
@@ -111,10 +111,28 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 	size := fs.Int("size", 250, "approximate frame size in bytes")
 	inflight := fs.Int("inflight", 200, "connection attempts in flight during setup")
 	quiet := fs.Duration("quiet", 60*time.Second, "after setup, wait up to this long for the server to go quiet (< 5% CPU) before the first step")
+	pathF := pathFlag(fs, pathStream, "; both: every rate through each path, back to back on the same subscribers (the order alternates from rate to rate)")
+	publishers := fs.Int("publishers", 16, "publishing goroutines: stream publishes awaiting their acknowledgement at once (1: the SDK's synchronous publish, one at a time)")
 	return func() (*report, error) {
 		rates, err := parseRates(*ratesFlag)
 		if err != nil {
 			return nil, err
+		}
+		paths, err := parsePaths(*pathF, true)
+		if err != nil {
+			return nil, err
+		}
+		// One row per (rate, path); the order of the paths alternates so
+		// that neither always runs on the warmer server.
+		type stepDef struct {
+			rate int
+			path string
+		}
+		var steps []stepDef
+		for ri, r := range rates {
+			for pi := range paths {
+				steps = append(steps, stepDef{r, paths[(pi+ri)%len(paths)]})
+			}
 		}
 		if err := e.dir.CreateChannel(ctx, fanoutChannel); err != nil {
 			return nil, err
@@ -149,9 +167,11 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 		defer stopHB()
 		go keepAlive(hbCtx, lites, 25*time.Second)
 		// Readers: latency in µs per step, per reader (no sharing).
-		nSteps := len(rates)
+		nSteps := len(steps)
 		lat := make([][][]float64, *subs)
 		counts := make([][]int64, *subs)
+		positioned := make([][]int64, *subs)
+		var disorder atomic.Int64 // a position at or below the previous one
 		// Subscribers the server closed during the steps, by close code.
 		var closedMu sync.Mutex
 		closedBy := map[string]int{}
@@ -160,9 +180,11 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 		for i, l := range lites {
 			lat[i] = make([][]float64, nSteps)
 			counts[i] = make([]int64, nSteps)
+			positioned[i] = make([]int64, nSteps)
 			wg.Add(1)
 			go func(i int, l *client.Lite) {
 				defer wg.Done()
+				var last uint64
 				for {
 					f, err := l.ReadText()
 					if err != nil {
@@ -183,27 +205,41 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 					if !ok || stepIdx >= nSteps {
 						continue
 					}
-					counts[i][stepIdx]++
+					if seq := frameSeq(f); seq > 0 {
+						if seq <= last {
+							disorder.Add(1)
+						}
+						last = seq
+						atomic.AddInt64(&positioned[i][stepIdx], 1)
+					}
+					atomic.AddInt64(&counts[i][stepIdx], 1)
 					lat[i][stepIdx] = append(lat[i][stepIdx], float64(now-sent)/1e3)
 				}
 			}(i, l)
 		}
 		pad := strings.Repeat("x", max(0, *size-200))
 		rep := &report{
-			Params:  map[string]any{"subs": *subs, "step": step.String(), "size": *size},
-			Columns: []string{"rate ev/s", "target deliveries/s", "delivered/expected", "deliveries/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/delivery", "server CPU %"},
+			Params:  map[string]any{"subs": *subs, "step": step.String(), "size": *size, "path": *pathF, "publishers": *publishers},
+			Columns: []string{"rate ev/s", "path", "published ev/s", "publish p50/p99 ms", "target deliveries/s", "delivered/expected", "deliveries/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/delivery", "server CPU %", "positioned"},
 		}
 		if !e.waitQuiet(ctx, 0.05, *quiet) {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("the server was still busy %v after setup", *quiet))
 		}
-		published := make([]int64, nSteps)
-		for si, rate := range rates {
+		pubs := map[string]*eventPublisher{}
+		for _, p := range paths {
+			pubs[p] = newEventPublisher(ctx, e, p, *publishers)
+			defer pubs[p].close()
+		}
+		for si, st := range steps {
+			pub := pubs[st.path]
+			pub.take()
 			before := e.sample()
 			t0 := time.Now()
-			published[si] = publishPaced(ctx, e, si, rate, *step, pad)
+			published, took := pace(ctx, pub, []string{fanoutChannel}, si, st.rate, *step, pad)
+			ps := pub.take()
 			pubDur := time.Since(t0)
 			// Let the backlog drain: wait until deliveries stop growing.
-			expected := published[si] * int64(*subs)
+			expected := published * int64(*subs)
 			var got int64
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
@@ -225,21 +261,32 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 			if got > 0 {
 				perDelivery = cpu / float64(got) * 1e6
 			}
-			rep.Rows = append(rep.Rows, []any{rate, rate * *subs, float64(got) / float64(max(expected, 1)),
+			rep.Rows = append(rep.Rows, []any{st.rate, st.path, float64(published) / max(took.Seconds(), step.Seconds()),
+				fmt.Sprintf("%s / %s", trimFloat(ps.p50), trimFloat(ps.p99)),
+				st.rate * *subs, float64(got) / float64(max(expected, 1)),
 				float64(got) / pubDur.Seconds(), percentile(all, 50) / 1e3, percentile(all, 99) / 1e3,
-				percentile(all, 100) / 1e3, perDelivery, 100 * cpu / elapsed})
+				percentile(all, 100) / 1e3, perDelivery, 100 * cpu / elapsed,
+				float64(sumStep(positioned, si)) / float64(max(got, 1))})
+			if ps.errs > 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("rate %d %s: %d publishes failed, first: %v", st.rate, st.path, ps.errs, ps.firstErr))
+			}
 			if ctx.Err() != nil {
 				break
 			}
 		}
 		ending.Store(true)
+		rep.Notes = append(rep.Notes, "published ev/s: events handed to the publishers over the step (below the rate: the publishers could not keep up); publish p50/p99: one publish call (stream: until the stream acknowledged it; core: buffered, no acknowledgement); positioned: the fraction of deliveries carrying a stream position")
+		if n := disorder.Load(); n > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d deliveries had a position at or below the previous one of their subscriber (duplicate or out of order)", n))
+		}
 		closedMu.Lock()
 		for code, n := range closedBy {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%d subscribers were closed during the steps: %s", n, code))
 		}
 		closedMu.Unlock()
 		if v, err := e.metric("ocvr_gateway_slow_consumer_disconnects_total"); err == nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("gateway slow-consumer closes: %.0f; bus slow-consumer events: %s", v, metricString(e, "ocvr_gateway_bus_slow_consumer_events_total")))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("gateway slow-consumer closes: %.0f; bus slow-consumer events: %s; catch-ups: %s; stream gaps: %s", v,
+				metricString(e, "ocvr_gateway_bus_slow_consumer_events_total"), metricString(e, "ocvr_gateway_catchups_total"), metricString(e, "ocvr_gateway_stream_gaps_total")))
 		}
 		return rep, nil
 	}
@@ -259,61 +306,6 @@ func sumStep(counts [][]int64, si int) int64 {
 		n += atomic.LoadInt64(&counts[i][si])
 	}
 	return n
-}
-
-// publishPaced publishes rate events/s for d, in 10 ms batches.
-func publishPaced(ctx context.Context, e *env, stepIdx, rate int, d time.Duration, pad string) int64 {
-	const tick = 10 * time.Millisecond
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	start := time.Now()
-	var sent int64
-	for time.Since(start) < d && ctx.Err() == nil {
-		<-t.C
-		due := int64(float64(rate) * time.Since(start).Seconds())
-		for ; sent < due; sent++ {
-			m := protocol.MessageCreate{
-				ID:        "b" + strconv.Itoa(stepIdx) + "_" + strconv.FormatInt(sent, 10) + "_" + strconv.FormatInt(time.Now().UnixNano(), 10),
-				ChannelID: fanoutChannel,
-				Author:    protocol.Author{ID: 1, DisplayName: "loadgen"},
-				Content:   pad,
-				CreatedAt: time.Now().Unix(),
-			}
-			_ = e.pub.MessageCreated(ctx, m)
-		}
-	}
-	_ = e.pub.Flush(ctx)
-	return sent
-}
-
-// parseFanoutID extracts step and send time from `"id":"b<step>_<seq>_<ns>"`.
-func parseFanoutID(f []byte) (int, int64, bool) {
-	s := string(f) // no copy on the hot path: the compiler elides it for indexing
-	i := strings.Index(s, `"id":"b`)
-	if i < 0 {
-		return 0, 0, false
-	}
-	s = s[i+7:]
-	j := strings.IndexByte(s, '_')
-	if j < 0 {
-		return 0, 0, false
-	}
-	stepIdx, err := strconv.Atoi(s[:j])
-	if err != nil {
-		return 0, 0, false
-	}
-	s = s[j+1:]
-	k := strings.IndexByte(s, '_')
-	if k < 0 {
-		return 0, 0, false
-	}
-	s = s[k+1:]
-	q := strings.IndexByte(s, '"')
-	if q < 0 {
-		return 0, 0, false
-	}
-	ts, err := strconv.ParseInt(s[:q], 10, 64)
-	return stepIdx, ts, err == nil
 }
 
 func stormWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error) {
