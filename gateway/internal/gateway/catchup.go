@@ -108,18 +108,23 @@ func (h *hub) catchupLoop(c *conn, cu *catchup) {
 // at most room of them, and reports whether c is live on t again.
 func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 	k := h.cont.Load()
-	t.mu.RLock()
+	t.mu.Lock()
 	cur, ok := t.catching[c]
-	var from uint64
-	var at time.Time
-	if ok {
-		from, at = cur.seq, cur.at
-	}
-	target, exact := t.last, t.lastIsEvent
-	t.mu.RUnlock()
 	if !ok {
+		t.mu.Unlock()
 		return true, nil // left the topic, or settled live
 	}
+	if n, ok, done := t.fromBacklogLocked(c, cur); ok {
+		h.metrics.cont.replayed.WithLabelValues("memory").Add(float64(n))
+		if done {
+			t.liveLocked(c, cur, h)
+		}
+		t.mu.Unlock()
+		return done, nil
+	}
+	from, at := cur.seq, cur.at
+	target, exact := t.last, t.lastIsEvent
+	t.mu.Unlock()
 	if k == nil || h.now().Sub(at) > k.window-k.margin() {
 		return false, errOutOfWindow
 	}
@@ -165,16 +170,25 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 		through = target
 	}
 	cur.seq = max(cur.seq, through)
-	h.metrics.cont.replayed.Add(float64(n))
+	h.metrics.cont.replayed.WithLabelValues("stream").Add(float64(n))
 	if cur.seq < t.last {
 		if n == 0 && !full {
 			return false, errReplicaBehind
 		}
 		return false, nil
 	}
-	delete(t.catching, c)
-	h.metrics.cont.catchupS.Observe(h.now().Sub(cur.started).Seconds())
+	t.liveLocked(c, cur, h)
 	return true, nil
+}
+
+// liveLocked ends c's catch-up on t: it takes live events again (t.mu
+// held).
+func (t *topic) liveLocked(c *conn, cur *cursor, h *hub) {
+	delete(t.catching, c)
+	if len(t.catching) == 0 {
+		t.dropBacklogLocked()
+	}
+	h.metrics.cont.catchupS.Observe(h.now().Sub(cur.started).Seconds())
 }
 
 // errReplicaBehind: the stream's answer stopped short of what the pod saw

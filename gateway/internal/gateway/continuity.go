@@ -126,6 +126,7 @@ func (h *hub) deliverPositioned(t *topic, ev event, seq uint64) (n int) {
 		t.catching[c] = &cursor{seq: prev, at: now, started: now, reason: catchupOverflow}
 		behind = append(behind, c)
 	}
+	t.recordLocked(prev, seq, ev, now)
 	t.mu.Unlock()
 	for _, c := range behind {
 		h.metrics.cont.catchups.WithLabelValues(catchupOverflow).Inc()
@@ -164,7 +165,7 @@ func (h *hub) fillGap(t *topic, from, to uint64) {
 				break
 			}
 			if ev, ok := h.event(t, t.subject, e.Data, e.Header); ok {
-				h.metrics.cont.replayed.Add(float64(h.deliverPositioned(t, ev, e.Seq)))
+				h.metrics.cont.replayed.WithLabelValues("stream").Add(float64(h.deliverPositioned(t, ev, e.Seq)))
 			}
 			from = e.Seq
 			tries = 0
@@ -255,6 +256,9 @@ func (h *hub) settleResume(t *topic, c *conn, at time.Time, err error) uint64 {
 	}
 	if err != nil {
 		delete(t.catching, c)
+		if len(t.catching) == 0 {
+			t.dropBacklogLocked()
+		}
 		last := t.last
 		t.mu.Unlock()
 		return last
@@ -368,6 +372,7 @@ func (h *hub) gapTo(t *topic, from, last uint64) {
 		behind = append(behind, c)
 	}
 	t.last, t.lastIsEvent = last, true
+	t.dropBacklogLocked() // it cannot vouch for the events up to last
 	t.mu.Unlock()
 	for _, c := range behind {
 		h.metrics.cont.catchups.WithLabelValues(catchupGap).Inc()

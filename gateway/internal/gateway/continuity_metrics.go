@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // continuityMetrics are the metrics of continuity (continuity.go, catchup.go).
 type continuityMetrics struct {
 	resumes   *prometheus.CounterVec // by scope and result
-	replayed  prometheus.Counter
+	replayed  *prometheus.CounterVec // by source: memory (a topic's backlog) or stream
 	gaps      prometheus.Counter
 	late      prometheus.Counter
 	catchups  *prometheus.CounterVec // started, by reason
@@ -32,7 +32,7 @@ const (
 func newContinuityMetrics(reg *prometheus.Registry) *continuityMetrics {
 	m := &continuityMetrics{
 		resumes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "_resumes_total", Help: "Subscriptions (scope channel) and connections (scope user) that asked to resume from a cursor, by result."}, []string{"scope", "result"}),
-		replayed:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "_stream_replayed_events_total", Help: "Events delivered from the event stream instead of live (resumes, catch-ups, gap fills)."}),
+		replayed:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "_stream_replayed_events_total", Help: "Events delivered to catching-up connections and gap fills instead of live, by source: the topic's in-memory backlog or a read of the event stream (resumes, catch-ups, gap fills)."}, []string{"source"}),
 		gaps:      prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "_stream_gaps_total", Help: "Republished events that never reached this pod, detected by Nats-Last-Sequence and filled from the stream."}),
 		late:      prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "_stream_late_events_total", Help: "Live events dropped because their position was already delivered (a gap fill got there first)."}),
 		catchups:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "_catchups_total", Help: "Connections that started reading a subject from the stream, by reason."}, []string{"reason"}),
@@ -48,6 +48,8 @@ func newContinuityMetrics(reg *prometheus.Registry) *continuityMetrics {
 	for _, r := range []string{catchupResume, catchupOverflow, catchupGap} {
 		m.catchups.WithLabelValues(r)
 	}
+	m.replayed.WithLabelValues("memory")
+	m.replayed.WithLabelValues("stream")
 	for _, op := range []string{"mark", "probe", "range"} {
 		m.streamErr.WithLabelValues(op)
 	}

@@ -43,6 +43,11 @@ type topic struct {
 	marked      bool
 	lastIsEvent bool // last is the position of an event of the subject (not a mark)
 	catching    map[*conn]*cursor
+	// backlog (backlog.go): the events dispatched after backlogFrom while
+	// connections catch up, for them to read from memory.
+	backlog      []backlogEvent
+	backlogFrom  uint64
+	backlogBytes int
 	// markSeq is the position mark gave the topic, when it (and not a
 	// first event) marked it: the start of connections that joined before.
 	markSeq    uint64
@@ -96,6 +101,9 @@ func (t *topic) remove(c *conn) bool {
 	t.conns = t.conns[:last]
 	delete(t.index, c)
 	delete(t.catching, c)
+	if len(t.catching) == 0 {
+		t.dropBacklogLocked()
+	}
 	return true
 }
 
