@@ -30,7 +30,7 @@ type backlogEvent struct {
 // connection catches up (t.mu held).
 func (t *topic) recordLocked(prev, seq uint64, ev event, now time.Time) {
 	if len(t.catching) == 0 {
-		t.dropBacklogLocked()
+		t.dropMemoryLocked()
 		return
 	}
 	if t.backlog == nil {
@@ -55,6 +55,64 @@ func (t *topic) recordLocked(prev, seq uint64, ev event, now time.Time) {
 // the topic's position moved past events it never dispatched (gapTo).
 func (t *topic) dropBacklogLocked() {
 	t.backlog, t.backlogBytes, t.backlogFrom = nil, 0, 0
+}
+
+// dropMemoryLocked forgets backlog and history: nobody catches up (t.mu
+// held).
+func (t *topic) dropMemoryLocked() {
+	t.dropBacklogLocked()
+	t.hist, t.histBytes, t.histFrom, t.histThrough = nil, 0, 0, 0
+}
+
+// keepHistoryLocked keeps a batch read from the stream — every event of
+// the subject after from up to through — as the topic's history: appended
+// when it continues the history, in its place otherwise (t.mu held).
+func (t *topic) keepHistoryLocked(from, through uint64, batch []backlogEvent) {
+	if through <= from {
+		return
+	}
+	if t.hist == nil || from != t.histThrough {
+		t.hist, t.histBytes, t.histFrom = nil, 0, from
+	}
+	t.hist = append(t.hist, batch...)
+	for _, b := range batch {
+		t.histBytes += len(b.ev.frame)
+	}
+	t.histThrough = through
+	drop := 0
+	for len(t.hist)-drop > maxBacklogEvents || (t.histBytes > maxBacklogBytes && len(t.hist)-drop > 1) {
+		t.histBytes -= len(t.hist[drop].ev.frame)
+		t.histFrom = t.hist[drop].seq
+		drop++
+	}
+	if drop > 0 {
+		n := copy(t.hist, t.hist[drop:])
+		clear(t.hist[n:])
+		t.hist = t.hist[:n]
+	}
+}
+
+// fromHistoryLocked delivers to c, from the history, the events after its
+// cursor up to the topic's position (t.mu held). ok is false when the
+// history does not hold the cursor; done when c has every event up to the
+// topic's position.
+func (t *topic) fromHistoryLocked(c *conn, cur *cursor) (n int, ok, done bool) {
+	if t.hist == nil && t.histThrough == 0 || cur.seq < t.histFrom || cur.seq >= t.histThrough {
+		return 0, false, false
+	}
+	i := sort.Search(len(t.hist), func(i int) bool { return t.hist[i].seq > cur.seq })
+	for ; i < len(t.hist) && t.hist[i].seq <= t.last; i++ {
+		b := &t.hist[i]
+		if b.ev.f.pass(c) {
+			if c.offer(&b.ev) {
+				return n, true, false
+			}
+			n++
+		}
+		cur.seq, cur.at = b.seq, b.at
+	}
+	cur.seq = max(cur.seq, min(t.histThrough, t.last))
+	return n, true, cur.seq >= t.last
 }
 
 // fromBacklogLocked delivers to c, from the backlog, the events after its

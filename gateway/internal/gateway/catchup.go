@@ -114,11 +114,7 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 		t.mu.Unlock()
 		return true, nil // left the topic, or settled live
 	}
-	if n, ok, done := t.fromBacklogLocked(c, cur); ok {
-		h.metrics.cont.replayed.WithLabelValues("memory").Add(float64(n))
-		if done {
-			t.liveLocked(c, cur, h)
-		}
+	if done, served := h.fromMemoryLocked(t, c, cur); served {
 		t.mu.Unlock()
 		return done, nil
 	}
@@ -128,12 +124,33 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 	if k == nil || h.now().Sub(at) > k.window-k.margin() {
 		return false, errOutOfWindow
 	}
-	want := min(room, stream.MaxBatch)
+	// A whole batch, whatever the room: what this connection cannot take
+	// yet waits in the topic's history, for it and for every other one
+	// that resumes or catches up from about the same place.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	evs, err := k.reader.Range(ctx, t.subject, from+1, want)
+	evs, err := k.reader.Range(ctx, t.subject, from+1, stream.MaxBatch)
 	cancel()
 	if err != nil {
 		return false, err
+	}
+	batch := make([]backlogEvent, 0, len(evs))
+	for _, e := range evs {
+		if ev, ok := h.replayed(t, t.subject, e.Data, e.Header); ok {
+			ev.frame = protocol.Positioned(ev.frame, t.channelID, e.Seq)
+			batch = append(batch, backlogEvent{seq: e.Seq, at: e.Time, ev: ev})
+		}
+	}
+	// The batch holds every event of the subject after from up to its
+	// last one; a batch shorter than asked for ends the subject — as far
+	// as the replica that answered knows. When the topic's position is an
+	// event the pod saw live, the batch must reach it (a replica that lags
+	// is asked again); when it is a mark, the batch is taken at its word.
+	through := from
+	if len(evs) > 0 {
+		through = evs[len(evs)-1].Seq
+	}
+	if len(evs) < stream.MaxBatch && (!exact || through >= target) {
+		through = max(through, target)
 	}
 
 	t.mu.Lock()
@@ -141,44 +158,36 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 	if t.catching[c] != cur {
 		return true, nil
 	}
-	n := 0
-	through := uint64(0) // every event of the subject up to here is delivered
-	full := false
-	for _, e := range evs {
-		if e.Seq > t.last {
-			through = t.last // the rest comes live
-			break
-		}
-		if ev, ok := h.replayed(t, t.subject, e.Data, e.Header); ok {
-			ev.frame = protocol.Positioned(ev.frame, t.channelID, e.Seq)
-			if ev.f.pass(c) {
-				if c.offer(&ev) {
-					full = true // the rest next round
-					break
-				}
-				n++
-			}
-		}
-		cur.seq, cur.at = e.Seq, e.Time
+	t.keepHistoryLocked(from, through, batch)
+	done, served := h.fromMemoryLocked(t, c, cur)
+	if !served || (!done && cur.seq == from) {
+		return false, errReplicaBehind
 	}
-	// A batch shorter than asked for ends the subject — as far as the
-	// replica that answered knows. When the topic's position is an event
-	// the pod saw live, the batch must reach it: a replica that lags is
-	// asked again. When it is a mark (no event since), the batch is taken
-	// at its word.
-	if !full && through == 0 && len(evs) < want && (!exact || cur.seq >= target) {
-		through = target
-	}
-	cur.seq = max(cur.seq, through)
-	h.metrics.cont.replayed.WithLabelValues("stream").Add(float64(n))
-	if cur.seq < t.last {
-		if n == 0 && !full {
-			return false, errReplicaBehind
+	return done, nil
+}
+
+// fromMemoryLocked delivers to c what the topic holds in memory after its
+// cursor — the history read from the stream, then the backlog of what was
+// dispatched meanwhile — and ends its catch-up when that reaches the
+// topic's position (t.mu held). served is false when memory does not reach
+// back to the cursor.
+func (h *hub) fromMemoryLocked(t *topic, c *conn, cur *cursor) (done, served bool) {
+	n, served, done := t.fromHistoryLocked(c, cur)
+	if served && !done && cur.seq < t.last {
+		if m, ok, d := t.fromBacklogLocked(c, cur); ok {
+			n, done = n+m, d
 		}
-		return false, nil
 	}
-	t.liveLocked(c, cur, h)
-	return true, nil
+	if !served {
+		m, ok, d := t.fromBacklogLocked(c, cur)
+		n, served, done = m, ok, d
+	}
+	h.metrics.cont.replayed.WithLabelValues("memory").Add(float64(n))
+	if done || (served && cur.seq >= t.last) {
+		t.liveLocked(c, cur, h)
+		return true, true
+	}
+	return false, served
 }
 
 // liveLocked ends c's catch-up on t: it takes live events again (t.mu
@@ -186,7 +195,7 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 func (t *topic) liveLocked(c *conn, cur *cursor, h *hub) {
 	delete(t.catching, c)
 	if len(t.catching) == 0 {
-		t.dropBacklogLocked()
+		t.dropMemoryLocked()
 	}
 	h.metrics.cont.catchupS.Observe(h.now().Sub(cur.started).Seconds())
 }

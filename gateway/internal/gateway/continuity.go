@@ -257,7 +257,7 @@ func (h *hub) settleResume(t *topic, c *conn, at time.Time, err error) uint64 {
 	if err != nil {
 		delete(t.catching, c)
 		if len(t.catching) == 0 {
-			t.dropBacklogLocked()
+			t.dropMemoryLocked()
 		}
 		last := t.last
 		t.mu.Unlock()

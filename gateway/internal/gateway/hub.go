@@ -48,6 +48,13 @@ type topic struct {
 	backlog      []backlogEvent
 	backlogFrom  uint64
 	backlogBytes int
+	// hist (backlog.go): events read from the stream for connections
+	// behind the backlog — every event after histFrom up to histThrough —
+	// shared by all that catch up from there.
+	hist        []backlogEvent
+	histFrom    uint64
+	histThrough uint64
+	histBytes   int
 	// markSeq is the position mark gave the topic, when it (and not a
 	// first event) marked it: the start of connections that joined before.
 	markSeq    uint64
@@ -102,7 +109,7 @@ func (t *topic) remove(c *conn) bool {
 	delete(t.index, c)
 	delete(t.catching, c)
 	if len(t.catching) == 0 {
-		t.dropBacklogLocked()
+		t.dropMemoryLocked()
 	}
 	return true
 }
