@@ -66,9 +66,13 @@ start_stack() { # extra gateway flags…
 	wait_ready http://127.0.0.1:19081/readyz
 }
 
+# The gateway first, while NATS is still up: a gateway whose NATS went away
+# with it waits for its KV watchers' consumer deletions to time out (minutes).
 stop_stack() {
-	kill "$gw_pid" "$tsvc_pid" "$nats_pid" 2>/dev/null || true
-	wait "$gw_pid" "$tsvc_pid" "$nats_pid" 2>/dev/null || true
+	kill "$gw_pid" 2>/dev/null || true
+	wait "$gw_pid" 2>/dev/null || true
+	kill "$tsvc_pid" "$nats_pid" 2>/dev/null || true
+	wait "$tsvc_pid" "$nats_pid" 2>/dev/null || true
 	pids=()
 }
 

@@ -162,7 +162,7 @@ func resumeWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 		rep := &report{
 			Params: map[string]any{"clients": *clients, "per_channel": *perChannel, "channels": nch, "inflight": *inflight, "missed": *missedF},
 			Columns: []string{"missed events", "reconnect", "clients", "connects/s", "p50 ms", "p99 ms", "max ms",
-				"server CPU ms/conn", "resumed (ready, subscribed)", "missed events delivered", "duplicates or out of order", "errors"},
+				"server CPU ms/conn", "of which gateway / nats-server / ticketsvc", "resumed (ready, subscribed)", "missed events delivered", "duplicates or out of order", "errors"},
 		}
 		type phase struct {
 			p50, cpu float64
@@ -251,7 +251,11 @@ func resumeWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 				after := e.sample()
 				sortFloats(lat)
 				ph := phase{p50: percentile(lat, 50), cpu: cpuSeconds(before, after) * 1e3 / float64(len(group))}
-				row := []any{missed, kind, len(group), float64(len(group)) / took.Seconds(), ph.p50, percentile(lat, 99), percentile(lat, 100), ph.cpu}
+				split := make([]string, len(e.pids))
+				for i := range e.pids {
+					split[i] = trimFloat(pidCPUSeconds(before, after, i) * 1e3 / float64(len(group)))
+				}
+				row := []any{missed, kind, len(group), float64(len(group)) / took.Seconds(), ph.p50, percentile(lat, 99), percentile(lat, 100), ph.cpu, strings.Join(split, " / ")}
 				if kind == "fresh" {
 					frs = ph
 					row = append(row, "-", "-", "-", errs.Load())
@@ -267,7 +271,7 @@ func resumeWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 				fmt.Fprintf(os.Stderr, "resume: missed %d, %s done (%.0f/s)\n", missed, kind, float64(len(group))/took.Seconds())
 			}
 			if *fresh && frs.p50 > 0 && frs.cpu > 0 {
-				rep.Rows = append(rep.Rows, []any{missed, "resume / fresh", "", "", res.p50 / frs.p50, "", "", res.cpu / frs.cpu, "", "", "", ""})
+				rep.Rows = append(rep.Rows, []any{missed, "resume / fresh", "", "", res.p50 / frs.p50, "", "", res.cpu / frs.cpu, "", "", "", "", ""})
 			}
 		}
 		rep.Notes = append(rep.Notes,
@@ -417,6 +421,7 @@ func overloadWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*re
 	publishers := fs.Int("publishers", 16, "publishing goroutines (stream publishes awaiting their acknowledgement at once)")
 	quiet := fs.Duration("quiet", 60*time.Second, "after setup, wait up to this long for the server to go quiet (< 5% CPU)")
 	pathF := pathFlag(fs, pathStream, " (core against a gateway with --no-continuity: the behaviour before continuity)")
+	heartbeat := fs.Duration("heartbeat", 25*time.Second, "each subscriber sends a heartbeat this often (spread over the interval), paused or not, as real clients do")
 	return func() (*report, error) {
 		paths, err := parsePaths(*pathF, false)
 		if err != nil {
@@ -454,7 +459,7 @@ func overloadWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*re
 		}()
 		hbCtx, stopHB := context.WithCancel(ctx)
 		defer stopHB()
-		go keepAlive(hbCtx, lites, 25*time.Second)
+		go keepAlive(hbCtx, lites, *heartbeat)
 		rep := &report{
 			Params: map[string]any{"subs": *subs, "rate": *rate, "duration": duration.String(), "read_rate": *readRate, "pause": pause.String(), "path": paths[0]},
 		}
@@ -693,12 +698,20 @@ func streamcapWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*r
 				}
 			}
 		}()
+		hbCtx, stopHB := context.WithCancel(ctx)
+		defer stopHB()
+		go keepAlive(hbCtx, lites, 25*time.Second)
 		counts := make([]atomic.Int64, len(rates))
+		var closed atomic.Int64
+		var ending atomic.Bool
 		for _, l := range lites {
 			go func(l *client.Lite) {
 				for {
 					f, err := l.ReadText()
 					if err != nil {
+						if !ending.Load() {
+							closed.Add(1)
+						}
 						return
 					}
 					if st, _, _, ok := parseEventID(f); ok && st < len(rates) {
@@ -743,6 +756,10 @@ func streamcapWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*r
 				break
 			}
 			time.Sleep(2 * time.Second)
+		}
+		ending.Store(true)
+		if n := closed.Load(); n > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d subscribers were closed during the steps", n))
 		}
 		rep.Notes = append(rep.Notes, "acknowledged ev/s: events the stream acknowledged over the step, until the last acknowledgement; --pids: the gateway first, then nats-server")
 		return rep, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -220,7 +221,7 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 		pad := strings.Repeat("x", max(0, *size-200))
 		rep := &report{
 			Params:  map[string]any{"subs": *subs, "step": step.String(), "size": *size, "path": *pathF, "publishers": *publishers},
-			Columns: []string{"rate ev/s", "path", "published ev/s", "publish p50/p99 ms", "target deliveries/s", "delivered/expected", "deliveries/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/delivery", "server CPU %", "positioned"},
+			Columns: []string{"rate ev/s", "path", "published ev/s", "publish p50/p99 ms", "target deliveries/s", "delivered/expected", "deliveries/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/delivery", "server CPU %", "loadgen CPU %", "positioned"},
 		}
 		if !e.waitQuiet(ctx, 0.05, *quiet) {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("the server was still busy %v after setup", *quiet))
@@ -234,6 +235,7 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 			pub := pubs[st.path]
 			pub.take()
 			before := e.sample()
+			selfBefore := readCPU(os.Getpid())
 			t0 := time.Now()
 			published, took := pace(ctx, pub, []string{fanoutChannel}, si, st.rate, *step, pad)
 			ps := pub.take()
@@ -250,6 +252,7 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 				time.Sleep(100 * time.Millisecond)
 			}
 			after := e.sample()
+			selfCPU := float64(readCPU(os.Getpid())-selfBefore) / 100
 			elapsed := after.at.Sub(t0).Seconds()
 			var all []float64
 			for i := range lat {
@@ -265,7 +268,7 @@ func fanoutWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repo
 				fmt.Sprintf("%s / %s", trimFloat(ps.p50), trimFloat(ps.p99)),
 				st.rate * *subs, float64(got) / float64(max(expected, 1)),
 				float64(got) / pubDur.Seconds(), percentile(all, 50) / 1e3, percentile(all, 99) / 1e3,
-				percentile(all, 100) / 1e3, perDelivery, 100 * cpu / elapsed,
+				percentile(all, 100) / 1e3, perDelivery, 100 * cpu / elapsed, 100 * selfCPU / elapsed,
 				float64(sumStep(positioned, si)) / float64(max(got, 1))})
 			if ps.errs > 0 {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("rate %d %s: %d publishes failed, first: %v", st.rate, st.path, ps.errs, ps.firstErr))
