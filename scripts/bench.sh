@@ -17,7 +17,8 @@
 # RSTORM_MISSED (10), RSTORM_ARGS, OVERLOAD_SUBS (5000), OVERLOAD_RATE (200),
 # OVERLOAD_DURATION (20s), OVERLOAD_ARGS (e.g. "--read-rate 100", "--pause 10s"),
 # STREAMCAP_RATES, STREAMCAP_ARGS, EXTRA_GATEWAY_ARGS (e.g. --reader-goroutines),
-# SERVER_ENV (environment of the server processes), OUT (bench-results).
+# SERVER_ENV (environment of the server processes), OUT (bench-results),
+# STACK_BIN (run the binaries in that folder instead of building the tree).
 #
 # overload-old is overload against a gateway with --no-continuity, publishing
 # with core NATS: the behaviour before continuity (a full queue closes 4009).
@@ -88,6 +89,7 @@ loadgen() { # workload flags…
 
 echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "# server (nats-server, ticketsvc, gateway) pinned to CPU $server_cpu; ocvr-loadgen pinned to CPU $client_cpu"
+echo "# binaries: $bin; $("$bin/gateway" --version 2>&1 | head -1)"
 for w in "${workloads[@]}"; do
 	for r in $(seq 1 "$runs"); do
 		if [ "$w" = floor ]; then

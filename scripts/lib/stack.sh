@@ -1,13 +1,23 @@
 # Sourced by scripts/bench.sh and scripts/soak.sh: build the binaries a
 # stack of real processes needs, and the bookkeeping around running them.
 #
-# Expects: root (repository root), bin (output folder). Sets: tmp (a scratch
+# Expects: root (repository root), bin (output folder; STACK_BIN overrides
+# it, see below). Sets: tmp (a scratch
 # folder removed at exit), pids (processes killed at exit; append yours).
 # STACK_KEEP_LOGS=dir copies $tmp/*.log there at exit.
 
-go build -o "$bin/" ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/ocvr-loadgen
-# The real nats-server binary, from the same module version the tests embed.
-[ -x "$bin/nats-server" ] || (cd "$root/pkg" && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
+# STACK_BIN=dir runs the binaries already in dir (e.g. built from a pinned
+# commit while the working tree moves on) instead of building the tree.
+if [ -n "${STACK_BIN:-}" ]; then
+	bin=$STACK_BIN
+	for b in gateway ticketsvc ocvr-loadgen nats-server; do
+		[ -x "$bin/$b" ] || { echo "STACK_BIN: no $bin/$b" >&2; exit 1; }
+	done
+else
+	go build -o "$bin/" ./gateway/cmd/gateway ./ticketsvc/cmd/ticketsvc ./pkg/cmd/ocvr-loadgen
+	# The real nats-server binary, from the same module version the tests embed.
+	[ -x "$bin/nats-server" ] || (cd "$root/pkg" && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2)
+fi
 
 ulimit -n "$(ulimit -Hn)"
 tmp=$(mktemp -d)
