@@ -55,6 +55,7 @@ func (h *hub) mark(ctx context.Context, t *topic) {
 	if k == nil || t.scope == protocol.ScopeBroadcast {
 		return
 	}
+	h.hooks.beforeMark(t.subject)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	last, err := k.marks.get(ctx)
@@ -110,7 +111,7 @@ func (h *hub) deliverPositioned(t *topic, ev event, seq uint64) (n int) {
 		h.metrics.cont.late.Inc()
 		return 0
 	}
-	prev := t.last
+	prev, known := t.last, t.marked
 	t.last, t.marked, t.lastIsEvent = seq, true, true
 	for _, c := range t.conns {
 		if _, ok := t.catching[c]; ok || !ev.f.pass(c) {
@@ -123,10 +124,20 @@ func (h *hub) deliverPositioned(t *topic, ev event, seq uint64) (n int) {
 		if t.catching == nil {
 			t.catching = map[*conn]*cursor{}
 		}
-		t.catching[c] = &cursor{seq: prev, at: now, started: now, reason: catchupOverflow}
+		from := prev
+		if !known {
+			from = seq - 1 // nothing of the subject between its predecessor and it
+		}
+		t.catching[c] = &cursor{seq: from, at: now, started: now, reason: catchupOverflow}
 		behind = append(behind, c)
 	}
-	t.recordLocked(prev, seq, ev, now)
+	if known {
+		t.recordLocked(prev, seq, ev, now)
+	} else {
+		// The topic's first event, before its mark: what came before it
+		// was never dispatched here, so no backlog can start at prev.
+		t.dropBacklogLocked()
+	}
 	t.mu.Unlock()
 	for _, c := range behind {
 		h.metrics.cont.catchups.WithLabelValues(catchupOverflow).Inc()

@@ -52,3 +52,7 @@ func SetUserJoinedHook(g *Gateway, f func()) {
 	h := func(*conn) { f() }
 	g.hooks.userJoined.Store(&h)
 }
+
+// SetMarkHook has f called before a new topic's mark is read (after its
+// subscription is live).
+func SetMarkHook(g *Gateway, f func(subject string)) { g.hooks.mark.Store(&f) }

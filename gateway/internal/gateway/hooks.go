@@ -12,6 +12,13 @@ type hooks struct {
 	redeem      atomic.Pointer[func()]                // before redeeming a ticket
 	dispatch    atomic.Pointer[func()]                // before dispatching a bus message
 	drop        atomic.Pointer[func(seq uint64) bool] // drops a positioned bus message, as a lost republish would
+	mark        atomic.Pointer[func(subject string)]  // before a new topic's mark is read
+}
+
+func (h *hooks) beforeMark(subject string) {
+	if f := h.mark.Load(); f != nil {
+		(*f)(subject)
+	}
 }
 
 func (h *hooks) dropped(seq uint64) bool {

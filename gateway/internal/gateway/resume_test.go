@@ -116,3 +116,35 @@ func TestReadyPositionBeforeQueuedEvents(t *testing.T) {
 		t.Fatalf("got %s", f.raw)
 	}
 }
+
+// TestResumeOntoNewTopicBeforeItsMark: a resume onto a pod where the
+// channel's topic is new, with an event dispatched before the topic's mark
+// was read: the events missed before it still come from the stream (a
+// backlog started at that first event would skip them).
+func TestResumeOntoNewTopicBeforeItsMark(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := e.user(1, "Alice")
+	e.channel("ch_a", 1)
+	ctx := context.Background()
+	r := e.connectResumer(t, alice, nil, false)
+	r.subscribe("ch_a", false)
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "m1")))
+	r.expectEvents("m1")
+	r.close()
+	waitFor(t, 5*time.Second, func() bool { return gateway.Topics(e.g) == 0 })
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "m2")))
+	mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "m3")))
+	var once atomic.Bool
+	gateway.SetMarkHook(e.g, func(subject string) {
+		if subject != "ocvr.channel.ch_a" || once.Swap(true) {
+			return
+		}
+		mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "m4")))
+		time.Sleep(200 * time.Millisecond) // dispatched to the new, unmarked topic
+	})
+	r = e.connectResumer(t, alice, r, true)
+	if s := r.subscribe("ch_a", true); s.Resumed == nil || !*s.Resumed {
+		t.Fatalf("subscribed %+v, want resumed", s)
+	}
+	r.expectEvents("m2", "m3", "m4")
+}
