@@ -112,6 +112,7 @@ func TestObservabilityScriptedSession(t *testing.T) {
 			"--soft-max-connections", "2", "--hard-max-connections", "2",
 			"--presence-grace", "1s",
 			"--queue-size", "16", "--socket-send-buffer", "4096",
+			"--write-timeout", "5s", // the slow client's socket is dropped (and it goes offline) within it
 			"--readiness-delay", "60s", // keeps the drained pod observable
 		},
 		TicketArgs: []string{"--rate-limit", "3"},
@@ -205,10 +206,11 @@ func TestObservabilityScriptedSession(t *testing.T) {
 		return ca.Count(protocol.TypeMessageCreate) == 3 && cb.Count(protocol.TypeMessageCreate) == 3
 	})
 
-	// The slow client: user events it does not read overflow its queue (4009).
+	// The slow client: user events it does not read overflow its queue
+	// (4009: core publishes, without a stream position to catch up from).
 	body := strings.Repeat("x", 2048)
 	for i := 0; i < 400 && !closed(cs); i++ {
-		mustOK(t, c.Publisher.Notify(ctx, slow.ID, protocol.Notification{ID: fmt.Sprint("n", i), Type: "bulk", Title: "t", Body: body, CreatedAt: 1764417600}))
+		mustOK(t, c.Publisher.Core().Notify(ctx, slow.ID, protocol.Notification{ID: fmt.Sprint("n", i), Type: "bulk", Title: "t", Body: body, CreatedAt: 1764417600}))
 	}
 	clustertest.Eventually(t, 15*time.Second, "the slow client closed", func() bool {
 		n, _ := gw2.Metric("ocvr_gateway_slow_consumer_disconnects_total")
@@ -388,7 +390,9 @@ func checkBoundedLabels(t *testing.T, ps []*clustertest.Process) {
 	labelValue := regexp.MustCompile(`(\w+)="([^"]*)"`)
 	leaks := regexp.MustCompile(`wst_|sess_|ses_|conn_|ch_obs|ch_missing|Alice|Bob|Carol`)
 	allowed := map[string]bool{"type": true, "code": true, "result": true, "presence": true, "limit": true, "le": true,
-		"method": true, "url": true, "host": true, "quantile": true, "version": true}
+		"method": true, "url": true, "host": true, "quantile": true, "version": true,
+		// continuity: bounded sets too (resume scope, catch-up reason, replay source, stream read op)
+		"scope": true, "reason": true, "source": true, "op": true}
 	for _, p := range ps {
 		resp, err := http.Get("http://" + p.Admin + "/metrics")
 		if err != nil {
