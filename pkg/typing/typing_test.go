@@ -72,11 +72,17 @@ func pods(t *testing.T, urls ...string) []*typing.Throttle {
 		// A new replicated stream answers once its group has a leader:
 		// until then Allow says "no response from stream" (the gateway
 		// falls back on its own throttle). Wait for it, on a key of its own.
+		// Each try on a deadline of its own: one request lost in a leader
+		// election must not use up the whole wait.
+		deadline := time.Now().Add(60 * time.Second)
 		for i := int64(1); ; i++ {
-			if _, err = th.Allow(ctx, "warmup", i); err == nil {
+			tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = th.Allow(tctx, "warmup", i)
+			tcancel()
+			if err == nil {
 				break
 			}
-			if ctx.Err() != nil {
+			if time.Now().After(deadline) {
 				t.Fatalf("the typing bucket never answered: %v", err)
 			}
 			time.Sleep(100 * time.Millisecond)
