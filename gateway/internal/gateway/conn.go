@@ -82,14 +82,31 @@ type outFrame struct {
 	publishedAt int64
 }
 
-// enqueue queues frame for writing. It returns false if the connection is
-// closing. A full queue makes this a slow consumer: it is aborted with 4009
-// and nobody else waits for it.
-func (c *conn) enqueue(frame []byte) bool { return c.enqueueAt(frame, 0) }
+// enqueue queues a frame of the gateway's own (heartbeat_ack, error,
+// subscribed, …) for writing. It returns false if the connection is
+// closing. These frames may use a small reserve past the queue's bound: a
+// connection catching up keeps its queue full of events, and the answer to
+// its heartbeat must not make it a slow consumer. (The client's frame rate
+// limit bounds them.)
+func (c *conn) enqueue(frame []byte) bool {
+	c.mu.Lock()
+	ok, start := c.enqueueLocked(frame, 0, c.env.queueSize+controlReserve)
+	c.mu.Unlock()
+	if start {
+		c.startWriter()
+	}
+	return ok
+}
 
+// controlReserve is the room past the queue's bound for the gateway's own
+// frames.
+const controlReserve = 32
+
+// enqueueAt queues a bus event without a position. A full queue makes this
+// a slow consumer: it is aborted with 4009 and nobody else waits for it.
 func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
 	c.mu.Lock()
-	ok, start := c.enqueueLocked(frame, publishedAt)
+	ok, start := c.enqueueLocked(frame, publishedAt, c.env.queueSize)
 	c.mu.Unlock()
 	if start {
 		c.startWriter()
@@ -106,7 +123,7 @@ func (c *conn) enqueueIfSubscribed(ch string, frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	ok, start := c.enqueueLocked(frame, 0)
+	ok, start := c.enqueueLocked(frame, 0, c.env.queueSize+controlReserve)
 	c.mu.Unlock()
 	if start {
 		c.startWriter()
@@ -116,11 +133,11 @@ func (c *conn) enqueueIfSubscribed(ch string, frame []byte) bool {
 
 // enqueueLocked queues frame with c.mu held; start says the caller must
 // start a writer once it has released c.mu.
-func (c *conn) enqueueLocked(frame []byte, publishedAt int64) (ok, start bool) {
+func (c *conn) enqueueLocked(frame []byte, publishedAt int64, limit int) (ok, start bool) {
 	if c.closing {
 		return false, false
 	}
-	if len(c.queue) >= c.env.queueSize {
+	if len(c.queue) >= limit {
 		// Slow consumer: the backlog is dropped at once. Frames only wait
 		// while a writer runs (or is held, see holdWith), so the writer
 		// closes with 4009 once its in-flight write completes or hits the
