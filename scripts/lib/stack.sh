@@ -22,8 +22,16 @@ fi
 ulimit -n "$(ulimit -Hn)"
 tmp=$(mktemp -d)
 pids=()
+# Newest first, each one gone before the next (a gateway stops while the
+# NATS it started after is still up; one that hangs is killed after 15 s).
 stack_cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	local i p
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		p=${pids[i]}
+		kill "$p" 2>/dev/null || continue
+		for _ in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+	done
 	wait 2>/dev/null || true
 	if [ -n "${STACK_KEEP_LOGS:-}" ]; then cp "$tmp"/*.log "$STACK_KEEP_LOGS/" 2>/dev/null || true; fi
 	rm -rf "$tmp"
