@@ -200,8 +200,7 @@ type Conn struct {
 // nor Options.ResumeToken.
 func Dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
 	c, err := dial(ctx, wsURL, ticket, opts)
-	err = maskSecret(redact.Error(err), opts.ResumeToken)
-	return c, maskSecret(err, url.QueryEscape(opts.ResumeToken))
+	return c, redact.Error(err) // tickets and resume tokens (rt1_…, resume=) masked
 }
 
 func dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error) {
@@ -463,59 +462,6 @@ func (c *Conn) CloseNow() {
 	c.ws.CloseNow()
 	<-c.done
 }
-
-// maskSecret returns err with every occurrence of secret (a resume token,
-// which pkg/redact does not know) in its messages replaced by redact.Mask;
-// err itself when none holds it. A *url.Error stays one, with its URL
-// masked, so callers can still inspect it.
-func maskSecret(err error, secret string) error {
-	if err == nil || secret == "" || !holds(err, secret) {
-		return err
-	}
-	if ue, ok := err.(*url.Error); ok {
-		return &url.Error{Op: ue.Op, URL: strings.ReplaceAll(ue.URL, secret, redact.Mask), Err: maskSecret(ue.Err, secret)}
-	}
-	m := &masked{msg: strings.ReplaceAll(err.Error(), secret, redact.Mask)}
-	for _, c := range unwrapAll(err) {
-		m.causes = append(m.causes, maskSecret(c, secret))
-	}
-	return m
-}
-
-func holds(err error, secret string) bool {
-	if strings.Contains(err.Error(), secret) {
-		return true
-	}
-	if ue, ok := err.(*url.Error); ok && strings.Contains(ue.URL, secret) {
-		return true
-	}
-	for _, c := range unwrapAll(err) {
-		if holds(c, secret) {
-			return true
-		}
-	}
-	return false
-}
-
-func unwrapAll(err error) []error {
-	switch e := err.(type) {
-	case interface{ Unwrap() error }:
-		if c := e.Unwrap(); c != nil {
-			return []error{c}
-		}
-	case interface{ Unwrap() []error }:
-		return e.Unwrap()
-	}
-	return nil
-}
-
-type masked struct {
-	msg    string
-	causes []error
-}
-
-func (e *masked) Error() string   { return e.msg }
-func (e *masked) Unwrap() []error { return e.causes }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
