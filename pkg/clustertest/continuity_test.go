@@ -206,18 +206,7 @@ func TestContinuityThroughNATSFailures(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	clustertest.Eventually(t, 45*time.Second, "every client caught up", func() bool {
-		for i, tr := range trackers {
-			ch, _ := strconv.Atoi(strings.TrimPrefix(tr.channel, "ch_"))
-			tr.mu.Lock()
-			ok := int64(tr.lastCh) == lastCh[ch].Load() && int64(tr.lastUser) == lastUser[i+1].Load()
-			tr.mu.Unlock()
-			if !ok {
-				return false
-			}
-		}
-		return true
-	})
+	clustertest.Eventually(t, 45*time.Second, "every client caught up", func() bool { return caughtUp(trackers, lastCh, lastUser) })
 	var duplicates uint64
 	reconnected := 0
 	for i, tr := range trackers {

@@ -62,6 +62,22 @@ func (tr *tracker) run() {
 	}
 }
 
+// caughtUp reports whether every tracker has the last event published to
+// its channel (lastCh, by channel number) and to its user (lastUser, by
+// user id = tracker index + 1).
+func caughtUp(trackers []*tracker, lastCh, lastUser []atomic.Int64) bool {
+	for i, tr := range trackers {
+		ch, _ := strconv.Atoi(strings.TrimPrefix(tr.channel, "ch_"))
+		tr.mu.Lock()
+		ok := int64(tr.lastCh) == lastCh[ch].Load() && int64(tr.lastUser) == lastUser[i+1].Load()
+		tr.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // step checks that event number id follows last (tr.mu held).
 func (tr *tracker) step(what string, last int, id string) int {
 	n, _ := strconv.Atoi(id)
@@ -194,18 +210,7 @@ func TestRollingRestart(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	// Every client gets to the last event of its channel and of its user.
-	clustertest.Eventually(t, 30*time.Second, "every client caught up", func() bool {
-		for i, tr := range trackers {
-			ch, _ := strconv.Atoi(strings.TrimPrefix(tr.channel, "ch_"))
-			tr.mu.Lock()
-			ok := int64(tr.lastCh) == lastCh[ch].Load() && int64(tr.lastUser) == lastUser[i+1].Load()
-			tr.mu.Unlock()
-			if !ok {
-				return false
-			}
-		}
-		return true
-	})
+	clustertest.Eventually(t, 30*time.Second, "every client caught up", func() bool { return caughtUp(trackers, lastCh, lastUser) })
 
 	time.Sleep(4 * time.Second) // past the grace: any flap has been announced by now
 	if ev := friend.all(); len(ev) != nClients {
