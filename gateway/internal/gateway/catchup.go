@@ -53,53 +53,85 @@ func (c *conn) signalRoomLocked() {
 
 // catchupLoop reads c's catching topics from the stream, one batch at a
 // time and only as fast as c's socket takes them, until each is live again.
+// It takes the topics in turns: one whose read fails or whose replica lags
+// does not hold up the others; it pauses only when none made progress.
 func (h *hub) catchupLoop(c *conn, cu *catchup) {
 	backoff := 50 * time.Millisecond
 	for {
-		c.mu.Lock()
-		var t *topic
-		for t = range cu.topics {
-			break
-		}
-		if c.ended || t == nil {
-			cu.running = false
-			if len(cu.topics) == 0 || c.ended {
-				c.catchup = nil
-			}
-			c.mu.Unlock()
+		topics, ok := cu.round(c)
+		if !ok {
 			return
 		}
+		progressed := false
+		for _, t := range topics {
+			room, ok := c.catchupRoom(cu)
+			if !ok {
+				break
+			}
+			done, err := h.catchupStep(c, t, room)
+			switch {
+			case errors.Is(err, errOutOfWindow):
+				h.metrics.cont.behind.Inc()
+				h.metrics.slowConsumers.Inc()
+				c.abort(protocol.CloseSlowConsumer, "slow consumer: behind the continuity window")
+				progressed = true // the next round sees it ended
+			case errors.Is(err, errReplicaBehind):
+			case err != nil:
+				h.metrics.cont.streamErr.WithLabelValues("range").Inc()
+			default:
+				progressed = true
+				if done {
+					c.mu.Lock()
+					delete(cu.topics, t)
+					c.mu.Unlock()
+				}
+			}
+		}
+		if progressed {
+			backoff = 50 * time.Millisecond
+			continue
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// round returns the topics c still catches up on, or false (and the loop
+// is over) when there are none or c ended.
+func (cu *catchup) round(c *conn) ([]*topic, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended || len(cu.topics) == 0 {
+		cu.running = false
+		if len(cu.topics) == 0 || c.ended {
+			c.catchup = nil
+		}
+		return nil, false
+	}
+	topics := make([]*topic, 0, len(cu.topics))
+	for t := range cu.topics {
+		topics = append(topics, t)
+	}
+	return topics, true
+}
+
+// catchupRoom waits until c's queue is at most half full (or a second
+// passed) and returns the room in it; false when c ended.
+func (c *conn) catchupRoom(cu *catchup) (int, bool) {
+	for {
+		c.mu.Lock()
+		ended := c.ended
 		room := c.env.queueSize - len(c.queue)
 		c.mu.Unlock()
-		if room < max(c.env.queueSize/2, 1) {
-			select {
-			case <-cu.room:
-			case <-time.After(time.Second):
-			}
-			continue
+		if ended {
+			return 0, false
 		}
-		done, err := h.catchupStep(c, t, room)
-		switch {
-		case errors.Is(err, errOutOfWindow):
-			h.metrics.cont.behind.Inc()
-			h.metrics.slowConsumers.Inc()
-			c.abort(protocol.CloseSlowConsumer, "slow consumer: behind the continuity window")
-			continue // the next round sees it ended
-		case errors.Is(err, errReplicaBehind):
-			time.Sleep(backoff)
-			backoff = min(2*backoff, 2*time.Second)
-			continue
-		case err != nil:
-			h.metrics.cont.streamErr.WithLabelValues("range").Inc()
-			time.Sleep(backoff)
-			backoff = min(2*backoff, 2*time.Second)
-			continue
+		if room >= max(c.env.queueSize/2, 1) {
+			return room, true
 		}
-		backoff = 50 * time.Millisecond
-		if done {
-			c.mu.Lock()
-			delete(cu.topics, t)
-			c.mu.Unlock()
+		select {
+		case <-cu.room:
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -172,6 +204,11 @@ func (h *hub) catchupStep(c *conn, t *topic, room int) (bool, error) {
 // topic's position (t.mu held). served is false when memory does not reach
 // back to the cursor.
 func (h *hub) fromMemoryLocked(t *topic, c *conn, cur *cursor) (done, served bool) {
+	if t.marked && cur.seq == t.last {
+		// Nothing after the cursor: an empty read would prove no more.
+		t.liveLocked(c, cur, h)
+		return true, true
+	}
 	n, served, done := t.fromHistoryLocked(c, cur)
 	if served && !done && cur.seq < t.last {
 		if m, ok, d := t.fromBacklogLocked(c, cur); ok {

@@ -148,3 +148,49 @@ func TestResumeOntoNewTopicBeforeItsMark(t *testing.T) {
 	}
 	r.expectEvents("m2", "m3", "m4")
 }
+
+// TestResumeWithNothingMissed: a client that resumes from the stream's
+// last position — nothing stored since, or an empty stream (cursor 0) —
+// has nothing to catch up on: it is live at once, on its user subject and
+// on every channel, and takes the next events.
+func TestResumeWithNothingMissed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before bool // events stored before the client left
+	}{
+		{"empty stream", false},
+		{"cursor at the stream's last position", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			alice := e.user(1, "Alice")
+			e.channel("ch_a", 1)
+			ctx := context.Background()
+			r := e.connectResumer(t, alice, nil, false)
+			r.subscribe("ch_a", false)
+			if tc.before {
+				mustNoErr(t, e.pub.Notify(ctx, 1, note("n0")))
+				mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "a0")))
+				r.expectEvents("n0", "a0")
+			}
+			r.close()
+
+			r = e.connectResumer(t, alice, r, true)
+			if r.ready.Resumed == nil || !*r.ready.Resumed {
+				t.Fatalf("ready %+v, want resumed", r.ready)
+			}
+			if s := r.subscribe("ch_a", true); s.Resumed == nil || !*s.Resumed {
+				t.Fatalf("subscribed %+v, want resumed", s)
+			}
+			// Both catch-ups end without waiting for an event to show the
+			// way (an empty read is the stream's whole answer).
+			waitFor(t, 3*time.Second, func() bool {
+				return e.metric("ocvr_gateway_catchup_duration_seconds_count") == 2
+			})
+			mustNoErr(t, e.pub.MessageCreated(ctx, chat("ch_a", "a1")))
+			r.expectEvents("a1")
+			mustNoErr(t, e.pub.Notify(ctx, 1, note("n1")))
+			r.expectEvents("n1")
+		})
+	}
+}
