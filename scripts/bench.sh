@@ -6,6 +6,9 @@
 #   scripts/bench.sh [workload …]      workloads: idle fanout storm churn floor (default: all)
 #                                      continuity (issue 17, not in the default set):
 #                                      resume resumestorm overload overload-old streamcap
+#                                      the storm against Centrifugo v6.9.1 (built once into
+#                                      .cache/bin; not in the default set): storm-centrifugo,
+#                                      storm-pair (storm, then storm-centrifugo, then their ratio)
 #   RUNS=3 scripts/bench.sh fanout     repeat each workload (report every run; use the median)
 #
 # Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), IDLE_ARGS, FANOUT_SUBS (5000),
@@ -18,6 +21,7 @@
 # OVERLOAD_DURATION (20s), OVERLOAD_ARGS (e.g. "--read-rate 100", "--pause 10s"),
 # STREAMCAP_RATES, STREAMCAP_ARGS, EXTRA_GATEWAY_ARGS (e.g. --reader-goroutines),
 # SERVER_ENV (environment of the server processes), OUT (bench-results),
+# CENTRIFUGO_BIN (a Centrifugo binary instead of .cache/bin/centrifugo),
 # STACK_BIN (run the binaries in that folder instead of building the tree).
 #
 # overload-old is overload against a gateway with --no-continuity, publishing
@@ -33,6 +37,7 @@ workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(idle fanout storm churn floor)
 
 . scripts/lib/stack.sh
+. scripts/lib/centrifugo.sh
 
 NATS=nats://127.0.0.1:14222
 server_cpu=0
@@ -90,6 +95,7 @@ loadgen() { # workload flags…
 echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "# server (nats-server, ticketsvc, gateway) pinned to CPU $server_cpu; ocvr-loadgen pinned to CPU $client_cpu"
 echo "# binaries: $bin; $("$bin/gateway" --version 2>&1 | head -1)"
+centrifugo_prepare "${workloads[@]}"
 for w in "${workloads[@]}"; do
 	for r in $(seq 1 "$runs"); do
 		if [ "$w" = floor ]; then
@@ -105,6 +111,10 @@ for w in "${workloads[@]}"; do
 			pids=()
 			echo "floor-server:"
 			tail -n +2 "$out/floor-server-$r.txt"
+			continue
+		fi
+		if [ "$w" = storm-centrifugo ] || [ "$w" = storm-pair ]; then
+			centrifugo_storms "$w" "$r"
 			continue
 		fi
 		if [ "$w" = overload-old ]; then start_stack --no-continuity; else start_stack; fi

@@ -6,6 +6,8 @@
 //	ocvr-loadgen idle   --conns 19500 --channels 100 --pids 1234,1240
 //	ocvr-loadgen fanout --subs 5000 --rates 10,20,40,80,100,120 --pids …
 //	ocvr-loadgen storm  --conns 5000 --inflight 200
+//	ocvr-loadgen storm  --target centrifugo --jwt-secret … --pids 1300   (the same storm against Centrifugo)
+//	ocvr-loadgen ratio  --ocvr storm.json --centrifugo storm-centrifugo.json
 //	ocvr-loadgen churn  --workers 200 --duration 30s
 //	ocvr-loadgen resume --clients 500 --missed 0,10,300   (continuity: resume vs fresh reconnect)
 //	ocvr-loadgen overload --subs 5000 --rate 200 --read-rate 100
@@ -57,6 +59,7 @@ func workloads() []workload {
 		{"resume", "clients disconnect, N events are published to their channel, they reconnect with their resume token and cursors: ms and server CPU per resume vs a fresh reconnect", resumeWorkload, false},
 		{"overload", "S subscribers of one channel reading slower than the publish rate, then draining: closes, every event once and in order, catch-up time, peak RSS", overloadWorkload, false},
 		{"streamcap", "a publish-rate ramp through the event stream with the gateway attached, until the acknowledgements lag", streamcapWorkload, false},
+		{"ratio", "OCVR/Centrifugo per figure of two storm JSON reports (scripts/bench.sh storm-pair)", ratioWorkload, true},
 		{"soak", "bounded soak: N clients churn for a duration with steady publishing; fails on errors or resource growth", soakWorkload, false},
 	}
 }
@@ -93,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if err := e.open(ctx, !w.noStack); err != nil {
+	if err := e.open(ctx, !w.noStack && !foreignTarget(fs)); err != nil {
 		fmt.Fprintln(stderr, "ocvr-loadgen:", err)
 		return 1
 	}

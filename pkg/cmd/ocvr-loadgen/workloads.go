@@ -314,7 +314,16 @@ func sumStep(counts [][]int64, si int) int64 {
 func stormWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*report, error) {
 	conns := fs.Int("conns", 5000, "clients")
 	inflight := fs.Int("inflight", 200, "clients connecting at once")
+	target := fs.String("target", targetOCVR, "server to storm: ocvr (ticket + upgrade + ready) or centrifugo (pre-made JWT + upgrade + connect reply, the comparison; see centrifugo.go)")
+	cf := centrifugoFlags(fs)
 	return func() (*report, error) {
+		switch *target {
+		case targetOCVR:
+		case targetCentrifugo:
+			return stormCentrifugo(ctx, e, cf, *conns, *inflight)
+		default:
+			return nil, fmt.Errorf("--target: want %s or %s, got %q", targetOCVR, targetCentrifugo, *target)
+		}
 		users, err := e.makeUsers(ctx, *conns, nil)
 		if err != nil {
 			return nil, err
@@ -349,14 +358,24 @@ func stormWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*repor
 		if err != nil {
 			return nil, err
 		}
-		sortFloats(lat)
-		return &report{
-			Params:  map[string]any{"conns": *conns, "inflight": *inflight},
-			Columns: []string{"clients", "in flight", "connects/s", "p50 ms", "p99 ms", "max ms", "server CPU ms/connect"},
-			Rows: [][]any{{*conns, *inflight, float64(*conns) / took.Seconds(), percentile(lat, 50), percentile(lat, 99),
-				percentile(lat, 100), cpuSeconds(before, after) * 1e3 / float64(*conns)}},
-			Notes: []string{"each connect = POST /v1/auth/ws-ticket + WebSocket upgrade + ready frame"},
-		}, nil
+		return stormReport(targetOCVR, *conns, *inflight, lat, took, before, after,
+			"each connect = POST /v1/auth/ws-ticket + WebSocket upgrade + ready frame"), nil
+	}
+}
+
+// stormReport is the storm table, one shape for every target, so that the
+// ratio workload can set a run against Centrifugo's column by column. lat
+// is each client's connect time in ms; before and after sample the --pids
+// around the timed phase (after: every client still connected).
+func stormReport(target string, conns, inflight int, lat []float64, took time.Duration, before, after procStat, note string) *report {
+	sortFloats(lat)
+	cpu := cpuSeconds(before, after)
+	return &report{
+		Params:  map[string]any{"conns": conns, "inflight": inflight, "target": target},
+		Columns: []string{"clients", "in flight", "connects/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "server CPU ms/connect", "server CPU %", "server RSS MiB"},
+		Rows: [][]any{{conns, inflight, float64(conns) / took.Seconds(), percentile(lat, 50), percentile(lat, 95), percentile(lat, 99),
+			percentile(lat, 100), cpu * 1e3 / float64(conns), 100 * cpu / took.Seconds(), float64(after.rssBytes) / (1 << 20)}},
+		Notes: []string{note, "server CPU and RSS: the --pids summed; RSS with every client still connected"},
 	}
 }
 
