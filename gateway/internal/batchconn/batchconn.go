@@ -52,6 +52,10 @@ type Conn struct {
 	mu       sync.Mutex // orders batched and direct writes (the close frame may come from another goroutine)
 	batching bool
 	buf      *[]byte
+	// head is the handshake's response, not yet sent: it goes out with the
+	// connection's first write (ready, or a refusal's close frame), one
+	// syscall instead of two per connect.
+	head []byte
 	raw      syscall.RawConn // the socket, for TryFlush's non-blocking write; nil: not a socket
 
 	br *bufio.Reader // the read buffer handed to the websocket library
@@ -115,11 +119,19 @@ func (c *Conn) Pending() bool {
 // Begin opens a batch: writes are buffered until Flush.
 func (c *Conn) Begin() {
 	c.mu.Lock()
+	c.beginLocked()
+	c.mu.Unlock()
+}
+
+func (c *Conn) beginLocked() {
 	if !c.batching {
 		c.batching = true
 		c.buf = c.pool.p.Get().(*[]byte)
+		if c.head != nil {
+			*c.buf = append(*c.buf, c.head...)
+			c.head = nil
+		}
 	}
-	c.mu.Unlock()
 }
 
 // TryBegin is Begin for a caller that must not wait: it fails while
@@ -129,10 +141,7 @@ func (c *Conn) TryBegin() bool {
 	if !c.mu.TryLock() {
 		return false
 	}
-	if !c.batching {
-		c.batching = true
-		c.buf = c.pool.p.Get().(*[]byte)
-	}
+	c.beginLocked()
 	c.mu.Unlock()
 	return true
 }
@@ -167,7 +176,28 @@ func (c *Conn) Write(p []byte) (int, error) {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
+	if c.head != nil {
+		c.beginLocked() // the held response and p in one write
+		*c.buf = append(*c.buf, p...)
+		c.batching = false
+		b := c.buf
+		c.buf = nil
+		_, err := c.Conn.Write(*b)
+		c.putLocked(b)
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	return c.Conn.Write(p)
+}
+
+// putLocked returns a batch buffer to the pool (c.mu held).
+func (c *Conn) putLocked(b *[]byte) {
+	if cap(*b) <= maxPooled {
+		*b = (*b)[:0]
+		c.pool.p.Put(b)
+	}
 }
 
 // Flush closes the batch and writes everything buffered in one write,
@@ -191,10 +221,7 @@ func (c *Conn) Flush(timeout time.Duration) error {
 			_ = c.Conn.SetWriteDeadline(time.Time{})
 		}
 	}
-	if cap(*b) <= maxPooled {
-		*b = (*b)[:0]
-		c.pool.p.Put(b)
-	}
+	c.putLocked(b)
 	return err
 }
 
@@ -250,6 +277,29 @@ type ResponseWriter struct {
 	http.ResponseWriter
 	pool *Pool
 	conn *Conn
+	// switching: the websocket library wrote 101 Switching Protocols; the
+	// response is held back and sent with the connection's first write.
+	switching bool
+}
+
+// WriteHeader holds back a 101 response (see Conn.head); any other status
+// is written as usual.
+func (w *ResponseWriter) WriteHeader(code int) {
+	if code == http.StatusSwitchingProtocols && w.conn == nil {
+		w.switching = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// switchingResponse is the held 101 response with the headers the
+// websocket library set.
+func switchingResponse(h http.Header) []byte {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	return b.Bytes()
 }
 
 // Wrap returns w wrapped for batching with buffers from pool.
@@ -265,6 +315,9 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c := &Conn{Conn: nc, pool: w.pool}
+	if w.switching {
+		c.head = switchingResponse(w.Header())
+	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}

@@ -3,6 +3,7 @@ package batchconn
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // countingConn records each Write reaching the network.
@@ -361,6 +364,90 @@ func BenchmarkBatchWrite(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+			}
+		})
+	}
+}
+
+// countingListener wraps each accepted connection in a countingConn.
+type countingListener struct {
+	net.Listener
+	conns chan *countingConn
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &countingConn{Conn: c}
+	l.conns <- cc
+	return cc, nil
+}
+
+// TestHandshakeRidesTheFirstWrite: the 101 response is held back and goes
+// out with the connection's first frame, in one write, whether the frame
+// is written through (a refusal's error and close) or batched (ready);
+// the client sees an ordinary handshake and the frame.
+func TestHandshakeRidesTheFirstWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(ctx context.Context, ws *websocket.Conn, c *Conn) error
+	}{
+		{"direct", func(ctx context.Context, ws *websocket.Conn, _ *Conn) error {
+			return ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ready"}`))
+		}},
+		{"batched", func(_ context.Context, _ *websocket.Conn, c *Conn) error {
+			c.Begin()
+			c.AppendText([]byte(`{"type":"ready"}`))
+			return c.Flush(time.Second)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl := &countingListener{Listener: ln, conns: make(chan *countingConn, 1)}
+			pool := NewPool()
+			done := make(chan struct{})
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer close(done)
+				bw := Wrap(w, pool)
+				ws, err := websocket.Accept(bw, r, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer ws.CloseNow()
+				if err := tc.write(r.Context(), ws, bw.Conn()); err != nil {
+					t.Error(err)
+				}
+				<-r.Context().Done()
+			})}
+			go func() { _ = srv.Serve(cl) }()
+			defer srv.Close()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ws, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.CloseNow()
+			_, msg, err := ws.Read(ctx)
+			if err != nil || string(msg) != `{"type":"ready"}` {
+				t.Fatalf("read %q, %v", msg, err)
+			}
+			cc := <-cl.conns
+			cc.mu.Lock()
+			writes := cc.writes
+			cc.mu.Unlock()
+			if len(writes) != 1 {
+				t.Fatalf("%d writes, want the handshake and the frame in one", len(writes))
+			}
+			if w := writes[0]; !bytes.HasPrefix(w, []byte("HTTP/1.1 101 Switching Protocols\r\n")) || !bytes.HasSuffix(w, []byte(`{"type":"ready"}`)) {
+				t.Fatalf("write %q", w)
 			}
 		})
 	}
