@@ -83,6 +83,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.IntVar(&c.Gateway.SoftMaxConns, "soft-max-connections", 0, "connections above which /readyz fails (0: no limit)")
 	fs.IntVar(&c.Gateway.HardMaxConns, "hard-max-connections", 0, "connections at which new sockets are closed with 1013 (0: no limit)")
 	fs.IntVar(&c.Gateway.MaxPreauthPerSource, "max-preauth-per-source", d.MaxPreauthPerSource, "upgrades one source address may have in flight before their tickets are redeemed; over it 429 (0: no limit; behind an ingress the source is the ingress: limit per client there)")
+	fs.IntVar(&c.Gateway.MaxRedeemsInFlight, "max-redeems-in-flight", d.MaxRedeemsInFlight, "tickets the pod redeems at once; over it an upgrade is closed at once with 1013 and a retry hint instead of queueing (0: no limit)")
 	fs.IntVar(&c.Gateway.MaxConnsPerUser, "max-connections-per-user", d.MaxConnsPerUser, "connections one user may hold on this pod; over it a new socket is closed with 4010 (0: no limit)")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", DefaultHandshakeTimeout, "time a client has to send its upgrade request headers; also how long an idle keep-alive connection is kept (slowloris bound)")
 	fs.StringVar(&c.Gateway.PresenceBucket, "presence-bucket", "ocvr_presence", "KV bucket of presence state")
@@ -140,6 +141,12 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 		return c, errors.New("--max-connections-per-user must not be negative")
 	case c.Gateway.MaxConnsPerUser == 0:
 		c.Gateway.MaxConnsPerUser = -1 // the library's "no limit"
+	}
+	switch {
+	case c.Gateway.MaxRedeemsInFlight < 0:
+		return c, errors.New("--max-redeems-in-flight must not be negative")
+	case c.Gateway.MaxRedeemsInFlight == 0:
+		c.Gateway.MaxRedeemsInFlight = -1 // the library's "no limit"
 	}
 	switch {
 	case c.Gateway.MaxPreauthPerSource < 0:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -80,17 +81,27 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 	if n := g.admitted.Add(1); g.cfg.HardMaxConns > 0 && n > int64(g.cfg.HardMaxConns) {
 		g.metrics.connects.WithLabelValues("over_capacity").Inc()
-		g.reject(w, r, protocol.CloseTryAgainLater, nil, "pod at connection limit")
+		g.reject(w, r, protocol.CloseTryAgainLater, nil, retryHint("pod at connection limit", retryFull))
 		return
 	}
 	st := g.stores.Load()
 	if st == nil {
 		g.metrics.connects.WithLabelValues("unavailable").Inc()
-		g.reject(w, r, protocol.CloseTryAgainLater, nil, "not ready")
+		g.reject(w, r, protocol.CloseTryAgainLater, nil, retryHint("not ready", retryNotReady))
+		return
+	}
+	// The pod's KV work in flight is bounded: past the cap an upgrade is
+	// refused at once (its ticket untouched) instead of queueing behind
+	// the others, so a storm's admitted clients keep their latency.
+	if n := g.redeems.Add(1); g.cfg.MaxRedeemsInFlight > 0 && n > int64(g.cfg.MaxRedeemsInFlight) {
+		g.redeems.Add(-1)
+		g.metrics.connects.WithLabelValues(connectBusy).Inc()
+		g.reject(w, r, protocol.CloseTryAgainLater, nil, retryHint("too many connects in flight", retryBusy))
 		return
 	}
 	g.hooks.beforeRedeem()
 	id, result, err := g.redeem(r.Context(), st, r.URL.Query().Get("ticket"))
+	g.redeems.Add(-1)
 	g.metrics.redeems.WithLabelValues(result).Inc()
 	releaseSource()
 	if err != nil {
@@ -105,7 +116,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		case "error":
 			g.metrics.connects.WithLabelValues("unavailable").Inc()
 			g.log.Error("redeem ticket", "err", err)
-			g.reject(w, r, protocol.CloseTryAgainLater, nil, "try again later")
+			g.reject(w, r, protocol.CloseTryAgainLater, nil, retryHint("try again later", retryStore))
 		default:
 			g.metrics.connects.WithLabelValues("invalid_ticket").Inc()
 			g.metrics.errorSent(protocol.CodeInvalidTicket)
@@ -134,6 +145,31 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	handedOff = true // from here on the connection's end gives the slot back
 	g.open(ws, bw.Conn(), id, slot.release)
 }
+
+// Retry hints of the 1013 refusals, in seconds: the close reason ends with
+// "; retry_after=N" (gateway/README.md "Close codes"), which the clients
+// wait at least (plus jitter) before the next attempt. A browser sees the
+// close reason but never the HTTP status of a refused upgrade.
+const (
+	retryBusy     = 1 // redeems in flight at the cap: a moment
+	retryNotReady = 1 // the pod is starting
+	retryStore    = 2 // the ticket or session store failed
+	retryFull     = 5 // the pod holds its hard cap: the client tries another
+)
+
+// retryHint is a 1013 close reason with its retry hint.
+func retryHint(why string, seconds int) string {
+	return why + "; retry_after=" + strconv.Itoa(seconds)
+}
+
+// connectBusy is the connects_total result of an upgrade refused because
+// the pod redeems MaxRedeemsInFlight tickets already.
+const connectBusy = "busy"
+
+// DefaultMaxRedeemsInFlight is the default cap of tickets a pod redeems at
+// once: far above a healthy pod's (tens at thousands of connects/s), low
+// enough that a storm cannot queue unbounded KV work.
+const DefaultMaxRedeemsInFlight = 256
 
 // admission is an upgrade's hold on the pod's admission count and, once its
 // ticket is redeemed, on one of its user's connection slots.

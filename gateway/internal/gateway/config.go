@@ -62,6 +62,12 @@ type Config struct {
 	// DefaultMaxPreauthPerSource; negative: no limit). Over it the upgrade
 	// is answered 429. Behind an ingress the source is the ingress.
 	MaxPreauthPerSource int
+	// MaxRedeemsInFlight bounds the tickets the pod redeems at once (KV work
+	// in flight; default DefaultMaxRedeemsInFlight; negative: no limit).
+	// Over it an upgrade is refused at once with 1013 and a retry hint
+	// instead of queueing behind the others: in a reconnect storm the
+	// admitted clients keep a bounded latency and the rest come back.
+	MaxRedeemsInFlight int
 	ReadinessDelay      time.Duration // drain: unready before sockets are closed (default 5s)
 	DrainWindow         time.Duration // drain: closes spread over this (default 20s)
 	DispatchShards      int           // bus dispatcher goroutines (default 4)
@@ -126,6 +132,7 @@ func DefaultConfig() Config {
 		DispatchShards:      4,
 		DispatchBuffer:      1 << 16,
 		MaxPreauthPerSource: DefaultMaxPreauthPerSource,
+		MaxRedeemsInFlight:  DefaultMaxRedeemsInFlight,
 		StreamName:          stream.DefaultName,
 		ContinuityWindow:    stream.DefaultWindow,
 	}
@@ -182,6 +189,7 @@ func (c *Config) fill() {
 	setInt(&c.DispatchShards, d.DispatchShards)
 	setInt(&c.DispatchBuffer, d.DispatchBuffer)
 	setInt(&c.MaxPreauthPerSource, d.MaxPreauthPerSource)
+	setInt(&c.MaxRedeemsInFlight, d.MaxRedeemsInFlight)
 	if c.Writers == 0 {
 		c.Writers = runtime.GOMAXPROCS(0)
 	}

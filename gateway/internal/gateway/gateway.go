@@ -91,6 +91,7 @@ type Gateway struct {
 	conns    map[*conn]struct{}
 	nconn    atomic.Int64
 	admitted atomic.Int64 // upgrades past admission (redeeming or open), for HardMaxConns
+	redeems  atomic.Int64 // tickets being redeemed, for MaxRedeemsInFlight
 
 	draining  atomic.Bool
 	kvDown    atomic.Bool                   // the last KV probe failed

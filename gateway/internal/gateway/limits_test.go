@@ -244,3 +244,66 @@ func TestAbortedHandshakeIsNotAnOutage(t *testing.T) {
 		return e.metric(label("ocvr_gateway_connects_total", "result", "unavailable")) == 1
 	})
 }
+
+// TestRedeemsInFlightAreBounded: past MaxRedeemsInFlight an upgrade is
+// refused at once with 1013 and a retry hint, its ticket untouched (it
+// connects later); the held ones complete; the refusal is counted.
+func TestRedeemsInFlightAreBounded(t *testing.T) {
+	const limit = 2
+	e := newEnv(t, func(c *gateway.Config) { c.MaxRedeemsInFlight = limit })
+	alice := e.user(1, "Alice")
+	entered := make(chan struct{}, limit+1)
+	release := make(chan struct{})
+	gateway.SetRedeemHook(e.g, func() {
+		entered <- struct{}{}
+		<-release
+	})
+	errs := make(chan error, limit)
+	for range limit {
+		tk := e.ticket(alice)
+		go func() {
+			_, err := e.dialTicket("", tk)
+			errs <- err
+		}()
+	}
+	for range limit {
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("redeems did not start")
+		}
+	}
+	tk := e.ticket(alice)
+	_, err := e.dialTicket("", tk)
+	var ce *client.CloseError
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseTryAgainLater || !strings.HasSuffix(ce.Reason, "; retry_after=1") {
+		t.Fatalf("dial over the cap: %v, want 1013 with retry_after=1", err)
+	}
+	if len(entered) != 0 {
+		t.Fatal("the refused upgrade reached the redeem")
+	}
+	close(release)
+	for range limit {
+		mustNoErr(t, <-errs)
+	}
+	gateway.SetRedeemHook(e.g, nil)
+	if _, err := e.dialTicket("", tk); err != nil {
+		t.Fatalf("the refused upgrade's ticket: %v, want it still good", err)
+	}
+	if got := e.metric(label("ocvr_gateway_connects_total", "result", "busy")); got != 1 {
+		t.Errorf("connects_total{busy} = %v, want 1", got)
+	}
+}
+
+// TestRefusalsCarryRetryHints: every 1013 a client can meet says when to
+// come back (the pod at its hard cap: 5 s, a moment's business: 1 s).
+func TestRefusalsCarryRetryHints(t *testing.T) {
+	e := newEnv(t, func(c *gateway.Config) { c.HardMaxConns = 1 })
+	alice := e.user(1, "Alice")
+	e.dial(alice)
+	_, err := e.dialErr(t, alice)
+	var ce *client.CloseError
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseTryAgainLater || ce.Reason != "pod at connection limit; retry_after=5" {
+		t.Fatalf("dial at the hard cap: %v", err)
+	}
+}

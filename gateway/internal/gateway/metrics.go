@@ -97,7 +97,7 @@ func newMetrics() *metrics {
 	for _, c := range append([]string{CodeUnavailable}, protocol.ErrorCodes...) {
 		m.errors[c] = errs.WithLabelValues(c)
 	}
-	for _, r := range []string{"ok", "invalid_ticket", "origin_rejected", "over_capacity", "unavailable", "draining", "not_upgrade", "source_limit"} {
+	for _, r := range []string{"ok", "invalid_ticket", "origin_rejected", "over_capacity", "unavailable", "draining", "not_upgrade", "source_limit", connectBusy} {
 		m.connects.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "malformed", "unknown", "expired", "session_invalid", "error"} {
