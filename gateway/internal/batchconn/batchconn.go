@@ -56,7 +56,7 @@ type Conn struct {
 	// connection's first write (ready, or a refusal's close frame), one
 	// syscall instead of two per connect.
 	head []byte
-	raw      syscall.RawConn // the socket, for TryFlush's non-blocking write; nil: not a socket
+	raw  syscall.RawConn // the socket, for TryFlush's non-blocking write; nil: not a socket
 
 	br *bufio.Reader // the read buffer handed to the websocket library
 	// prefix: the HTTP server had read bytes past the request (pipelined

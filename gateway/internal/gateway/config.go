@@ -68,9 +68,9 @@ type Config struct {
 	// instead of queueing behind the others: in a reconnect storm the
 	// admitted clients keep a bounded latency and the rest come back.
 	MaxRedeemsInFlight int
-	ReadinessDelay      time.Duration // drain: unready before sockets are closed (default 5s)
-	DrainWindow         time.Duration // drain: closes spread over this (default 20s)
-	DispatchShards      int           // bus dispatcher goroutines (default 4)
+	ReadinessDelay     time.Duration // drain: unready before sockets are closed (default 5s)
+	DrainWindow        time.Duration // drain: closes spread over this (default 20s)
+	DispatchShards     int           // bus dispatcher goroutines (default 4)
 	// DispatchBuffer is each dispatcher's queue of bus messages (default
 	// 65536); when it is full NATS drops messages for the pod (counted as
 	// bus slow-consumer events).
