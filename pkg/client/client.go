@@ -52,7 +52,7 @@ type HTTPError struct {
 	Status     int
 	Code       string // the JSON error code, e.g. UNAUTHORIZED
 	Message    string
-	RetryAfter time.Duration // from Retry-After on 429/503
+	RetryAfter time.Duration // Retry-After (429, 503), capped at MaxRetryAfter; 0 without one
 }
 
 func (e *HTTPError) Error() string {
@@ -90,11 +90,8 @@ func getTicket(ctx context.Context, hc *http.Client, baseURL, token string) (str
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		_ = json.Unmarshal(body, &e)
-		he := &HTTPError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			he.RetryAfter = time.Duration(s) * time.Second
-		}
-		return "", he
+		return "", &HTTPError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message,
+			RetryAfter: headerRetryAfter(resp.Header, time.Now())}
 	}
 	var ok struct {
 		Data struct {
@@ -114,6 +111,10 @@ type CloseError struct {
 	// Err is the last error frame received before the close, if any
 	// (INVALID_TICKET before 4001).
 	Err *protocol.Error
+	// RetryAfter is the hint of the reason's retry_after=<seconds> token
+	// (the gateway's 1013: "pod at connection limit; retry_after=2"),
+	// capped at MaxRetryAfter; 0 without one.
+	RetryAfter time.Duration
 }
 
 func (e *CloseError) Error() string {
@@ -219,8 +220,13 @@ func dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error
 		}
 		u += sep + "resume=" + url.QueryEscape(opts.ResumeToken) + "&seq=" + strconv.FormatUint(opts.ResumeSeq, 10)
 	}
-	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: opts.Header})
+	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: opts.Header})
 	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			// A refusal before the upgrade (429, 503 with Retry-After):
+			// typed, so that a Session honours its hint.
+			return nil, &UpgradeError{Status: resp.StatusCode, RetryAfter: headerRetryAfter(resp.Header, time.Now())}
+		}
 		return nil, fmt.Errorf("dial gateway: %w", err)
 	}
 	ws.SetReadLimit(protocol.MaxEventSize + 1024)
@@ -345,7 +351,7 @@ func (c *Conn) finish(err error) {
 	if code := websocket.CloseStatus(err); code != -1 {
 		var ce websocket.CloseError
 		errors.As(err, &ce)
-		c.err = &CloseError{Code: int(code), Reason: ce.Reason, Err: c.lastErr}
+		c.err = &CloseError{Code: int(code), Reason: ce.Reason, Err: c.lastErr, RetryAfter: ReasonRetryAfter(ce.Reason)}
 		return
 	}
 	c.err = redact.Error(fmt.Errorf("connection lost: %w", err))

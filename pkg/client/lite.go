@@ -103,8 +103,12 @@ func dialLite(ctx context.Context, wsURL, ticket string, o LiteOptions) (*Lite, 
 		return nil, fmt.Errorf("dial lite: read upgrade response: %w", err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		nc.Close()
+		return nil, &UpgradeError{Status: resp.StatusCode, RetryAfter: headerRetryAfter(resp.Header, time.Now())}
+	}
 	sum := sha1.Sum([]byte(k + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
 		nc.Close()
 		return nil, fmt.Errorf("dial lite: upgrade refused: %s", resp.Status)
 	}
@@ -160,6 +164,7 @@ func (l *Lite) ReadText() ([]byte, error) {
 			if len(p) >= 2 {
 				ce.Code = int(binary.BigEndian.Uint16(p))
 				ce.Reason = string(p[2:])
+				ce.RetryAfter = ReasonRetryAfter(ce.Reason)
 			}
 			_ = l.writeFrame(8, p[:min(len(p), 2)])
 			return nil, ce

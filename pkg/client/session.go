@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -21,11 +20,27 @@ type SessionConfig struct {
 	Token      string // bearer session token sess_…
 	Options    Options
 
-	// Backoff: attempt n waits a uniformly random time in
-	// [0, min(MaxBackoff, BaseBackoff·2^n)] (full jitter). Defaults 250ms
-	// and 30s. The attempt count resets after every ready.
+	// Backoff: retry n (0 for the first after a connection ended, or the
+	// start) waits a uniformly random time in [0, min(MaxBackoff,
+	// BaseBackoff·2^n)] (full jitter: a pod's clients spread out instead of
+	// coming back together). Defaults 250ms and 30s. The count resets
+	// after every ready, so a drain's (1012) first retry is quick, and
+	// still jittered.
+	//
+	// A retry hint of the server replaces that delay with hint +
+	// random(0, hint): never before the hint, spread over as long again so
+	// that the clients that got the same hint do not return in one
+	// instant. Hints are ticketsvc's Retry-After (429, 503), the gateway's
+	// Retry-After instead of the upgrade (429, 503) and the
+	// retry_after=<seconds> of a close reason (1013), each capped at
+	// MaxRetryAfter (60 s). A hint does not reset the count: the retries
+	// after it keep growing.
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
+	// OnReconnecting, if set, is told of every reconnect the session
+	// schedules (its delay, the server's hint, why) before it waits. It is
+	// called on the session's goroutine: it must return quickly.
+	OnReconnecting func(Reconnecting)
 	// MaxInvalidTickets ends the session after this many 4001 closes in a
 	// row (default 3): a fresh ticket that keeps failing means the session
 	// is gone, and looping would only hammer the cluster.
@@ -74,8 +89,9 @@ type Continuity struct {
 func (c Continuity) Lost() bool { return c.Reconnect && !c.Resumed }
 
 // Session is a connection that survives server restarts: it reconnects
-// with a new ticket and exponential backoff with full jitter, resubscribes
-// its channels after each reconnect, and stops for good after 4003 (session
+// with a new ticket and exponential backoff with full jitter, honouring the
+// servers' retry hints (SessionConfig.BaseBackoff), resubscribes its
+// channels after each reconnect, and stops for good after 4003 (session
 // revoked), repeated 4001, or 401 from ticketsvc.
 //
 // It resumes without loss where the gateway offers continuity: every
@@ -286,18 +302,17 @@ func (s *Session) run() {
 				return
 			}
 		}
-		// Exponential backoff with full jitter.
-		ceil := s.cfg.BaseBackoff << min(attempt, 16)
-		if ceil > s.cfg.MaxBackoff || ceil <= 0 {
-			ceil = s.cfg.MaxBackoff
-		}
-		if he != nil && he.RetryAfter > ceil {
-			ceil = he.RetryAfter
-		}
+		hint := RetryAfter(err)
+		delay := backoff{base: s.cfg.BaseBackoff, max: s.cfg.MaxBackoff}.delay(attempt, hint)
 		attempt++
+		if s.cfg.OnReconnecting != nil {
+			s.cfg.OnReconnecting(Reconnecting{Attempt: attempt, Delay: delay, RetryAfter: hint, Err: err})
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-s.ctx.Done():
-		case <-time.After(rand.N(ceil + 1)):
+			t.Stop()
+		case <-t.C:
 		}
 	}
 }

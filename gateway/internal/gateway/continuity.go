@@ -48,12 +48,14 @@ type cursor struct {
 }
 
 // mark sets a new topic's position to the stream's last sequence, read
-// once the subscription is live: every event stored after it is delivered
-// live (or detected missing by its successor's Nats-Last-Sequence).
-func (h *hub) mark(ctx context.Context, t *topic) {
+// after its SUB was written: every event stored after it is delivered live
+// (or detected missing by its successor's Nats-Last-Sequence). It reports
+// whether the read was answered — which also proves the server has the
+// subscription (the read followed it on the same connection).
+func (h *hub) mark(ctx context.Context, t *topic) bool {
 	k := h.cont.Load()
 	if k == nil || t.scope == protocol.ScopeBroadcast {
-		return
+		return false
 	}
 	h.hooks.beforeMark(t.subject)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -61,7 +63,7 @@ func (h *hub) mark(ctx context.Context, t *topic) {
 	last, err := k.marks.get(ctx)
 	if err != nil {
 		h.metrics.cont.streamErr.WithLabelValues("mark").Inc()
-		return // the topic's first positioned event marks it instead
+		return false // the topic's first positioned event marks it instead
 	}
 	t.mu.Lock()
 	if !t.marked {
@@ -69,6 +71,7 @@ func (h *hub) mark(ctx context.Context, t *topic) {
 		t.markSeq, t.markedByIt = last, true
 	}
 	t.mu.Unlock()
+	return true
 }
 
 // position is c's cursor on t: where delivery to it stands.

@@ -207,10 +207,14 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 	h.mu.Unlock()
 
 	if created {
+		// Pending limits on a channel subscription are the channel's
+		// capacity; overflow is reported as a slow consumer.
 		sub, err := h.nc.ChanSubscribe(subject, h.shardFor(subject))
-		if err == nil {
-			// Pending limits on a channel subscription are the channel's
-			// capacity; overflow is reported as a slow consumer.
+		// The subscription must be live at the server before the join
+		// returns. The mark's read goes out after the SUB on the same
+		// connection, so its answer proves that as a flush would: one
+		// round trip per new topic instead of two. Without a mark, flush.
+		if err == nil && !h.mark(ctx, t) {
 			err = h.nc.FlushTimeout(5 * time.Second)
 		}
 		if err != nil {
@@ -221,7 +225,6 @@ func (h *hub) join(ctx context.Context, subject string, scope protocol.Scope, ch
 		} else {
 			t.sub.Store(sub)
 			h.metrics.busSubs.Inc()
-			h.mark(ctx, t)
 		}
 		close(t.ready)
 	} else {

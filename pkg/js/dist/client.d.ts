@@ -40,7 +40,8 @@ export interface ClientOptions {
      * for every attempt. Throw an error with `status: 401` or
      * `code: "UNAUTHORIZED"` (e.g. the {@link OcvrError} of {@link fetchTicket})
      * to stop the client for good ("sign in again"); any other error is retried
-     * with backoff (honouring a `retryAfter` in milliseconds).
+     * with backoff, or after its `retryAfter` in milliseconds (a server's
+     * hint: see {@link ClientOptions.backoff}).
      */
     getTicket?: (ctx: GetTicketContext) => Promise<string>;
     /** The WebSocket constructor; default `globalThis.WebSocket`. Node.js 20: `import { WebSocket } from "ws"`. */
@@ -50,9 +51,19 @@ export interface ClientOptions {
     /** Connect at once (default true); otherwise call {@link OcvrClient.connect}. */
     autoConnect?: boolean;
     /**
-     * Reconnect backoff in milliseconds: attempt n waits a uniformly random
-     * time in [0, min(max, base·2ⁿ)] (exponential backoff with full jitter).
-     * The attempt count resets after each `ready`. Defaults 500 and 30000.
+     * Reconnect backoff in milliseconds: retry n (0 for the first after a
+     * `ready`, or the start) waits a uniformly random time in
+     * [0, min(max, base·2ⁿ)] (exponential backoff with full jitter). The count
+     * resets after each `ready`, so the first retry after a drain (1012) is
+     * quick, and still jittered. Defaults 500 and 30000.
+     *
+     * A server's retry hint replaces that delay with hint + random(0, hint):
+     * never before the hint, spread over as long again so that the clients
+     * that got the same hint do not return together. Hints: ticketsvc's
+     * `Retry-After` (429, 503), a close reason's `retry_after=<seconds>` (the
+     * gateway's 1013), and in Node.js with the `ws` package the gateway's
+     * `Retry-After` instead of the upgrade (429, 503); each capped at 60 s.
+     * A hint does not reset the count: the retries after it keep growing.
      */
     backoff?: {
         base?: number;
@@ -113,9 +124,15 @@ export interface DisconnectEvent {
 export interface ReconnectingEvent {
     /** 1 for the first retry, 2 for the second, … (reset by `ready`). */
     attempt: number;
-    /** Milliseconds until the attempt. */
+    /** Milliseconds until the attempt ("reconnecting in N s"). */
     delay: number;
-    /** Why the previous attempt or connection failed, when known. */
+    /**
+     * The server's retry hint the delay honours, in milliseconds (capped at
+     * 60 s; `delay` is in [retryAfter, 2·retryAfter]); absent when the
+     * server gave none and `delay` is the plain backoff.
+     */
+    retryAfter?: number;
+    /** Why the previous attempt or connection failed, when known (an {@link OcvrError} carries the same `retryAfter`). */
     error?: Error;
 }
 /** The `state` event. */
@@ -191,7 +208,8 @@ export type UnknownListener = (data: UnknownEventData) => void;
 /**
  * A connection to the OCVR gateway that survives restarts: it gets a new
  * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
- * exponential backoff and full jitter, resubscribes its channels after every
+ * exponential backoff and full jitter (after a server's retry hint: the hint
+ * plus jitter), resubscribes its channels after every
  * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
  * 4010 or 401 from ticketsvc.
  *
@@ -236,6 +254,8 @@ export declare class OcvrClient {
     private ackPending;
     private revoked;
     private lastError;
+    /** The gateway's HTTP answer instead of the upgrade on the current socket (the `ws` package tells it). */
+    private refused;
     /** Channels wanted: subscribed now if open, and again after every reconnect. */
     private readonly wanted;
     /** Channels subscribed on the current socket (`subscribed` received). */
@@ -346,6 +366,13 @@ export declare class OcvrClient {
      */
     private sendSubscribe;
     private open;
+    /**
+     * In Node.js the `ws` package shows the gateway's HTTP answer when it
+     * refuses the upgrade (429, 503 with Retry-After); browsers hide it (the
+     * socket just closes with 1006). The socket is then aborted as ws would
+     * have done, and its close is retried after the hint.
+     */
+    private watchRefusal;
     private getTicket;
     private onMessage;
     /**
@@ -362,7 +389,10 @@ export declare class OcvrClient {
     /** Abandons a socket that looks dead and reconnects. */
     private drop;
     private onSocketClose;
-    /** Schedules the next attempt: exponential backoff with full jitter. */
+    /**
+     * Schedules the next attempt: exponential backoff with full jitter, or the
+     * server's hint plus jitter ({@link reconnectDelay}).
+     */
     private retry;
     private clearTimers;
     /** Stops for good. */

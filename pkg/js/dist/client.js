@@ -1,5 +1,6 @@
 import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
+import { capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
 const CLIENT_EVENTS = new Set(["frame", "continuity", "state", "disconnect", "reconnecting", "closed"]);
@@ -8,7 +9,8 @@ const CONNECTING = 0;
 /**
  * A connection to the OCVR gateway that survives restarts: it gets a new
  * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
- * exponential backoff and full jitter, resubscribes its channels after every
+ * exponential backoff and full jitter (after a server's retry hint: the hint
+ * plus jitter), resubscribes its channels after every
  * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
  * 4010 or 401 from ticketsvc.
  *
@@ -53,6 +55,8 @@ export class OcvrClient {
     ackPending = false;
     revoked;
     lastError;
+    /** The gateway's HTTP answer instead of the upgrade on the current socket (the `ws` package tells it). */
+    refused;
     /** Channels wanted: subscribed now if open, and again after every reconnect. */
     wanted = new Set();
     /** Channels subscribed on the current socket (`subscribed` received). */
@@ -342,8 +346,7 @@ export class OcvrClient {
                 this.stop({ reason: "unauthorized", error: err });
                 return;
             }
-            const ra = e.retryAfter;
-            this.retry(e instanceof Error ? e : new Error(String(e)), typeof ra === "number" ? ra : 0);
+            this.retry(e instanceof Error ? e : new Error(String(e)), capHint(e?.retryAfter));
             return;
         }
         if (gen !== this.gen)
@@ -370,9 +373,38 @@ export class OcvrClient {
         this.userFloor = undefined;
         this.inflight.clear();
         this.lastError = undefined;
+        this.refused = undefined;
+        this.watchRefusal(ws);
         ws.onmessage = (ev) => this.onMessage(ws, ev.data);
         ws.onclose = (ev) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
         ws.onerror = ignore; // onclose follows with the code
+    }
+    /**
+     * In Node.js the `ws` package shows the gateway's HTTP answer when it
+     * refuses the upgrade (429, 503 with Retry-After); browsers hide it (the
+     * socket just closes with 1006). The socket is then aborted as ws would
+     * have done, and its close is retried after the hint.
+     */
+    watchRefusal(ws) {
+        const on = ws.on;
+        if (typeof on !== "function")
+            return;
+        on.call(ws, "unexpected-response", (_req, res) => {
+            if (ws === this.ws) {
+                const h = res?.headers?.["retry-after"];
+                this.refused = { status: res?.statusCode ?? 0, retryAfter: headerRetryAfter(Array.isArray(h) ? h[0] : h) };
+            }
+            const w = ws;
+            try {
+                if (typeof w.terminate === "function")
+                    w.terminate();
+                else
+                    ws.close();
+            }
+            catch {
+                // ignore: the close follows
+            }
+        });
     }
     async getTicket(signal) {
         if (this.opts.getTicket)
@@ -620,6 +652,8 @@ export class OcvrClient {
         if (ws !== this.ws)
             return;
         const wasOpen = this.wsOpen;
+        const refused = this.refused;
+        this.refused = undefined;
         this.ws = undefined;
         this.wsOpen = false;
         this.live.clear();
@@ -655,10 +689,25 @@ export class OcvrClient {
                 this.stop({ reason: "server_closed", code, error: new OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) });
                 return;
         }
-        this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, { closeCode: code }));
+        if (refused) {
+            const details = { status: refused.status };
+            if (refused.retryAfter !== undefined)
+                details.retryAfter = refused.retryAfter;
+            this.retry(new OcvrError("UPGRADE_REFUSED", `the gateway answered HTTP ${refused.status} instead of the upgrade`, details), refused.retryAfter);
+            return;
+        }
+        // The gateway's 1013 says when to come back in its reason.
+        const hint = reasonRetryAfter(reason);
+        const details = { closeCode: code };
+        if (hint !== undefined)
+            details.retryAfter = hint;
+        this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint);
     }
-    /** Schedules the next attempt: exponential backoff with full jitter. */
-    retry(error, minDelay = 0) {
+    /**
+     * Schedules the next attempt: exponential backoff with full jitter, or the
+     * server's hint plus jitter ({@link reconnectDelay}).
+     */
+    retry(error, hint) {
         if (this._state === "closed")
             return;
         this.gen++;
@@ -674,9 +723,9 @@ export class OcvrClient {
                 // ignore
             }
         }
-        const cap = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, 30));
-        this.attempt++;
-        const delay = Math.max(Math.random() * cap, minDelay);
+        const retryAfter = capHint(hint);
+        const delay = reconnectDelay(this.attempt, this.base, this.max, retryAfter);
+        this.attempt++; // a hint does not reset the count
         this.setState("reconnecting");
         if (this._state !== "reconnecting")
             return; // a state listener closed the client
@@ -686,6 +735,8 @@ export class OcvrClient {
                 void this.open();
         }, delay);
         const ev = { attempt: this.attempt, delay };
+        if (retryAfter !== undefined)
+            ev.retryAfter = retryAfter;
         if (error)
             ev.error = error;
         this.emit("reconnecting", ev);

@@ -14,6 +14,7 @@ export type { ChannelContinuity, ClientEventMap, ClientEventType, ClientOptions,
 export { OcvrError } from "./errors.js";
 export type { OcvrErrorCode, OcvrErrorDetails } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
+export { MAX_RETRY_AFTER, reasonRetryAfter } from "./retry.js";
 export type { FetchLike, FetchResponseLike, FetchTicketOptions } from "./ticket.js";
 export { CloseCode, SERVER_FRAME_TYPES, isKnownFrame } from "./protocol.js";
 export type * from "./protocol.js";

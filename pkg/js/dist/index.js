@@ -12,4 +12,5 @@
 export { OcvrClient } from "./client.js";
 export { OcvrError } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
+export { MAX_RETRY_AFTER, reasonRetryAfter } from "./retry.js";
 export { CloseCode, SERVER_FRAME_TYPES, isKnownFrame } from "./protocol.js";

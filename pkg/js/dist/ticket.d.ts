@@ -25,7 +25,8 @@ export declare function ticketEndpoint(ticketUrl: string): string;
  * Asks ticketsvc for a single-use, 30-second connect ticket with a bearer
  * session token: `POST /v1/auth/ws-ticket`. Rejects with an {@link OcvrError}
  * whose code is ticketsvc's (`UNAUTHORIZED` for 401: sign in again;
- * `RATE_LIMITED` with `retryAfter`; `UNAVAILABLE`) or `TICKET_FAILED`.
+ * `RATE_LIMITED` and `UNAVAILABLE` with `retryAfter`, the `Retry-After` in
+ * milliseconds, capped at 60 s) or `TICKET_FAILED`.
  */
 export declare function fetchTicket(ticketUrl: string, token: string, opts?: FetchTicketOptions): Promise<string>;
 export declare function errorMessage(e: unknown): string;

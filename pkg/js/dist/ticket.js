@@ -1,4 +1,5 @@
 import { OcvrError } from "./errors.js";
+import { headerRetryAfter } from "./retry.js";
 /** The ticket endpoint of a ticketsvc base URL (`http://127.0.0.1:8080` → `…/v1/auth/ws-ticket`). */
 export function ticketEndpoint(ticketUrl) {
     const base = ticketUrl.replace(/\/+$/, "");
@@ -8,7 +9,8 @@ export function ticketEndpoint(ticketUrl) {
  * Asks ticketsvc for a single-use, 30-second connect ticket with a bearer
  * session token: `POST /v1/auth/ws-ticket`. Rejects with an {@link OcvrError}
  * whose code is ticketsvc's (`UNAUTHORIZED` for 401: sign in again;
- * `RATE_LIMITED` with `retryAfter`; `UNAVAILABLE`) or `TICKET_FAILED`.
+ * `RATE_LIMITED` and `UNAVAILABLE` with `retryAfter`, the `Retry-After` in
+ * milliseconds, capped at 60 s) or `TICKET_FAILED`.
  */
 export async function fetchTicket(ticketUrl, token, opts = {}) {
     const f = opts.fetch ?? globalThis.fetch;
@@ -51,9 +53,9 @@ export async function fetchTicket(ticketUrl, token, opts = {}) {
                     : "TICKET_FAILED";
     const message = typeof err?.message === "string" ? err.message : `HTTP ${res.status}`;
     const details = { status: res.status };
-    const ra = Number(res.headers.get("Retry-After"));
-    if (Number.isFinite(ra) && ra > 0)
-        details.retryAfter = ra * 1000;
+    const ra = headerRetryAfter(res.headers.get("Retry-After"));
+    if (ra !== undefined)
+        details.retryAfter = ra;
     throw new OcvrError(code, `ticket request: HTTP ${res.status} ${code}: ${message}`, details);
 }
 export function errorMessage(e) {

@@ -1,6 +1,7 @@
 import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
 import type { AnyServerFrame, ErrorData, Ready, ServerFrame, ServerFrameMap, SessionRevoked, Subscribe, Subscribed, UnknownEventData, Unsubscribed } from "./protocol.js";
+import { capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 import type { FetchLike } from "./ticket.js";
 
@@ -47,7 +48,8 @@ export interface ClientOptions {
    * for every attempt. Throw an error with `status: 401` or
    * `code: "UNAUTHORIZED"` (e.g. the {@link OcvrError} of {@link fetchTicket})
    * to stop the client for good ("sign in again"); any other error is retried
-   * with backoff (honouring a `retryAfter` in milliseconds).
+   * with backoff, or after its `retryAfter` in milliseconds (a server's
+   * hint: see {@link ClientOptions.backoff}).
    */
   getTicket?: (ctx: GetTicketContext) => Promise<string>;
   /** The WebSocket constructor; default `globalThis.WebSocket`. Node.js 20: `import { WebSocket } from "ws"`. */
@@ -57,9 +59,19 @@ export interface ClientOptions {
   /** Connect at once (default true); otherwise call {@link OcvrClient.connect}. */
   autoConnect?: boolean;
   /**
-   * Reconnect backoff in milliseconds: attempt n waits a uniformly random
-   * time in [0, min(max, base·2ⁿ)] (exponential backoff with full jitter).
-   * The attempt count resets after each `ready`. Defaults 500 and 30000.
+   * Reconnect backoff in milliseconds: retry n (0 for the first after a
+   * `ready`, or the start) waits a uniformly random time in
+   * [0, min(max, base·2ⁿ)] (exponential backoff with full jitter). The count
+   * resets after each `ready`, so the first retry after a drain (1012) is
+   * quick, and still jittered. Defaults 500 and 30000.
+   *
+   * A server's retry hint replaces that delay with hint + random(0, hint):
+   * never before the hint, spread over as long again so that the clients
+   * that got the same hint do not return together. Hints: ticketsvc's
+   * `Retry-After` (429, 503), a close reason's `retry_after=<seconds>` (the
+   * gateway's 1013), and in Node.js with the `ws` package the gateway's
+   * `Retry-After` instead of the upgrade (429, 503); each capped at 60 s.
+   * A hint does not reset the count: the retries after it keep growing.
    */
   backoff?: { base?: number; max?: number };
   /** Stop after this many 4001 (invalid ticket) closes in a row, each with a fresh ticket (default 3). */
@@ -122,9 +134,15 @@ export interface DisconnectEvent {
 export interface ReconnectingEvent {
   /** 1 for the first retry, 2 for the second, … (reset by `ready`). */
   attempt: number;
-  /** Milliseconds until the attempt. */
+  /** Milliseconds until the attempt ("reconnecting in N s"). */
   delay: number;
-  /** Why the previous attempt or connection failed, when known. */
+  /**
+   * The server's retry hint the delay honours, in milliseconds (capped at
+   * 60 s; `delay` is in [retryAfter, 2·retryAfter]); absent when the
+   * server gave none and `delay` is the plain backoff.
+   */
+  retryAfter?: number;
+  /** Why the previous attempt or connection failed, when known (an {@link OcvrError} carries the same `retryAfter`). */
   error?: Error;
 }
 
@@ -222,7 +240,8 @@ const CONNECTING = 0;
 /**
  * A connection to the OCVR gateway that survives restarts: it gets a new
  * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
- * exponential backoff and full jitter, resubscribes its channels after every
+ * exponential backoff and full jitter (after a server's retry hint: the hint
+ * plus jitter), resubscribes its channels after every
  * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
  * 4010 or 401 from ticketsvc.
  *
@@ -269,6 +288,8 @@ export class OcvrClient {
   private ackPending = false;
   private revoked: SessionRevoked | undefined;
   private lastError: ErrorData | undefined;
+  /** The gateway's HTTP answer instead of the upgrade on the current socket (the `ws` package tells it). */
+  private refused: { status: number; retryAfter: number | undefined } | undefined;
 
   /** Channels wanted: subscribed now if open, and again after every reconnect. */
   private readonly wanted = new Set<string>();
@@ -576,8 +597,7 @@ export class OcvrClient {
         this.stop({ reason: "unauthorized", error: err });
         return;
       }
-      const ra = (e as { retryAfter?: unknown }).retryAfter;
-      this.retry(e instanceof Error ? e : new Error(String(e)), typeof ra === "number" ? ra : 0);
+      this.retry(e instanceof Error ? e : new Error(String(e)), capHint((e as { retryAfter?: unknown } | null)?.retryAfter));
       return;
     }
     if (gen !== this.gen) return;
@@ -602,9 +622,35 @@ export class OcvrClient {
     this.userFloor = undefined;
     this.inflight.clear();
     this.lastError = undefined;
+    this.refused = undefined;
+    this.watchRefusal(ws);
     ws.onmessage = (ev: { data: unknown }) => this.onMessage(ws, ev.data);
     ws.onclose = (ev: { code?: number; reason?: string }) => this.onSocketClose(ws, ev.code ?? CloseCode.ABNORMAL, ev.reason ?? "");
     ws.onerror = ignore; // onclose follows with the code
+  }
+
+  /**
+   * In Node.js the `ws` package shows the gateway's HTTP answer when it
+   * refuses the upgrade (429, 503 with Retry-After); browsers hide it (the
+   * socket just closes with 1006). The socket is then aborted as ws would
+   * have done, and its close is retried after the hint.
+   */
+  private watchRefusal(ws: WebSocketLike): void {
+    const on = (ws as { on?: unknown }).on;
+    if (typeof on !== "function") return;
+    on.call(ws, "unexpected-response", (_req: unknown, res: { statusCode?: number; headers?: Record<string, string | string[] | undefined> }) => {
+      if (ws === this.ws) {
+        const h = res?.headers?.["retry-after"];
+        this.refused = { status: res?.statusCode ?? 0, retryAfter: headerRetryAfter(Array.isArray(h) ? h[0] : h) };
+      }
+      const w = ws as { terminate?: () => void };
+      try {
+        if (typeof w.terminate === "function") w.terminate();
+        else ws.close();
+      } catch {
+        // ignore: the close follows
+      }
+    });
   }
 
   private async getTicket(signal: AbortSignal): Promise<string> {
@@ -836,6 +882,8 @@ export class OcvrClient {
   private onSocketClose(ws: WebSocketLike, code: number, reason: string): void {
     if (ws !== this.ws) return;
     const wasOpen = this.wsOpen;
+    const refused = this.refused;
+    this.refused = undefined;
     this.ws = undefined;
     this.wsOpen = false;
     this.live.clear();
@@ -870,11 +918,24 @@ export class OcvrClient {
         this.stop({ reason: "server_closed", code, error: new OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) });
         return;
     }
-    this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, { closeCode: code }));
+    if (refused) {
+      const details: { status: number; retryAfter?: number } = { status: refused.status };
+      if (refused.retryAfter !== undefined) details.retryAfter = refused.retryAfter;
+      this.retry(new OcvrError("UPGRADE_REFUSED", `the gateway answered HTTP ${refused.status} instead of the upgrade`, details), refused.retryAfter);
+      return;
+    }
+    // The gateway's 1013 says when to come back in its reason.
+    const hint = reasonRetryAfter(reason);
+    const details: { closeCode: number; retryAfter?: number } = { closeCode: code };
+    if (hint !== undefined) details.retryAfter = hint;
+    this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint);
   }
 
-  /** Schedules the next attempt: exponential backoff with full jitter. */
-  private retry(error?: Error, minDelay = 0): void {
+  /**
+   * Schedules the next attempt: exponential backoff with full jitter, or the
+   * server's hint plus jitter ({@link reconnectDelay}).
+   */
+  private retry(error?: Error, hint?: number): void {
     if (this._state === "closed") return;
     this.gen++;
     this.clearTimers();
@@ -888,9 +949,9 @@ export class OcvrClient {
         // ignore
       }
     }
-    const cap = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, 30));
-    this.attempt++;
-    const delay = Math.max(Math.random() * cap, minDelay);
+    const retryAfter = capHint(hint);
+    const delay = reconnectDelay(this.attempt, this.base, this.max, retryAfter);
+    this.attempt++; // a hint does not reset the count
     this.setState("reconnecting");
     if (this._state !== "reconnecting") return; // a state listener closed the client
     this.retryTimer = setTimeout(() => {
@@ -898,6 +959,7 @@ export class OcvrClient {
       if (this._state === "reconnecting") void this.open();
     }, delay);
     const ev: ReconnectingEvent = { attempt: this.attempt, delay };
+    if (retryAfter !== undefined) ev.retryAfter = retryAfter;
     if (error) ev.error = error;
     this.emit("reconnecting", ev);
   }

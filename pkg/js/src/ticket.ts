@@ -1,4 +1,5 @@
 import { OcvrError } from "./errors.js";
+import { headerRetryAfter } from "./retry.js";
 
 /** The subset of `Response` the client reads. */
 export interface FetchResponseLike {
@@ -31,7 +32,8 @@ export function ticketEndpoint(ticketUrl: string): string {
  * Asks ticketsvc for a single-use, 30-second connect ticket with a bearer
  * session token: `POST /v1/auth/ws-ticket`. Rejects with an {@link OcvrError}
  * whose code is ticketsvc's (`UNAUTHORIZED` for 401: sign in again;
- * `RATE_LIMITED` with `retryAfter`; `UNAVAILABLE`) or `TICKET_FAILED`.
+ * `RATE_LIMITED` and `UNAVAILABLE` with `retryAfter`, the `Retry-After` in
+ * milliseconds, capped at 60 s) or `TICKET_FAILED`.
  */
 export async function fetchTicket(ticketUrl: string, token: string, opts: FetchTicketOptions = {}): Promise<string> {
   const f = opts.fetch ?? (globalThis.fetch as unknown as FetchLike | undefined);
@@ -72,8 +74,8 @@ export async function fetchTicket(ticketUrl: string, token: string, opts: FetchT
             : "TICKET_FAILED";
   const message = typeof err?.message === "string" ? err.message : `HTTP ${res.status}`;
   const details: { status: number; retryAfter?: number } = { status: res.status };
-  const ra = Number(res.headers.get("Retry-After"));
-  if (Number.isFinite(ra) && ra > 0) details.retryAfter = ra * 1000;
+  const ra = headerRetryAfter(res.headers.get("Retry-After"));
+  if (ra !== undefined) details.retryAfter = ra;
   throw new OcvrError(code, `ticket request: HTTP ${res.status} ${code}: ${message}`, details);
 }
 

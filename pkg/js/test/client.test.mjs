@@ -6,11 +6,13 @@
 // has no global WebSocket: the tests inject the `ws` package's.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import { connect as connectNats } from "nats";
-import { WebSocket } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
 
-import { OcvrClient, OcvrError, fetchTicket, isKnownFrame, SERVER_FRAME_TYPES } from "../dist/index.js";
+import { MAX_RETRY_AFTER, OcvrClient, OcvrError, fetchTicket, isKnownFrame, reasonRetryAfter, SERVER_FRAME_TYPES } from "../dist/index.js";
+import { headerRetryAfter, reconnectDelay } from "../dist/retry.js";
 import { goldenSubject, loadGoldenFrames, nowSeconds, sleep, startStack, waitFor, withoutContinuity } from "./harness.mjs";
 
 const HEARTBEAT_MS = 1000;
@@ -410,11 +412,18 @@ describe("reconnect", () => {
     // A new ticket for every attempt (the failed ones included).
     assert.ok(a.tickets.length >= 2);
     assert.equal(new Set(a.tickets).size, a.tickets.length);
-    // The failed attempts backed off exponentially with full jitter.
+    // The failed attempts backed off exponentially with full jitter; an
+    // attempt that reached the draining gateway got HTTP 503 with
+    // Retry-After, and waited that hint plus jitter.
     const recs = a.events.filter((e) => e.type === "reconnecting").map((e) => e.data);
     recs.forEach((r, i) => {
       assert.equal(r.attempt, i + 1);
-      assert.ok(r.delay <= Math.min(1000, 100 * 2 ** i), `attempt ${r.attempt} delay ${r.delay}`);
+      if (r.retryAfter !== undefined) {
+        assert.equal(r.error.code, "UPGRADE_REFUSED", `attempt ${r.attempt}: a hint from ${r.error.message}`);
+        assert.ok(r.delay >= r.retryAfter && r.delay <= 2 * r.retryAfter, `attempt ${r.attempt} delay ${r.delay}, hint ${r.retryAfter}`);
+      } else {
+        assert.ok(r.delay <= Math.min(1000, 100 * 2 ** i), `attempt ${r.attempt} delay ${r.delay}`);
+      }
     });
 
     await stack.ocvrctl("publish", "message-create", "--channel", ch, "--author", "1", "--name", "Alice", "--content", "after the restart");
@@ -444,6 +453,374 @@ describe("reconnect", () => {
     assert.ok(delays.some((r) => r.delay < Math.min(64, 4 * 2 ** (r.attempt - 1)) * 0.9));
   });
 });
+
+// Retry hints (gateway/README.md "Close codes", ticketsvc/README.md
+// "Errors"): a refusal that says when to come back is retried no earlier
+// than that, plus jitter, and the app sees the hint. Stand-in servers (the
+// ws package's WebSocketServer, node:http) give hints the real servers may
+// not send yet; the real stack's refusals are checked whatever they carry.
+describe("retry hints", () => {
+  const DUMMY_TICKET = `wst_${"t".repeat(40)}`;
+  // Node.js timers may fire a millisecond or so early against Date.now().
+  const TIMER_SLACK = 5;
+
+  test("reasonRetryAfter: the retry_after=<seconds> token of a close reason, capped", () => {
+    const cases = [
+      ["pod at connection limit; retry_after=2", 2000],
+      ["retry_after=1", 1000],
+      ["not ready; retry_after=5; bus unavailable", 5000],
+      ["retry_after=7 pod at connection limit", 7000],
+      ["a;retry_after=3;b", 3000],
+      ["retry_after=2.5", 2000], // the integer part: "." ends the token
+      ["retry_after=60", 60000],
+      ["retry_after=61", MAX_RETRY_AFTER],
+      ["retry_after=99999999999999999999999", MAX_RETRY_AFTER],
+      ["retry_after=0", undefined],
+      ["pod at connection limit", undefined], // the gateway before the hint
+      ["", undefined],
+      ["retry_after=", undefined],
+      ["retry_after=-3", undefined],
+      ["retry_after=2s", undefined], // not integer seconds
+      ["retry_after=abc", undefined],
+      ["xretry_after=4", undefined], // another token
+      ["my_retry_after=4", undefined],
+      ["Retry_After=4", undefined], // the token is lower case
+      ["retry-after=4", undefined], // the HTTP header's spelling is not the token
+    ];
+    for (const [reason, want] of cases) assert.equal(reasonRetryAfter(reason), want, JSON.stringify(reason));
+  });
+
+  test("headerRetryAfter: Retry-After in seconds or as an HTTP date, capped", () => {
+    const now = Date.UTC(2026, 0, 1, 12, 0, 0);
+    const cases = [
+      ["1", 1000],
+      [" 3 ", 3000],
+      ["0", undefined],
+      ["120", MAX_RETRY_AFTER],
+      ["-1", undefined],
+      ["1.5", undefined],
+      ["soon", undefined],
+      ["", undefined],
+      [null, undefined],
+      [new Date(now + 10000).toUTCString(), 10000],
+      [new Date(now + 3600000).toUTCString(), MAX_RETRY_AFTER],
+      [new Date(now - 60000).toUTCString(), undefined],
+    ];
+    for (const [value, want] of cases) assert.equal(headerRetryAfter(value, now), want, JSON.stringify(value));
+  });
+
+  test("reconnectDelay: full jitter without a hint, hint + random(0, hint) with one", () => {
+    const base = 100;
+    const max = 2000;
+    const cases = [
+      { name: "first retry", attempt: 0, min: 0, max: 100 },
+      { name: "second retry", attempt: 1, min: 0, max: 200 },
+      { name: "fourth retry", attempt: 3, min: 0, max: 800 },
+      { name: "capped at max", attempt: 5, min: 0, max: 2000 },
+      { name: "far past any shift", attempt: 1000, min: 0, max: 2000 },
+      { name: "hint on the first retry", attempt: 0, hint: 1000, min: 1000, max: 2000 },
+      { name: "hint above the backoff's max", attempt: 9, hint: 5000, min: 5000, max: 10000 },
+      { name: "hint below the backoff's ceiling", attempt: 9, hint: 100, min: 100, max: 200 },
+      { name: "bogus hint capped", attempt: 0, hint: 3600000, min: MAX_RETRY_AFTER, max: 2 * MAX_RETRY_AFTER },
+      { name: "negative hint is none", attempt: 0, hint: -1000, min: 0, max: 100 },
+    ];
+    for (const c of cases) {
+      const mid = c.min + (c.max - c.min) / 2;
+      let low = 0;
+      let high = 0;
+      for (let i = 0; i < 400; i++) {
+        const d = reconnectDelay(c.attempt, base, max, c.hint);
+        assert.ok(d >= c.min && d <= c.max, `${c.name}: ${d} outside [${c.min}, ${c.max}]`);
+        if (d < mid) low++;
+        else high++;
+      }
+      // Jitter: both halves are used (400 draws all in one half do not happen).
+      assert.ok(low > 0 && high > 0, `${c.name}: not spread (${low} below ${mid}, ${high} above)`);
+    }
+  });
+
+  test("a 1013 whose reason says retry_after=1: the next attempt waits at least 1 s; reconnecting carries delay and retryAfter; the count keeps growing", async () => {
+    const gw = await standInGateway([
+      { close: 1013, reason: "pod at connection limit; retry_after=1" },
+      { close: 1013, reason: "pod at connection limit" }, // no hint: plain backoff
+      { ready: true },
+    ]);
+    try {
+      const { client, recs, disconnects } = hintedClient({ url: gw.url, getTicket: async () => DUMMY_TICKET, backoff: { base: 20, max: 200 } });
+      await waitFor(() => client.state === "open", { what: "ready after two refusals" });
+      assert.deepEqual(disconnects.map((d) => [d.code, d.reason]), [
+        [1013, "pod at connection limit; retry_after=1"],
+        [1013, "pod at connection limit"],
+      ]);
+      assert.equal(recs.length, 2);
+      const [first, second] = recs;
+      assert.equal(first.attempt, 1);
+      assert.equal(first.retryAfter, 1000);
+      assert.ok(first.delay >= 1000 && first.delay <= 2000, `delay ${first.delay}`);
+      assert.ok(first.error instanceof OcvrError);
+      assert.equal(first.error.code, "CLOSE_1013");
+      assert.equal(first.error.closeCode, 1013);
+      assert.equal(first.error.retryAfter, 1000);
+      // The hint did not reset the count: retry 2 waits up to base·2¹.
+      assert.equal(second.attempt, 2);
+      assert.equal(second.retryAfter, undefined);
+      assert.equal(second.error.retryAfter, undefined);
+      assert.ok(second.delay <= 40, `delay ${second.delay}`);
+      // On the wire: the attempt after the hinted refusal came no earlier than the hint.
+      assert.equal(gw.at.length, 3);
+      assert.ok(gw.at[1] - gw.at[0] >= 1000 - TIMER_SLACK, `second attempt ${gw.at[1] - gw.at[0]} ms after the first`);
+      await client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  for (const status of [429, 503]) {
+    test(`the gateway's HTTP ${status} with Retry-After instead of the upgrade (Node.js ws): UPGRADE_REFUSED with status and retryAfter, honoured`, async () => {
+      const gw = await standInGateway([{ status, retryAfter: "1" }, { ready: true }]);
+      try {
+        const { client, recs, disconnects } = hintedClient({ url: gw.url, getTicket: async () => DUMMY_TICKET, backoff: { base: 20, max: 200 } });
+        await waitFor(() => client.state === "open", { what: "ready after the refusal" });
+        assert.equal(disconnects.length, 1);
+        assert.equal(disconnects[0].code, 1006); // what a browser sees too
+        assert.equal(recs.length, 1);
+        const [r] = recs;
+        assert.equal(r.error.code, "UPGRADE_REFUSED");
+        assert.equal(r.error.status, status);
+        assert.equal(r.error.retryAfter, 1000);
+        assert.equal(r.retryAfter, 1000);
+        assert.ok(r.delay >= 1000 && r.delay <= 2000, `delay ${r.delay}`);
+        assert.ok(gw.at[1] - gw.at[0] >= 1000 - TIMER_SLACK, `second attempt ${gw.at[1] - gw.at[0]} ms after the first`);
+        await client.close();
+      } finally {
+        await gw.close();
+      }
+    });
+  }
+
+  for (const [status, code] of [[429, "RATE_LIMITED"], [503, "UNAVAILABLE"]]) {
+    test(`ticketsvc's ${status} ${code} with Retry-After: the next ticket request waits at least the hint, then the real gateway takes the client`, async () => {
+      const { token } = await stack.createSession(nextUser++, `Hinted${status}`);
+      const tickets = await standInTicketsvc([{ status, code, retryAfter: "1" }]);
+      try {
+        const { client, recs } = hintedClient({ url: stack.gateways[0].wsUrl, ticketUrl: tickets.url, token, backoff: { base: 20, max: 200 } });
+        await waitFor(() => client.state === "open", { what: "ready after the refusal" });
+        assert.equal(recs.length, 1);
+        const [r] = recs;
+        assert.equal(r.error.code, code);
+        assert.equal(r.error.status, status);
+        assert.equal(r.error.retryAfter, 1000);
+        assert.equal(r.retryAfter, 1000);
+        assert.ok(r.delay >= 1000 && r.delay <= 2000, `delay ${r.delay}`);
+        assert.ok(tickets.at[1] - tickets.at[0] >= 1000 - TIMER_SLACK, `second ticket request ${tickets.at[1] - tickets.at[0]} ms after the first`);
+        await client.close();
+      } finally {
+        await tickets.close();
+      }
+    });
+  }
+
+  test("the real ticketsvc's 429 RATE_LIMITED (its per-session limit): Retry-After honoured, then connected", async () => {
+    // A refill can slip in between the test's 429 and the client's first
+    // request; the client then connects at once, and the test tries again.
+    for (let attempt = 1; ; attempt++) {
+      const { token } = await stack.createSession(nextUser++, "Eager");
+      await exhaustTickets(token);
+      const { client, recs } = hintedClient({ url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token, backoff: { base: 20, max: 200 } });
+      await waitFor(() => client.state === "open", { timeout: 20000, what: "ready after the rate limit" });
+      await client.close();
+      if (recs.length === 0 && attempt < 3) continue;
+      assert.ok(recs.length > 0, "three clients connected without a 429");
+      const r = recs[0];
+      assert.equal(r.error.code, "RATE_LIMITED");
+      assert.equal(r.error.status, 429);
+      assert.ok(r.retryAfter > 0 && r.retryAfter <= MAX_RETRY_AFTER, `retryAfter ${r.retryAfter}`);
+      assert.equal(r.error.retryAfter, r.retryAfter);
+      for (const x of recs) {
+        if (x.retryAfter !== undefined) assert.ok(x.delay >= x.retryAfter && x.delay <= 2 * x.retryAfter, `delay ${x.delay}, hint ${x.retryAfter}`);
+      }
+      return;
+    }
+  });
+
+  test("the real gateway at its connection limit (--hard-max-connections 1) refuses with 1013; the client retries (after retry_after when the reason has it) and connects once the slot is free", async (t) => {
+    const full = await stack.startGateway(["--hard-max-connections", "1"]);
+    try {
+      const holder = await stack.createSession(nextUser++, "Holder");
+      const h = new OcvrClient({ url: full.wsUrl, ticketUrl: stack.ticketUrl, token: holder.token, WebSocket });
+      clients.push(h);
+      await waitFor(() => h.state === "open", { what: "the holder connected" });
+      const late = await stack.createSession(nextUser++, "Late");
+      const { client, recs, causes, disconnects } = hintedClient({ url: full.wsUrl, ticketUrl: stack.ticketUrl, token: late.token, backoff: { base: 50, max: 400 } });
+      await waitFor(() => recs.length >= 2, { what: "two refusals" });
+      await h.close();
+      await waitFor(() => client.state === "open", { timeout: 15000, what: "ready once the slot is free" });
+      const refusals = disconnects.filter((d) => d.code === 1013);
+      assert.ok(refusals.length >= 2, `1013 closes: ${JSON.stringify(disconnects)}`);
+      recs.forEach((r, i) => {
+        assert.equal(r.attempt, i + 1);
+        const d = causes[i];
+        if (d?.code !== 1013) return;
+        const hint = reasonRetryAfter(d.reason);
+        assert.equal(r.retryAfter, hint, `reconnect ${i + 1} after ${JSON.stringify(d.reason)}`);
+        assert.equal(r.error.code, "CLOSE_1013");
+        if (hint !== undefined) assert.ok(r.delay >= hint && r.delay <= 2 * hint, `delay ${r.delay}, hint ${hint}`);
+        else assert.ok(r.delay <= Math.min(400, 50 * 2 ** i), `delay ${r.delay} without a hint`);
+      });
+      const hinted = refusals.filter((d) => reasonRetryAfter(d.reason) !== undefined).length;
+      t.diagnostic(`${hinted} of ${refusals.length} refusals carried retry_after`);
+      await client.close();
+    } finally {
+      await full.stop("SIGKILL");
+    }
+  });
+
+  test("the real gateway while it drains answers HTTP 503 with Retry-After (Node.js ws); the next attempt, on another gateway, waits at least the hint", async () => {
+    const draining = await stack.startGateway(["--readiness-delay", "30s"]);
+    try {
+      draining.proc.kill("SIGTERM");
+      await waitFor(async () => {
+        try {
+          const r = await fetch(`http://127.0.0.1:${draining.adminPort}/readyz`);
+          await r.arrayBuffer();
+          return r.status === 503;
+        } catch {
+          return false;
+        }
+      }, { what: "the gateway unready" });
+      const { token } = await stack.createSession(nextUser++, "Drained");
+      const { client, recs, recAt } = hintedClient({ url: [draining.wsUrl, stack.gateways[0].wsUrl], ticketUrl: stack.ticketUrl, token, backoff: { base: 20, max: 200 } });
+      await waitFor(() => client.state === "open", { what: "ready on the other gateway" });
+      const readyAt = Date.now();
+      assert.equal(client.url, stack.gateways[0].wsUrl);
+      assert.equal(recs.length, 1);
+      const [r] = recs;
+      assert.equal(r.error.code, "UPGRADE_REFUSED");
+      assert.equal(r.error.status, 503);
+      assert.ok(r.retryAfter > 0 && r.retryAfter <= MAX_RETRY_AFTER, `retryAfter ${r.retryAfter}`);
+      assert.ok(r.delay >= r.retryAfter && r.delay <= 2 * r.retryAfter, `delay ${r.delay}, hint ${r.retryAfter}`);
+      assert.ok(readyAt - recAt[0] >= r.delay - TIMER_SLACK, `ready ${readyAt - recAt[0]} ms after the reconnect was scheduled, delay ${r.delay}`);
+      await client.close();
+    } finally {
+      await draining.stop("SIGKILL");
+    }
+  });
+});
+
+/**
+ * A client with the test's defaults that records its reconnecting events
+ * (recs; recAt: when each came; causes: the disconnect each follows, if a
+ * socket's end caused it) and disconnects.
+ */
+function hintedClient(options) {
+  const recs = [];
+  const recAt = [];
+  const causes = [];
+  const disconnects = [];
+  let last;
+  const client = new OcvrClient({ WebSocket, ...options });
+  clients.push(client);
+  client.on("disconnect", (d) => {
+    disconnects.push(d);
+    last = d;
+  });
+  client.on("reconnecting", (r) => {
+    recs.push(r);
+    recAt.push(Date.now());
+    causes.push(last);
+    last = undefined;
+  });
+  return { client, recs, recAt, causes, disconnects };
+}
+
+/**
+ * A stand-in gateway on a free port. Upgrade i gets steps[i] (the last
+ * step repeats): { status, retryAfter } a plain HTTP answer instead of the
+ * upgrade; { close, reason } the upgrade, then that close; { ready } the
+ * upgrade and a ready frame. at: when each upgrade request arrived.
+ */
+async function standInGateway(steps) {
+  const at = [];
+  const wss = new WebSocketServer({ noServer: true });
+  const server = createServer((req, res) => res.writeHead(426).end());
+  server.on("upgrade", (req, socket, head) => {
+    const step = steps[Math.min(at.length, steps.length - 1)];
+    at.push(Date.now());
+    if (step.status) {
+      socket.end(`HTTP/1.1 ${step.status} Refused\r\nRetry-After: ${step.retryAfter}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (step.close) {
+        ws.close(step.close, step.reason);
+        return;
+      }
+      ws.send(JSON.stringify({ type: "ready", data: { connection_id: "conn_standin", user_id: 7, session_id: "ses_standin", heartbeat_interval: 30000, server_time: nowSeconds() } }));
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}/v1/ws`,
+    at,
+    close: async () => {
+      for (const ws of wss.clients) ws.terminate();
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * A stand-in in front of the real ticketsvc: request i gets refusals[i] —
+ * { status, code, retryAfter }, ticketsvc's JSON error with Retry-After —
+ * and the requests after them are passed to ticketsvc. at: when each
+ * request arrived.
+ */
+async function standInTicketsvc(refusals) {
+  const at = [];
+  const server = createServer(async (req, res) => {
+    const i = at.length;
+    at.push(Date.now());
+    if (i < refusals.length) {
+      const r = refusals[i];
+      res.writeHead(r.status, { "Content-Type": "application/json", "Retry-After": r.retryAfter });
+      res.end(JSON.stringify({ error: { code: r.code, message: "refused by the test" } }));
+      return;
+    }
+    try {
+      const up = await fetch(stack.ticketUrl + req.url, { method: req.method, headers: { Authorization: req.headers.authorization ?? "" } });
+      const headers = { "Content-Type": up.headers.get("content-type") ?? "application/json" };
+      const ra = up.headers.get("retry-after");
+      if (ra) headers["Retry-After"] = ra;
+      res.writeHead(up.status, headers);
+      res.end(await up.text());
+    } catch (e) {
+      res.writeHead(502).end(String(e));
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    at,
+    close: async () => {
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** Asks the real ticketsvc for tickets of one session until it answers 429. */
+async function exhaustTickets(token) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      await fetchTicket(stack.ticketUrl, token);
+    } catch (e) {
+      if (e.code === "RATE_LIMITED") return;
+      throw e;
+    }
+  }
+  throw new Error("ticketsvc never said 429");
+}
 
 // Continuity (gateway/README.md "Continuity: resuming without loss"): events
 // published through the event stream carry their position; after a

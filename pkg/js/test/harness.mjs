@@ -126,11 +126,12 @@ async function httpOK(url) {
 
 /** One gateway process the harness owns. */
 class Gateway {
-  constructor(stack, index, port, adminPort) {
+  constructor(stack, index, port, adminPort, extraArgs = []) {
     this.stack = stack;
     this.index = index;
     this.port = port;
     this.adminPort = adminPort;
+    this.extraArgs = extraArgs;
     this.name = `gw${index + 1}`;
     this.wsUrl = `ws://127.0.0.1:${port}/v1/ws`;
     this.starts = 0;
@@ -148,6 +149,7 @@ class Gateway {
       "--readiness-delay", "0s",
       "--drain-window", "300ms",
       ...this.stack.gatewayArgs,
+      ...this.extraArgs,
     ];
     const proc = spawn(join(binDir, "gateway"), args, { stdio: ["ignore", fd, fd] });
     closeSync(fd);
@@ -205,6 +207,7 @@ export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs
     ticketUrl: `http://127.0.0.1:${tsvcPort}`,
     demoUrl: `http://127.0.0.1:${demoPort}`,
     gateways: [],
+    extraGateways: [],
   };
 
   const fd = openSync(join(dataDir, "devstack.log"), "w");
@@ -238,6 +241,19 @@ export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs
     stack.gateways.push(g);
   }
   await Promise.all(stack.gateways.map((g) => g.start()));
+
+  /**
+   * Starts one more gateway, with the stack's gateway flags plus extraArgs
+   * (later flags win), for a test that needs another configuration (a
+   * connection limit, a long readiness delay). Not in stack.gateways; the
+   * stack stops it with the others.
+   */
+  stack.startGateway = async (extraArgs = []) => {
+    const g = new Gateway(stack, gateways + stack.extraGateways.length, await freePort(), await freePort(), extraArgs);
+    stack.extraGateways.push(g);
+    await g.start();
+    return g;
+  };
 
   /** Runs bin/ocvrctl against this stack's NATS; resolves to its stdout. */
   stack.ocvrctl = async (...args) => {
@@ -275,7 +291,7 @@ export async function startStack({ gateways = 2, gatewayArgs = [], ticketsvcArgs
 
   stack.stop = async () => {
     await nc?.close();
-    await Promise.all(stack.gateways.map((g) => {
+    await Promise.all([...stack.gateways, ...stack.extraGateways].map((g) => {
       if (g.proc && g.proc.signalCode === null && g.proc.exitCode === null) g.resume();
       return g.stop("SIGKILL");
     }));

@@ -3,7 +3,7 @@
 // `npm run typecheck` (tsc, no output) for Node.js without the DOM library
 // and, with tsconfig.dom.json, for browsers.
 import { WebSocket as NodeWebSocket } from "ws";
-import { OcvrClient, OcvrError, fetchTicket, isKnownFrame } from "../dist/index.js";
+import { MAX_RETRY_AFTER, OcvrClient, OcvrError, fetchTicket, isKnownFrame, reasonRetryAfter } from "../dist/index.js";
 import type {
   AnyServerFrame,
   Attachment,
@@ -12,6 +12,7 @@ import type {
   ConnectionState,
   ContinuityEvent,
   MessageCreate,
+  ReconnectingEvent,
   Notification,
   PresenceUpdate,
   Ready,
@@ -156,6 +157,23 @@ client.off("channel_update", (d: UnknownEventData) => void d);
 client.on("ready", (m: MessageCreate) => void m);
 // @ts-expect-error a listener of an unknown type cannot claim a typed payload
 client.on("channel_update", (m: MessageCreate) => void m);
+
+// Retry hints: "reconnecting in N s", and the server's hint when it gave one.
+client.on("reconnecting", (r: ReconnectingEvent) => {
+  const inSeconds: number = Math.ceil(r.delay / 1000);
+  const hint: number | undefined = r.retryAfter;
+  // @ts-expect-error the hint is absent when the server gave none
+  const always: number = r.retryAfter;
+  if (r.error instanceof OcvrError) {
+    const status: number | undefined = r.error.status;
+    const retryAfter: number | undefined = r.error.retryAfter;
+    void status, retryAfter;
+  }
+  void inSeconds, hint, always;
+});
+const fromReason: number | undefined = reasonRetryAfter("pod at connection limit; retry_after=2");
+const cap: number = MAX_RETRY_AFTER;
+void fromReason, cap;
 
 const off: () => void = client.on("state", ({ state }) => {
   const s: ConnectionState = state;
