@@ -105,6 +105,15 @@ func (s *Store) Mint(ctx context.Context, id Identity) (string, error) {
 // revision mismatch. A ticket older than TTL by its stored issue time is
 // refused (and consumed) whatever the KV purge timing.
 func (s *Store) Redeem(ctx context.Context, ticket string) (Identity, error) {
+	return s.RedeemChecked(ctx, ticket, nil)
+}
+
+// RedeemChecked is Redeem with check — the caller's own verdict on the
+// identity, e.g. its session's liveness — run while the ticket's delete is
+// in flight rather than after it: one store round trip less on the
+// connect path. The ticket is consumed whatever check says; check's error
+// is returned when the ticket was good.
+func (s *Store) RedeemChecked(ctx context.Context, ticket string, check func(context.Context, Identity) error) (Identity, error) {
 	if !Valid(ticket) {
 		return Identity{}, ErrMalformed
 	}
@@ -116,19 +125,29 @@ func (s *Store) Redeem(ctx context.Context, ticket string) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("redeem ticket: %w", err)
 	}
-	err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return Identity{}, ErrUnknown // another redeemer won
-	}
-	if err != nil {
-		return Identity{}, fmt.Errorf("redeem ticket: %w", err)
-	}
 	var rec record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return Identity{}, fmt.Errorf("redeem ticket: corrupt record: %w", err)
+	recErr := json.Unmarshal(e.Value(), &rec)
+	var checked chan error
+	if check != nil && recErr == nil {
+		checked = make(chan error, 1)
+		go func() { checked <- check(ctx, rec.Identity) }() // ends with ctx at the latest
 	}
-	if s.Now().Sub(time.Unix(0, rec.IssuedAt)) > TTL {
+	err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+	var checkErr error
+	if checked != nil {
+		checkErr = <-checked
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return Identity{}, ErrUnknown // another redeemer won
+	case err != nil:
+		return Identity{}, fmt.Errorf("redeem ticket: %w", err)
+	case recErr != nil:
+		return Identity{}, fmt.Errorf("redeem ticket: corrupt record: %w", recErr)
+	case s.Now().Sub(time.Unix(0, rec.IssuedAt)) > TTL:
 		return Identity{}, ErrExpired
+	case checkErr != nil:
+		return rec.Identity, checkErr
 	}
 	return rec.Identity, nil
 }

@@ -339,3 +339,47 @@ func TestStoreUnavailable(t *testing.T) {
 		t.Fatal("Mint with NATS down succeeded")
 	}
 }
+
+// TestRedeemChecked: the caller's check runs with the ticket's identity
+// while the delete is in flight; the ticket is consumed whatever the check
+// says, the check's verdict is returned, and a ticket that is not good
+// never reaches the check.
+func TestRedeemChecked(t *testing.T) {
+	srv := natsembed.Test(t)
+	s := open(t, connect(t, srv))
+	ctx := testCtx(t)
+	errDenied := errors.New("session gone")
+	for _, tc := range []struct {
+		name    string
+		check   error
+		wantErr error
+	}{
+		{"check passes", nil, nil},
+		{"check refuses", errDenied, errDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tk, err := s.Mint(ctx, ada)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seen ticket.Identity
+			id, err := s.RedeemChecked(ctx, tk, func(_ context.Context, id ticket.Identity) error {
+				seen = id
+				return tc.check
+			})
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("RedeemChecked: %v, want %v", err, tc.wantErr)
+			}
+			if seen != ada || id != ada {
+				t.Errorf("check saw %+v, returned %+v; want %+v", seen, id, ada)
+			}
+			called := false
+			if _, err := s.RedeemChecked(ctx, tk, func(context.Context, ticket.Identity) error { called = true; return nil }); !errors.Is(err, ticket.ErrUnknown) {
+				t.Errorf("second redeem: %v, want ErrUnknown (consumed)", err)
+			}
+			if called {
+				t.Error("the check ran for a consumed ticket")
+			}
+		})
+	}
+}

@@ -266,7 +266,13 @@ func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (identity, s
 	defer func() { g.metrics.redeemLatency.Observe(time.Since(start).Seconds()) }()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	id, err := st.tickets.Redeem(ctx, t)
+	// The session is read while the ticket's delete is in flight.
+	var sess session.Session
+	var sessErr error
+	id, err := st.tickets.RedeemChecked(ctx, t, func(ctx context.Context, id ticket.Identity) error {
+		sess, sessErr = st.sessions.Lookup(ctx, id.SessionID)
+		return sessErr
+	})
 	switch {
 	case errors.Is(err, ticket.ErrMalformed):
 		return identity{}, "malformed", err
@@ -274,14 +280,9 @@ func (g *Gateway) redeem(ctx context.Context, st *stores, t string) (identity, s
 		return identity{}, "unknown", err
 	case errors.Is(err, ticket.ErrExpired):
 		return identity{}, "expired", err
+	case err != nil && err == sessErr && errors.Is(err, session.ErrUnauthorized):
+		return identity{}, "session_invalid", err
 	case err != nil:
-		return identity{}, failedRedeem(ctx), err
-	}
-	sess, err := st.sessions.Lookup(ctx, id.SessionID)
-	if err != nil {
-		if errors.Is(err, session.ErrUnauthorized) {
-			return identity{}, "session_invalid", err
-		}
 		return identity{}, failedRedeem(ctx), err
 	}
 	return identity{Identity: id, expiresAt: sess.ExpiresAt}, "ok", nil
