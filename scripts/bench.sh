@@ -9,6 +9,8 @@
 #                                      the storm against Centrifugo v6.9.1 (built once into
 #                                      .cache/bin; not in the default set): storm-centrifugo,
 #                                      storm-pair (storm, then storm-centrifugo, then their ratio)
+#                                      cluster: three pods, one killed with SIGKILL and restarted
+#                                      (scripts/bench-cluster.sh, CLUSTER_* knobs; not in the default set)
 #   RUNS=3 scripts/bench.sh fanout     repeat each workload (report every run; use the median)
 #
 # Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), IDLE_ARGS, FANOUT_SUBS (5000),
@@ -117,6 +119,7 @@ for w in "${workloads[@]}"; do
 			centrifugo_storms "$w" "$r"
 			continue
 		fi
+		if [ "$w" = cluster ]; then OUT=$out STACK_BIN=$bin scripts/bench-cluster.sh; continue; fi # a stack of its own
 		if [ "$w" = overload-old ]; then start_stack --no-continuity; else start_stack; fi
 		echo
 		echo "## $w (run $r of $runs)"

@@ -61,6 +61,9 @@ func workloads() []workload {
 		{"streamcap", "a publish-rate ramp through the event stream with the gateway attached, until the acknowledgements lag", streamcapWorkload, false},
 		{"ratio", "OCVR/Centrifugo per figure of two storm JSON reports (scripts/bench.sh storm-pair)", ratioWorkload, true},
 		{"soak", "bounded soak: N clients churn for a duration with steady publishing; fails on errors or resource growth", soakWorkload, false},
+		{"cluster", "one shard of SDK-like clients of several gateways (or --role publish: the steady publisher), through a pod's SIGKILL and restart (scripts/bench-cluster.sh)", clusterWorkload, false},
+		{"cluster-probe", "a server-side sample of the cluster run: per pod RSS, descriptors, CPU, /metrics; nats-server CPU and subscriptions", clusterProbeWorkload, true},
+		{"cluster-report", "merge the cluster run's shards and probes into BENCHMARKS.md's tables", clusterReportWorkload, true},
 	}
 }
 

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestLatencyHistQuantileWithinBucket(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var all []float64
+	a, b := newLatencyHist(), newLatencyHist()
+	for i := 0; i < 20000; i++ {
+		v := math.Exp(r.NormFloat64()*1.5 + 9) // µs: a long tail around 8 ms
+		all = append(all, v)
+		if i%2 == 0 {
+			a.add(v)
+		} else {
+			b.add(v)
+		}
+	}
+	// Shards merge exactly: two halves merged are the whole.
+	whole := newLatencyHist()
+	for _, v := range all {
+		whole.add(v)
+	}
+	a.merge(b)
+	if a.N != whole.N || a.MaxUs != whole.MaxUs || len(a.Buckets) != len(whole.Buckets) {
+		t.Fatalf("merged %d samples, max %v; whole %d, max %v", a.N, a.MaxUs, whole.N, whole.MaxUs)
+	}
+	sortFloats(all)
+	for _, p := range []float64{0, 1, 50, 90, 99, 99.9, 100} {
+		exact, got := percentile(all, p), a.quantile(p)
+		if got < exact || got > exact*histGrowth {
+			t.Errorf("p%v: %v, exact %v: want within [exact, exact·%v]", p, got, exact, histGrowth)
+		}
+	}
+	if q := newLatencyHist().quantile(99); q != 0 {
+		t.Errorf("empty histogram: p99 %v, want 0", q)
+	}
+	small := newLatencyHist()
+	small.add(0.4)
+	small.add(-3) // clamped, never a negative bucket
+	if small.quantile(100) != 0.4 || small.Buckets[0] != 2 {
+		t.Errorf("sub-µs values: %+v", small)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	top := func(n time.Duration) time.Duration { return n - 1 } // the largest draw
+	zero := func(time.Duration) time.Duration { return 0 }
+	base, ceil := 250*time.Millisecond, 30*time.Second
+	for _, c := range []struct {
+		attempt   int
+		hint      time.Duration
+		rnd       func(time.Duration) time.Duration
+		want      time.Duration
+		situation string
+	}{
+		{0, 0, top, 250 * time.Millisecond, "first retry: at most base"},
+		{3, 0, top, 2 * time.Second, "base·2^3"},
+		{10, 0, top, 30 * time.Second, "capped at max"},
+		{70, 0, top, 30 * time.Second, "no overflow"},
+		{5, 0, zero, 0, "full jitter reaches 0"},
+		{0, 2 * time.Second, zero, 2 * time.Second, "never before the hint"},
+		{0, 2 * time.Second, top, 4 * time.Second, "hint + at most the hint"},
+		{9, time.Hour, zero, time.Minute, "a hint is capped"},
+	} {
+		if got := retryDelay(c.attempt, base, ceil, c.hint, c.rnd); got != c.want {
+			t.Errorf("%s: retryDelay(%d, hint %v) = %v, want %v", c.situation, c.attempt, c.hint, got, c.want)
+		}
+	}
+}
+
+func TestRetryHint(t *testing.T) {
+	for reason, want := range map[string]time.Duration{
+		"pod at connection limit; retry_after=2": 2 * time.Second,
+		"retry_after=0":                          0,
+		"retry_after=100000000000000000000000":   time.Minute,
+		"retry_after=2.5":                        2 * time.Second, // whole seconds, read as the SDKs read them
+	} {
+		if got, ok := retryHint(reason); !ok || got != want {
+			t.Errorf("retryHint(%q) = %v, %v; want %v", reason, got, ok, want)
+		}
+	}
+	for _, reason := range []string{"pod at connection limit", "", "retry_after=", "xretry_after=3", "retry_after=-1"} {
+		if got, ok := retryHint(reason); ok {
+			t.Errorf("retryHint(%q) = %v, want none", reason, got)
+		}
+	}
+}
+
+func TestRefusal1013(t *testing.T) {
+	kind, hint := refusal1013("pod at connection limit; retry_after=5")
+	if kind != `1013 "pod at connection limit; retry_after=5"` || hint != 5*time.Second {
+		t.Errorf("hard cap: %s, %v", kind, hint)
+	}
+	kind, hint = refusal1013("pod at connection limit")
+	if kind != `1013 "pod at connection limit" (no retry_after)` || hint != 0 {
+		t.Errorf("no hint: %s, %v", kind, hint)
+	}
+}
+
+func TestEventSetAndChannelEvents(t *testing.T) {
+	var s eventSet
+	for _, k := range []int64{0, 1, 63, 64, 200} {
+		if !s.add(k) {
+			t.Errorf("add(%d): not new", k)
+		}
+	}
+	if s.add(64) || s.add(-1) {
+		t.Error("a duplicate (or a negative number) was new")
+	}
+	if !s.has(200) || s.has(199) || s.has(5000) || s.has(-1) {
+		t.Error("has is wrong")
+	}
+	// 10 events over 4 channels: 0..9 → channel 0 gets 0,4,8; 1 gets 1,5,9; 3 gets 3,7.
+	for c, want := range []int64{3, 3, 2, 2} {
+		if got := channelEvents(10, 4, c); got != want {
+			t.Errorf("channelEvents(10, 4, %d) = %d, want %d", c, got, want)
+		}
+	}
+	if channelEvents(2, 4, 3) != 0 || channelEvents(0, 4, 0) != 0 {
+		t.Error("a channel no event reached")
+	}
+}
+
+// A shard's record of a kill: the killed gateway's clients are counted,
+// their first back after the kill timed from it, and events missed by a
+// client that did not resume are told apart.
+func TestShardResult(t *testing.T) {
+	kill := int64(1_000_000_000_000)
+	s := &clusterShard{conns: 3, channels: 2, killGateway: 2, gateways: []string{"a", "b", "c"},
+		refusals: map[string]int64{}, failures: map[string]int64{}, perSec: map[int64]int64{}, lat: map[string]*latencyHist{}}
+	undisturbed := &clusterClient{s: s, c: 0, initialUs: 1000}
+	resumed := &clusterClient{s: s, c: 1, initialUs: 2000,
+		disconnects: []clusterDisconnect{{AtNs: kill + 5e6, Gateway: 2, Code: "1006"}},
+		backs:       []clusterBack{{AtNs: kill + 7_500e6, Gateway: 2, Attempts: 4, ReadyResumed: "true", SubResumed: "true"}}}
+	notResumed := &clusterClient{s: s, c: 0, initialUs: 3000,
+		disconnects: []clusterDisconnect{{AtNs: kill - 60e9, Gateway: 0, Code: "4004"}, {AtNs: kill + 1e6, Gateway: 2, Code: "1006"}},
+		backs:       []clusterBack{{AtNs: kill - 59e9, Gateway: 1, SubResumed: "false"}}}
+	for k := int64(0); k < 5; k++ {
+		undisturbed.got.add(k)
+		resumed.got.add(k)
+		if k != 2 {
+			notResumed.got.add(k)
+		}
+	}
+	s.clients = []*clusterClient{undisturbed, resumed, notResumed}
+	r := s.result(kill, &clusterPublishResult{Published: 10, Failed: []int64{}})
+	if r.ByKill != 2 || r.NotBack != 1 || len(r.BackAfterKillMs) != 1 || r.BackAfterKillMs[0] != 7500 {
+		t.Errorf("by kill %d, not back %d, back %v; want 2, 1, [7500]", r.ByKill, r.NotBack, r.BackAfterKillMs)
+	}
+	if r.OtherDrops["gw1 4004"] != 1 || len(r.OtherDrops) != 1 {
+		t.Errorf("other disconnects %v, want gw1 4004 once", r.OtherDrops)
+	}
+	if r.AttemptsToBack[4] != 1 || r.LandedOn["gw3"] != 1 || r.Disconnected != 2 {
+		t.Errorf("attempts %v, landed %v, disconnected %d", r.AttemptsToBack, r.LandedOn, r.Disconnected)
+	}
+	// Channel 0 and 1 each got 5 of the 10 events; the non-resumed client missed event 2.
+	if r.Expected != 15 || r.Received != 14 || r.Lost != 1 || r.LostNotResumed != 1 {
+		t.Errorf("expected %d received %d lost %d (not resumed %d); want 15 14 1 1", r.Expected, r.Received, r.Lost, r.LostNotResumed)
+	}
+	if r.SubResumed["true"] != 1 || r.SubResumed["false"] != 1 {
+		t.Errorf("subscribed resumed %v", r.SubResumed)
+	}
+}
+
+func TestMergeShardsAndWaveRate(t *testing.T) {
+	kill := int64(100e9)
+	h1, h2 := newLatencyHist(), newLatencyHist()
+	h1.add(1000)
+	h2.add(3000)
+	a := &clusterShardResult{Conns: 10, ByKill: 3, BackAfterKillMs: []float64{900, 2500, 100}, KillNs: kill, PublishedKnown: true,
+		Refusals: map[string]int64{"1013 x": 5}, ConnectsPerSec: map[int64]int64{99: 7, 100: 1, 101: 2},
+		Latency: map[string]*latencyHist{"wave | " + cohortUndisturbed: h1}, Expected: 10, Received: 10, InitialConnect: newLatencyHist()}
+	b := &clusterShardResult{Conns: 10, ByKill: 1, NotBack: 1, KillNs: kill, PublishedKnown: true,
+		Refusals: map[string]int64{"1013 x": 1, refusedDown: 2}, ConnectsPerSec: map[int64]int64{101: 3, 105: 9},
+		Latency: map[string]*latencyHist{"wave | " + cohortUndisturbed: h2}, Expected: 10, Received: 9, Lost: 1, InitialConnect: newLatencyHist()}
+	tot := mergeShards([]*clusterShardResult{a, b})
+	if tot.Conns != 20 || tot.ByKill != 4 || tot.NotBack != 1 || tot.Refusals["1013 x"] != 6 || tot.Refusals[refusedDown] != 2 {
+		t.Errorf("totals %+v", tot)
+	}
+	if got := tot.BackMs; len(got) != 3 || got[0] != 100 || got[2] != 2500 {
+		t.Errorf("back times %v, want sorted [100 900 2500]", got)
+	}
+	if l := tot.Latency["wave | "+cohortUndisturbed]; l.N != 2 || l.MaxUs != 3000 {
+		t.Errorf("merged latency %+v", l)
+	}
+	if tot.Expected != 20 || tot.Lost != 1 || !tot.PublishedKnown {
+		t.Errorf("events: expected %d lost %d known %v", tot.Expected, tot.Lost, tot.PublishedKnown)
+	}
+	// The wave: seconds 100..102 (the kill's second through the last back
+	// at +2.5 s): 1+5+0 connects over 2.5 s; second 99 (before) and 105
+	// (after) are not the wave's.
+	mean, peak, series := waveRate(tot.ConnectsPerSec, kill, 2500)
+	if mean != 6/2.5 || peak != 5 || len(series) != 3 {
+		t.Errorf("wave: mean %v peak %d series %v; want 2.4, 5, [1 5 0]", mean, peak, series)
+	}
+	if m, _, _ := waveRate(nil, 0, 1000); m != 0 {
+		t.Error("no kill, no wave")
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	m := parseMetrics(strings.NewReader("# HELP x\n# TYPE x gauge\nocvr_gateway_connections 18667\n" +
+		`ocvr_gateway_connects_total{result="over_capacity"} 1234` + "\ngo_goroutines 41\nbroken\n"))
+	if m["ocvr_gateway_connections"] != 18667 || m[`ocvr_gateway_connects_total{result="over_capacity"}`] != 1234 || m["go_goroutines"] != 41 || len(m) != 3 {
+		t.Errorf("parsed %v", m)
+	}
+}
+
+func TestCPUPercent(t *testing.T) {
+	a := procProbe{Pid: 7, Alive: true, CPUTicks: 100}
+	if got := cpuPercent(a, procProbe{Pid: 7, Alive: true, CPUTicks: 150}, 2); got != 25 {
+		t.Errorf("same process: %v%%, want 25", got)
+	}
+	// The restarted pod: a new process counts from its start.
+	if got := cpuPercent(a, procProbe{Pid: 9, Alive: true, CPUTicks: 40}, 2); got != 20 {
+		t.Errorf("restarted: %v%%, want 20", got)
+	}
+	if got := cpuPercent(a, procProbe{Pid: 7}, 2); got != 0 {
+		t.Errorf("dead: %v%%, want 0", got)
+	}
+}
+
+// The refusals a client must tell apart before any WebSocket exists: the
+// gateway's HTTP 429/503 with Retry-After, and a pod that is down.
+func TestWSDialRefusals(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("ticket") != "wst_x" {
+			t.Errorf("query %q", r.URL.RawQuery)
+		}
+		w.Header().Set("Retry-After", "3")
+		http.Error(w, "too many", http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := wsDial(ctx, "ws://"+srv.Listener.Addr().String()+"/v1/ws", url.Values{"ticket": {"wst_x"}}, nil)
+	var ur *upgradeRefused
+	if !errors.As(err, &ur) || ur.Status != 429 || ur.RetryAfter != 3*time.Second {
+		t.Fatalf("got %v, want a 429 refusal with Retry-After 3s", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if _, err := wsDial(ctx, "ws://"+addr+"/v1/ws", url.Values{}, nil); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("a closed port: %v, want ECONNREFUSED", err)
+	}
+}
