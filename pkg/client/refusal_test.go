@@ -85,9 +85,10 @@ func checkHonoured(t *testing.T, evs []client.Reconnecting, at []time.Time, read
 }
 
 // TestSessionPodAtCapacity: a gateway at its hard connection limit (1, held
-// by another client) refuses the session's upgrades with 1013; the session
-// retries — after the reason's retry_after= when the gateway sends one,
-// with its jittered backoff otherwise — and connects once the slot is free.
+// by another client) refuses the session's upgrade with 1013; the session
+// retries — after the reason's retry_after= when the gateway sends one
+// (5 s at the hard cap), with its jittered backoff otherwise — and
+// connects once the slot is free.
 func TestSessionPodAtCapacity(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{GatewayArgs: []string{"--hard-max-connections", "1"}})
 	holder, err := c.Dial(c.NewUser(1, "holder"), 0)
@@ -97,7 +98,7 @@ func TestSessionPodAtCapacity(t *testing.T) {
 	u := c.NewUser(2, "late")
 	s, rc, rec := hintedSession(t, client.SessionConfig{TicketURLs: c.TicketURLs(), WSURLs: c.WSURLs(), Token: u.Token,
 		BaseBackoff: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond})
-	clustertest.Eventually(t, 30*time.Second, "two refusals", func() bool { evs, _ := rc.all(); return len(evs) >= 2 })
+	clustertest.Eventually(t, 30*time.Second, "a refusal", func() bool { evs, _ := rc.all(); return len(evs) >= 1 })
 	holder.Close()
 	ready := readyAt(t, rec)
 
@@ -106,7 +107,7 @@ func TestSessionPodAtCapacity(t *testing.T) {
 	for i, ev := range evs {
 		var ce *client.CloseError
 		if !errors.As(ev.Err, &ce) || ce.Code != protocol.CloseTryAgainLater {
-			if i < 2 { // later ones may race the holder's leaving
+			if i == 0 { // later ones may race the holder's leaving
 				t.Errorf("reconnect %d: %v, want close 1013", i+1, ev.Err)
 			}
 			continue

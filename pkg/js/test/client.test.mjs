@@ -652,11 +652,11 @@ describe("retry hints", () => {
       await waitFor(() => h.state === "open", { what: "the holder connected" });
       const late = await stack.createSession(nextUser++, "Late");
       const { client, recs, causes, disconnects } = hintedClient({ url: full.wsUrl, ticketUrl: stack.ticketUrl, token: late.token, backoff: { base: 50, max: 400 } });
-      await waitFor(() => recs.length >= 2, { what: "two refusals" });
+      await waitFor(() => recs.length >= 1, { what: "a refusal" });
       await h.close();
-      await waitFor(() => client.state === "open", { timeout: 15000, what: "ready once the slot is free" });
+      await waitFor(() => client.state === "open", { timeout: 30000, what: "ready once the slot is free" }); // a hint may be seconds
       const refusals = disconnects.filter((d) => d.code === 1013);
-      assert.ok(refusals.length >= 2, `1013 closes: ${JSON.stringify(disconnects)}`);
+      assert.ok(refusals.length >= 1 && causes[0]?.code === 1013, `1013 closes: ${JSON.stringify(disconnects)}`);
       recs.forEach((r, i) => {
         assert.equal(r.attempt, i + 1);
         const d = causes[i];
