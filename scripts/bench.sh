@@ -26,6 +26,9 @@
 # CENTRIFUGO_BIN (a Centrifugo binary instead of .cache/bin/centrifugo),
 # STACK_BIN (run the binaries in that folder instead of building the tree).
 #
+# stampede (issue 18): STAMPEDE_CONNS (19000) clients at once, no jitter,
+# STAMPEDE_INFLIGHT (1000) in flight, retry hints honoured; STAMPEDE_ARGS.
+#
 # overload-old is overload against a gateway with --no-continuity, publishing
 # with core NATS: the behaviour before continuity (a full queue closes 4009).
 set -euo pipefail
@@ -127,6 +130,7 @@ for w in "${workloads[@]}"; do
 		idle) loadgen idle ${IDLE_ARGS:-} --conns "${IDLE_CONNS:-19500}" --channels "${IDLE_CHANNELS:-100}" --pids "$gw_pid,$nats_pid" --json "$out/idle-$r.json" ;;
 		fanout) loadgen fanout ${FANOUT_ARGS:-} --subs "${FANOUT_SUBS:-5000}" --rates "${FANOUT_RATES:-10,20,40,60,80,100,120,150}" --pids "$gw_pid,$nats_pid" --json "$out/fanout-$r.json" ;;
 		storm) loadgen storm --conns "${STORM_CONNS:-5000}" --inflight "${STORM_INFLIGHT:-200}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/storm-$r.json" ;;
+		stampede) loadgen stampede ${STAMPEDE_ARGS:-} --conns "${STAMPEDE_CONNS:-19000}" --inflight "${STAMPEDE_INFLIGHT:-1000}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/stampede-$r.json" ;;
 		churn) loadgen churn --workers "${CHURN_WORKERS:-200}" --duration "${CHURN_DURATION:-20s}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/churn-$r.json" ;;
 		resume) loadgen resume ${RESUME_ARGS:-} --clients "${RESUME_CLIENTS:-500}" --missed "${RESUME_MISSED:-0,10,300}" --inflight "${RESUME_INFLIGHT:-20}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/resume-$r.json" ;;
 		resumestorm) loadgen resume ${RSTORM_ARGS:-} --clients "${RSTORM_CLIENTS:-5000}" --missed "${RSTORM_MISSED:-10}" --inflight "${RSTORM_INFLIGHT:-200}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/resumestorm-$r.json" ;;

@@ -53,6 +53,7 @@ func workloads() []workload {
 		{"idle", "N idle connections over C channels: server RSS and goroutines per connection, idle CPU", idleWorkload, false},
 		{"fanout", "S subscribers of one channel, publishing at stepped rates: deliveries/s, latency, CPU per delivery", fanoutWorkload, false},
 		{"storm", "N clients each get a ticket and connect, K in flight: connects/s and latency", stormWorkload, false},
+		{"stampede", "N clients come back at once with no jitter, K in flight, honouring the servers' retry hints: all in?, refusals by kind, admitted latency, peak RSS and descriptors", stampedeWorkload, false},
 		{"churn", "workers connect, subscribe, receive, disconnect in a loop while events flow", churnWorkload, false},
 		{"floor", "the kernel's floor for fanout: plain TCP messages from floor-server to S sockets, latency as fanout measures it", floorWorkload, true},
 		{"floor-server", "the sending side of floor (run it pinned where the gateway runs)", floorServerWorkload, true},
