@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ func clusterWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*rep
 	backoffBase := fs.Duration("backoff-base", 250*time.Millisecond, "reconnect backoff base: retry n waits a uniform draw in [0, min(max, base·2^n)], or hint + a draw in [0, hint] after a Retry-After or a 1013 retry_after (the Go SDK's default)")
 	backoffMax := fs.Duration("backoff-max", 30*time.Second, "reconnect backoff ceiling (the SDKs' default)")
 	resume := fs.Bool("resume", true, "reconnect with the resume token and cursors, as the SDKs do")
+	window := fs.Duration("window", 2*time.Minute, "the gateways' --continuity-window: a resume after a longer absence may say resumed:false")
 	heartbeat := fs.Duration("heartbeat", 25*time.Second, "each client heartbeats this often (spread over the interval)")
 	maxDur := fs.Duration("max-duration", 5*time.Minute, "stop by itself after this long, if not stopped before (SIGTERM)")
 	killGateway := fs.Int("kill-gateway", 0, "the gateway (1-based, in --gateways) the script kills; 0: the last")
@@ -102,7 +104,7 @@ func clusterWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*rep
 		}
 		s := &clusterShard{
 			conns: *conns, shard: *shard, gateways: urls, channels: *channels, killGateway: kill,
-			ticketURL: e.ticketURL, base: *backoffBase, max: *backoffMax, resume: *resume,
+			ticketURL: e.ticketURL, base: *backoffBase, max: *backoffMax, resume: *resume, window: *window,
 			srcFirst: first, srcCount: max(e.srcAddrs, 1),
 			hc:       &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 1000, IdleConnTimeout: 90 * time.Second}, Timeout: 15 * time.Second},
 			refusals: map[string]int64{}, failures: map[string]int64{}, perSec: map[int64]int64{}, lat: map[string]*latencyHist{},
@@ -141,6 +143,7 @@ type clusterShard struct {
 	ticketURL                           string
 	base, max                           time.Duration
 	resume                              bool
+	window                              time.Duration
 	srcFirst, srcCount                  int
 	hc                                  *http.Client
 	clients                             []*clusterClient
@@ -170,11 +173,14 @@ func (s *clusterShard) noteRefusal(kind string) {
 	s.mu.Unlock()
 }
 
+var addrPattern = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
 func (s *clusterShard) noteFailure(err error) {
 	text := err.Error()
 	if len(text) > 160 {
 		text = text[:160]
 	}
+	text = addrPattern.ReplaceAllString(text, "…") // one entry per kind, not per socket
 	s.mu.Lock()
 	if _, ok := s.failures[text]; ok || len(s.failures) < 20 {
 		s.failures[text]++
@@ -323,7 +329,15 @@ type clusterShardResult struct {
 	PublishedKnown  bool                    `json:"published_known"`
 	Expected        int64                   `json:"expected"`
 	Lost            int64                   `json:"lost"`
-	LostNotResumed  int64                   `json:"lost_by_clients_not_resumed"`
+	// Lost split by the client's state: still away at the end (the events
+	// are not lost, the client is not back to get them), back after a
+	// resume that said resumed:false, the rest (back, every resume true:
+	// these must be 0).
+	LostAway       int64 `json:"lost_by_clients_away"`
+	LostNotResumed int64 `json:"lost_by_clients_not_resumed"`
+	// Resumes that said false although the client was away for less than
+	// the continuity window (--window): not explained by the window.
+	NotResumedInWindow int `json:"not_resumed_within_window"`
 }
 
 // result summarises the clients (after their goroutines exited). killNs
@@ -372,13 +386,18 @@ func (s *clusterShard) result(killNs int64, pub *clusterPublishResult) *clusterS
 			r.OtherDrops[fmt.Sprintf("gw%d %s", d.Gateway+1, d.Code)]++
 		}
 		resumedAll := true
-		for _, b := range c.backs {
+		for i, b := range c.backs {
 			r.ReadyResumed[b.ReadyResumed]++
 			r.SubResumed[b.SubResumed]++
 			if b.SubResumed != "true" {
 				resumedAll = false
+				// backs[i] ends the absence that disconnects[i] began.
+				if i < len(c.disconnects) && time.Duration(b.AtNs-c.disconnects[i].AtNs) < s.window {
+					r.NotResumedInWindow++
+				}
 			}
 		}
+		away := len(c.disconnects) > len(c.backs)
 		if killedAt != 0 {
 			r.ByKill++
 			back := false
@@ -407,7 +426,10 @@ func (s *clusterShard) result(killNs int64, pub *clusterPublishResult) *clusterS
 				r.Expected++
 				if !c.got.has(k) {
 					r.Lost++
-					if !resumedAll {
+					switch {
+					case away:
+						r.LostAway++
+					case !resumedAll:
 						r.LostNotResumed++
 					}
 				}

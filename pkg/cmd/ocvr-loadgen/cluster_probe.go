@@ -35,6 +35,7 @@ type podProbe struct {
 	BusSubs     float64            `json:"bus_subscriptions"`
 	Goroutines  float64            `json:"goroutines"`
 	Connects    map[string]float64 `json:"connects_by_result"`
+	Series      map[string]float64 `json:"series"` // probeSeries, as scraped
 	Err         string             `json:"error,omitempty"`
 }
 
@@ -45,6 +46,14 @@ type natsProbe struct {
 	Connections      float64 `json:"connections"`
 	SlowConsumers    float64 `json:"slow_consumers"`
 	Err              string  `json:"error,omitempty"`
+}
+
+// probeSeries are the gateway series the report lists per pod: how
+// resumes ended, catch-ups, and the closes that are not the kill's.
+var probeSeries = []string{
+	"ocvr_gateway_resumes_total", "ocvr_gateway_catchups_total", "ocvr_gateway_catchup_abandoned_total",
+	"ocvr_gateway_slow_consumer_disconnects_total", "ocvr_gateway_stream_read_errors_total",
+	"ocvr_gateway_bus_slow_consumer_events_total", "ocvr_gateway_stream_replayed_events_total",
 }
 
 type cpuTicks struct {
@@ -81,10 +90,15 @@ func clusterProbeWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() 
 				pp.Connections = m["ocvr_gateway_connections"]
 				pp.BusSubs = m["ocvr_gateway_bus_subscriptions"]
 				pp.Goroutines = m["go_goroutines"]
-				pp.Connects = map[string]float64{}
+				pp.Connects, pp.Series = map[string]float64{}, map[string]float64{}
 				for k, v := range m {
 					if r, ok := strings.CutPrefix(k, `ocvr_gateway_connects_total{result="`); ok {
 						pp.Connects[strings.TrimSuffix(r, `"}`)] = v
+					}
+					for _, p := range probeSeries {
+						if strings.HasPrefix(k, p) {
+							pp.Series[k] = v
+						}
 					}
 				}
 			}

@@ -29,7 +29,8 @@ type clusterTotals struct {
 	ConnectsPerSec                                       map[int64]int64
 	Latency                                              map[string]*latencyHist
 	Received, Duplicates, OutOfOrder, Foreign            int64
-	Expected, Lost, LostNotResumed                       int64
+	Expected, Lost, LostNotResumed, LostAway             int64
+	NotResumedInWindow                                   int
 	PublishedKnown                                       bool
 }
 
@@ -74,6 +75,8 @@ func mergeShards(shards []*clusterShardResult) *clusterTotals {
 		t.Expected += s.Expected
 		t.Lost += s.Lost
 		t.LostNotResumed += s.LostNotResumed
+		t.LostAway += s.LostAway
+		t.NotResumedInWindow += s.NotResumedInWindow
 		t.PublishedKnown = t.PublishedKnown && s.PublishedKnown
 	}
 	slices.Sort(t.BackMs)
@@ -167,7 +170,8 @@ func clusterReportWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func()
 		if killNs == 0 {
 			killNs = t.KillNs
 		}
-		moments := clusterMoments{kill: killNs, restart: readNs(filepath.Join(*dir, "restart")), ready: readNs(filepath.Join(*dir, "restart-ready"))}
+		moments := clusterMoments{kill: killNs, restart: readNs(filepath.Join(*dir, "restart")), ready: readNs(filepath.Join(*dir, "restart-ready")),
+			recovered: readNs(filepath.Join(*dir, "recovered")), timedOut: readNs(filepath.Join(*dir, "recover-timeout"))}
 		return renderCluster(t, pub, probes, moments, *hardMax, *fdLimit, *restartDelay, *serverCPU, *clientCPU), nil
 	}
 }
@@ -201,8 +205,9 @@ func pod(p clusterProbe, name string) podProbe {
 }
 
 // clusterMoments are the script's times (unix ns): the kill, the killed
-// pod's restart, and when it was ready again.
-type clusterMoments struct{ kill, restart, ready int64 }
+// pod's restart, when it was ready again, and when every client was back
+// (or the script stopped waiting for it).
+type clusterMoments struct{ kill, restart, ready, recovered, timedOut int64 }
 
 // renderCluster prints the run as BENCHMARKS.md's tables: the summary
 // (figure | value), then per pod, NATS and cores, delivery latency by
@@ -243,6 +248,9 @@ func renderCluster(t *clusterTotals, pub *clusterPublishResult, probes map[strin
 		ms(t.InitialConnect.quantile(50)), ms(t.InitialConnect.quantile(99)), t.NotConnected, t.InitialFailures))
 	row("clients disconnected by the kill", t.ByKill)
 	row("restart delay of the killed pod (restarted; ready)", fmt.Sprintf("%v (%s s; %s s after the kill)", restartDelay, secsSince(at.restart, killNs), secsSince(at.ready, killNs)))
+	if at.timedOut != 0 {
+		row("**every client back?**", fmt.Sprintf("**no**: the script stopped waiting %s s after the kill (the \"after recovery\" phase below starts there)", secsSince(at.timedOut, killNs)))
+	}
 	row("**time until every client is back** (from the kill)", fmt.Sprintf("**%s s** (%d of %d back, %d not back by the end)", f1(last/1e3), len(t.BackMs), t.ByKill, t.NotBack))
 	row("back: p50 / p90 / p99 from the kill", fmt.Sprintf("%s / %s / %s s", f1(percentile(t.BackMs, 50)/1e3), f1(percentile(t.BackMs, 90)/1e3), f1(percentile(t.BackMs, 99)/1e3)))
 	row("reconnects/s during the wave: mean from the kill / from the restart (→ last back) / busiest second", fmt.Sprintf("%s / %s / %d", f1(mean), f1(fromRestart), peak))
@@ -250,7 +258,7 @@ func renderCluster(t *clusterTotals, pub *clusterPublishResult, probes map[strin
 	row("attempts until back (failed before success): p50 / max", attemptsSummary(t.AttemptsToBack))
 	row("refusals seen (attempts)", fmtCounts(t.Refusals))
 	row("failures (anything else)", fmt.Sprintf("%d %s", sumMap(t.Failures), fmtCounts(t.Failures)))
-	row("resumed: ready / subscribed", fmt.Sprintf("%s / %s", fmtCounts(t.ReadyResumed), fmtCounts(t.SubResumed)))
+	row("resumed: ready / subscribed (false although away less than the continuity window)", fmt.Sprintf("%s / %s (%d)", fmtCounts(t.ReadyResumed), fmtCounts(t.SubResumed), t.NotResumedInWindow))
 	row("disconnects other than the kill", fmtCounts(t.OtherDrops))
 	for _, k := range []string{phaseName(0) + " | " + cohortUndisturbed, phaseName(1) + " | " + cohortUndisturbed, phaseName(2) + " | " + cohortUndisturbed} {
 		h := t.Latency[k]
@@ -260,8 +268,9 @@ func renderCluster(t *clusterTotals, pub *clusterPublishResult, probes map[strin
 		row("published (rate; failed publishes)", fmt.Sprintf("%d (%s ev/s; %d); ack p99 %s ms", pub.Published, f1(pub.Rate), len(pub.Failed), f1(pub.AckP99Ms)))
 	}
 	if t.PublishedKnown {
-		row("events: expected / received / lost / duplicates / out of order", fmt.Sprintf("%d / %d / %d (%d by clients not resumed) / %d / %d",
-			t.Expected, t.Received, t.Lost, t.LostNotResumed, t.Duplicates, t.OutOfOrder))
+		row("events: expected / received / duplicates / out of order", fmt.Sprintf("%d / %d / %d / %d", t.Expected, t.Received, t.Duplicates, t.OutOfOrder))
+		row("**events lost by clients that are back and resumed** (must be 0)", fmt.Sprintf("**%d**", t.Lost-t.LostAway-t.LostNotResumed))
+		row("not received: by clients still away at the end / by clients back with resumed:false", fmt.Sprintf("%d / %d", t.LostAway, t.LostNotResumed))
 	} else {
 		row("events received / duplicates / out of order (lost: publisher's count unknown)", fmt.Sprintf("%d / %d / %d", t.Received, t.Duplicates, t.OutOfOrder))
 	}
@@ -328,8 +337,12 @@ func renderCluster(t *clusterTotals, pub *clusterPublishResult, probes map[strin
 		lines = append(lines, "", "reconnects per second from the kill's second: "+joinInts(series))
 	}
 	for _, n := range pods {
-		if c := pod(end, n).Connects; len(c) > 0 {
-			lines = append(lines, fmt.Sprintf("%s connects by result (the process at the end): %s", n, fmtFloatCounts(c)))
+		p := pod(end, n)
+		if len(p.Connects) > 0 {
+			lines = append(lines, fmt.Sprintf("%s (the process at the end) connects by result: %s", n, fmtFloatCounts(p.Connects)))
+		}
+		if len(p.Series) > 0 {
+			lines = append(lines, fmt.Sprintf("%s continuity and closes: %s", n, fmtFloatCounts(p.Series)))
 		}
 	}
 	rep.Notes = lines
@@ -399,10 +412,13 @@ func fmtCounts[K comparable, V int | int64](m map[K]V) string {
 	return strings.Join(parts, ", ")
 }
 
+// fmtFloatCounts lists the non-zero counts, names shortened.
 func fmtFloatCounts(m map[string]float64) string {
 	parts := make([]string, 0, len(m))
 	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s %.0f", k, v))
+		if v != 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, "ocvr_gateway_"), v))
+		}
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ", ")

@@ -135,27 +135,34 @@ func TestEventSetAndChannelEvents(t *testing.T) {
 }
 
 // A shard's record of a kill: the killed gateway's clients are counted,
-// their first back after the kill timed from it, and events missed by a
-// client that did not resume are told apart.
+// their first back after the kill timed from it, and the events a client
+// did not get are told apart: still away, back without a resume, or lost.
 func TestShardResult(t *testing.T) {
 	kill := int64(1_000_000_000_000)
-	s := &clusterShard{conns: 3, channels: 2, killGateway: 2, gateways: []string{"a", "b", "c"},
+	s := &clusterShard{conns: 4, channels: 2, killGateway: 2, gateways: []string{"a", "b", "c"}, window: 2 * time.Minute,
 		refusals: map[string]int64{}, failures: map[string]int64{}, perSec: map[int64]int64{}, lat: map[string]*latencyHist{}}
 	undisturbed := &clusterClient{s: s, c: 0, initialUs: 1000}
 	resumed := &clusterClient{s: s, c: 1, initialUs: 2000,
 		disconnects: []clusterDisconnect{{AtNs: kill + 5e6, Gateway: 2, Code: "1006"}},
 		backs:       []clusterBack{{AtNs: kill + 7_500e6, Gateway: 2, Attempts: 4, ReadyResumed: "true", SubResumed: "true"}}}
+	// Dropped long before the kill (not the kill's), back a second later
+	// without a resume.
 	notResumed := &clusterClient{s: s, c: 0, initialUs: 3000,
-		disconnects: []clusterDisconnect{{AtNs: kill - 60e9, Gateway: 0, Code: "4004"}, {AtNs: kill + 1e6, Gateway: 2, Code: "1006"}},
+		disconnects: []clusterDisconnect{{AtNs: kill - 60e9, Gateway: 0, Code: "4004"}},
 		backs:       []clusterBack{{AtNs: kill - 59e9, Gateway: 1, SubResumed: "false"}}}
+	away := &clusterClient{s: s, c: 1, initialUs: 4000,
+		disconnects: []clusterDisconnect{{AtNs: kill + 1e6, Gateway: 2, Code: "1006"}}}
 	for k := int64(0); k < 5; k++ {
 		undisturbed.got.add(k)
 		resumed.got.add(k)
 		if k != 2 {
 			notResumed.got.add(k)
 		}
+		if k != 3 {
+			away.got.add(k)
+		}
 	}
-	s.clients = []*clusterClient{undisturbed, resumed, notResumed}
+	s.clients = []*clusterClient{undisturbed, resumed, notResumed, away}
 	r := s.result(kill, &clusterPublishResult{Published: 10, Failed: []int64{}})
 	if r.ByKill != 2 || r.NotBack != 1 || len(r.BackAfterKillMs) != 1 || r.BackAfterKillMs[0] != 7500 {
 		t.Errorf("by kill %d, not back %d, back %v; want 2, 1, [7500]", r.ByKill, r.NotBack, r.BackAfterKillMs)
@@ -163,15 +170,15 @@ func TestShardResult(t *testing.T) {
 	if r.OtherDrops["gw1 4004"] != 1 || len(r.OtherDrops) != 1 {
 		t.Errorf("other disconnects %v, want gw1 4004 once", r.OtherDrops)
 	}
-	if r.AttemptsToBack[4] != 1 || r.LandedOn["gw3"] != 1 || r.Disconnected != 2 {
+	if r.AttemptsToBack[4] != 1 || r.LandedOn["gw3"] != 1 || r.Disconnected != 3 {
 		t.Errorf("attempts %v, landed %v, disconnected %d", r.AttemptsToBack, r.LandedOn, r.Disconnected)
 	}
-	// Channel 0 and 1 each got 5 of the 10 events; the non-resumed client missed event 2.
-	if r.Expected != 15 || r.Received != 14 || r.Lost != 1 || r.LostNotResumed != 1 {
-		t.Errorf("expected %d received %d lost %d (not resumed %d); want 15 14 1 1", r.Expected, r.Received, r.Lost, r.LostNotResumed)
+	// Each channel got 5 of the 10 events.
+	if r.Expected != 20 || r.Received != 18 || r.Lost != 2 || r.LostAway != 1 || r.LostNotResumed != 1 {
+		t.Errorf("expected %d received %d lost %d (away %d, not resumed %d); want 20 18 2 (1, 1)", r.Expected, r.Received, r.Lost, r.LostAway, r.LostNotResumed)
 	}
-	if r.SubResumed["true"] != 1 || r.SubResumed["false"] != 1 {
-		t.Errorf("subscribed resumed %v", r.SubResumed)
+	if r.SubResumed["true"] != 1 || r.SubResumed["false"] != 1 || r.NotResumedInWindow != 1 {
+		t.Errorf("subscribed resumed %v, not resumed within the window %d", r.SubResumed, r.NotResumedInWindow)
 	}
 }
 
