@@ -49,7 +49,7 @@ per=$(((conns + shards - 1) / shards))
 conns=$((per * shards))
 # Each process stops by itself at the latest after this (the script stops
 # it earlier): connect + quiet + steady + recovery + after, with room.
-max_duration=$((connect_timeout + 30 + steady + recover_timeout + after + 30))s
+max_duration=$((connect_timeout + 60 + steady + recover_timeout + after + 30))s
 
 if [ "$per" -ge "$((fd_limit - 1000))" ]; then
 	echo "bench-cluster: $per clients per load generator does not fit its $fd_limit descriptors: raise CLUSTER_SHARDS" >&2
@@ -88,7 +88,7 @@ if ! cluster_wait_status "up == $conns" "$connect_timeout"; then
 	exit 1
 fi
 echo "all $conns clients connected in $(($(date +%s) - t0)) s; waiting for the server core to go quiet"
-cluster_wait_quiet 65 30 || echo "(the server core was still over 65% busy after 30 s)"
+cluster_wait_quiet 65 60 || echo "(the server core was still over 65% busy after 60 s)"
 cluster_probe connected "$run"
 
 echo 0 >"$tmp/phase"

@@ -335,9 +335,12 @@ type clusterShardResult struct {
 	// these must be 0).
 	LostAway       int64 `json:"lost_by_clients_away"`
 	LostNotResumed int64 `json:"lost_by_clients_not_resumed"`
-	// Resumes that said false although the client was away for less than
-	// the continuity window (--window): not explained by the window.
-	NotResumedInWindow int `json:"not_resumed_within_window"`
+	// Resumes that said false although the cursor sent was younger than
+	// the continuity window (--window, less 5 s for the stream's expiry
+	// granularity): not the window's doing. User scope (ready), channel
+	// scope (subscribed).
+	ReadyNotResumedInWindow int `json:"ready_not_resumed_within_window"`
+	NotResumedInWindow      int `json:"not_resumed_within_window"`
 }
 
 // result summarises the clients (after their goroutines exited). killNs
@@ -386,13 +389,16 @@ func (s *clusterShard) result(killNs int64, pub *clusterPublishResult) *clusterS
 			r.OtherDrops[fmt.Sprintf("gw%d %s", d.Gateway+1, d.Code)]++
 		}
 		resumedAll := true
-		for i, b := range c.backs {
+		for _, b := range c.backs {
 			r.ReadyResumed[b.ReadyResumed]++
 			r.SubResumed[b.SubResumed]++
+			young := func(ageMs float64) bool { return time.Duration(ageMs*1e6) < s.window-5*time.Second }
+			if b.ReadyResumed == "false" && young(b.UserCursorAgeMs) {
+				r.ReadyNotResumedInWindow++
+			}
 			if b.SubResumed != "true" {
 				resumedAll = false
-				// backs[i] ends the absence that disconnects[i] began.
-				if i < len(c.disconnects) && time.Duration(b.AtNs-c.disconnects[i].AtNs) < s.window {
+				if b.SubResumed == "false" && young(b.ChanCursorAgeMs) {
 					r.NotResumedInWindow++
 				}
 			}

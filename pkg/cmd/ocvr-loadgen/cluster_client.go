@@ -33,6 +33,12 @@ type clusterClient struct {
 	userSeq uint64
 	chanSeq uint64
 	hadSub  bool
+	// When each cursor's position was current (unix ns): the user cursor
+	// at its ready (no user events here), the channel cursor at its
+	// event's publish or its subscribed. A resume needs the stream to hold
+	// everything since then: how old it is says whether resumed:false is
+	// the continuity window's doing.
+	userCursorAt, chanCursorAt int64
 
 	got             eventSet
 	maxK            int64
@@ -58,19 +64,22 @@ type clusterBack struct {
 	Attempts     int
 	ReadyResumed string // true, false or absent (no resume attempted / no field)
 	SubResumed   string
+	// How old the cursors sent were (ms): the user cursor's and the channel's.
+	UserCursorAgeMs, ChanCursorAgeMs float64
 }
 
 // attemptResult is one connect attempt: a subscribed connection, or a
 // refusal of a kind the SDKs retry (with the server's hint), or a failure.
 type attemptResult struct {
-	conn     *wsConn
-	gw       int
-	readyRes string
-	subRes   string
-	refusal  string
-	hint     time.Duration
-	err      error
-	giveUp   bool // 401 from ticketsvc, 4001 or 4003: the SDKs stop
+	conn                 *wsConn
+	gw                   int
+	readyRes             string
+	subRes               string
+	userAgeMs, chanAgeMs float64 // age of the cursors sent, when they were sent
+	refusal              string
+	hint                 time.Duration
+	err                  error
+	giveUp               bool // 401 from ticketsvc, 4001 or 4003: the SDKs stop
 }
 
 // Refusal kinds: what the cluster is expected to answer under the storm
@@ -155,7 +164,7 @@ func (c *clusterClient) run(ctx context.Context, sem chan struct{}) {
 			initial = false
 			c.initialUs = float64(now.Sub(t0).Microseconds())
 		} else {
-			c.backs = append(c.backs, clusterBack{AtNs: now.UnixNano(), Gateway: r.gw, Attempts: attemptsDown, ReadyResumed: r.readyRes, SubResumed: r.subRes})
+			c.backs = append(c.backs, clusterBack{AtNs: now.UnixNano(), Gateway: r.gw, Attempts: attemptsDown, ReadyResumed: r.readyRes, SubResumed: r.subRes, UserCursorAgeMs: r.userAgeMs, ChanCursorAgeMs: r.chanAgeMs})
 			s.down.Add(-1)
 			s.backed.Add(1)
 		}
@@ -263,7 +272,11 @@ func (c *clusterClient) attempt(ctx context.Context) attemptResult {
 				return r
 			}
 			r.readyRes = resumedString(ri.Data.Resumed)
-			c.token, c.userSeq = ri.Data.ResumeToken, ri.Data.Seq
+			now := time.Now().UnixNano()
+			if c.userCursorAt != 0 {
+				r.userAgeMs = float64(now-c.userCursorAt) / 1e6
+			}
+			c.token, c.userSeq, c.userCursorAt = ri.Data.ResumeToken, ri.Data.Seq, now
 			break
 		}
 		if hasPrefix(f, `{"type":"error"`) {
@@ -294,7 +307,11 @@ func (c *clusterClient) attempt(ctx context.Context) attemptResult {
 				return r
 			}
 			r.subRes = resumedString(si.Data.Resumed)
-			c.chanSeq, c.hadSub = si.Data.Seq, true
+			now := time.Now().UnixNano()
+			if c.chanCursorAt != 0 {
+				r.chanAgeMs = float64(now-c.chanCursorAt) / 1e6
+			}
+			c.chanSeq, c.hadSub, c.chanCursorAt = si.Data.Seq, true, now
 			_ = conn.nc.SetReadDeadline(time.Time{})
 			ok = true
 			r.conn = conn
@@ -352,7 +369,7 @@ func (c *clusterClient) onEvent(f []byte, now int64) {
 		return
 	}
 	if seq := frameSeq(f); seq > c.chanSeq {
-		c.chanSeq = seq
+		c.chanSeq, c.chanCursorAt = seq, ts
 	}
 	if int(n%int64(c.s.channels)) != c.c {
 		c.foreign++

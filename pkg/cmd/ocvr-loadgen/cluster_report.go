@@ -30,7 +30,7 @@ type clusterTotals struct {
 	Latency                                              map[string]*latencyHist
 	Received, Duplicates, OutOfOrder, Foreign            int64
 	Expected, Lost, LostNotResumed, LostAway             int64
-	NotResumedInWindow                                   int
+	NotResumedInWindow, ReadyNotResumedInWindow          int
 	PublishedKnown                                       bool
 }
 
@@ -77,6 +77,7 @@ func mergeShards(shards []*clusterShardResult) *clusterTotals {
 		t.LostNotResumed += s.LostNotResumed
 		t.LostAway += s.LostAway
 		t.NotResumedInWindow += s.NotResumedInWindow
+		t.ReadyNotResumedInWindow += s.ReadyNotResumedInWindow
 		t.PublishedKnown = t.PublishedKnown && s.PublishedKnown
 	}
 	slices.Sort(t.BackMs)
@@ -258,7 +259,8 @@ func renderCluster(t *clusterTotals, pub *clusterPublishResult, probes map[strin
 	row("attempts until back (failed before success): p50 / max", attemptsSummary(t.AttemptsToBack))
 	row("refusals seen (attempts)", fmtCounts(t.Refusals))
 	row("failures (anything else)", fmt.Sprintf("%d %s", sumMap(t.Failures), fmtCounts(t.Failures)))
-	row("resumed: ready / subscribed (false although away less than the continuity window)", fmt.Sprintf("%s / %s (%d)", fmtCounts(t.ReadyResumed), fmtCounts(t.SubResumed), t.NotResumedInWindow))
+	row("resumed: ready (user cursor) / subscribed (channel cursor)", fmt.Sprintf("%s / %s", fmtCounts(t.ReadyResumed), fmtCounts(t.SubResumed)))
+	row("resumed:false with a cursor younger than the continuity window − 5 s: ready / subscribed", fmt.Sprintf("%d / %d", t.ReadyNotResumedInWindow, t.NotResumedInWindow))
 	row("disconnects other than the kill", fmtCounts(t.OtherDrops))
 	for _, k := range []string{phaseName(0) + " | " + cohortUndisturbed, phaseName(1) + " | " + cohortUndisturbed, phaseName(2) + " | " + cohortUndisturbed} {
 		h := t.Latency[k]

@@ -149,7 +149,7 @@ func TestShardResult(t *testing.T) {
 	// without a resume.
 	notResumed := &clusterClient{s: s, c: 0, initialUs: 3000,
 		disconnects: []clusterDisconnect{{AtNs: kill - 60e9, Gateway: 0, Code: "4004"}},
-		backs:       []clusterBack{{AtNs: kill - 59e9, Gateway: 1, SubResumed: "false"}}}
+		backs:       []clusterBack{{AtNs: kill - 59e9, Gateway: 1, SubResumed: "false", ChanCursorAgeMs: 1000}}}
 	away := &clusterClient{s: s, c: 1, initialUs: 4000,
 		disconnects: []clusterDisconnect{{AtNs: kill + 1e6, Gateway: 2, Code: "1006"}}}
 	for k := int64(0); k < 5; k++ {
