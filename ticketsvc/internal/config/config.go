@@ -61,6 +61,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.Var(&level, "log-level", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&c.Server.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may run after SIGTERM/SIGINT")
 	fs.DurationVar(&c.Server.KVTimeout, "kv-timeout", d.KVTimeout, "bound on each NATS KV call of a request; slower calls answer 503")
+	fs.IntVar(&c.Server.MaxInflight, "max-inflight", d.MaxInflight, "ticket `requests` doing KV work at once; beyond it requests get 503 with Retry-After at once")
+	fs.IntVar(&c.Server.MaxConns, "max-conns", d.MaxConns, "open `connections` of the public listener; beyond it new ones wait to be accepted,\nand from 3/4 of it on responses close their connection instead of keeping it alive")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,6 +107,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	}
 	if c.Server.ShutdownTimeout <= 0 || c.Server.KVTimeout <= 0 {
 		return Config{}, errors.New("--shutdown-timeout and --kv-timeout must be positive")
+	}
+	if c.Server.MaxInflight <= 0 || c.Server.MaxConns <= 0 {
+		return Config{}, errors.New("--max-inflight and --max-conns must be positive")
 	}
 	c.Server.BodyLimit = int64(body)
 	c.LogLevel = slog.Level(level)

@@ -56,6 +56,8 @@ func TestEnvAndFlags(t *testing.T) {
 		"OCVR_LOG_LEVEL":        "debug",
 		"OCVR_SHUTDOWN_TIMEOUT": "40s",
 		"OCVR_KV_TIMEOUT":       "750ms",
+		"OCVR_MAX_INFLIGHT":     "64",
+		"OCVR_MAX_CONNS":        "1000",
 	}
 	c, err := Parse(nil, env(vars), io.Discard)
 	if err != nil {
@@ -69,6 +71,7 @@ func TestEnvAndFlags(t *testing.T) {
 		SubjectPrefix: "staging.ocvr", SessionsBucket: "s_bucket", TicketsBucket: "t_bucket",
 		AllowedOrigins: []string{"https://app.example.com", "https://*.example.com"},
 		RateLimit:      5, BodyLimit: 1 << 20, ShutdownTimeout: 40 * time.Second, KVTimeout: 750 * time.Millisecond,
+		MaxInflight: 64, MaxConns: 1000,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("from env\n got %+v\nwant %+v", s, want)
@@ -119,6 +122,9 @@ func TestInvalid(t *testing.T) {
 		{"prefix", []string{"--subject-prefix", "a.>"}, nil, "subject-prefix"},
 		{"no nats", []string{"--nats-url", " , "}, nil, "nats-url"},
 		{"timeout", []string{"--shutdown-timeout", "0s"}, nil, "shutdown-timeout"},
+		{"max inflight zero", []string{"--max-inflight", "0"}, nil, "max-inflight"},
+		{"max inflight env", nil, map[string]string{"OCVR_MAX_INFLIGHT": "-5"}, "max-inflight"},
+		{"max conns", []string{"--max-conns", "-1"}, nil, "max-conns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,7 +155,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	flags := []string{
 		"listen", "admin-listen", "nats-url", "nats-creds", "nats-tls-ca", "nats-tls-cert", "nats-tls-key",
 		"subject-prefix", "sessions-bucket", "tickets-bucket", "allowed-origins", "rate-limit", "body-limit",
-		"log-level", "shutdown-timeout", "kv-timeout",
+		"log-level", "shutdown-timeout", "kv-timeout", "max-inflight", "max-conns",
 	}
 	for _, f := range flags {
 		if !strings.Contains(help, "--"+f+" ") {

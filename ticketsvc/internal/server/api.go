@@ -57,11 +57,10 @@ type ErrorBody struct {
 	Message string `json:"message"`
 }
 
-// Context keys the handler uses to hand details to the request logger.
-const (
-	ctxKeyRequestID = "ocvr.request_id"
-	ctxKeyReason    = "ocvr.reason"
-)
+// ctxKeyReason hands the reason of a refusal to the request logger. (The
+// request id is read back from the response header: setting it in the
+// context too cost every request a map.)
+const ctxKeyReason = "ocvr.reason"
 
 func (s *Server) newEcho() (*echo.Echo, error) {
 	e := echo.New()
@@ -84,11 +83,9 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 		return nil, fmt.Errorf("ticketsvc: request metrics: %w", err)
 	}
 
-	e.Use(
+	chain := composeOnce(
 		s.sanitizeRequestID,
-		middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-			RequestIDHandler: func(c echo.Context, id string) { c.Set(ctxKeyRequestID, id) },
-		}),
+		middleware.RequestID(),
 		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 			HandleError:   true, // let the error handler pick the status before we log it
 			LogStatus:     true,
@@ -103,7 +100,7 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 			DisableStackAll:     true,
 			DisableErrorHandler: true, // return the error: the outer middlewares log and count a 500
 			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-				s.log.Error("panic in handler", "request_id", c.Get(ctxKeyRequestID), "err", err, "stack", string(stack))
+				s.log.Error("panic in handler", "request_id", requestID(c), "err", err, "stack", string(stack))
 				return fmt.Errorf("recovered panic: %w", err)
 			},
 		}),
@@ -116,15 +113,38 @@ func (s *Server) newEcho() (*echo.Echo, error) {
 			ExposeHeaders: []string{echo.HeaderRetryAfter, echo.HeaderXRequestID},
 			MaxAge:        600,
 		}),
-		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: strconv.FormatInt(s.cfg.BodyLimit, 10)}),
+		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+			// No body (the usual ticket request): nothing to limit.
+			Skipper: func(c echo.Context) bool { return c.Request().Body == http.NoBody },
+			Limit:   strconv.FormatInt(s.cfg.BodyLimit, 10),
+		}),
 	)
+	// The handler echo passes as next is always the matched route's
+	// (Echo.ServeHTTP: router Find, then c.Handler()), which chain calls.
+	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	e.POST(TicketPath, s.handleTicket)
 	return e, nil
 }
 
+// composeOnce builds a middleware chain, first one outermost, around a
+// handler that calls the route echo matched. echo composes the middleware
+// given to Use anew on every request, one closure per middleware; composed
+// once here, the chain costs no allocation per request.
+func composeOnce(mws ...echo.MiddlewareFunc) echo.HandlerFunc {
+	h := func(c echo.Context) error { return c.Handler()(c) }
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
 // handleTicket implements POST /v1/auth/ws-ticket.
+//
+// Its two KV operations cannot overlap: the ticket record carries the
+// identity the session read returns, and the rate limit, keyed by the
+// verified session, sits between them.
 func (s *Server) handleTicket(c echo.Context) error {
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	c.Response().Header()[echo.HeaderCacheControl] = s.resp.noStore
 	// The endpoint takes no body, but reading it is what applies the body
 	// limit to chunked uploads, and it lets the connection be reused.
 	if _, err := io.Copy(io.Discard, c.Request().Body); err != nil {
@@ -146,6 +166,10 @@ func (s *Server) handleTicket(c echo.Context) error {
 		// reconnect buffer until its timeout.
 		return s.unavailable(c, errors.New("nats not connected or kv stores not open"))
 	}
+	if !s.admit.tryAcquire() {
+		return s.overloaded(c)
+	}
+	defer s.admit.release()
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.KVTimeout)
 	defer cancel()
 
@@ -164,7 +188,7 @@ func (s *Server) handleTicket(c echo.Context) error {
 			s.metrics.rateLimited.Inc()
 			s.metrics.result(resultRateLimited)
 			c.Set(ctxKeyReason, "session rate limit")
-			return c.JSON(http.StatusTooManyRequests, errorBody(CodeRateLimited, "too many ticket requests for this session; retry after the Retry-After delay"))
+			return s.send(c, http.StatusTooManyRequests, s.resp.rateLimited)
 		}
 	}
 
@@ -174,13 +198,13 @@ func (s *Server) handleTicket(c echo.Context) error {
 	}
 	s.metrics.ticketsIssued.Inc()
 	s.metrics.result(resultOK)
-	return c.JSON(http.StatusOK, TicketResponse{Data: TicketData{Ticket: t, ExpiresIn: int(ticket.TTL / time.Second)}})
+	return s.sendTicket(c, t)
 }
 
 func (s *Server) unauthorized(c echo.Context, reason string) error {
 	s.metrics.result(resultUnauthorized)
 	c.Set(ctxKeyReason, reason)
-	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="ocvr"`)
+	c.Response().Header()[echo.HeaderWWWAuthenticate] = s.resp.wwwAuthenticate
 	return c.JSON(http.StatusUnauthorized, errorBody(CodeUnauthorized, reason))
 }
 
@@ -189,8 +213,19 @@ func (s *Server) unavailable(c echo.Context, err error) error {
 	// Whatever failed, make sure the buckets exist once NATS answers again.
 	s.kickStores()
 	c.Set(ctxKeyReason, err.Error())
-	c.Response().Header().Set(echo.HeaderRetryAfter, "1")
-	return c.JSON(http.StatusServiceUnavailable, errorBody(CodeUnavailable, "ticket service temporarily unavailable; retry shortly"))
+	c.Response().Header()[echo.HeaderRetryAfter] = s.resp.retryAfter1
+	return s.send(c, http.StatusServiceUnavailable, s.resp.unavailable)
+}
+
+// overloaded refuses a request because MaxInflight requests are doing KV
+// work. It is the documented 503 UNAVAILABLE: the client retries after
+// Retry-After plus jitter, as for a NATS outage, and nothing waits here.
+func (s *Server) overloaded(c echo.Context) error {
+	s.metrics.overloaded.Inc()
+	s.metrics.result(resultOverloaded)
+	c.Set(ctxKeyReason, "overloaded: max in-flight ticket requests reached")
+	c.Response().Header()[echo.HeaderRetryAfter] = s.resp.retryAfter1
+	return s.send(c, http.StatusServiceUnavailable, s.resp.overloaded)
 }
 
 // bearerToken extracts the credentials of an "Authorization: Bearer <token>"
@@ -255,13 +290,14 @@ func (s *Server) logRequest(c echo.Context, v middleware.RequestLoggerValues) er
 	if route == "" {
 		route = "unmatched"
 	}
-	attrs := []slog.Attr{
+	var buf [7]slog.Attr // on the stack: no slice allocated per request
+	attrs := append(buf[:0],
 		slog.String("method", boundedMethod(v.Method)),
 		slog.String("route", route),
 		slog.Int("status", v.Status),
 		slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
-		slog.Any("request_id", c.Get(ctxKeyRequestID)),
-	}
+		slog.String("request_id", requestID(c)),
+	)
 	if r, ok := c.Get(ctxKeyReason).(string); ok {
 		attrs = append(attrs, slog.String("reason", r))
 	}
@@ -277,6 +313,11 @@ func (s *Server) logRequest(c echo.Context, v middleware.RequestLoggerValues) er
 	}
 	s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
 	return nil
+}
+
+// requestID is the id echo's RequestID middleware put on the response.
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
 }
 
 // sanitizeRequestID keeps an incoming X-Request-Id (an edge proxy's id ties

@@ -20,12 +20,15 @@ const (
 	resultUnauthorized = "unauthorized"
 	resultRateLimited  = "rate_limited"
 	resultUnavailable  = "unavailable"
+	resultOverloaded   = "overloaded"
 )
 
 type metrics struct {
 	ticketsIssued  prometheus.Counter
 	ticketRequests *prometheus.CounterVec
+	byResult       map[string]prometheus.Counter // ticketRequests by label value, looked up once
 	rateLimited    prometheus.Counter
+	overloaded     prometheus.Counter
 	natsReconnects prometheus.Counter
 }
 
@@ -39,12 +42,16 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 	m := &metrics{
 		ticketsIssued: prometheus.NewCounter(opts("tickets_issued_total", "Connect tickets minted.")),
 		ticketRequests: prometheus.NewCounterVec(opts("ticket_requests_total",
-			"Ticket requests by result: ok, unauthorized, rate_limited, unavailable."), []string{"result"}),
+			"Ticket requests by result: ok, unauthorized, rate_limited, unavailable, overloaded."), []string{"result"}),
+		byResult:       map[string]prometheus.Counter{},
 		rateLimited:    prometheus.NewCounter(opts("rate_limited_total", "Ticket requests refused by the per-session rate limit.")),
+		overloaded:     prometheus.NewCounter(opts("overloaded_total", "Ticket requests refused with 503 because --max-inflight requests were already doing KV work.")),
 		natsReconnects: prometheus.NewCounter(opts("nats_reconnects_total", "Times the NATS connection was re-established.")),
 	}
-	for _, r := range []string{resultOK, resultUnauthorized, resultRateLimited, resultUnavailable} {
-		m.ticketRequests.WithLabelValues(r) // export zeros so rate() works from the first scrape
+	for _, r := range []string{resultOK, resultUnauthorized, resultRateLimited, resultUnavailable, resultOverloaded} {
+		// Created now: zeros are exported so rate() works from the first
+		// scrape, and a request does no label hashing.
+		m.byResult[r] = m.ticketRequests.WithLabelValues(r)
 	}
 	natsConnected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "nats_connected",
@@ -67,8 +74,22 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 		}
 		return float64(s.limiter.Len())
 	})
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "ticket_requests_in_flight",
+		Help: "Ticket requests doing KV work now (capped by --max-inflight).",
+	}, func() float64 { return float64(s.admit.inFlight()) })
+	openConns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "open_connections",
+		Help: "Open connections of the public listener (capped by --max-conns).",
+	}, func() float64 {
+		if s.publicLn == nil {
+			return 0
+		}
+		return float64(s.publicLn.open())
+	})
 	for _, c := range []prometheus.Collector{
-		m.ticketsIssued, m.ticketRequests, m.rateLimited, m.natsReconnects, natsConnected, limiterKeys,
+		m.ticketsIssued, m.ticketRequests, m.rateLimited, m.overloaded, m.natsReconnects,
+		natsConnected, limiterKeys, inFlight, openConns,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(), // go_build_info: which build a pod runs
@@ -80,4 +101,4 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) result(r string) { m.ticketRequests.WithLabelValues(r).Inc() }
+func (m *metrics) result(r string) { m.byResult[r].Inc() }
