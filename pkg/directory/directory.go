@@ -24,7 +24,7 @@ import (
 const (
 	ChannelsBucket = "ocvr_channels" // <channel_id>
 	MembersBucket  = "ocvr_members"  // <channel_id>.<user_id>
-	FriendsBucket  = "ocvr_friends"  // <user_id>.<friend_id>, both directions
+	FriendsBucket  = "ocvr_friends"  // set.<user_id> (the friend set) and <user_id>.<friend_id>, both directions
 )
 
 // Buckets names the directory's three buckets. Two environments sharing a
@@ -95,7 +95,8 @@ func (s *Store) ChannelsKV() jetstream.KeyValue { return s.channels }
 // MembersKV is the memberships bucket, for watchers.
 func (s *Store) MembersKV() jetstream.KeyValue { return s.members }
 
-// FriendsKV is the friendships bucket, for watchers.
+// FriendsKV is the friendships bucket, for watchers: set.<user> (a user's
+// friend set, see Friends) and the pair keys <user>.<friend>.
 func (s *Store) FriendsKV() jetstream.KeyValue { return s.friends }
 
 // Open opens (creating if needed) the three directory buckets: by default
@@ -252,51 +253,6 @@ func (s *Store) ChannelsOf(ctx context.Context, userID int64) ([]string, error) 
 	return keys, nil
 }
 
-// AddFriend records a friendship in both directions (idempotent).
-func (s *Store) AddFriend(ctx context.Context, userID, friendID int64) error {
-	if err := checkPair(userID, friendID); err != nil {
-		return fmt.Errorf("add friend: %w", err)
-	}
-	for _, k := range []string{pairKey(userID, friendID), pairKey(friendID, userID)} {
-		if _, err := s.friends.Put(ctx, k, stamp()); err != nil {
-			return fmt.Errorf("add friend: %w", err)
-		}
-	}
-	return nil
-}
-
-// RemoveFriend removes a friendship in both directions (idempotent).
-func (s *Store) RemoveFriend(ctx context.Context, userID, friendID int64) error {
-	if err := checkPair(userID, friendID); err != nil {
-		return fmt.Errorf("remove friend: %w", err)
-	}
-	for _, k := range []string{pairKey(userID, friendID), pairKey(friendID, userID)} {
-		if err := s.friends.Delete(ctx, k); err != nil && !kvutil.IsNotFound(err) {
-			return fmt.Errorf("remove friend: %w", err)
-		}
-	}
-	return nil
-}
-
-// Friends lists userID's friends, sorted by key.
-func (s *Store) Friends(ctx context.Context, userID int64) ([]int64, error) {
-	if err := protocol.CheckUserID(userID); err != nil {
-		return nil, fmt.Errorf("friends: %w", err)
-	}
-	keys, err := s.keys(ctx, s.friends, strconv.FormatInt(userID, 10)+".*")
-	if err != nil {
-		return nil, fmt.Errorf("friends of %d: %w", userID, err)
-	}
-	ids := make([]int64, 0, len(keys))
-	for _, k := range keys {
-		id, err := protocol.ParseUserID(k[strings.IndexByte(k, '.')+1:])
-		if err == nil {
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
-}
-
 // ParseMemberKey splits a members-bucket key into channel and user.
 func ParseMemberKey(key string) (string, int64, bool) {
 	ch, u, ok := strings.Cut(key, ".")
@@ -345,21 +301,4 @@ func memberKey(channelID string, userID int64) (string, error) {
 		return "", err
 	}
 	return channelID + "." + strconv.FormatInt(userID, 10), nil
-}
-
-func checkPair(a, b int64) error {
-	if err := protocol.CheckUserID(a); err != nil {
-		return err
-	}
-	if err := protocol.CheckUserID(b); err != nil {
-		return err
-	}
-	if a == b {
-		return errors.New("a user cannot befriend themselves")
-	}
-	return nil
-}
-
-func pairKey(a, b int64) string {
-	return strconv.FormatInt(a, 10) + "." + strconv.FormatInt(b, 10)
 }

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/ocvr/realtime/pkg/internal/kvutil"
 )
 
 // watchLeases watches lease keys; an expired or deleted lease of another pod
@@ -129,8 +127,8 @@ func (t *Tracker) cleanupPod(ctx context.Context, pod string) error {
 		if !ok {
 			continue
 		}
-		if err := t.s.kv.Purge(ctx, k); err != nil && !kvutil.IsNotFound(err) {
-			return fmt.Errorf("remove entry: %w", err)
+		if err := t.s.removeEntry(ctx, k, 0); err != nil {
+			return err
 		}
 		t.checkLater(user)
 	}

@@ -9,12 +9,32 @@
 // KV layout (bucket ocvr_presence, LimitMarkerTTL on; needs nats-server ≥ 2.11):
 //
 //	pod.<pod>          lease, re-published with a Nats-TTL every LeaseTTL/3
-//	c.<user>.<pod>     the pod holds ≥ 1 connection of the user
+//	c.<user>.<pod>     the pod holds ≥ 1 connection of the user; removed by
+//	                   a stream purge of its subject (no tombstone)
 //	u.<user>           the user is online; created by the one pod that wins
 //	                   the online transition, deleted (with the expected
 //	                   revision) by the one that wins the offline one
 //	s.<user>           status text
 //	gc.<pod>           claim of the pod cleaning up after a dead <pod>
+//
+// KV work of one pod's reconciliation of a user (F: the user's friends;
+// BenchmarkTransition measures it):
+//
+//	0→1 on the pod     put c.<user>.<pod> ∥ direct get of u.<user>, then a
+//	                   conditional write of u.<user> (creates it: an online
+//	                   transition; or bumps its revision: already online;
+//	                   a conflict reads again, from the leader);
+//	                   on a transition, status ∥ friend set (two gets),
+//	                   then F core publishes
+//	1→0 (after grace)  purge c.<user>.<pod>, leader read of u.<user>, one
+//	                   leader read for any other entry of the user, the
+//	                   conditional delete of u.<user>; on a transition,
+//	                   status ∥ friend set, then F core publishes
+//
+// "∥": sent together, one round trip. The offline decision reads from the
+// stream leader (see leaderread.go). With NATS permissions, the gateways'
+// user needs $JS.API.STREAM.MSG.GET.KV_<bucket> and
+// $JS.API.STREAM.PURGE.KV_<bucket> on the presence bucket.
 package presence
 
 import (
@@ -45,9 +65,14 @@ const MaxStatusText = 128
 type Store struct {
 	kv     jetstream.KeyValue
 	js     jetstream.JetStream
+	nc     *nats.Conn
 	bucket string
-	dir    *directory.Store
-	pub    *bus.Publisher
+	// streamName is the bucket's stream, KV_<bucket>; direct reads it (a
+	// direct get where the bucket allows it, as KeyValue.Get).
+	streamName string
+	direct     jetstream.Stream
+	dir        *directory.Store
+	pub        *bus.Publisher
 }
 
 // Open opens (creating if needed) the presence bucket.
@@ -68,7 +93,11 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, dir *directory.Stor
 	if err != nil {
 		return nil, fmt.Errorf("open presence store: %w", err)
 	}
-	return &Store{kv: kv, js: js, bucket: bucket, dir: dir, pub: pub.Core()}, nil // presence is state, not history: core events
+	stream, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open presence store: %w", err)
+	}
+	return &Store{kv: kv, js: js, nc: nc, bucket: bucket, streamName: "KV_" + bucket, direct: stream, dir: dir, pub: pub.Core()}, nil // presence is state, not history: core events
 }
 
 // Presence is a user's current presence.
@@ -143,6 +172,28 @@ func (s *Store) announce(ctx context.Context, userID int64, presence, text strin
 	if err != nil {
 		return fmt.Errorf("announce presence: %w", err)
 	}
+	return s.publish(ctx, userID, friends, presence, text)
+}
+
+// announceTransition announces a transition this caller won: the status
+// text and the friend set are two independent gets, read at once. A status
+// that cannot be read is announced empty, as an unset one.
+func (s *Store) announceTransition(ctx context.Context, userID int64, presence string) error {
+	var text string
+	done := make(chan struct{})
+	go func() { // ends after one KV get, bounded by ctx
+		defer close(done)
+		text, _ = s.status(ctx, userID)
+	}()
+	friends, err := s.dir.Friends(ctx, userID)
+	<-done
+	if err != nil {
+		return fmt.Errorf("announce presence: %w", err)
+	}
+	return s.publish(ctx, userID, friends, presence, text)
+}
+
+func (s *Store) publish(ctx context.Context, userID int64, friends []int64, presence, text string) error {
 	upd := protocol.PresenceUpdate{UserID: userID, Presence: presence, StatusText: text}
 	for _, f := range friends {
 		if err := s.pub.PublishToUser(ctx, f, protocol.TypePresenceUpdate, upd, bus.Target{}); err != nil {
@@ -152,67 +203,87 @@ func (s *Store) announce(ctx context.Context, userID int64, presence, text strin
 	return nil
 }
 
-// goOnline makes the user online if it is not: exactly one caller cluster-
-// wide wins the transition and announces it. A caller that finds the user
-// already online bumps u.<user>'s revision, so a concurrent offline
-// decision (which deletes with the revision it read) fails.
-func (s *Store) goOnline(ctx context.Context, userID int64) (bool, error) {
+// claimOnline writes the pod's connection entry (entryKey) and makes the
+// user online if it is not: exactly one caller cluster-wide wins the
+// transition and announces it. A caller that finds the user already online
+// bumps u.<user>'s revision, so a concurrent offline decision (which
+// deletes with the revision it read) fails. written reports whether the
+// entry was written.
+//
+// The entry's write and the first read of u.<user> go out together: the
+// offline decision (goOfflineIfIdle) needs only that the write of u.<user>
+// comes after the entry is stored, and it does — it waits for both. The
+// first read is a direct get (a reconnect storm's reads spread over the
+// replicas, none on the leader's API queue); the write is conditional on
+// the revision read, so a stale answer only costs a retry, which reads
+// from the leader.
+func (s *Store) claimOnline(ctx context.Context, userID int64, entryKey string) (written, won bool, err error) {
+	var (
+		e       userEntry
+		readErr error
+		done    = make(chan struct{})
+	)
+	go func() { // ends after one direct get, bounded by ctx
+		defer close(done)
+		e, readErr = s.userEntryGuess(ctx, userID)
+	}()
+	_, putErr := s.kv.Put(ctx, entryKey, nil)
+	<-done
+	if putErr != nil {
+		return false, false, fmt.Errorf("go online: put entry: %w", putErr)
+	}
 	key := userKey(userID)
 	for i := 0; i < 10; i++ {
-		e, err := s.kv.Get(ctx, key)
-		switch {
-		case kvutil.IsNotFound(err):
-			if _, err := s.kv.Create(ctx, key, []byte("online")); err == nil {
-				text, _ := s.status(ctx, userID)
-				return true, s.announce(ctx, userID, protocol.PresenceOnline, text)
-			} else if !errors.Is(err, jetstream.ErrKeyExists) {
-				return false, fmt.Errorf("go online: %w", err)
+		if i > 0 {
+			e, readErr = s.userEntry(ctx, userID)
+		}
+		if readErr != nil {
+			return true, false, fmt.Errorf("go online: %w", readErr)
+		}
+		// Conditional on the revision read: of the value (a bump), of its
+		// tombstone or 0 (a create, like KeyValue.Create).
+		_, err := s.kv.Update(ctx, key, []byte("online"), e.rev)
+		if err == nil {
+			if e.online {
+				return true, false, nil
 			}
-		case err != nil:
-			return false, fmt.Errorf("go online: %w", err)
-		default:
-			if _, err := s.kv.Update(ctx, key, []byte("online"), e.Revision()); err == nil {
-				return false, nil
-			} else if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-				return false, fmt.Errorf("go online: %w", err)
-			}
+			return true, true, s.announceTransition(ctx, userID, protocol.PresenceOnline)
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return true, false, fmt.Errorf("go online: %w", err)
 		}
 	}
-	return false, errors.New("go online: too much contention")
+	return true, false, errors.New("go online: too much contention")
 }
 
 // goOfflineIfIdle makes the user offline if no pod holds a connection of
-// theirs: exactly one caller wins and announces it.
+// theirs: exactly one caller wins and announces it. u.<user> is read
+// before the entries: a pod that connects the user after that read writes
+// u.<user> after its entry, and the delete below, conditional on the
+// revision read, then fails.
 func (s *Store) goOfflineIfIdle(ctx context.Context, userID int64) (bool, error) {
-	key := userKey(userID)
-	e, err := s.kv.Get(ctx, key)
-	if kvutil.IsNotFound(err) {
+	e, err := s.userEntry(ctx, userID)
+	if err != nil {
+		return false, fmt.Errorf("go offline: %w", err)
+	}
+	if !e.online {
 		return false, nil // already offline
 	}
+	held, err := s.anyEntry(ctx, userID)
 	if err != nil {
 		return false, fmt.Errorf("go offline: %w", err)
 	}
-	n, err := s.count(ctx, "c."+strconv.FormatInt(userID, 10)+".*")
-	if err != nil {
-		return false, fmt.Errorf("go offline: %w", err)
-	}
-	if n > 0 {
+	if held {
 		return false, nil
 	}
-	err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || kvutil.IsNotFound(err) {
+	err = s.kv.Delete(ctx, userKey(userID), jetstream.LastRevision(e.rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) || kvutil.IsNotFound(err) {
 		return false, nil // someone came online, or another pod won
 	}
 	if err != nil {
 		return false, fmt.Errorf("go offline: %w", err)
 	}
-	text, _ := s.status(ctx, userID)
-	return true, s.announce(ctx, userID, protocol.PresenceOffline, text)
-}
-
-func (s *Store) count(ctx context.Context, filter string) (int, error) {
-	keys, err := s.keys(ctx, filter)
-	return len(keys), err
+	return true, s.announceTransition(ctx, userID, protocol.PresenceOffline)
 }
 
 func (s *Store) keys(ctx context.Context, filter string) ([]string, error) {

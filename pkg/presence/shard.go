@@ -5,8 +5,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/ocvr/realtime/pkg/internal/kvutil"
 )
 
 // shard is the local presence state of the users one worker owns.
@@ -162,15 +160,12 @@ func (t *Tracker) goOnline(ctx context.Context, sh *shard, st *userState, user i
 		sh.scheduleLocked(time.Now().Add(retryAfter), user, false)
 		sh.mu.Unlock()
 	}
-	if _, err := t.s.kv.Put(ctx, connKey(user, t.cfg.Pod), nil); err != nil {
-		t.log.Warn("presence: put entry", "user", user, "err", err)
-		retry()
-		return
+	written, won, err := t.s.claimOnline(ctx, user, connKey(user, t.cfg.Pod))
+	if written {
+		sh.mu.Lock()
+		st.entry = true
+		sh.mu.Unlock()
 	}
-	sh.mu.Lock()
-	st.entry = true
-	sh.mu.Unlock()
-	won, err := t.s.goOnline(ctx, user)
 	if err != nil {
 		t.log.Warn("presence: online", "user", user, "err", err)
 		retry()
@@ -192,7 +187,7 @@ func (t *Tracker) goOffline(ctx context.Context, sh *shard, st *userState, user 
 		sh.mu.Unlock()
 	}
 	if entry {
-		if err := t.s.kv.Purge(ctx, connKey(user, t.cfg.Pod)); err != nil && !kvutil.IsNotFound(err) {
+		if err := t.s.removeEntry(ctx, connKey(user, t.cfg.Pod), 0); err != nil {
 			t.log.Warn("presence: delete entry", "user", user, "err", err)
 			retry()
 			return
