@@ -30,5 +30,5 @@ func (a *admission) tryAcquire() bool {
 
 func (a *admission) release() { a.n.Add(-1) }
 
-// inFlight is the number of slots taken (for the gauge).
+// inFlight is the number of slots taken.
 func (a *admission) inFlight() int64 { return a.n.Load() }

@@ -221,8 +221,7 @@ func (s *Server) unavailable(c echo.Context, err error) error {
 // work. It is the documented 503 UNAVAILABLE: the client retries after
 // Retry-After plus jitter, as for a NATS outage, and nothing waits here.
 func (s *Server) overloaded(c echo.Context) error {
-	s.metrics.overloaded.Inc()
-	s.metrics.result(resultOverloaded)
+	s.metrics.result(resultOverloaded) // the refusals' count: ticket_requests_total{result="overloaded"}
 	c.Set(ctxKeyReason, "overloaded: max in-flight ticket requests reached")
 	c.Response().Header()[echo.HeaderRetryAfter] = s.resp.retryAfter1
 	return s.send(c, http.StatusServiceUnavailable, s.resp.overloaded)

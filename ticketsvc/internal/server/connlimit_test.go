@@ -47,9 +47,7 @@ func TestConnLimit(t *testing.T) {
 			t.Errorf("%s: status %d, Connection: close %v; want 401, %v", tc.name, res.StatusCode, res.Close, tc.wantClose)
 		}
 	}
-	eventually(t, 5*time.Second, "2 idle connections open", func() bool {
-		return e.metric("ocvr_ticketsvc_open_connections") == 2
-	})
+	eventually(t, 5*time.Second, "2 idle connections open", func() bool { return e.srv.publicLn.open() == 2 })
 
 	// The cap: two more connections that send nothing fill it.
 	for range 2 {
@@ -59,9 +57,7 @@ func TestConnLimit(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	eventually(t, 5*time.Second, "4 connections open", func() bool {
-		return e.metric("ocvr_ticketsvc_open_connections") == 4
-	})
+	eventually(t, 5*time.Second, "4 connections open", func() bool { return e.srv.publicLn.open() == 4 })
 	done := make(chan int, 1)
 	go func() {
 		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}

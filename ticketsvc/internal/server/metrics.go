@@ -28,7 +28,6 @@ type metrics struct {
 	ticketRequests *prometheus.CounterVec
 	byResult       map[string]prometheus.Counter // ticketRequests by label value, looked up once
 	rateLimited    prometheus.Counter
-	overloaded     prometheus.Counter
 	natsReconnects prometheus.Counter
 }
 
@@ -45,7 +44,6 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 			"Ticket requests by result: ok, unauthorized, rate_limited, unavailable, overloaded."), []string{"result"}),
 		byResult:       map[string]prometheus.Counter{},
 		rateLimited:    prometheus.NewCounter(opts("rate_limited_total", "Ticket requests refused by the per-session rate limit.")),
-		overloaded:     prometheus.NewCounter(opts("overloaded_total", "Ticket requests refused with 503 because --max-inflight requests were already doing KV work.")),
 		natsReconnects: prometheus.NewCounter(opts("nats_reconnects_total", "Times the NATS connection was re-established.")),
 	}
 	for _, r := range []string{resultOK, resultUnauthorized, resultRateLimited, resultUnavailable, resultOverloaded} {
@@ -74,22 +72,8 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 		}
 		return float64(s.limiter.Len())
 	})
-	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "ticket_requests_in_flight",
-		Help: "Ticket requests doing KV work now (capped by --max-inflight).",
-	}, func() float64 { return float64(s.admit.inFlight()) })
-	openConns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "open_connections",
-		Help: "Open connections of the public listener (capped by --max-conns).",
-	}, func() float64 {
-		if s.publicLn == nil {
-			return 0
-		}
-		return float64(s.publicLn.open())
-	})
 	for _, c := range []prometheus.Collector{
-		m.ticketsIssued, m.ticketRequests, m.rateLimited, m.overloaded, m.natsReconnects,
-		natsConnected, limiterKeys, inFlight, openConns,
+		m.ticketsIssued, m.ticketRequests, m.rateLimited, m.natsReconnects, natsConnected, limiterKeys,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(), // go_build_info: which build a pod runs
