@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ocvr/realtime/pkg/protocol"
 )
 
 // MaxRetryAfter caps every retry hint a server gives (Retry-After, a close
@@ -145,10 +147,87 @@ type Reconnecting struct {
 	Attempt int
 	// Delay is the wait before the attempt.
 	Delay time.Duration
-	// RetryAfter is the server's hint the delay honours (Delay is in
-	// [RetryAfter, 2·RetryAfter]); 0: none, Delay is the plain backoff.
+	// RetryAfter is the server's hint; 0: none, Delay is the plain
+	// backoff. With one gateway URL, and after ticketsvc's hints, Delay
+	// honours it: it is in [RetryAfter, 2·RetryAfter]. With several, a
+	// gateway's hint holds only the URL that refused: Delay is at most
+	// 100 ms when another URL is free, and otherwise lasts until the
+	// earliest held URL is free again, plus jitter
+	// (SessionConfig.BaseBackoff).
 	RetryAfter time.Duration
 	// Err is why: the failed attempt's error (*HTTPError, *UpgradeError,
 	// *CloseError, a network error) or how the connection ended.
 	Err error
+}
+
+// switchJitter bounds the pause before the next gateway URL after one
+// refused: enough that a pod's refused clients do not all land on the next
+// one in the same instant, short against any hint.
+const switchJitter = 100 * time.Millisecond
+
+// podRefusal reports whether err is a gateway's refusal of this one pod: a
+// close 1013 (with or without a hint) or its HTTP 429/503 instead of the
+// upgrade. Another pod may have room. ticketsvc's 429/503 are not: they
+// speak for the whole service.
+func podRefusal(err error) bool {
+	var (
+		ue *UpgradeError
+		ce *CloseError
+	)
+	switch {
+	case errors.As(err, &ue):
+		return ue.Status == http.StatusTooManyRequests || ue.Status == http.StatusServiceUnavailable
+	case errors.As(err, &ce):
+		return ce.Code == protocol.CloseTryAgainLater
+	}
+	return false
+}
+
+// refusals is, per gateway URL of a Session, until when it is taken as
+// refusing and for how long it was marked (the hint, or the backoff delay
+// without one): a refusal is about one pod, so with several URLs the next
+// attempt skips the marked ones instead of waiting out the hint.
+type refusals struct {
+	until []time.Time
+	span  []time.Duration
+}
+
+func newRefusals(n int) *refusals {
+	return &refusals{until: make([]time.Time, n), span: make([]time.Duration, n)}
+}
+
+// pick is the URL to try at now: the first from turn on (round robin) that
+// is not marked; when every one is, the one whose mark ends first.
+func (r *refusals) pick(turn int, now time.Time) int {
+	n := len(r.until)
+	best := turn % n
+	for k := range n {
+		i := (turn + k) % n
+		if !r.until[i].After(now) {
+			return i
+		}
+		if r.until[i].Before(r.until[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// refuse marks URL i as refusing from now for d and returns the wait before
+// the next attempt: a small jitter when another URL is not marked; else
+// until the earliest mark ends plus random(0, its span), so that a herd
+// refused everywhere does not come back together.
+func (r *refusals) refuse(i int, now time.Time, d time.Duration) time.Duration {
+	d = capHint(d)
+	r.until[i], r.span[i] = now.Add(d), d
+	first := i
+	for j, u := range r.until {
+		if !u.After(now) {
+			return rand.N(switchJitter + 1)
+		}
+		if u.Before(r.until[first]) {
+			first = j
+		}
+	}
+	return r.until[first].Sub(now) + rand.N(r.span[first]+1)
 }

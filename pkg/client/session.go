@@ -14,7 +14,8 @@ import (
 type SessionConfig struct {
 	// TicketURLs are ticketsvc base URLs and WSURLs gateway socket URLs;
 	// each attempt picks the next of each (round robin), as a load
-	// balancer would.
+	// balancer would, skipping gateway URLs that refused recently (see
+	// BaseBackoff).
 	TicketURLs []string
 	WSURLs     []string
 	Token      string // bearer session token sess_…
@@ -35,6 +36,16 @@ type SessionConfig struct {
 	// retry_after=<seconds> of a close reason (1013), each capped at
 	// MaxRetryAfter (60 s). A hint does not reset the count: the retries
 	// after it keep growing.
+	//
+	// With several WSURLs, a gateway's own refusal (close 1013, with or
+	// without a hint; HTTP 429/503 instead of the upgrade) is about that
+	// pod only: its URL is skipped until now + the hint (or the plain
+	// backoff delay without one), and the next attempt goes after at most
+	// 100 ms to the next URL not skipped. Only when every URL is skipped
+	// does the session wait: until the earliest skip ends, plus random(0,
+	// that skip's length). ticketsvc's refusals and other failures (a lost
+	// connection, a timeout) keep the rule above; so does a session with
+	// one URL.
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
 	// OnReconnecting, if set, is told of every reconnect the session
@@ -265,15 +276,18 @@ func (s *Session) finish(err error) {
 func (s *Session) run() {
 	defer close(s.done)
 	defer close(s.frames)
-	attempt, invalid, turn := 0, 0, 0
+	attempt, invalid, ticketTurn, turn := 0, 0, 0, 0
+	marks := newRefusals(len(s.cfg.WSURLs))
 	for {
 		if s.ctx.Err() != nil {
 			s.finish(ErrStopped)
 			return
 		}
-		ticketURL := s.cfg.TicketURLs[turn%len(s.cfg.TicketURLs)]
-		wsURL := s.cfg.WSURLs[turn%len(s.cfg.WSURLs)]
-		turn++
+		ticketURL := s.cfg.TicketURLs[ticketTurn%len(s.cfg.TicketURLs)]
+		ticketTurn++
+		gw := marks.pick(turn, time.Now())
+		wsURL := s.cfg.WSURLs[gw]
+		turn = gw + 1
 		s.mu.Lock()
 		token, seq := s.token, s.cursors[""]
 		s.mu.Unlock()
@@ -303,7 +317,19 @@ func (s *Session) run() {
 			}
 		}
 		hint := RetryAfter(err)
-		delay := backoff{base: s.cfg.BaseBackoff, max: s.cfg.MaxBackoff}.delay(attempt, hint)
+		b := backoff{base: s.cfg.BaseBackoff, max: s.cfg.MaxBackoff}
+		var delay time.Duration
+		if len(s.cfg.WSURLs) > 1 && podRefusal(err) {
+			// The refusal is that pod's: hold its URL for the hint and
+			// try another now; wait only when every URL is held.
+			hold := hint
+			if hold <= 0 {
+				hold = b.delay(attempt, 0)
+			}
+			delay = marks.refuse(gw, time.Now(), hold)
+		} else {
+			delay = b.delay(attempt, hint)
+		}
 		attempt++
 		if s.cfg.OnReconnecting != nil {
 			s.cfg.OnReconnecting(Reconnecting{Attempt: attempt, Delay: delay, RetryAfter: hint, Err: err})

@@ -28,7 +28,8 @@ export interface ClientOptions {
     /**
      * The gateway socket URL (`wss://rt.example/v1/ws`), or several: each
      * connection attempt takes the next one (round robin), as a load balancer
-     * would.
+     * would, skipping those whose pod refused recently (see
+     * {@link ClientOptions.backoff}).
      */
     url: string | readonly string[];
     /** ticketsvc's base URL (`https://api.example`); with `token`. */
@@ -64,6 +65,15 @@ export interface ClientOptions {
      * gateway's 1013), and in Node.js with the `ws` package the gateway's
      * `Retry-After` instead of the upgrade (429, 503); each capped at 60 s.
      * A hint does not reset the count: the retries after it keep growing.
+     *
+     * With several `url`s, a gateway's own refusal (close 1013, with or
+     * without a hint; in Node.js its HTTP 429/503 instead of the upgrade) is
+     * about that pod only: its URL is skipped until now + the hint (or the
+     * plain backoff delay without one), and the next attempt goes within
+     * 100 ms to the next URL not skipped. Only when every URL is skipped does
+     * the client wait: until the earliest skip ends, plus random(0, that
+     * skip's length). ticketsvc's refusals and other failures (1006, a
+     * timeout) keep the rules above; so does a client with one URL.
      */
     backoff?: {
         base?: number;
@@ -127,9 +137,13 @@ export interface ReconnectingEvent {
     /** Milliseconds until the attempt ("reconnecting in N s"). */
     delay: number;
     /**
-     * The server's retry hint the delay honours, in milliseconds (capped at
-     * 60 s; `delay` is in [retryAfter, 2·retryAfter]); absent when the
-     * server gave none and `delay` is the plain backoff.
+     * The server's retry hint, in milliseconds (capped at 60 s); absent when
+     * the server gave none and `delay` is the plain backoff. With one URL,
+     * and after ticketsvc's hints, `delay` honours it: it is in
+     * [retryAfter, 2·retryAfter]. With several, a gateway's hint holds only
+     * the URL that refused: `delay` is at most 100 ms when another URL is
+     * free, else until the earliest held URL is free, plus jitter (see
+     * {@link ClientOptions.backoff}).
      */
     retryAfter?: number;
     /** Why the previous attempt or connection failed, when known (an {@link OcvrError} carries the same `retryAfter`). */
@@ -247,6 +261,10 @@ export declare class OcvrClient {
     private attempt;
     private invalidTickets;
     private turn;
+    /** The index in urls of the current attempt's gateway. */
+    private urlIndex;
+    /** Gateway URLs held after their pod refused (with several URLs). */
+    private readonly refusedUrls;
     private abort;
     private retryTimer;
     private connectTimer;
@@ -391,7 +409,10 @@ export declare class OcvrClient {
     private onSocketClose;
     /**
      * Schedules the next attempt: exponential backoff with full jitter, or the
-     * server's hint plus jitter ({@link reconnectDelay}).
+     * server's hint plus jitter ({@link reconnectDelay}). `pod`: the current
+     * gateway refused (1013, HTTP 429/503), which is about its pod only:
+     * with several URLs that one is held for the hint (or the backoff delay)
+     * and another is tried at once ({@link RefusedUrls}).
      */
     private retry;
     private clearTimers;

@@ -1,6 +1,6 @@
 import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
-import { capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
+import { RefusedUrls, capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
 const CLIENT_EVENTS = new Set(["frame", "continuity", "state", "disconnect", "reconnecting", "closed"]);
@@ -48,6 +48,10 @@ export class OcvrClient {
     attempt = 0;
     invalidTickets = 0;
     turn = 0;
+    /** The index in urls of the current attempt's gateway. */
+    urlIndex = 0;
+    /** Gateway URLs held after their pod refused (with several URLs). */
+    refusedUrls;
     abort;
     retryTimer;
     connectTimer;
@@ -97,6 +101,7 @@ export class OcvrClient {
         this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
         if (this.urls.length === 0)
             throw new TypeError("OcvrClient: options.url is required");
+        this.refusedUrls = new RefusedUrls(this.urls.length);
         if (!options.getTicket && (!options.ticketUrl || options.token === undefined)) {
             throw new TypeError("OcvrClient: pass ticketUrl and token, or getTicket");
         }
@@ -351,7 +356,10 @@ export class OcvrClient {
         }
         if (gen !== this.gen)
             return;
-        const url = this.urls[this.turn++ % this.urls.length];
+        const i = this.refusedUrls.pick(this.turn);
+        this.turn = i + 1;
+        this.urlIndex = i;
+        const url = this.urls[i];
         let query = `ticket=${encodeURIComponent(ticket)}`;
         const token = this.resumeToken;
         if (token !== undefined)
@@ -693,7 +701,8 @@ export class OcvrClient {
             const details = { status: refused.status };
             if (refused.retryAfter !== undefined)
                 details.retryAfter = refused.retryAfter;
-            this.retry(new OcvrError("UPGRADE_REFUSED", `the gateway answered HTTP ${refused.status} instead of the upgrade`, details), refused.retryAfter);
+            const pod = refused.status === 429 || refused.status === 503;
+            this.retry(new OcvrError("UPGRADE_REFUSED", `the gateway answered HTTP ${refused.status} instead of the upgrade`, details), refused.retryAfter, pod);
             return;
         }
         // The gateway's 1013 says when to come back in its reason.
@@ -701,13 +710,16 @@ export class OcvrClient {
         const details = { closeCode: code };
         if (hint !== undefined)
             details.retryAfter = hint;
-        this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint);
+        this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint, code === CloseCode.TRY_AGAIN_LATER);
     }
     /**
      * Schedules the next attempt: exponential backoff with full jitter, or the
-     * server's hint plus jitter ({@link reconnectDelay}).
+     * server's hint plus jitter ({@link reconnectDelay}). `pod`: the current
+     * gateway refused (1013, HTTP 429/503), which is about its pod only:
+     * with several URLs that one is held for the hint (or the backoff delay)
+     * and another is tried at once ({@link RefusedUrls}).
      */
-    retry(error, hint) {
+    retry(error, hint, pod = false) {
         if (this._state === "closed")
             return;
         this.gen++;
@@ -724,7 +736,9 @@ export class OcvrClient {
             }
         }
         const retryAfter = capHint(hint);
-        const delay = reconnectDelay(this.attempt, this.base, this.max, retryAfter);
+        const delay = pod && this.urls.length > 1
+            ? this.refusedUrls.refuse(this.urlIndex, retryAfter ?? reconnectDelay(this.attempt, this.base, this.max))
+            : reconnectDelay(this.attempt, this.base, this.max, retryAfter);
         this.attempt++; // a hint does not reset the count
         this.setState("reconnecting");
         if (this._state !== "reconnecting")

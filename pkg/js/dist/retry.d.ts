@@ -32,3 +32,26 @@ export declare function capHint(ms: unknown): number | undefined;
  * random(0, min(max, base·2^attempt)) (full jitter).
  */
 export declare function reconnectDelay(attempt: number, base: number, max: number, hint?: number): number;
+/** At most this many milliseconds before the next gateway URL after one refused: a refused herd does not land on the next pod in one instant. */
+export declare const SWITCH_JITTER = 100;
+/**
+ * Per gateway URL of a client, until when (ms since the epoch) it is held
+ * after its pod refused, and for how long: a gateway's refusal (1013, its
+ * HTTP 429/503) is about one pod, so with several URLs the next attempt
+ * skips the held ones instead of waiting out the hint.
+ */
+export declare class RefusedUrls {
+    private readonly until;
+    private readonly span;
+    constructor(n: number);
+    /** The URL to try: the first from `turn` on (round robin) not held at `now`; when every one is, the one free first. */
+    pick(turn: number, now?: number): number;
+    /**
+     * Holds URL `i` for `hold` ms (the hint, or the backoff delay without
+     * one) and returns the wait before the next attempt: up to
+     * {@link SWITCH_JITTER} when another URL is free; else until the
+     * earliest hold ends, plus random(0, that hold), so that a herd refused
+     * everywhere does not come back together.
+     */
+    refuse(i: number, hold: number, now?: number): number;
+}

@@ -1,7 +1,7 @@
 import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
 import type { AnyServerFrame, ErrorData, Ready, ServerFrame, ServerFrameMap, SessionRevoked, Subscribe, Subscribed, UnknownEventData, Unsubscribed } from "./protocol.js";
-import { capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
+import { RefusedUrls, capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 import type { FetchLike } from "./ticket.js";
 
@@ -36,7 +36,8 @@ export interface ClientOptions {
   /**
    * The gateway socket URL (`wss://rt.example/v1/ws`), or several: each
    * connection attempt takes the next one (round robin), as a load balancer
-   * would.
+   * would, skipping those whose pod refused recently (see
+   * {@link ClientOptions.backoff}).
    */
   url: string | readonly string[];
   /** ticketsvc's base URL (`https://api.example`); with `token`. */
@@ -72,6 +73,15 @@ export interface ClientOptions {
    * gateway's 1013), and in Node.js with the `ws` package the gateway's
    * `Retry-After` instead of the upgrade (429, 503); each capped at 60 s.
    * A hint does not reset the count: the retries after it keep growing.
+   *
+   * With several `url`s, a gateway's own refusal (close 1013, with or
+   * without a hint; in Node.js its HTTP 429/503 instead of the upgrade) is
+   * about that pod only: its URL is skipped until now + the hint (or the
+   * plain backoff delay without one), and the next attempt goes within
+   * 100 ms to the next URL not skipped. Only when every URL is skipped does
+   * the client wait: until the earliest skip ends, plus random(0, that
+   * skip's length). ticketsvc's refusals and other failures (1006, a
+   * timeout) keep the rules above; so does a client with one URL.
    */
   backoff?: { base?: number; max?: number };
   /** Stop after this many 4001 (invalid ticket) closes in a row, each with a fresh ticket (default 3). */
@@ -137,9 +147,13 @@ export interface ReconnectingEvent {
   /** Milliseconds until the attempt ("reconnecting in N s"). */
   delay: number;
   /**
-   * The server's retry hint the delay honours, in milliseconds (capped at
-   * 60 s; `delay` is in [retryAfter, 2·retryAfter]); absent when the
-   * server gave none and `delay` is the plain backoff.
+   * The server's retry hint, in milliseconds (capped at 60 s); absent when
+   * the server gave none and `delay` is the plain backoff. With one URL,
+   * and after ticketsvc's hints, `delay` honours it: it is in
+   * [retryAfter, 2·retryAfter]. With several, a gateway's hint holds only
+   * the URL that refused: `delay` is at most 100 ms when another URL is
+   * free, else until the earliest held URL is free, plus jitter (see
+   * {@link ClientOptions.backoff}).
    */
   retryAfter?: number;
   /** Why the previous attempt or connection failed, when known (an {@link OcvrError} carries the same `retryAfter`). */
@@ -281,6 +295,10 @@ export class OcvrClient {
   private attempt = 0;
   private invalidTickets = 0;
   private turn = 0;
+  /** The index in urls of the current attempt's gateway. */
+  private urlIndex = 0;
+  /** Gateway URLs held after their pod refused (with several URLs). */
+  private readonly refusedUrls: RefusedUrls;
   private abort: AbortController | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -332,6 +350,7 @@ export class OcvrClient {
     this.opts = options;
     this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
     if (this.urls.length === 0) throw new TypeError("OcvrClient: options.url is required");
+    this.refusedUrls = new RefusedUrls(this.urls.length);
     if (!options.getTicket && (!options.ticketUrl || options.token === undefined)) {
       throw new TypeError("OcvrClient: pass ticketUrl and token, or getTicket");
     }
@@ -602,7 +621,10 @@ export class OcvrClient {
     }
     if (gen !== this.gen) return;
 
-    const url = this.urls[this.turn++ % this.urls.length] as string;
+    const i = this.refusedUrls.pick(this.turn);
+    this.turn = i + 1;
+    this.urlIndex = i;
+    const url = this.urls[i] as string;
     let query = `ticket=${encodeURIComponent(ticket)}`;
     const token = this.resumeToken;
     if (token !== undefined) query += `&resume=${encodeURIComponent(token)}&seq=${this.userCursor ?? 0}`;
@@ -921,21 +943,25 @@ export class OcvrClient {
     if (refused) {
       const details: { status: number; retryAfter?: number } = { status: refused.status };
       if (refused.retryAfter !== undefined) details.retryAfter = refused.retryAfter;
-      this.retry(new OcvrError("UPGRADE_REFUSED", `the gateway answered HTTP ${refused.status} instead of the upgrade`, details), refused.retryAfter);
+      const pod = refused.status === 429 || refused.status === 503;
+      this.retry(new OcvrError("UPGRADE_REFUSED", `the gateway answered HTTP ${refused.status} instead of the upgrade`, details), refused.retryAfter, pod);
       return;
     }
     // The gateway's 1013 says when to come back in its reason.
     const hint = reasonRetryAfter(reason);
     const details: { closeCode: number; retryAfter?: number } = { closeCode: code };
     if (hint !== undefined) details.retryAfter = hint;
-    this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint);
+    this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint, code === CloseCode.TRY_AGAIN_LATER);
   }
 
   /**
    * Schedules the next attempt: exponential backoff with full jitter, or the
-   * server's hint plus jitter ({@link reconnectDelay}).
+   * server's hint plus jitter ({@link reconnectDelay}). `pod`: the current
+   * gateway refused (1013, HTTP 429/503), which is about its pod only:
+   * with several URLs that one is held for the hint (or the backoff delay)
+   * and another is tried at once ({@link RefusedUrls}).
    */
-  private retry(error?: Error, hint?: number): void {
+  private retry(error?: Error, hint?: number, pod = false): void {
     if (this._state === "closed") return;
     this.gen++;
     this.clearTimers();
@@ -950,7 +976,10 @@ export class OcvrClient {
       }
     }
     const retryAfter = capHint(hint);
-    const delay = reconnectDelay(this.attempt, this.base, this.max, retryAfter);
+    const delay =
+      pod && this.urls.length > 1
+        ? this.refusedUrls.refuse(this.urlIndex, retryAfter ?? reconnectDelay(this.attempt, this.base, this.max))
+        : reconnectDelay(this.attempt, this.base, this.max, retryAfter);
     this.attempt++; // a hint does not reset the count
     this.setState("reconnecting");
     if (this._state !== "reconnecting") return; // a state listener closed the client

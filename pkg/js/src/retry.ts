@@ -64,3 +64,54 @@ export function reconnectDelay(attempt: number, base: number, max: number, hint?
   if (h !== undefined) return h + Math.random() * h;
   return Math.random() * Math.min(max, base * 2 ** Math.min(attempt, 30));
 }
+
+/** At most this many milliseconds before the next gateway URL after one refused: a refused herd does not land on the next pod in one instant. */
+export const SWITCH_JITTER = 100;
+
+/**
+ * Per gateway URL of a client, until when (ms since the epoch) it is held
+ * after its pod refused, and for how long: a gateway's refusal (1013, its
+ * HTTP 429/503) is about one pod, so with several URLs the next attempt
+ * skips the held ones instead of waiting out the hint.
+ */
+export class RefusedUrls {
+  private readonly until: number[];
+  private readonly span: number[];
+
+  constructor(n: number) {
+    this.until = new Array<number>(n).fill(0);
+    this.span = new Array<number>(n).fill(0);
+  }
+
+  /** The URL to try: the first from `turn` on (round robin) not held at `now`; when every one is, the one free first. */
+  pick(turn: number, now = Date.now()): number {
+    const n = this.until.length;
+    let best = turn % n;
+    for (let k = 0; k < n; k++) {
+      const i = (turn + k) % n;
+      if ((this.until[i] as number) <= now) return i;
+      if ((this.until[i] as number) < (this.until[best] as number)) best = i;
+    }
+    return best;
+  }
+
+  /**
+   * Holds URL `i` for `hold` ms (the hint, or the backoff delay without
+   * one) and returns the wait before the next attempt: up to
+   * {@link SWITCH_JITTER} when another URL is free; else until the
+   * earliest hold ends, plus random(0, that hold), so that a herd refused
+   * everywhere does not come back together.
+   */
+  refuse(i: number, hold: number, now = Date.now()): number {
+    const h = capHint(hold) ?? 0;
+    this.until[i] = now + h;
+    this.span[i] = h;
+    let first = i;
+    for (let j = 0; j < this.until.length; j++) {
+      const u = this.until[j] as number;
+      if (u <= now) return Math.random() * SWITCH_JITTER;
+      if (u < (this.until[first] as number)) first = j;
+    }
+    return (this.until[first] as number) - now + Math.random() * (this.span[first] as number);
+  }
+}

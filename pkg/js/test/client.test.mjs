@@ -12,7 +12,7 @@ import { connect as connectNats } from "nats";
 import { WebSocket, WebSocketServer } from "ws";
 
 import { MAX_RETRY_AFTER, OcvrClient, OcvrError, fetchTicket, isKnownFrame, reasonRetryAfter, SERVER_FRAME_TYPES } from "../dist/index.js";
-import { headerRetryAfter, reconnectDelay } from "../dist/retry.js";
+import { RefusedUrls, SWITCH_JITTER, headerRetryAfter, reconnectDelay } from "../dist/retry.js";
 import { goldenSubject, loadGoldenFrames, nowSeconds, sleep, startStack, waitFor, withoutContinuity } from "./harness.mjs";
 
 const HEARTBEAT_MS = 1000;
@@ -539,6 +539,45 @@ describe("retry hints", () => {
     }
   });
 
+  test("RefusedUrls.pick: the first URL from the turn on that is not held; all held: the one free first", () => {
+    const now = 1_000_000;
+    const cases = [
+      { name: "none held: round robin", until: [0, 0, 0], turn: 1, want: 1 },
+      { name: "turn wraps", until: [0, 0, 0], turn: 3, want: 0 },
+      { name: "held one skipped", until: [0, now + 1000, 0], turn: 1, want: 2 },
+      { name: "skip wraps", until: [0, 0, now + 1000], turn: 2, want: 0 },
+      { name: "a hold that ended is free", until: [0, now, 0], turn: 1, want: 1 },
+      { name: "all held: the earliest", until: [now + 3000, now + 1000, now + 2000], turn: 2, want: 1 },
+      { name: "one url", until: [now + 1000], turn: 5, want: 0 },
+    ];
+    for (const c of cases) {
+      const r = new RefusedUrls(c.until.length);
+      c.until.forEach((u, i) => {
+        if (u > 0) r.refuse(i, u - now, now); // hold i until u
+      });
+      assert.equal(r.pick(c.turn, now), c.want, c.name);
+    }
+  });
+
+  test("RefusedUrls.refuse: a short jitter while another URL is free, else until the earliest hold ends plus up to its length", () => {
+    const now = 1_000_000;
+    const cases = [
+      { name: "another free", holds: [], refused: 0, hold: 5000, min: 0, max: SWITCH_JITTER },
+      { name: "the other held longer", holds: [[1, 4000]], refused: 0, hold: 1000, min: 1000, max: 2000 },
+      { name: "the other free sooner", holds: [[1, 1000]], refused: 0, hold: 5000, min: 1000, max: 2000 },
+      { name: "all three held", n: 3, holds: [[0, 2000], [2, 3000]], refused: 1, hold: 5000, min: 2000, max: 4000 },
+      { name: "a hold is capped", holds: [[1, 3_600_000]], refused: 0, hold: 3_600_000, min: MAX_RETRY_AFTER, max: 2 * MAX_RETRY_AFTER },
+    ];
+    for (const c of cases) {
+      for (let k = 0; k < 200; k++) {
+        const r = new RefusedUrls(c.n ?? 2);
+        for (const [i, h] of c.holds) r.refuse(i, h, now);
+        const d = r.refuse(c.refused, c.hold, now);
+        assert.ok(d >= c.min && d <= c.max, `${c.name}: wait ${d} outside [${c.min}, ${c.max}]`);
+      }
+    }
+  });
+
   test("a 1013 whose reason says retry_after=1: the next attempt waits at least 1 s; reconnecting carries delay and retryAfter; the count keeps growing", async () => {
     const gw = await standInGateway([
       { close: 1013, reason: "pod at connection limit; retry_after=1" },
@@ -597,6 +636,87 @@ describe("retry hints", () => {
       }
     });
   }
+
+  // A refusal is about one pod: with several URLs the next attempt goes to
+  // another at once. Fails on a client that waits out the hint first.
+  for (const [name, refusal] of [
+    ["a 1013 at the hard cap (retry_after=5)", { close: 1013, reason: "pod at connection limit; retry_after=5" }],
+    ["a 1013 without a hint", { close: 1013, reason: "pod at connection limit" }],
+    ["the gateway's HTTP 429 (Retry-After: 5)", { status: 429, retryAfter: "5" }],
+    ["the gateway's HTTP 503 (Retry-After: 5)", { status: 503, retryAfter: "5" }],
+  ]) {
+    test(`two gateway URLs, the first always refusing with ${name}: the client connects to the second at once, and reconnecting still carries the hint`, async () => {
+      const full = await standInGateway([refusal]);
+      const room = await standInGateway([{ ready: true }]);
+      try {
+        const start = Date.now();
+        const { client, recs } = hintedClient({ url: [full.url, room.url], getTicket: async () => DUMMY_TICKET, backoff: { base: 20, max: 200 } });
+        await waitFor(() => client.state === "open", { what: "ready on the second gateway" });
+        const took = Date.now() - start;
+        assert.ok(took < 2000, `ready after ${took} ms`);
+        assert.equal(client.url, room.url);
+        assert.equal(full.at.length, 1);
+        assert.equal(room.at.length, 1);
+        assert.equal(recs.length, 1);
+        const [r] = recs;
+        assert.equal(r.attempt, 1);
+        const hint = refusal.status ? 5000 : reasonRetryAfter(refusal.reason);
+        assert.equal(r.retryAfter, hint);
+        assert.equal(r.error.retryAfter, hint);
+        assert.ok(r.delay <= SWITCH_JITTER, `delay ${r.delay}`);
+        await client.close();
+      } finally {
+        await full.close();
+        await room.close();
+      }
+    });
+  }
+
+  test("two gateway URLs both refusing once with retry_after=1: the second is tried at once, then the client waits until the first's hint has passed", async () => {
+    const refusal = { close: 1013, reason: "pod at connection limit; retry_after=1" };
+    const a = await standInGateway([refusal, { ready: true }]);
+    const b = await standInGateway([refusal, { ready: true }]);
+    try {
+      const { client, recs } = hintedClient({ url: [a.url, b.url], getTicket: async () => DUMMY_TICKET, backoff: { base: 20, max: 200 } });
+      await waitFor(() => client.state === "open", { what: "ready after both refused" });
+      assert.equal(client.url, a.url);
+      assert.equal(a.at.length, 2);
+      assert.equal(b.at.length, 1);
+      assert.ok(b.at[0] - a.at[0] < 1000, `the second gateway was tried ${b.at[0] - a.at[0]} ms after the first refused`);
+      assert.ok(a.at[1] - a.at[0] >= 1000 - TIMER_SLACK, `the first gateway was tried again ${a.at[1] - a.at[0]} ms after its refusal`);
+      assert.equal(recs.length, 2);
+      assert.equal(recs[0].retryAfter, 1000);
+      assert.ok(recs[0].delay <= SWITCH_JITTER, `first delay ${recs[0].delay}`);
+      // Until the first URL's hold ends (less the time the second attempt took), plus up to the hint.
+      assert.equal(recs[1].retryAfter, 1000);
+      assert.ok(recs[1].delay >= 500 && recs[1].delay <= 2000, `second delay ${recs[1].delay}`);
+      await client.close();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test("ticketsvc's hint is not a pod's: with two gateway URLs the client still waits hint + jitter", async () => {
+    const a = await standInGateway([{ ready: true }]);
+    const b = await standInGateway([{ ready: true }]);
+    try {
+      let asked = 0;
+      const getTicket = async () => {
+        if (asked++ === 0) throw new OcvrError("UNAVAILABLE", "test: ticketsvc overloaded", { status: 503, retryAfter: 1000 });
+        return DUMMY_TICKET;
+      };
+      const { client, recs } = hintedClient({ url: [a.url, b.url], getTicket, backoff: { base: 20, max: 200 } });
+      await waitFor(() => client.state === "open", { what: "ready after the ticket refusal" });
+      assert.equal(recs.length, 1);
+      assert.equal(recs[0].retryAfter, 1000);
+      assert.ok(recs[0].delay >= 1000 && recs[0].delay <= 2000, `delay ${recs[0].delay}`);
+      await client.close();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 
   for (const [status, code] of [[429, "RATE_LIMITED"], [503, "UNAVAILABLE"]]) {
     test(`ticketsvc's ${status} ${code} with Retry-After: the next ticket request waits at least the hint, then the real gateway takes the client`, async () => {
@@ -675,7 +795,7 @@ describe("retry hints", () => {
     }
   });
 
-  test("the real gateway while it drains answers HTTP 503 with Retry-After (Node.js ws); the next attempt, on another gateway, waits at least the hint", async () => {
+  test("the real gateway while it drains answers HTTP 503 with Retry-After (Node.js ws); that is the pod's refusal: the next attempt goes to another gateway at once", async () => {
     const draining = await stack.startGateway(["--readiness-delay", "30s"]);
     try {
       draining.proc.kill("SIGTERM");
@@ -698,7 +818,8 @@ describe("retry hints", () => {
       assert.equal(r.error.code, "UPGRADE_REFUSED");
       assert.equal(r.error.status, 503);
       assert.ok(r.retryAfter > 0 && r.retryAfter <= MAX_RETRY_AFTER, `retryAfter ${r.retryAfter}`);
-      assert.ok(r.delay >= r.retryAfter && r.delay <= 2 * r.retryAfter, `delay ${r.delay}, hint ${r.retryAfter}`);
+      assert.equal(r.error.retryAfter, r.retryAfter);
+      assert.ok(r.delay <= SWITCH_JITTER, `delay ${r.delay}, hint ${r.retryAfter}`);
       assert.ok(readyAt - recAt[0] >= r.delay - TIMER_SLACK, `ready ${readyAt - recAt[0]} ms after the reconnect was scheduled, delay ${r.delay}`);
       await client.close();
     } finally {
