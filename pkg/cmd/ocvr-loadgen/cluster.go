@@ -31,7 +31,10 @@ import (
 // a new ticket from ticketsvc for every attempt, the gateway URLs tried in
 // a rotating order, exponential backoff with full jitter between attempts
 // (never shorter than a Retry-After or a 1013's retry_after hint), and a
-// resume with its token and cursors after a lost connection.
+// resume with its token and cursors after a lost connection. A gateway's
+// own refusal (1013, HTTP 429/503) holds only that gateway for the hint:
+// the next one not held is tried at once, and the client waits only when
+// every one is held.
 
 // clusterChannel is channel c of the workload; the publisher sends event n
 // to channel n mod channels.
@@ -41,7 +44,7 @@ func clusterWorkload(ctx context.Context, e *env, fs *flag.FlagSet) func() (*rep
 	role := fs.String("role", "client", "client: one shard of clients; publish: the steady publisher")
 	conns := fs.Int("conns", 1000, "clients of this shard (client role)")
 	shard := fs.Int("shard", 0, "this shard's index: its clients are shard×conns … shard×conns+conns-1 (users, channels, first gateway)")
-	gateways := fs.String("gateways", "ws://127.0.0.1:8081/v1/ws", "gateway socket URLs, comma-separated; client i starts at URL i mod n, then rotates on every attempt")
+	gateways := fs.String("gateways", "ws://127.0.0.1:8081/v1/ws", "gateway socket URLs, comma-separated; client i starts at URL i mod n, then rotates on every attempt, skipping those whose pod refused within its hint")
 	channels := fs.Int("channels", 100, "channels; client i subscribes to channel i mod C, event n goes to channel n mod C")
 	inflight := fs.Int("inflight", 100, "first connects in flight (reconnects are not throttled: that is the storm)")
 	backoffBase := fs.Duration("backoff-base", 250*time.Millisecond, "reconnect backoff base: retry n waits a uniform draw in [0, min(max, base·2^n)], or hint + a draw in [0, hint] after a Retry-After or a 1013 retry_after (the Go SDK's default)")

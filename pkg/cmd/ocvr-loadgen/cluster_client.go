@@ -25,7 +25,10 @@ type clusterClient struct {
 	ch   string
 	c    int // channel index
 	turn int // next gateway to try
-	conn atomic.Pointer[wsConn]
+	// holds: the gateways skipped after their pod refused (nil until the
+	// first refusal: most clients never get one).
+	holds []podHold
+	conn  atomic.Pointer[wsConn]
 
 	// Continuity: the newest ready's token and user cursor, the channel
 	// cursor (the last position received), whether it has one yet.
@@ -78,6 +81,7 @@ type attemptResult struct {
 	userAgeMs, chanAgeMs float64 // age of the cursors sent, when they were sent
 	refusal              string
 	hint                 time.Duration
+	pod                  bool // the refusal is the gateway's own (1013, HTTP 429/503): another pod may have room
 	err                  error
 	giveUp               bool // 401 from ticketsvc, 4001 or 4003: the SDKs stop
 }
@@ -147,6 +151,18 @@ func (c *clusterClient) run(ctx context.Context, sem chan struct{}) {
 				return
 			}
 			d := retryDelay(attempt, s.base, s.max, r.hint, rand.N[time.Duration])
+			if r.pod && len(s.gateways) > 1 {
+				// As the SDKs: hold that pod's URL for the hint and try
+				// another now; wait only when every one is held.
+				hold := r.hint
+				if hold <= 0 {
+					hold = retryDelay(attempt, s.base, s.max, 0, rand.N[time.Duration])
+				}
+				if c.holds == nil {
+					c.holds = make([]podHold, len(s.gateways))
+				}
+				d = holdGateway(c.holds, r.gw, time.Now().UnixNano(), hold, rand.N[time.Duration])
+			}
 			attempt++
 			if !delay(ctx, d) {
 				return
@@ -198,8 +214,8 @@ func (c *clusterClient) run(ctx context.Context, sem chan struct{}) {
 // channel cursor) until subscribed.
 func (c *clusterClient) attempt(ctx context.Context) attemptResult {
 	s := c.s
-	r := attemptResult{gw: c.turn % len(s.gateways)}
-	c.turn++
+	r := attemptResult{gw: pickGateway(c.holds, c.turn, len(s.gateways), time.Now().UnixNano())}
+	c.turn = r.gw + 1
 	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	tk, err := client.GetTicket(actx, s.hc, s.ticketURL, c.u.token)
@@ -227,9 +243,9 @@ func (c *clusterClient) attempt(ctx context.Context) attemptResult {
 		var ur *upgradeRefused
 		switch {
 		case errors.As(err, &ur) && ur.Status == http.StatusTooManyRequests:
-			r.refusal, r.hint = refusedGateway429, ur.RetryAfter
+			r.refusal, r.hint, r.pod = refusedGateway429, ur.RetryAfter, true
 		case errors.As(err, &ur) && ur.Status == http.StatusServiceUnavailable:
-			r.refusal, r.hint = refusedGateway503, ur.RetryAfter
+			r.refusal, r.hint, r.pod = refusedGateway503, ur.RetryAfter, true
 		case errors.Is(err, syscall.ECONNREFUSED):
 			r.refusal = refusedDown
 		default:
@@ -255,6 +271,7 @@ func (c *clusterClient) attempt(ctx context.Context) attemptResult {
 				switch {
 				case ce.Code == protocol.CloseTryAgainLater:
 					r.refusal, r.hint = refusal1013(ce.Reason)
+					r.pod = true
 				case ce.Code == protocol.CloseInvalidTicket || ce.Code == protocol.CloseSessionRevoked:
 					r.err, r.giveUp = fmt.Errorf("gw%d: %w", r.gw+1, err), true
 				default:

@@ -106,6 +106,59 @@ func retryDelay(attempt int, base, maxDelay, hint time.Duration, rnd func(time.D
 	return rnd(ceil + 1)
 }
 
+// gatewaySwitchJitter bounds the pause before the next gateway after one
+// refused, as the SDKs do (pkg/client switchJitter).
+const gatewaySwitchJitter = 100 * time.Millisecond
+
+// podHold is a gateway a client skips after its pod refused (1013, HTTP
+// 429/503 instead of the upgrade), as the SDKs do with several URLs
+// (pkg/client refusals): until when (unix ns) and for how long (the hint,
+// or the backoff delay without one).
+type podHold struct {
+	until int64
+	span  time.Duration
+}
+
+// pickGateway is the gateway of n to try at now: the first from turn on
+// not held; when every one is, the one free first. holds may be nil (no
+// refusal yet).
+func pickGateway(holds []podHold, turn, n int, now int64) int {
+	best := turn % n
+	if holds == nil {
+		return best
+	}
+	for k := range n {
+		i := (turn + k) % n
+		if holds[i].until <= now {
+			return i
+		}
+		if holds[i].until < holds[best].until {
+			best = i
+		}
+	}
+	return best
+}
+
+// holdGateway holds gateway i from now for d and returns the wait before
+// the next attempt: a draw in [0, gatewaySwitchJitter] while another
+// gateway is free; else until the earliest hold ends plus a draw in [0,
+// its length], so that a herd refused everywhere does not come back
+// together. rnd(n) draws in [0, n).
+func holdGateway(holds []podHold, i int, now int64, d time.Duration, rnd func(time.Duration) time.Duration) time.Duration {
+	d = min(max(d, 0), maxRetryHint)
+	holds[i] = podHold{until: now + int64(d), span: d}
+	first := i
+	for j, h := range holds {
+		if h.until <= now {
+			return rnd(gatewaySwitchJitter + 1)
+		}
+		if h.until < holds[first].until {
+			first = j
+		}
+	}
+	return time.Duration(holds[first].until-now) + rnd(holds[first].span+1)
+}
+
 // retryAfterToken is the hint a gateway may write into a 1013's reason,
 // e.g. "pod at connection limit; retry_after=2": free text for humans, so
 // the token is searched for.

@@ -10,9 +10,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 func TestLatencyHistQuantileWithinBucket(t *testing.T) {
@@ -77,6 +80,63 @@ func TestRetryDelay(t *testing.T) {
 	} {
 		if got := retryDelay(c.attempt, base, ceil, c.hint, c.rnd); got != c.want {
 			t.Errorf("%s: retryDelay(%d, hint %v) = %v, want %v", c.situation, c.attempt, c.hint, got, c.want)
+		}
+	}
+}
+
+// The SDKs' rotation past refusing pods: the first gateway from the turn
+// on that is not held; when every one is, the one free first.
+func TestPickGateway(t *testing.T) {
+	const now = int64(1e12)
+	held := func(d time.Duration) podHold { return podHold{until: now + int64(d), span: d} }
+	for _, c := range []struct {
+		situation string
+		holds     []podHold
+		turn, n   int
+		want      int
+	}{
+		{"no refusal yet: round robin", nil, 4, 3, 1},
+		{"none held", []podHold{{}, {}, {}}, 2, 3, 2},
+		{"held one skipped", []podHold{{}, held(time.Second), {}}, 1, 3, 2},
+		{"skip wraps", []podHold{{}, {}, held(time.Second)}, 2, 3, 0},
+		{"a hold that ended is free", []podHold{{}, {until: now}, {}}, 1, 3, 1},
+		{"all held: the one free first", []podHold{held(5 * time.Second), held(time.Second), held(3 * time.Second)}, 2, 3, 1},
+	} {
+		if got := pickGateway(c.holds, c.turn, c.n, now); got != c.want {
+			t.Errorf("%s: pickGateway(turn %d) = %d, want %d", c.situation, c.turn, got, c.want)
+		}
+	}
+}
+
+// A refusal holds its gateway for the hint; the wait is the switch jitter
+// while another is free, else until the earliest hold ends plus up to its
+// length.
+func TestHoldGateway(t *testing.T) {
+	const now = int64(1e12)
+	top := func(n time.Duration) time.Duration { return n - 1 } // the largest draw
+	zero := func(time.Duration) time.Duration { return 0 }
+	held := func(d time.Duration) podHold { return podHold{until: now + int64(d), span: d} }
+	for _, c := range []struct {
+		situation string
+		holds     []podHold
+		i         int
+		hold      time.Duration
+		rnd       func(time.Duration) time.Duration
+		want      time.Duration
+	}{
+		{"another free: at once", []podHold{{}, {}, {}}, 0, 5 * time.Second, zero, 0},
+		{"another free: at most the switch jitter", []podHold{{}, {}, {}}, 0, 5 * time.Second, top, gatewaySwitchJitter},
+		{"all held: until the earliest", []podHold{{}, held(2 * time.Second), held(3 * time.Second)}, 0, 5 * time.Second, zero, 2 * time.Second},
+		{"all held: plus up to its length", []podHold{{}, held(2 * time.Second), held(3 * time.Second)}, 0, 5 * time.Second, top, 4 * time.Second},
+		{"the refused one is the earliest", []podHold{{}, held(4 * time.Second)}, 0, time.Second, top, 2 * time.Second},
+		{"a hold is capped", []podHold{{}, held(2 * time.Minute)}, 0, time.Hour, zero, time.Minute},
+	} {
+		holds := append([]podHold(nil), c.holds...)
+		if got := holdGateway(holds, c.i, now, c.hold, c.rnd); got != c.want {
+			t.Errorf("%s: wait %v, want %v", c.situation, got, c.want)
+		}
+		if want := now + int64(min(c.hold, maxRetryHint)); holds[c.i].until != want {
+			t.Errorf("%s: held until %d, want %d", c.situation, holds[c.i].until, want)
 		}
 	}
 }
@@ -266,5 +326,80 @@ func TestWSDialRefusals(t *testing.T) {
 	l.Close()
 	if _, err := wsDial(ctx, "ws://"+addr+"/v1/ws", url.Values{}, nil); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("a closed port: %v, want ECONNREFUSED", err)
+	}
+}
+
+// A simulated client whose first gateway always refuses at its hard cap
+// (1013, retry_after=5) connects to the second at once, as the SDKs now
+// do, instead of waiting out the hint (5-10 s) first.
+func TestClusterClientTriesAnotherGateway(t *testing.T) {
+	tickets := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"data":{"ticket":"wst_x","expires_in":30}}`))
+	}))
+	defer tickets.Close()
+	var refused, served atomic.Int32
+	full := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refused.Add(1)
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		_ = ws.Close(websocket.StatusTryAgainLater, "pod at connection limit; retry_after=5")
+	}))
+	defer full.Close()
+	room := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		_ = ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ready","data":{"connection_id":"c","resume_token":"rt1_x","seq":0}}`))
+		if _, _, err := ws.Read(ctx); err != nil { // subscribe
+			return
+		}
+		_ = ws.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribed","data":{"channel_id":"bench_cluster_0","seq":0}}`))
+		_, _, _ = ws.Read(ctx) // until the client goes
+	}))
+	defer room.Close()
+
+	s := &clusterShard{
+		conns: 1, channels: 1, gateways: []string{"ws" + strings.TrimPrefix(full.URL, "http"), "ws" + strings.TrimPrefix(room.URL, "http")},
+		ticketURL: tickets.URL, base: 20 * time.Millisecond, max: 200 * time.Millisecond, resume: true, window: time.Minute,
+		srcCount: 1, hc: &http.Client{Timeout: 5 * time.Second},
+		refusals: map[string]int64{}, failures: map[string]int64{}, perSec: map[int64]int64{}, lat: map[string]*latencyHist{},
+	}
+	c := &clusterClient{s: s, u: user{id: 1, token: "sess_x"}, ch: clusterChannel(0), maxK: -1}
+	s.clients = []*clusterClient{c}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		c.run(ctx, make(chan struct{}, 1))
+	}()
+	for s.up.Load() == 0 {
+		if time.Since(start) > 4*time.Second {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(start)
+	s.ending.Store(true)
+	cancel()
+	if conn := c.conn.Load(); conn != nil {
+		conn.closeNow()
+	}
+	<-done
+	if took > 2*time.Second {
+		t.Errorf("connected after %v (or not), want well under the hint (5 s)", took)
+	}
+	if n, m := refused.Load(), served.Load(); n != 1 || m != 1 {
+		t.Errorf("%d upgrades on the refusing gateway, %d on the other; want 1 and 1", n, m)
+	}
+	if n := s.refusals[`first connect: 1013 "pod at connection limit; retry_after=5"`]; n != 1 {
+		t.Errorf("refusals %v, want one first-connect 1013", s.refusals)
 	}
 }
