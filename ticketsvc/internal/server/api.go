@@ -62,6 +62,10 @@ type ErrorBody struct {
 // context too cost every request a map.)
 const ctxKeyReason = "ocvr.reason"
 
+// ctxKeyOverloaded marks a request refused by admission control (its log
+// level is Info: see requestLevel).
+const ctxKeyOverloaded = "ocvr.overloaded"
+
 func (s *Server) newEcho() (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -223,6 +227,7 @@ func (s *Server) unavailable(c echo.Context, err error) error {
 func (s *Server) overloaded(c echo.Context) error {
 	s.metrics.result(resultOverloaded) // the refusals' count: ticket_requests_total{result="overloaded"}
 	c.Set(ctxKeyReason, "overloaded: max in-flight ticket requests reached")
+	c.Set(ctxKeyOverloaded, true)
 	c.Response().Header()[echo.HeaderRetryAfter] = s.resp.retryAfter1
 	return s.send(c, http.StatusServiceUnavailable, s.resp.overloaded)
 }
@@ -300,18 +305,29 @@ func (s *Server) logRequest(c echo.Context, v middleware.RequestLoggerValues) er
 	if r, ok := c.Get(ctxKeyReason).(string); ok {
 		attrs = append(attrs, slog.String("reason", r))
 	}
-	level := slog.LevelInfo
-	switch {
-	case v.Status == http.StatusServiceUnavailable:
-		level = slog.LevelWarn // expected during a NATS outage; /readyz tells the story
-	case v.Status >= 500:
-		level = slog.LevelError
-		if v.Error != nil {
-			attrs = append(attrs, slog.String("err", v.Error.Error()))
-		}
+	_, overloaded := c.Get(ctxKeyOverloaded).(bool)
+	level := requestLevel(v.Status, overloaded)
+	if level == slog.LevelError && v.Error != nil {
+		attrs = append(attrs, slog.String("err", v.Error.Error()))
 	}
 	s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
 	return nil
+}
+
+// requestLevel is the log level of a request's line. An overload refusal
+// is Info: in a reconnect storm there are thousands a second, each counted
+// (ticket_requests_total{result="overloaded"}); a warning apiece would
+// spend the replica's CPU on logging exactly when it has none to spare.
+func requestLevel(status int, overloaded bool) slog.Level {
+	switch {
+	case overloaded:
+		return slog.LevelInfo
+	case status == http.StatusServiceUnavailable:
+		return slog.LevelWarn // expected during a NATS outage; /readyz tells the story
+	case status >= 500:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // requestID is the id echo's RequestID middleware put on the response.

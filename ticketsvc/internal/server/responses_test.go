@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -103,5 +104,26 @@ func TestResponsesKeepConnectionAlive(t *testing.T) {
 	}
 	if n := dials.Load(); n != 1 {
 		t.Errorf("%d connections for %d requests, want 1", n, len(tests))
+	}
+}
+
+// TestRequestLevel: an overload refusal is logged at Info (a storm makes
+// thousands a second, counted by the metric), an outage's 503 at Warn,
+// other 5xx at Error.
+func TestRequestLevel(t *testing.T) {
+	for _, tc := range []struct {
+		status     int
+		overloaded bool
+		want       slog.Level
+	}{
+		{http.StatusOK, false, slog.LevelInfo},
+		{http.StatusTooManyRequests, false, slog.LevelInfo},
+		{http.StatusServiceUnavailable, true, slog.LevelInfo},
+		{http.StatusServiceUnavailable, false, slog.LevelWarn},
+		{http.StatusInternalServerError, false, slog.LevelError},
+	} {
+		if got := requestLevel(tc.status, tc.overloaded); got != tc.want {
+			t.Errorf("requestLevel(%d, %v) = %v, want %v", tc.status, tc.overloaded, got, tc.want)
+		}
 	}
 }
