@@ -290,8 +290,7 @@ func TestResyncAfterNATSOutage(t *testing.T) {
 	r := e.connectResumer(t, alice, nil, false)
 	r.subscribe("ch_a", false)
 	_, pub := e.backend() // on nodes 1 and 2
-	ctx := context.Background()
-	mustNoErr(t, pub.MessageCreated(ctx, chat("ch_a", "before")))
+	publishRetrying(t, pub, chat("ch_a", "before")) // the young cluster may still elect the stream's leader
 	r.expectEvents("before")
 
 	e.ns.Stop() // the pod's only node
@@ -299,7 +298,7 @@ func TestResyncAfterNATSOutage(t *testing.T) {
 	for _, id := range []string{"cut1", "cut2", "cut3"} {
 		publishRetrying(t, pub, chat("ch_a", id))
 	}
-	mustNoErr(t, pub.Notify(ctx, 1, note("cutn")))
+	publishRetrying(t, pub, note("cutn"))
 	mustNoErr(t, e.ns.Restart())
 	// Order holds per subscription, not across them.
 	got := map[string][]string{}
@@ -315,20 +314,27 @@ func TestResyncAfterNATSOutage(t *testing.T) {
 	}
 }
 
-// publishRetrying publishes m through the stream while a cluster elects a
+// publishRetrying publishes a chat message (to its channel) or a
+// notification (to user 1) through the stream while a cluster elects a
 // leader, with one message id, so that a retry stores it once.
-func publishRetrying(t *testing.T, pub *bus.Publisher, m protocol.MessageCreate) {
+func publishRetrying[E protocol.MessageCreate | protocol.Notification](t *testing.T, pub *bus.Publisher, ev E) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := pub.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageCreate, m, bus.Target{MsgID: m.ID})
+		var err error
+		switch m := any(ev).(type) {
+		case protocol.MessageCreate:
+			err = pub.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageCreate, m, bus.Target{MsgID: m.ID})
+		case protocol.Notification:
+			err = pub.PublishToUser(ctx, 1, protocol.TypeNotification, m, bus.Target{MsgID: m.ID})
+		}
 		cancel()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("publish %s: %v", m.ID, err)
+			t.Fatalf("publish %+v: %v", ev, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
