@@ -289,7 +289,7 @@ func TestResyncAfterNATSOutage(t *testing.T) {
 	e.channel("ch_a", 1)
 	r := e.connectResumer(t, alice, nil, false)
 	r.subscribe("ch_a", false)
-	_, pub := e.backend() // on nodes 1 and 2
+	_, pub := e.backend()                           // on nodes 1 and 2
 	publishRetrying(t, pub, chat("ch_a", "before")) // the young cluster may still elect the stream's leader
 	r.expectEvents("before")
 
