@@ -4,12 +4,8 @@
 package bus
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +101,8 @@ type Config struct {
 	URLs      []string // server list; DefaultURL when empty
 	CredsFile string   // NATS credentials (JWT + nkey seed), optional
 	// TLS: a CA bundle to trust, and a client certificate for mutual TLS.
+	// The files are read again at every handshake (each reconnect), so a
+	// rotation by cert-manager takes effect at the next reconnect.
 	TLSCAFile   string
 	TLSCertFile string
 	TLSKeyFile  string
@@ -181,41 +179,16 @@ func Connect(cfg Config) (*nats.Conn, error) {
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	}
-	if cfg.TLSCAFile != "" || cfg.TLSCertFile != "" {
-		tc, err := tlsConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.Secure(tc))
+	tlsOpts, err := tlsOptions(cfg)
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, tlsOpts...)
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redact.URLs(urls), err)
 	}
 	return nc, nil
-}
-
-func tlsConfig(cfg Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.TLSCAFile != "" {
-		pem, err := os.ReadFile(cfg.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read NATS CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("NATS CA file holds no PEM certificate")
-		}
-		tc.RootCAs = pool
-	}
-	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load NATS client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // RedactURLs joins server URLs for error messages and logs, hiding

@@ -4,6 +4,7 @@
 package natsembed
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,18 @@ type Options struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string // nats-route://host:port of the peers
+
+	// TLS, when set, makes the client port TLS-only; with ClientAuth
+	// tls.RequireAndVerifyClientCert it requires mutual TLS. The config is
+	// read at each (re)start, so SetTLS then Restart rotates the server's
+	// certificates and the client CAs it trusts.
+	TLS *tls.Config
+	// JetStreamDomain names the server's JetStream domain (clients then
+	// address its API as $JS.<domain>.API), as a hub across leafnodes has.
+	JetStreamDomain string
+	// Configure, when set, edits the server options last: for what this
+	// package has no field for, such as operator mode with JWT accounts.
+	Configure func(*server.Options)
 
 	// Logger receives the server's own log lines at debug level; nil discards them.
 	Logger *slog.Logger
@@ -85,7 +98,19 @@ func (s *Server) start() error {
 		NoSigs:     true, // else SIGTERM to the process would os.Exit from inside the server
 		NoLog:      s.opts.Logger == nil,
 		// Generous enough for load tests; the gateway enforces its own limits.
-		MaxPayload: 1 << 20,
+		MaxPayload:      1 << 20,
+		JetStreamDomain: s.opts.JetStreamDomain,
+	}
+	s.mu.Lock()
+	tc := s.opts.TLS
+	s.mu.Unlock()
+	if tc != nil {
+		o.TLS = true
+		o.TLSConfig = tc.Clone()
+		o.TLSVerify = tc.ClientAuth == tls.RequireAndVerifyClientCert
+	}
+	if s.opts.Configure != nil {
+		s.opts.Configure(o)
 	}
 	if s.opts.ClusterPort > 0 {
 		o.Cluster.Name = s.opts.ClusterName
@@ -161,6 +186,14 @@ func (s *Server) Stop() {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}
+}
+
+// SetTLS replaces the TLS configuration the server gets at its next
+// Restart: how a test rotates the server's certificates.
+func (s *Server) SetTLS(tc *tls.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.TLS = tc
 }
 
 // Restart starts a stopped server again on the same port and store.
