@@ -47,7 +47,8 @@ const (
 )
 
 // Error codes carried by an error frame. Only CodeInvalidTicket ends the
-// connection; the others leave it open.
+// connection; the others leave it open. What a client does about each:
+// gateway/README.md "Error codes", and RetryableError.
 const (
 	CodeInvalidTicket        = "INVALID_TICKET"
 	CodeNotSubscribed        = "NOT_SUBSCRIBED"
@@ -56,12 +57,17 @@ const (
 	CodeInvalidMessage       = "INVALID_MESSAGE"
 	CodeRateLimited          = "RATE_LIMITED"
 	CodeTooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS"
+	// CodeUnavailable: the gateway could not reach its backplane (the bus
+	// or its KV stores) to serve the request; the same request may succeed
+	// a moment later (extension).
+	CodeUnavailable = "UNAVAILABLE"
 )
 
-// ErrorCodes lists every error code, for docs, metrics and tests.
+// ErrorCodes lists every error code the gateway sends, for docs, metrics
+// and tests.
 var ErrorCodes = []string{
 	CodeInvalidTicket, CodeNotSubscribed, CodeChannelNotFound, CodeNotMember,
-	CodeInvalidMessage, CodeRateLimited, CodeTooManySubscriptions,
+	CodeInvalidMessage, CodeRateLimited, CodeTooManySubscriptions, CodeUnavailable,
 }
 
 // WebSocket close codes the gateway uses.
@@ -81,16 +87,6 @@ const (
 	CloseSlowConsumer     = 4009
 	CloseTooManyConns     = 4010 // per-user connection cap exceeded
 )
-
-// ShouldReconnect reports whether a client should reconnect (with a new
-// ticket and backoff) after the server closed its socket with code.
-func ShouldReconnect(code int) bool {
-	switch code {
-	case CloseInvalidTicket, CloseSessionRevoked, CloseNormal, CloseTooManyConns:
-		return false
-	}
-	return true
-}
 
 // Unsubscribe reasons carried by an unsubscribed frame.
 const (

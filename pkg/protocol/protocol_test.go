@@ -644,7 +644,7 @@ func TestEncode(t *testing.T) {
 func TestErrorCodesComplete(t *testing.T) {
 	want := map[string]bool{
 		"INVALID_TICKET": true, "NOT_SUBSCRIBED": true, "CHANNEL_NOT_FOUND": true, "NOT_MEMBER": true,
-		"INVALID_MESSAGE": true, "RATE_LIMITED": true, "TOO_MANY_SUBSCRIPTIONS": true,
+		"INVALID_MESSAGE": true, "RATE_LIMITED": true, "TOO_MANY_SUBSCRIPTIONS": true, "UNAVAILABLE": true,
 	}
 	if len(protocol.ErrorCodes) != len(want) {
 		t.Fatalf("ErrorCodes = %v, want %d codes", protocol.ErrorCodes, len(want))

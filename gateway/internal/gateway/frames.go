@@ -11,7 +11,7 @@ import (
 
 // CodeUnavailable is an error-frame code of ours (an extension of DESIGN.md
 // §2): the pod could not reach the bus or KV to serve a request; retry later.
-const CodeUnavailable = "UNAVAILABLE"
+const CodeUnavailable = protocol.CodeUnavailable
 
 // subscribe authorizes and joins c to channel ch: membership is read from
 // the directory's leader before and after joining (a removal between the
