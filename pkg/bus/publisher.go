@@ -119,24 +119,104 @@ func (p *Publisher) Broadcast(ctx context.Context, typ string, data any) error {
 	return p.publish(ctx, p.subjects.Broadcast(), protocol.ScopeBroadcast, "", typ, data, Target{})
 }
 
-// MessageCreated announces a new chat message on its channel.
-func (p *Publisher) MessageCreated(ctx context.Context, m protocol.MessageCreate) error {
-	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageCreate, m, Target{})
+// MessageCreated announces a new chat message on its channel. An optional
+// Target narrows it, e.g. to every connection but the one the author sent
+// it from: Target{ExceptSession: <the sender's ready.session_id>} (their
+// other devices still get it). At most one Target.
+func (p *Publisher) MessageCreated(ctx context.Context, m protocol.MessageCreate, t ...Target) error {
+	tt, err := oneTarget(protocol.TypeMessageCreate, t)
+	if err != nil {
+		return err
+	}
+	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageCreate, m, tt)
 }
 
-// MessageUpdated announces an edited chat message on its channel.
-func (p *Publisher) MessageUpdated(ctx context.Context, m protocol.MessageUpdate) error {
-	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageUpdate, m, Target{})
+// MessageUpdated announces an edited chat message on its channel (optional
+// Target as for MessageCreated).
+func (p *Publisher) MessageUpdated(ctx context.Context, m protocol.MessageUpdate, t ...Target) error {
+	tt, err := oneTarget(protocol.TypeMessageUpdate, t)
+	if err != nil {
+		return err
+	}
+	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageUpdate, m, tt)
 }
 
-// MessageDeleted announces a deleted chat message on its channel.
-func (p *Publisher) MessageDeleted(ctx context.Context, m protocol.MessageDelete) error {
-	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageDelete, m, Target{})
+// MessageDeleted announces a deleted chat message on its channel (optional
+// Target as for MessageCreated).
+func (p *Publisher) MessageDeleted(ctx context.Context, m protocol.MessageDelete, t ...Target) error {
+	tt, err := oneTarget(protocol.TypeMessageDelete, t)
+	if err != nil {
+		return err
+	}
+	return p.PublishToChannel(ctx, m.ChannelID, protocol.TypeMessageDelete, m, tt)
 }
 
-// Notify sends a notification to every connection of userID.
-func (p *Publisher) Notify(ctx context.Context, userID int64, n protocol.Notification) error {
-	return p.PublishToUser(ctx, userID, protocol.TypeNotification, n, Target{})
+// Notify sends a notification to every connection of userID (optional
+// Target: e.g. all but the session that caused it, or only some sessions).
+func (p *Publisher) Notify(ctx context.Context, userID int64, n protocol.Notification, t ...Target) error {
+	tt, err := oneTarget(protocol.TypeNotification, t)
+	if err != nil {
+		return err
+	}
+	return p.PublishToUser(ctx, userID, protocol.TypeNotification, n, tt)
+}
+
+// oneTarget returns the optional Target of a convenience method.
+func oneTarget(typ string, t []Target) (Target, error) {
+	switch len(t) {
+	case 0:
+		return Target{}, nil
+	case 1:
+		return t[0], nil
+	}
+	return Target{}, fmt.Errorf("publish %s: %d targets given, at most one", typ, len(t))
+}
+
+// Validate applies to payload exactly the check a gateway applies to a
+// message on subject (protocol.ValidateEvent, the one implementation) and
+// returns the event's type. subject is a live subject of this environment
+// (<prefix>.channel.<id>, <prefix>.user.<id>, <prefix>.broadcast) or a
+// stream input subject (<prefix>.in.channel.<id>, <prefix>.in.user.<id>),
+// the one a backend publishes on. Errors wrap protocol.ErrInvalidEvent for
+// a payload a gateway would refuse, and ErrUnknownSubject for a subject no
+// gateway delivers.
+func (s Subjects) Validate(subject string, payload []byte) (string, error) {
+	scope, channelID, err := s.Scope(subject)
+	if err != nil {
+		return "", err
+	}
+	return protocol.ValidateEvent(scope, channelID, payload)
+}
+
+// ErrUnknownSubject: a subject that is none of the environment's event
+// subjects.
+var ErrUnknownSubject = errors.New("not an event subject of this environment")
+
+// Scope returns the scope (and, for a channel, the channel id) a gateway
+// gives a message on subject: a live subject or its stream input subject.
+func (s Subjects) Scope(subject string) (protocol.Scope, string, error) {
+	live := subject
+	if rest, ok := strings.CutPrefix(subject, s.prefix+".in."); ok {
+		live = s.prefix + "." + rest
+	}
+	if ch, ok := s.ParseChannel(live); ok {
+		return protocol.ScopeChannel, ch, nil
+	}
+	if _, ok := s.ParseUser(live); ok {
+		return protocol.ScopeUser, "", nil
+	}
+	if live == s.Broadcast() && live == subject {
+		return protocol.ScopeBroadcast, "", nil
+	}
+	return 0, "", fmt.Errorf("subject %q: %w (want %s.channel.<id>, %s.user.<id>, %s.broadcast or a stream input %s.in.…)",
+		truncateSubject(subject), ErrUnknownSubject, s.prefix, s.prefix, s.prefix, s.prefix)
+}
+
+func truncateSubject(s string) string {
+	if len(s) > 160 {
+		return s[:160] + "…"
+	}
+	return s
 }
 
 func (p *Publisher) publish(ctx context.Context, subj string, scope protocol.Scope, channelID, typ string, data any, t Target) error {

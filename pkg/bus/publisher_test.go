@@ -125,6 +125,44 @@ func TestPublisherDelivers(t *testing.T) {
 			data: `{"type":"notification","data":{"id":"notif_abc","type":"friend_request","title":"New Friend Request","body":"User123 wants to be your friend","created_at":1703523600,"data":{"from_user_id":456}}}`,
 		},
 		{
+			// The per-connection pattern: the sender's other devices get it.
+			name: "MessageCreated except the sender's connection",
+			publish: func(p *Publisher) error {
+				return p.MessageCreated(ctx, protocol.MessageCreate{ID: "msg_2", ChannelID: "ch_general", Author: author, Content: "hi", CreatedAt: 1736937000},
+					Target{ExceptSession: "ses_phone"})
+			},
+			subject: "ocvr.channel.ch_general",
+			data:    `{"type":"message_create","data":{"id":"msg_2","channel_id":"ch_general","author":{"id":42,"display_name":"Ada"},"content":"hi","created_at":1736937000,"attachments":[]}}`,
+			headers: map[string]string{HeaderExceptSession: "ses_phone"},
+		},
+		{
+			name: "MessageUpdated except the sender's connection",
+			publish: func(p *Publisher) error {
+				return p.MessageUpdated(ctx, protocol.MessageUpdate{ID: "msg_2", ChannelID: "ch_general", Content: "hi!", EditedAt: 1736937060}, Target{ExceptSession: "ses_phone"})
+			},
+			subject: "ocvr.channel.ch_general",
+			data:    `{"type":"message_update","data":{"id":"msg_2","channel_id":"ch_general","content":"hi!","edited_at":1736937060}}`,
+			headers: map[string]string{HeaderExceptSession: "ses_phone"},
+		},
+		{
+			name: "MessageDeleted to some sessions",
+			publish: func(p *Publisher) error {
+				return p.MessageDeleted(ctx, protocol.MessageDelete{ID: "msg_2", ChannelID: "ch_general"}, Target{Sessions: []string{"ses_a"}})
+			},
+			subject: "ocvr.channel.ch_general",
+			data:    `{"type":"message_delete","data":{"id":"msg_2","channel_id":"ch_general"}}`,
+			headers: map[string]string{HeaderSession: "ses_a"},
+		},
+		{
+			name: "Notify except a session",
+			publish: func(p *Publisher) error {
+				return p.Notify(ctx, 42, protocol.Notification{ID: "notif_2", Type: "t", Title: "T", CreatedAt: 1736937000}, Target{ExceptSession: "ses_keep"})
+			},
+			subject: "ocvr.user.42",
+			data:    `{"type":"notification","data":{"id":"notif_2","type":"t","title":"T","body":"","created_at":1736937000,"data":{}}}`,
+			headers: map[string]string{HeaderExceptSession: "ses_keep"},
+		},
+		{
 			name: "Broadcast",
 			publish: func(p *Publisher) error {
 				return p.Broadcast(ctx, protocol.TypeNotification, protocol.Notification{ID: "ntf_2", Type: "maintenance", Title: "Restart", Body: "at 2am"})
@@ -360,5 +398,81 @@ func TestPublisherStream(t *testing.T) {
 	err = NewPublisher(nc, mustSubjects(t, "")).MessageDeleted(ctx, m)
 	if !errors.Is(err, ErrNoStream) {
 		t.Fatalf("without a stream: %v, want ErrNoStream", err)
+	}
+}
+
+func TestPublisherConvenienceTargets(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	m := protocol.MessageCreate{ID: "msg_1", ChannelID: "ch_a", Author: protocol.Author{ID: 1, DisplayName: "A"}, CreatedAt: 1}
+	tests := []struct {
+		name    string
+		publish func() error
+		want    string
+	}{
+		{"two targets", func() error { return f.pub.MessageCreated(ctx, m, Target{}, Target{}) }, "at most one"},
+		{"an invalid session id", func() error { return f.pub.MessageCreated(ctx, m, Target{ExceptSession: "ses.x"}) }, "invalid session id"},
+		{"a token for a session id", func() error {
+			return f.pub.Notify(ctx, 1, protocol.Notification{ID: "n", Type: "t"}, Target{Sessions: []string{"sess_a b"}})
+		}, "invalid session id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.publish()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	if m, err := f.sub.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("a refused publish reached NATS: %s %s", m.Subject, m.Data)
+	}
+}
+
+// Subjects.Validate is protocol.ValidateEvent for the scope of a subject:
+// the scope comes from the subject (live or stream input), the verdict
+// from the one implementation the gateways run.
+func TestSubjectsValidate(t *testing.T) {
+	s := mustSubjects(t, "eu.prod")
+	msg := `{"type":"message_create","data":{"channel_id":"ch_a","content":"x"}}`
+	revoked := `{"type":"session_revoked","data":{"reason":"x"}}`
+	tests := []struct {
+		subject, payload string
+		wantType         string
+		wantErr          error
+	}{
+		{"eu.prod.channel.ch_a", msg, "message_create", nil},
+		{"eu.prod.in.channel.ch_a", msg, "message_create", nil},
+		{"eu.prod.channel.ch_b", msg, "", protocol.ErrInvalidEvent}, // names another channel
+		{"eu.prod.in.channel.ch_b", msg, "", protocol.ErrInvalidEvent},
+		{"eu.prod.user.42", revoked, "session_revoked", nil},
+		{"eu.prod.in.user.42", revoked, "session_revoked", nil},
+		{"eu.prod.channel.ch_a", revoked, "", protocol.ErrInvalidEvent},
+		{"eu.prod.broadcast", revoked, "", protocol.ErrInvalidEvent},
+		{"eu.prod.broadcast", `{"type":"notification","data":{}}`, "notification", nil},
+		{"eu.prod.user.42", `{"type":"ready","data":{}}`, "", protocol.ErrInvalidEvent},
+		{"eu.prod.in.broadcast", `{"type":"notification","data":{}}`, "", ErrUnknownSubject}, // broadcasts have no stream
+		{"ocvr.channel.ch_a", msg, "", ErrUnknownSubject},                                    // another environment
+		{"eu.prod.channel.ch.a", msg, "", ErrUnknownSubject},
+		{"eu.prod.user.042", revoked, "", ErrUnknownSubject},
+		{"eu.prod.channel.*", msg, "", ErrUnknownSubject},
+	}
+	for _, tt := range tests {
+		t.Run(tt.subject+" "+tt.payload, func(t *testing.T) {
+			typ, err := s.Validate(tt.subject, []byte(tt.payload))
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if typ != tt.wantType {
+				t.Errorf("type = %q, want %q", typ, tt.wantType)
+			}
+			if scope, ch, serr := s.Scope(tt.subject); serr == nil {
+				// The same verdict as the gateways' own call.
+				wtyp, werr := protocol.ValidateEvent(scope, ch, []byte(tt.payload))
+				if wtyp != typ || (werr == nil) != (err == nil) {
+					t.Errorf("Validate = (%q, %v), ValidateEvent = (%q, %v)", typ, err, wtyp, werr)
+				}
+			}
+		})
 	}
 }

@@ -67,9 +67,9 @@ type Config struct {
 	NATSTLSCertFile string
 	NATSTLSKeyFile  string
 
-	// SubjectPrefix is the bus environment. ticketsvc publishes nothing; it
-	// is validated so a deployment misconfigured against the gateways fails
-	// at start rather than silently.
+	// SubjectPrefix is the bus environment: the session service's subjects
+	// (<prefix>.svc.sessions.*) and the user subjects its revocations
+	// publish session_revoked on. It must match the gateways'.
 	SubjectPrefix  string
 	SessionsBucket string // default session.DefaultBucket
 	TicketsBucket  string // default ticket.DefaultBucket
@@ -314,6 +314,12 @@ func (s *Server) Run(ctx context.Context) error {
 		stopBg()
 		bg.Wait()
 	}()
+	svc, err := s.startSessionService(bgCtx, nc)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("ticketsvc: %w", err)
+	}
+	defer func() { _ = svc.Stop() }() // before nc closes: in-flight requests finish
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(s.publicHTTP, s.publicLn, "public") }()

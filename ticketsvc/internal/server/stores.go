@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
@@ -84,7 +85,13 @@ func (s *Server) maintainStores(ctx context.Context, nc *nats.Conn) {
 func (s *Server) openStores(ctx context.Context, nc *nats.Conn) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.KVTimeout)
 	defer cancel()
-	ss, err := session.Open(ctx, nc, s.cfg.SessionsBucket, nil) // read-only: ticketsvc never revokes
+	// With a publisher: the session service's revocations publish
+	// session_revoked (ticket requests only verify).
+	subjects, err := bus.NewSubjects(s.cfg.SubjectPrefix)
+	if err != nil {
+		return err
+	}
+	ss, err := session.Open(ctx, nc, s.cfg.SessionsBucket, bus.NewPublisher(nc, subjects))
 	if err != nil {
 		return err
 	}
