@@ -21,6 +21,7 @@ import (
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/buildinfo"
 	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/goruntime"
 )
 
 func main() {
@@ -37,6 +38,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// GOMAXPROCS (and so the default writer count) comes from the CPU
+	// request, GOMEMLIMIT from the memory limit (pkg/goruntime).
+	if _, err := goruntime.Apply(log); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(2)
+	}
 	if err := run(cfg, log); err != nil {
 		log.Error("gateway failed", "err", err)
 		os.Exit(1)

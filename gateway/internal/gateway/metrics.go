@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ocvr/realtime/pkg/buildinfo"
 	"github.com/ocvr/realtime/pkg/protocol"
 )
 
@@ -35,6 +36,8 @@ type metrics struct {
 	presence        *prometheus.CounterVec
 	connLimit       *prometheus.GaugeVec
 	cont            *continuityMetrics
+	rebalance       *rebalanceMetrics
+	deletionCost    *prometheus.CounterVec
 }
 
 const ns = "ocvr_gateway"
@@ -42,7 +45,7 @@ const ns = "ocvr_gateway"
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewBuildInfoCollector()) // go_build_info{path,version,checksum}: which build a pod runs
+		buildInfoMetric()) // go_build_info{path,version,checksum,revision}: which build a pod runs
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 
 	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "_connections", Help: "Open client WebSocket connections on this pod (the autoscaling metric)."})
@@ -81,6 +84,8 @@ func newMetrics() *metrics {
 	}
 
 	m.cont = newContinuityMetrics(m.reg)
+	m.rebalance = newRebalanceMetrics(m.reg)
+	m.deletionCost = newDeletionCostMetric(m.reg)
 
 	// Pre-resolve label values: the hot path must not hash label strings.
 	m.framesIn = map[string]prometheus.Counter{}
@@ -175,4 +180,12 @@ func (m *metrics) disconnected(code int) {
 		label = strconv.Itoa(code)
 	}
 	m.disconnects.WithLabelValues(label).Inc()
+}
+
+// buildInfoMetric is go_build_info with the version and commit of
+// pkg/buildinfo (client_golang's collector says "(devel)" for every build
+// from a checkout).
+func buildInfoMetric() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "go_build_info", Help: "Build information about the main Go module.",
+		ConstLabels: buildinfo.Read().Labels()}, func() float64 { return 1 })
 }

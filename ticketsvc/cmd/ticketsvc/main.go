@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/ocvr/realtime/pkg/buildinfo"
+	"github.com/ocvr/realtime/pkg/goruntime"
 	"github.com/ocvr/realtime/ticketsvc/internal/config"
 	"github.com/ocvr/realtime/ticketsvc/internal/server"
 )
@@ -35,6 +36,12 @@ func run() int {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	cfg.Server.Logger = log
+	// GOMAXPROCS from the CPU request, GOMEMLIMIT from the memory limit
+	// (pkg/goruntime).
+	if _, err := goruntime.Apply(log); err != nil {
+		fmt.Fprintf(os.Stderr, "ticketsvc: %v\n", err)
+		return 2
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

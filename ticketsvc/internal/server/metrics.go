@@ -6,6 +6,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ocvr/realtime/pkg/buildinfo"
 )
 
 const (
@@ -76,7 +78,11 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 		m.ticketsIssued, m.ticketRequests, m.rateLimited, m.natsReconnects, natsConnected, limiterKeys,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewBuildInfoCollector(), // go_build_info: which build a pod runs
+		// go_build_info{path,version,checksum,revision}: which build a pod
+		// runs (client_golang's collector says "(devel)" for every build from
+		// a checkout; pkg/buildinfo names the commit).
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "go_build_info", Help: "Build information about the main Go module.",
+			ConstLabels: buildinfo.Read().Labels()}, func() float64 { return 1 }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ticketsvc: register metrics: %w", err)
