@@ -112,10 +112,15 @@ IMAGE_DIR ?= $(BIN)/images
 IMAGE_REGISTRY ?= ghcr.io/ocvr
 IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE_PLATFORMS ?= linux/amd64
+# Stamped into the binaries (--version, go_build_info), whatever the tag;
+# with -buildvcs they also carry the commit. Same checkout, same bytes. Each
+# tarball gets a CycloneDX SBOM beside it (ocvr-gateway.cdx.json).
+IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: images
 images:
 	$(GO) run ./deploy/imagebuild build --out $(IMAGE_DIR) --registry $(IMAGE_REGISTRY) --tag $(IMAGE_TAG) \
+		--version "$(IMAGE_VERSION)" --buildvcs=$(BUILDVCS) \
 		--platforms $(IMAGE_PLATFORMS) --revision "$$(git rev-parse HEAD 2>/dev/null)" \
 		--created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
 		--port gateway=8081,9081 --port ticketsvc=8080,9080 \

@@ -16,6 +16,11 @@ ARG GO_VERSION=1.26.8
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
 ARG TARGETOS
 ARG TARGETARCH
+# Stamped into the binary (--version, go_build_info): the build context has
+# no .git, so -buildvcs cannot record the commit. Pass both, e.g.
+# --build-arg VERSION=$(git describe --tags --always --dirty) --build-arg REVISION=$(git rev-parse HEAD)
+ARG VERSION=dev
+ARG REVISION=
 WORKDIR /src
 ENV GOWORK=off CGO_ENABLED=0 GOFLAGS=-trimpath
 # Module files first, so the dependency download is cached across source changes.
@@ -27,7 +32,9 @@ COPY pkg/ pkg/
 COPY ticketsvc/ ticketsvc/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     cd ticketsvc && GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -buildvcs=false -ldflags="-s -w -buildid=" -o /out/ticketsvc ./cmd/ticketsvc
+    go build -buildvcs=false \
+      -ldflags="-s -w -buildid= -X github.com/ocvr/realtime/pkg/buildinfo.version=${VERSION} -X github.com/ocvr/realtime/pkg/buildinfo.revision=${REVISION}" \
+      -o /out/ticketsvc ./cmd/ticketsvc
 
 # ---- run: distroless static (CA certificates, /etc/passwd with nonroot,
 # tzdata; no shell, no package manager). scratch works too if you add the CA

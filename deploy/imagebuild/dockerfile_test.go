@@ -74,6 +74,11 @@ func TestDockerfiles(t *testing.T) {
 					if strings.Contains(in.args, "go build") && !strings.Contains(in.args, "./cmd/"+svc) {
 						t.Errorf("go build does not build ./cmd/%s: %s", svc, in.args)
 					}
+					// Like make images, the binary names its build (--version,
+					// go_build_info); without .git only the linker can stamp it.
+					if strings.Contains(in.args, "go build") && (!strings.Contains(in.args, versionVar+"=${VERSION}") || !strings.Contains(in.args, "pkg/buildinfo.revision=${REVISION}")) {
+						t.Errorf("go build stamps no version and revision (-X %s=${VERSION}): %s", versionVar, in.args)
+					}
 				case "COPY":
 					if strings.Contains(in.args, "--from=") {
 						break

@@ -41,6 +41,9 @@ type Spec struct {
 	Created   time.Time
 	Ports     []string // "8081/tcp"
 	Labels    map[string]string
+	// SourceVersion is the version the binaries were stamped with (git
+	// describe), for this repository's modules in the SBOM.
+	SourceVersion string
 }
 
 // Entrypoint is the absolute path of the service binary in the image.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,6 +63,7 @@ func images(t *testing.T) string {
 		root := repoRoot(t)
 		var stderr bytes.Buffer
 		args := []string{"build", "-C", root, "--out", imagesDir, "--registry", "ghcr.io/ocvr", "--tag", "test",
+			"--version", testVersion, "--buildvcs=" + strconv.FormatBool(gitRevision(t) != ""),
 			"--port", "gateway=8081,9081", "--port", "ticketsvc=8080,9080", "--created", "1764403200"}
 		for svc, pkg := range services {
 			args = append(args, svc+"="+pkg)
@@ -103,7 +105,9 @@ func TestImages(t *testing.T) {
 				checkImage(t, svc, im)
 				if im.Platform.Architecture == runtime.GOARCH {
 					found = true
-					runHelp(t, svc, im.Image)
+					rootfs := runHelp(t, svc, im.Image)
+					checkVersion(t, svc, rootfs)
+					checkSBOM(t, svc, path, filepath.Join(rootfs, "usr/local/bin", svc))
 				}
 			}
 			if !found {
@@ -197,9 +201,9 @@ func checkImage(t *testing.T, svc string, im Loaded) {
 // runHelp unpacks the image and runs its entrypoint as the container
 // runtime would: inside the image's filesystem, as its user, with only its
 // environment.
-func runHelp(t *testing.T, svc string, img v1.Image) {
+func runHelp(t *testing.T, svc string, img v1.Image) (rootfs string) {
 	t.Helper()
-	rootfs := t.TempDir()
+	rootfs = t.TempDir()
 	if err := Extract(img, rootfs); err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +270,7 @@ func runHelp(t *testing.T, svc string, img v1.Image) {
 		t.Errorf("%s --help does not document its flags:\n%s", svc, out.String())
 	}
 	t.Logf("%s --help ran %s", svc, how)
+	return rootfs
 }
 
 // TestReproducible: the same inputs give the same image digest.

@@ -4,6 +4,7 @@
 // user, and writes an OCI image layout as a tarball (an "oci-archive").
 //
 //	imagebuild build --out bin/images --registry ghcr.io/ocvr --tag v1.2.3 \
+//	    --version "$(git describe --tags --always --dirty)" \
 //	    --platforms linux/amd64,linux/arm64 \
 //	    gateway=./gateway/cmd/gateway ticketsvc=./ticketsvc/cmd/ticketsvc
 //	imagebuild inspect bin/images/ocvr-gateway.tar      # config of each platform
@@ -12,7 +13,11 @@
 // The images are what deploy/docker/*.Dockerfile build with an engine: the
 // binary at /usr/local/bin/<service>, user 65532:65532, no shell, nothing
 // writable needed. Builds are reproducible: file times and the image's
-// creation time come from --created (default: $SOURCE_DATE_EPOCH, else 0).
+// creation time come from --created (default: $SOURCE_DATE_EPOCH, else 0),
+// and the binaries carry the commit (-buildvcs) and --version (-X), so
+// `gateway --version` and go_build_info name the build. Beside each tarball
+// a CycloneDX SBOM (<image>.cdx.json) lists the modules linked into each
+// platform's binary (sbom.go).
 package main
 
 import (
@@ -93,6 +98,8 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	revision := fs.String("revision", "", "source revision label (org.opencontainers.image.revision)")
 	source := fs.String("source", "", "source URL label (org.opencontainers.image.source)")
 	dir := fs.String("C", "", "run go build in this directory (default: the current one)")
+	version := fs.String("version", "", "version stamped into the binaries (--version, go_build_info), e.g. from git describe; empty: a pseudo-version from the VCS revision")
+	buildVCS := fs.Bool("buildvcs", true, "record the commit in the binaries (go build -buildvcs); false where git cannot read the checkout")
 	var labels multiFlag
 	fs.Var(&labels, "label", "extra label KEY=VALUE (repeatable)")
 	var ports multiFlag
@@ -159,6 +166,8 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 			Ports:     exposed[svc],
 			Labels:    map[string]string{},
 			Reference: imageRef(*registry, *prefix+svc, *tag),
+
+			SourceVersion: *version,
 		}
 		spec.Labels["org.opencontainers.image.title"] = spec.Name
 		spec.Labels["org.opencontainers.image.description"] = "OCVR Realtime " + svc
@@ -176,7 +185,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 		bins := map[string]string{}
 		for _, p := range plats {
 			bin := filepath.Join(tmp, p.OS+"-"+p.Architecture+p.Variant, svc)
-			if err := goBuild(*dir, pkg, bin, p, stderr); err != nil {
+			if err := goBuild(*dir, pkg, bin, p, buildFlags{version: *version, vcs: *buildVCS}, stderr); err != nil {
 				return err
 			}
 			bins[PlatformString(p)] = bin
@@ -185,18 +194,41 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 		if err := Build(spec, plats, bins, path); err != nil {
 			return fmt.Errorf("%s: %w", spec.Name, err)
 		}
-		fmt.Fprintf(stdout, "%s: %s (%s)\n", path, spec.Reference, *platforms)
+		sbom, err := WriteSBOM(spec, plats, bins, path)
+		if err != nil {
+			return fmt.Errorf("%s SBOM: %w", spec.Name, err)
+		}
+		fmt.Fprintf(stdout, "%s: %s (%s), SBOM %s\n", path, spec.Reference, *platforms, sbom)
 	}
 	return nil
 }
 
-// goBuild compiles a static, stripped, reproducible binary.
-func goBuild(dir, pkg, out string, p v1.Platform, stderr io.Writer) error {
+// buildFlags are what is stamped into a binary.
+type buildFlags struct {
+	version string // -X buildinfo.version
+	vcs     bool   // -buildvcs
+}
+
+// versionVar is the variable release builds stamp (pkg/buildinfo).
+const versionVar = "github.com/ocvr/realtime/pkg/buildinfo.version"
+
+// goBuild compiles a static, stripped, reproducible binary: -trimpath (no
+// build machine paths), no build id, the commit recorded by -buildvcs
+// (vcs.revision, vcs.time, vcs.modified: the same for the same checkout)
+// and the version stamped with -X. Same source, same bytes.
+func goBuild(dir, pkg, out string, p v1.Platform, f buildFlags, stderr io.Writer) error {
 	gobin := "go"
 	if g := os.Getenv("GO"); g != "" {
 		gobin = g
 	}
-	cmd := exec.Command(gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", out, pkg)
+	ldflags := "-s -w -buildid="
+	if f.version != "" {
+		if strings.ContainsAny(f.version, " '\"\t\n") {
+			return fmt.Errorf("--version %q: no spaces or quotes", f.version)
+		}
+		ldflags += " -X " + versionVar + "=" + f.version
+	}
+	cmd := exec.Command(gobin, "build", "-trimpath", fmt.Sprintf("-buildvcs=%t", f.vcs), "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 	if p.Architecture == "arm" && p.Variant != "" {
