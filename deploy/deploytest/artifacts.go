@@ -211,6 +211,7 @@ type Rule struct {
 	Alert       string            `yaml:"alert"`
 	Expr        string            `yaml:"expr"`
 	For         string            `yaml:"for"`
+	KeepFiring  string            `yaml:"keep_firing_for"`
 	Labels      map[string]string `yaml:"labels"`
 	Annotations map[string]string `yaml:"annotations"`
 }
@@ -220,6 +221,16 @@ const RulesPath = "deploy/prometheus/ocvr-realtime.rules.yml"
 
 // RulesTestPath is its promtool unit tests.
 const RulesTestPath = "deploy/prometheus/ocvr-realtime.rules.test.yml"
+
+// RunbookBase is what every alert's runbook_url starts with in the rules
+// files; the alert's name in lower case follows (its section of
+// deploy/README.md). The chart's monitoring.prometheusRule.runbookBaseURL
+// replaces it.
+const RunbookBase = "https://ocvr.example/realtime/deploy/README.md#"
+
+// ScopeMatcher is the label matcher every selector of the rules carries; the
+// chart replaces it with namespace="<release namespace>".
+const ScopeMatcher = `namespace!=""`
 
 // Rules loads the rules file.
 func Rules(root string) (RuleFile, error) {
@@ -291,7 +302,8 @@ type AdapterConfig struct {
 // AdapterValues is the prometheus-adapter chart's values (values.yaml).
 type AdapterValues struct {
 	Rules struct {
-		Custom []AdapterRule `yaml:"custom"`
+		Default *bool         `yaml:"default"` // the chart's built-in rules (chart default: on)
+		Custom  []AdapterRule `yaml:"custom"`
 	} `yaml:"rules"`
 }
 
