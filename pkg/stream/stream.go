@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/provision"
 )
 
 // Defaults.
@@ -140,9 +142,15 @@ type Info struct {
 }
 
 // Ensure creates the stream of cfg or updates an existing one to it: every
-// gateway calls it at start, so the newest configuration wins. With
-// cfg.Replicas unset the stream gets 3 replicas where the cluster can hold
-// them and 1 on a single server. An existing resume key is kept; the first
+// gateway calls it at start, so the newest configuration wins. A stream
+// already as cfg wants it is left without a write, so a gateway whose NATS
+// user may not create or update streams works with a stream provisioned by
+// `ocvrctl setup`; such a user gets an error naming the permission when the
+// stream is missing, and the stream as it is, with a warning, when it
+// differs. With cfg.Replicas unset the stream gets 3 replicas where the
+// cluster can hold them and 1 on a single server or a cluster that cannot
+// place 3 (reported to the context's provision.Observer: a warning, once,
+// and the replica gauge). An existing resume key is kept; the first
 // gateway to create the stream picks it.
 func Ensure(ctx context.Context, nc *nats.Conn, cfg Config) (Info, error) {
 	sc, err := cfg.StreamConfig()
@@ -154,7 +162,7 @@ func Ensure(ctx context.Context, nc *nats.Conn, cfg Config) (Info, error) {
 		return Info{}, fmt.Errorf("stream %s: %w", sc.Name, err)
 	}
 	for attempt := 0; ; attempt++ {
-		info, err := ensureOnce(ctx, js, sc)
+		info, err := ensureOnce(ctx, nc, js, sc)
 		// Two gateways creating the stream at once: one wins, the other
 		// takes the winner's key on its next try.
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && attempt < 3 {
@@ -164,8 +172,13 @@ func Ensure(ctx context.Context, nc *nats.Conn, cfg Config) (Info, error) {
 	}
 }
 
-func ensureOnce(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (Info, error) {
-	existing, err := js.Stream(ctx, sc.Name)
+func ensureOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sc jetstream.StreamConfig) (Info, error) {
+	obs := provision.From(ctx)
+	var existing jetstream.Stream
+	err := provision.Guard(ctx, nc, func(ctx context.Context) (err error) {
+		existing, err = js.Stream(ctx, sc.Name)
+		return err
+	})
 	switch {
 	case err == nil:
 		sc.Metadata = existing.CachedInfo().Config.Metadata
@@ -173,6 +186,7 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, sc jetstream.Stream
 			sc.Replicas = existing.CachedInfo().Config.Replicas
 		}
 	case errors.Is(err, jetstream.ErrStreamNotFound):
+		existing = nil
 	default:
 		return Info{}, fmt.Errorf("stream %s: %w", sc.Name, err)
 	}
@@ -185,31 +199,74 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, sc jetstream.Stream
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
 		sc.Metadata[MetaResumeKey] = base64.RawURLEncoding.EncodeToString(key)
+	} else if existing != nil && upToDate(existing.CachedInfo().Config, sc) {
+		// Nothing to change: no write, so a user without stream-admin
+		// rights can use a stream provisioned by `ocvrctl setup`.
+		obs.Opened(sc.Name, existing.CachedInfo().Config.Replicas)
+		return infoOf(existing)
 	}
-	put := func(sc jetstream.StreamConfig) (jetstream.Stream, error) {
-		if existing != nil {
-			return js.UpdateStream(ctx, sc)
-		}
-		return js.CreateStream(ctx, sc)
+	put := func(sc jetstream.StreamConfig) (s jetstream.Stream, err error) {
+		err = provision.Guard(ctx, nc, func(ctx context.Context) error {
+			if existing != nil {
+				s, err = js.UpdateStream(ctx, sc)
+			} else {
+				s, err = js.CreateStream(ctx, sc)
+			}
+			return err
+		})
+		return s, err
 	}
+	var s jetstream.Stream
 	if sc.Replicas == 0 {
 		r3 := sc
 		r3.Replicas = 3
-		s, err := put(r3)
-		if err == nil {
-			return infoOf(s)
+		s, err = put(r3)
+		if code, ok := cannotReplicate(err); ok {
+			r3Err := err
+			r1 := sc
+			r1.Replicas = 1
+			if s, err = put(r1); err == nil && code != standalone {
+				obs.FellBack(sc.Name, r3Err)
+			}
 		}
-		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || !cannotReplicate(apiErr.ErrorCode) {
-			return Info{}, fmt.Errorf("stream %s: %w", sc.Name, err)
-		}
-		sc.Replicas = 1
+	} else {
+		s, err = put(sc)
 	}
-	s, err := put(sc)
-	if err != nil {
+	var pe *provision.PermissionError
+	switch {
+	case err == nil:
+		obs.Opened(sc.Name, s.CachedInfo().Config.Replicas)
+		return infoOf(s)
+	case existing != nil && errors.As(err, &pe):
+		// Used as it is when it has a resume key; without one the
+		// gateways could not agree on a key.
+		obs.LeftAsIs(sc.Name, pe)
+		obs.Opened(sc.Name, existing.CachedInfo().Config.Replicas)
+		return infoOf(existing)
+	case errors.As(err, &pe):
+		return Info{}, provision.MissingError("stream", sc.Name, pe)
+	default:
 		return Info{}, fmt.Errorf("stream %s: %w", sc.Name, err)
 	}
-	return infoOf(s)
+}
+
+// upToDate reports whether a stream configured as have is what want (the
+// configuration Ensure would write) asks for, field by field as
+// StreamConfig sets them; the server adds metadata of its own.
+func upToDate(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description &&
+		slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention &&
+		have.Storage == want.Storage &&
+		have.Discard == want.Discard &&
+		have.MaxAge == want.MaxAge &&
+		have.MaxBytes == want.MaxBytes &&
+		have.MaxMsgs == want.MaxMsgs &&
+		have.Duplicates == want.Duplicates &&
+		have.Replicas == want.Replicas &&
+		have.AllowDirect == want.AllowDirect &&
+		have.RePublish != nil && want.RePublish != nil && *have.RePublish == *want.RePublish &&
+		have.Metadata[MetaResumeKey] == want.Metadata[MetaResumeKey]
 }
 
 func infoOf(s jetstream.Stream) (Info, error) {
@@ -229,8 +286,21 @@ func decodeKey(s string) ([]byte, error) {
 	return k, nil
 }
 
-// cannotReplicate: replicas not supported without a cluster (10074),
-// insufficient resources (10023), no suitable peers (10005).
-func cannotReplicate(code jetstream.ErrorCode) bool {
-	return code == 10074 || code == 10023 || code == 10005
+// standalone is "replicas > 1 not supported in non-clustered mode": a
+// single server, where one replica is all there can be (no warning).
+const standalone jetstream.ErrorCode = 10074
+
+// cannotReplicate reports whether err means the deployment has too few
+// servers for 3 replicas, and which: a single server (10074), insufficient
+// resources (10023), no suitable peers (10005).
+func cannotReplicate(err error) (jetstream.ErrorCode, bool) {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return 0, false
+	}
+	switch c := apiErr.ErrorCode; c {
+	case standalone, 10023, 10005:
+		return c, true
+	}
+	return 0, false
 }

@@ -10,48 +10,191 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ocvr/realtime/pkg/provision"
 )
 
-// Open creates the bucket of cfg or binds to it if it exists. A bucket that
-// already exists with another configuration is updated to cfg, so every
-// process converges on the configuration of the newest code. With
-// cfg.Replicas unset the bucket gets 3 replicas where the JetStream cluster
-// can hold them (surviving the loss of a node) and 1 on a single server.
+// Open binds to the bucket of cfg, creating it if it is missing and
+// updating it if it differs from cfg, so every process converges on the
+// configuration of the newest code. A bucket already as cfg wants it is
+// bound without a write: a NATS user with no stream-admin permission can
+// open buckets provisioned by `ocvrctl setup`. Such a user gets a clear
+// error naming the permission when the bucket is missing, and the bucket
+// as it is, with a warning, when it differs.
+//
+// With cfg.Replicas unset the bucket gets 3 replicas where the JetStream
+// cluster can hold them (surviving the loss of a node) and 1 on a single
+// server; a cluster that cannot place 3 gets 1, reported to the context's
+// provision.Observer (a warning, once, and the replica gauge).
 func Open(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
 	}
-	if cfg.Replicas == 0 {
-		r3 := cfg
-		r3.Replicas = 3
-		kv, err := js.CreateOrUpdateKeyValue(ctx, r3)
-		if err == nil {
-			return kv, nil
+	for attempt := 0; ; attempt++ {
+		kv, err := openOnce(ctx, nc, js, cfg)
+		// Two processes creating the bucket at once: one wins, the other
+		// binds to it on its next try.
+		if errors.Is(err, jetstream.ErrBucketExists) && attempt < 3 {
+			continue
 		}
-		// Only "this deployment cannot hold 3 replicas" falls back; a
-		// timeout must not downgrade a bucket that may already be R3.
-		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || !cannotReplicate(apiErr.ErrorCode) {
-			return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
-		}
-		cfg.Replicas = 1
+		return kv, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
-	}
-	return kv, nil
 }
 
-// cannotReplicate are the JetStream API errors meaning the deployment has
-// too few servers for 3 replicas: replicas not supported without a
-// cluster (10074), insufficient resources (10023), no suitable peers (10005).
-func cannotReplicate(code jetstream.ErrorCode) bool {
-	return code == 10074 || code == 10023 || code == 10005
+func openOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	obs := provision.From(ctx)
+	stream := "KV_" + cfg.Bucket
+	var kv jetstream.KeyValue
+	err := provision.Guard(ctx, nc, func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+		return err
+	})
+	var have *jetstream.StreamConfig
+	switch {
+	case err == nil:
+		if have, err = bucketConfig(ctx, kv); err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+		}
+		if bucketUpToDate(*have, cfg, nc.ConnectedClusterName() != "") {
+			obs.Opened(stream, have.Replicas)
+			return kv, nil
+		}
+	case !errors.Is(err, jetstream.ErrBucketNotFound):
+		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+	}
+
+	put := js.CreateKeyValue
+	if have != nil {
+		put = js.UpdateKeyValue
+	}
+	guarded := func(cfg jetstream.KeyValueConfig) (kv jetstream.KeyValue, err error) {
+		err = provision.Guard(ctx, nc, func(ctx context.Context) error {
+			kv, err = put(ctx, cfg)
+			return err
+		})
+		return kv, err
+	}
+	updated, err := guarded(withReplicas(cfg))
+	if err != nil && cfg.Replicas == 0 {
+		// Only "this deployment cannot hold 3 replicas" falls back; a
+		// timeout must not downgrade a bucket that may already be R3.
+		if code, ok := cannotReplicate(err); ok {
+			r3Err := err
+			r1 := cfg
+			r1.Replicas = 1
+			if updated, err = guarded(r1); err == nil && code != standalone {
+				obs.FellBack(stream, r3Err)
+			}
+		}
+	}
+	var pe *provision.PermissionError
+	switch {
+	case err == nil:
+		obs.Opened(stream, replicasOf(ctx, updated, cfg))
+		return updated, nil
+	case have != nil && errors.As(err, &pe):
+		obs.LeftAsIs(stream, pe)
+		obs.Opened(stream, have.Replicas)
+		return kv, nil
+	case errors.As(err, &pe):
+		return nil, provision.MissingError("bucket", cfg.Bucket, pe)
+	default:
+		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
+	}
+}
+
+// withReplicas is cfg with the replica count to try first: 3 when unset.
+func withReplicas(cfg jetstream.KeyValueConfig) jetstream.KeyValueConfig {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 3
+	}
+	return cfg
+}
+
+func replicasOf(ctx context.Context, kv jetstream.KeyValue, cfg jetstream.KeyValueConfig) int {
+	if sc, err := bucketConfig(ctx, kv); err == nil {
+		return sc.Replicas
+	}
+	return max(cfg.Replicas, 1)
+}
+
+// bucketConfig is the configuration of kv's stream as the server last
+// reported it (no request: Status reads the cached info).
+func bucketConfig(ctx context.Context, kv jetstream.KeyValue) (*jetstream.StreamConfig, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil, fmt.Errorf("unexpected status type %T", st)
+	}
+	sc := bs.StreamInfo().Config
+	return &sc, nil
+}
+
+// bucketUpToDate reports whether a bucket whose stream has have is what
+// cfg asks for, field by field as nats.go maps a KeyValueConfig to a
+// stream. With cfg.Replicas unset, a bucket on a single server is up to
+// date with any replica count, one in a cluster with 3 or more.
+func bucketUpToDate(have jetstream.StreamConfig, cfg jetstream.KeyValueConfig, clustered bool) bool {
+	history := int64(max(cfg.History, 1))
+	dup := 2 * time.Minute
+	if cfg.TTL > 0 && cfg.TTL < dup {
+		dup = cfg.TTL
+	}
+	compression := jetstream.NoCompression
+	if cfg.Compression {
+		compression = jetstream.S2Compression
+	}
+	replicasOK := have.Replicas == cfg.Replicas ||
+		(cfg.Replicas == 0 && (!clustered || have.Replicas >= 3))
+	return replicasOK &&
+		have.Description == cfg.Description &&
+		have.MaxMsgsPerSubject == history &&
+		have.MaxBytes == orUnlimited(cfg.MaxBytes) &&
+		int64(have.MaxMsgSize) == orUnlimited(int64(cfg.MaxValueSize)) &&
+		have.MaxAge == cfg.TTL &&
+		have.Duplicates == dup &&
+		have.Storage == cfg.Storage &&
+		have.Compression == compression &&
+		have.AllowMsgTTL == (cfg.LimitMarkerTTL != 0) &&
+		have.SubjectDeleteMarkerTTL == cfg.LimitMarkerTTL &&
+		have.AllowDirect && have.AllowRollup && have.DenyDelete &&
+		have.Discard == jetstream.DiscardNew &&
+		have.Mirror == nil && len(have.Sources) == 0 && cfg.Mirror == nil && len(cfg.Sources) == 0 &&
+		have.RePublish == nil && cfg.RePublish == nil
+}
+
+func orUnlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// standalone is "replicas > 1 not supported in non-clustered mode": a
+// single server, where one replica is all there can be (no warning).
+const standalone jetstream.ErrorCode = 10074
+
+// cannotReplicate reports whether err means the deployment has too few
+// servers for 3 replicas, and which: a single server (10074), insufficient
+// resources (10023), no suitable peers (10005).
+func cannotReplicate(err error) (jetstream.ErrorCode, bool) {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return 0, false
+	}
+	switch c := apiErr.ErrorCode; c {
+	case standalone, 10023, 10005:
+		return c, true
+	}
+	return 0, false
 }
 
 // RandomToken returns prefix + base64url(n random bytes).
