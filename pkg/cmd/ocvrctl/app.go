@@ -21,6 +21,7 @@ import (
 // and NATS resources opened on first use (so a command that fails its flag
 // checks never connects).
 type app struct {
+	in       io.Reader // standard input (frames for publish raw and validate)
 	out      io.Writer
 	errOut   io.Writer // progress of a long command (never its results)
 	g        globals
@@ -55,7 +56,7 @@ func (a *app) conn() (*nats.Conn, error) {
 		if cause == nil {
 			cause = err
 		}
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redact.URLs(a.urls), cause)
+		return nil, withKind(errUnreachable, fmt.Errorf("cannot reach NATS at %s: %w", redact.URLs(a.urls), cause))
 	}
 	a.nc = nc
 	return nc, nil

@@ -21,6 +21,9 @@ With --user, revokes every session of the user but --except (reason defaults
 to "logout_all"). The session_revoked event is published to ocvr.user.<id>
 either way, so the gateways close the affected sockets.`,
 			setup: sessionRevoke},
+		{path: "session list", synopsis: "--user ID",
+			summary: "list a user's live sessions: session id, display name, created, expires (never tokens)",
+			setup:   sessionList},
 		{path: "channel create", synopsis: "--channel ID",
 			summary: "create a channel (idempotent)", setup: channelCreate},
 		{path: "channel delete", synopsis: "--channel ID",
@@ -34,10 +37,15 @@ either way, so the gateways close the affected sockets.`,
 		{path: "member remove", synopsis: "--channel ID --user ID",
 			summary: "remove a membership (idempotent); the user's subscriptions end with reason removed",
 			setup:   memberCmd(false)},
+		{path: "member list", synopsis: "--channel ID | --user ID",
+			summary: "list the members (user ids) of a channel, or the channels of a user",
+			setup:   memberList},
 		{path: "friend add", synopsis: "--user ID --friend ID",
 			summary: "record a friendship, both directions (idempotent)", setup: friendCmd(true)},
 		{path: "friend remove", synopsis: "--user ID --friend ID",
 			summary: "remove a friendship, both directions (idempotent)", setup: friendCmd(false)},
+		{path: "friend list", synopsis: "--user ID",
+			summary: "list a user's friends (user ids, ascending)", setup: friendList},
 		{path: "publish message-create", synopsis: "--channel ID --author ID --name NAME --content TEXT [--attachments JSON] [--id msg_…] [--msg-id ID | --core]",
 			summary: "publish message_create to a channel; prints the message id",
 			help: `The message id is generated (msg_…) when --id is absent; created_at is
@@ -51,21 +59,37 @@ exactly what clients receive:
 			summary: "publish message_update (edited_at now, unix seconds) to a channel", help: streamHelp, setup: publishMessageUpdate},
 		{path: "publish message-delete", synopsis: "--channel ID --id ID [--msg-id ID | --core]",
 			summary: "publish message_delete to a channel", help: streamHelp, setup: publishMessageDelete},
-		{path: "publish raw", synopsis: "--channel ID | --user ID | --broadcast --frame JSON [--force] [--msg-id ID | --core]",
-			summary: "publish a frame of any type, byte for byte, e.g. a new event type such as channel_update",
-			help: `Publishes --frame exactly as given (no re-encoding) to one channel, one
+		{path: "publish raw", synopsis: "--channel ID | --user ID | --broadcast [--frame JSON | < frame.json] [--force] [--msg-id ID | --core]",
+			summary: "publish a frame of any type, byte for byte (from --frame or standard input), e.g. a new event type such as channel_update",
+			help: `Publishes the frame exactly as given (no re-encoding) to one channel, one
 user or every connection, with Ocvr-Published-At set; prints what it
-published (and, through the event stream, its stream sequence). Any event
-type goes, including types the gateway does not know: they are delivered
-like any other on the subject they are published on.
+published (and, through the event stream, its stream sequence). The frame is
+--frame, or standard input when --frame is absent or - (one trailing newline
+removed). Any event type goes, including types the gateway does not know:
+they are delivered like any other on the subject they are published on.
 
-The frame is first checked as a gateway checks it (pkg/README.md, "What the
-gateway checks"); one a gateway would refuse is a usage error naming the
-reason, unless --force publishes it anyway (to watch 'ocvrctl advisories'
-report it). Example:
+The frame is first checked as a gateway checks it ('ocvrctl validate', the
+gateways' own code); one a gateway would refuse is not published (exit 5,
+refused) unless --force publishes it anyway (to watch 'ocvrctl advisories'
+report it). Examples:
   ocvrctl publish raw --channel ch_abc123 --frame '{"type":"channel_update","data":{"channel_id":"ch_abc123","name":"General"}}'
+  ocvrctl publish raw --user 12345 < notification.json
 ` + streamHelp + `A broadcast is always a core publish.`,
 			setup: publishRaw},
+		{path: "validate", synopsis: "--channel ID | --user ID | --broadcast | --subject SUBJECT [--frame JSON | < frame.json | --lines < frames.jsonl]",
+			summary: "check frames exactly as the gateways check bus payloads, without NATS; exit 5 if one is refused",
+			help: `Runs the gateways' own check (protocol.ValidateEvent; pkg/README.md "What the
+gateway checks") on a frame as if published on the subject, and prints
+"valid: <type> on <subject>" or "refused on <subject>: <reason>" (--json:
+{"valid":…,"type":…,"subject":…,"bytes":…,"reason":…}). The frame is --frame,
+or standard input (--frame absent or -); with --lines every non-empty line
+of standard input is one frame, each reported on its own line (with its
+line number). Exit 0 when every frame is valid, 5 (refused) otherwise.
+Needs no NATS. The JSON Schema pkg/protocol/busevent.schema.json states the
+same rule for other languages. Examples:
+  ocvrctl validate --channel ch_abc123 --frame '{"type":"message_delete","data":{"id":"m1","channel_id":"ch_abc123"}}'
+  ocvrctl validate --subject ocvr.in.user.42 --lines --json < events.jsonl`,
+			setup: validate},
 		{path: "notify", synopsis: "--user ID --type T --title TITLE [--body BODY] [--data JSON] [--id notif_…] [--msg-id ID | --core]",
 			summary: "send a notification to every connection of a user; prints the notification id",
 			help: `created_at is now in unix seconds (a JSON integer); the notification's own
@@ -99,7 +123,7 @@ raw --broadcast' sends any other). The notification's own type field is
 --notification-type, its data object --data (default {}); created_at is now
 in unix seconds.`,
 			setup: broadcast},
-		{path: "advisories", synopsis: "[--json] [--count N]",
+		{path: "advisories", synopsis: "[--count N]",
 			summary: "print every bus payload a gateway refused, and why, as the gateways report it",
 			help: `Subscribes to <prefix>.advisory.rejected, where each gateway pod reports
 every bus message it refused (bounded per pod; "+N not reported" counts
@@ -107,8 +131,8 @@ what a pod left out). A pod receives, and so checks, only the subjects its
 clients use: a payload no one is subscribed to is never reported. Prints
 one line per advisory:
   <time> <gateway> <subject>: <reason> | <size> bytes: <payload prefix>
---json prints each advisory's JSON body instead (subject, reason, payload,
-truncated, size, gateway, time, suppressed). Runs until Ctrl-C, until
+The global --json prints each advisory's JSON body instead (subject, reason,
+payload, truncated, size, gateway, time, suppressed). Runs until Ctrl-C, until
 --count advisories were printed, or for --timeout when given (exit 1 if
 --count was not reached by then). "listening on <subject>" goes to stderr
 once the subscription is live.`,
@@ -120,7 +144,7 @@ testing a gateway by hand (GET /v1/ws?ticket=wst_…). The token is visible
 in the process list while ocvrctl runs: use it with development sessions.`,
 			setup: ticketMint},
 		{path: "presence set", synopsis: "--user ID --text TEXT",
-			summary: "set a user's status text; online friends get presence_update",
+			summary: "set a user's status text; online friends get presence_update; prints a confirmation",
 			help: `An empty --text "" clears the status. If the user is online, each friend
 receives presence_update {user_id, presence: "online", status_text}.`,
 			setup: presenceSet},

@@ -28,11 +28,10 @@ Commands:
 	printCommandList(w, cmds)
 	fmt.Fprint(w, "\nGlobal flags (accepted before or after the command; each also read from\nits OCVR_* environment variable, a flag on the command line wins):\n")
 	printFlags(w, top, func(string) bool { return true }, true)
-	fmt.Fprint(w, `
-Exit status: 0 success, 1 runtime error (NATS unreachable, not found,
-unauthorized), 2 usage error (bad flag or id; nothing was attempted).
+	fmt.Fprint(w, "\n"+exitHelp+`
 
-Run 'ocvrctl <command> [<subcommand>] --help' for the flags of a command.
+Run 'ocvrctl <command> [<subcommand>] --help' for the flags of a command,
+'ocvrctl --version' for the build.
 `)
 }
 

@@ -28,7 +28,18 @@ func presenceSet(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		return p.SetStatus(ctx, user.id, *text)
+		if err := p.SetStatus(ctx, user.id, *text); err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("set the status text of user %d", user.id)
+		if *text == "" {
+			msg = fmt.Sprintf("cleared the status text of user %d", user.id)
+		}
+		a.emit(struct {
+			UserID     int64  `json:"user_id"`
+			StatusText string `json:"status_text"`
+		}{user.id, *text}, "%s", msg)
+		return nil
 	}
 }
 

@@ -100,12 +100,12 @@ func TestConnect(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errb.String())
 	}
-	// A revoked session: connect refuses with one line and exit 1.
+	// A revoked session: connect is refused (exit 5) with one line.
 	if err := c.Sessions.Revoke(context.Background(), u.Session.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
 	r = ctl(t, "connect", "--session", u.Token, "--ticket-url", c.TicketURLs()[0], "--ws-url", c.WSURLs()[0])
-	if r.code != 1 || !strings.Contains(r.stderr, "401") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code != exitRefused || !strings.Contains(r.stderr, "401") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("revoked session: %s", r)
 	}
 }

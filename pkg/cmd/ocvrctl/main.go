@@ -9,8 +9,9 @@
 //	ocvrctl [global flags] <command> [<subcommand>] [flags]
 //
 // Run `ocvrctl --help` for the list of commands and `ocvrctl <command>
-// --help` for one command. Exit status: 0 success, 1 runtime error (NATS
-// unreachable, not found, unauthorized), 2 usage error (bad flag or id).
+// --help` for one command. --json makes every result one JSON object per
+// line. Exit status (output.go): 0 success, 1 any other failure, 2 usage
+// error, 3 unreachable, 4 not found, 5 refused.
 //
 // Commands live in the table returned by commands (commands.go): adding a
 // command is one entry there plus one setup function.
@@ -18,6 +19,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ocvr/realtime/pkg/buildinfo"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/session"
@@ -38,27 +41,17 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, commands: commands()}
+	code := c.run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
-// Exit codes.
-const (
-	exitOK      = 0
-	exitRuntime = 1 // the command was well-formed but failed
-	exitUsage   = 2 // bad command line: nothing was attempted
-)
-
-// run runs one ocvrctl command line (without the program name) and returns
-// its exit code. It reads OCVR_* variables from the process environment.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return runEnv(ctx, args, stdout, stderr, os.Getenv)
-}
-
-// runEnv is run with the environment lookup injected, for tests.
+// runEnv runs one ocvrctl command line (without the program name) with an
+// empty standard input and returns its exit code; getenv stands for the
+// process environment. For tests.
 func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv, commands: commands()}
+	c := &cli{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: getenv, commands: commands()}
 	return c.run(ctx, args)
 }
 
@@ -85,9 +78,11 @@ type command struct {
 }
 
 type cli struct {
+	stdin          io.Reader // publish raw and validate read frames from it
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	commands       []command
+	json           bool // --json: errors too are JSON lines
 }
 
 // usageError is a bad command line: exit 2.
@@ -116,15 +111,22 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	top := flag.NewFlagSet("ocvrctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	g.register(top)
+	version := top.Bool("version", false, "print the version of ocvrctl and exit")
 	if err := c.applyEnv(top); err != nil {
 		return c.fail("", err)
 	}
 	if err := top.Parse(args); err != nil {
+		c.json = g.json
 		if errors.Is(err, flag.ErrHelp) {
 			c.printTopHelp(c.stdout, top)
 			return exitOK
 		}
 		return c.fail("", usageErrorf("%s", flagError(err)))
+	}
+	c.json = g.json
+	if *version {
+		c.printVersion()
+		return exitOK
 	}
 	rest := top.Args()
 	if len(rest) == 0 || rest[0] == "help" {
@@ -144,7 +146,9 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	fs.SetOutput(io.Discard)
 	g.register(fs) // global flags may also follow the command
 	runCmd := cmd.setup(fs)
-	if err := fs.Parse(rest[n:]); err != nil {
+	err := fs.Parse(rest[n:])
+	c.json = g.json
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.printCommandHelp(c.stdout, cmd, fs)
 			return exitOK
@@ -172,7 +176,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		ctx, cancel = context.WithTimeout(ctx, g.timeout)
 		defer cancel()
 	}
-	a := &app{out: c.stdout, errOut: c.stderr, g: g, urls: urls, subjects: subjects, now: time.Now}
+	a := &app{in: c.stdin, out: c.stdout, errOut: c.stderr, g: g, urls: urls, subjects: subjects, now: time.Now}
 	defer a.close()
 	err = runCmd(ctx, a)
 	if errors.Is(err, bus.ErrNoStream) {
@@ -242,24 +246,37 @@ func isHelp(s string) bool {
 	return false
 }
 
-// fail prints err as one line on stderr and returns the exit code for it.
+// fail prints err as one line on stderr (a JSON object with --json) and
+// returns the exit code for it (exitCode).
 func (c *cli) fail(path string, err error) int {
 	if err == nil {
 		return exitOK
 	}
+	code, kind := exitCode(err)
 	msg := strings.Join(strings.Fields(err.Error()), " ") // one line, whatever the error
+	if code == exitUsage && path != "" {
+		msg += " (see 'ocvrctl " + path + " --help')"
+	}
+	if c.json {
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"kind": kind, "exit": code, "command": path, "message": msg}})
+		fmt.Fprintf(c.stderr, "%s\n", b)
+		return code
+	}
 	prefix := "ocvrctl: "
 	if path != "" {
 		prefix = "ocvrctl " + path + ": "
 	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		if path != "" {
-			msg += " (see 'ocvrctl " + path + " --help')"
-		}
-		fmt.Fprintln(c.stderr, prefix+msg)
-		return exitUsage
-	}
 	fmt.Fprintln(c.stderr, prefix+msg)
-	return exitRuntime
+	return code
+}
+
+// printVersion prints the build of this binary (pkg/buildinfo).
+func (c *cli) printVersion() {
+	bi := buildinfo.Read()
+	if c.json {
+		b, _ := json.Marshal(map[string]any{"version": bi.Version, "revision": bi.Revision, "time": bi.Time, "modified": bi.Modified, "go": bi.Go})
+		fmt.Fprintf(c.stdout, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(c.stdout, "ocvrctl %s\n", bi)
 }

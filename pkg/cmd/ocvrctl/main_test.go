@@ -53,6 +53,17 @@ func ctlEnv(t *testing.T, env map[string]string, args ...string) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
+// ctlIn runs ocvrctl in-process with stdin as its standard input.
+func ctlIn(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := &cli{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, commands: commands()}
+	code := c.run(ctx, args)
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
 // ok runs a command against srv and fails the test unless it exits 0.
 func ok(t *testing.T, srv *natsembed.Server, args ...string) result {
 	t.Helper()
@@ -241,9 +252,9 @@ func TestSessionRevoke(t *testing.T) {
 		t.Errorf("published %s with headers %v", m.Data, m.Header)
 	}
 
-	// Revoking an unknown session is a runtime error.
+	// Revoking an unknown session: not found (exit 4).
 	r = ctl(t, "--nats-url", srv.ClientURL(), "session", "revoke", "--session", one.ID)
-	if r.code != 1 || !strings.Contains(r.stderr, "session not found") {
+	if r.code != exitNotFound || !strings.Contains(r.stderr, "session not found") {
 		t.Errorf("revoke of a revoked session:\n%s", r)
 	}
 }
@@ -296,13 +307,13 @@ func TestDirectoryCommands(t *testing.T) {
 		t.Errorf("Friends(1) after remove = %v", got)
 	}
 
-	// Runtime errors: exit 1, one line.
+	// Not found: exit 4, one line.
 	for _, args := range [][]string{
 		{"channel", "delete", "--channel", "ch_b"},
 		{"member", "add", "--channel", "nope", "--user", "1"},
 	} {
 		r := ctl(t, append([]string{"--nats-url", srv.ClientURL()}, args...)...)
-		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "not found") {
+		if r.code != exitNotFound || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "not found") {
 			t.Errorf("ocvrctl %s:\n%s", strings.Join(args, " "), r)
 		}
 	}
@@ -548,12 +559,12 @@ func TestTicketMint(t *testing.T) {
 		t.Errorf("identity = %+v, want %+v", id, want)
 	}
 
-	// An unknown or revoked session gets no ticket: runtime error, one line.
+	// An unknown or revoked session gets no ticket: refused (exit 5), one line.
 	if err := s.sessions.Revoke(ctx, sess.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	r = ctl(t, "--nats-url", srv.ClientURL(), "ticket", "mint", "--session", token)
-	if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "unauthorized") {
+	if r.code != exitRefused || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "unauthorized") {
 		t.Errorf("ticket mint for a revoked session:\n%s", r)
 	}
 }
@@ -597,7 +608,7 @@ func TestEnvironmentAndPrefix(t *testing.T) {
 
 // TestUsageErrors: each bad command line exits 2 with exactly one line on
 // stderr, before touching NATS (the URL points at a closed port, so a
-// command that tried to connect would exit 1 instead).
+// command that tried to connect would exit 3 instead).
 func TestUsageErrors(t *testing.T) {
 	port, err := natsembed.FreePort("127.0.0.1")
 	if err != nil {
@@ -665,15 +676,19 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stream", "info", "extra"}, `unexpected argument "extra"`},
 		{[]string{"publish", "raw", "--frame", `{"type":"x","data":{}}`}, `give exactly one of --channel, --user or --broadcast`},
 		{[]string{"publish", "raw", "--channel", "ch", "--broadcast", "--frame", `{"type":"x","data":{}}`}, `exactly one of`},
-		{[]string{"publish", "raw", "--channel", "ch"}, `missing required flag --frame`},
+		{[]string{"publish", "raw", "--channel", "ch"}, `no frame: give --frame JSON or pipe one into standard input`},
+		{[]string{"validate", "--frame", `{"type":"x","data":{}}`}, `give exactly one of --channel, --user, --broadcast or --subject`},
+		{[]string{"validate", "--subject", "ocvr.in.broadcast", "--frame", `{"type":"x","data":{}}`}, `not an event subject`},
+		{[]string{"validate", "--subject", "other.channel.ch", "--frame", `{"type":"x","data":{}}`}, `not an event subject`},
+		{[]string{"validate", "--channel", "ch"}, `no frame`},
+		{[]string{"validate", "--channel", "ch", "--lines"}, `no frame on standard input`},
+		{[]string{"validate", "--channel", "ch", "--lines", "--frame", "{}"}, `--lines reads standard input`},
+		{[]string{"member", "list"}, `give exactly one of --channel or --user`},
+		{[]string{"member", "list", "--channel", "ch", "--user", "1"}, `give exactly one of --channel or --user`},
+		{[]string{"friend", "list"}, `missing required flag --user`},
+		{[]string{"session", "list"}, `missing required flag --user`},
+		{[]string{"session", "list", "--user", "0"}, `for --user`},
 		{[]string{"publish", "raw", "--channel", "ch", "--frame", " "}, `--frame is empty`},
-		{[]string{"publish", "raw", "--channel", "ch", "--frame", "hello"}, `the gateways would refuse it: invalid event: not JSON`},
-		{[]string{"publish", "raw", "--channel", "ch", "--frame", `{"type":"x"}`}, `needs a "data" object`},
-		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"error","data":{"code":"X","message":"m"}}`}, `the gateway itself sends or receives`},
-		{[]string{"publish", "raw", "--broadcast", "--frame", `{"type":"session_revoked","data":{"reason":"x"}}`}, `may only be published on a user subject`},
-		{[]string{"publish", "raw", "--channel", "ch", "--frame", `{"type":"message_delete","data":{"id":"m","channel_id":"other"}}`}, `does not name the subject's channel`},
-		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"presence_update","data":{"user_id":"2","presence":"online"}}`}, `"user_id" must be a positive integer`},
-		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"x","data":{},"Type":"y"}`}, `keys are case-sensitive`},
 		{[]string{"advisories", "--count", "-1"}, `--count must not be negative`},
 		{[]string{"ticket", "mint"}, `missing required flag --session`},
 		{[]string{"ticket", "mint", "--session", "not-a-token"}, `--session must be a bearer token`},
@@ -707,8 +722,44 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestRefusedFrames: a frame the gateways would refuse is not published,
+// and the exit code says "refused" (5) — before NATS is even tried.
+func TestRefusedFrames(t *testing.T) {
+	port, err := natsembed.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "nats://127.0.0.1:" + strconv.Itoa(port)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"publish", "raw", "--channel", "ch", "--frame", "hello"}, `invalid event: not JSON`},
+		{[]string{"publish", "raw", "--channel", "ch", "--frame", `{"type":"x"}`}, `needs a "data" object`},
+		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"error","data":{"code":"X","message":"m"}}`}, `the gateway itself sends or receives`},
+		{[]string{"publish", "raw", "--broadcast", "--frame", `{"type":"session_revoked","data":{"reason":"x"}}`}, `may only be published on a user subject`},
+		{[]string{"publish", "raw", "--channel", "ch", "--frame", `{"type":"message_delete","data":{"id":"m","channel_id":"other"}}`}, `does not name the subject's channel`},
+		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"presence_update","data":{"user_id":"2","presence":"online"}}`}, `"user_id" must be a positive integer`},
+		{[]string{"publish", "raw", "--user", "1", "--frame", `{"type":"x","data":{},"Type":"y"}`}, `keys are case-sensitive`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := ctl(t, append([]string{"--nats-url", dead}, tt.args...)...)
+			if r.code != exitRefused || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Fatalf("want exit 5 and one line containing %q:\n%s", tt.want, r)
+			}
+			// validate says the same, on stdout, with the same exit code.
+			v := ctl(t, append([]string{"validate"}, slices.DeleteFunc(slices.Clone(tt.args[2:]), func(a string) bool { return a == "--force" })...)...)
+			if v.code != exitRefused || !strings.Contains(v.stdout, tt.want) {
+				t.Errorf("validate %v:\n%s", tt.args[2:], v)
+			}
+		})
+	}
+}
+
 // TestNATSUnreachable: every command that needs NATS, given valid flags and
-// a closed port, fails fast with exit 1 and one line naming the address.
+// a closed port, fails fast with exit 3 (unreachable) and one line naming
+// the address.
 func TestNATSUnreachable(t *testing.T) {
 	port, err := natsembed.FreePort("127.0.0.1")
 	if err != nil {
@@ -740,9 +791,14 @@ func TestNATSUnreachable(t *testing.T) {
 		{"stream", "info"},
 		{"stream", "ensure", "--window", "5m"},
 		{"publish", "message-delete", "--channel", "ch", "--id", "m", "--core"},
+		{"session", "list", "--user", "1"},
+		{"member", "list", "--channel", "ch"},
+		{"member", "list", "--user", "1"},
+		{"friend", "list", "--user", "1"},
 	}
-	// connect talks to ticketsvc and a gateway, never to NATS.
-	covered := map[string]bool{"connect": true}
+	// connect talks to ticketsvc and a gateway, never to NATS; validate to
+	// nothing.
+	covered := map[string]bool{"connect": true, "validate": true}
 	for _, args := range valid {
 		cmd, _ := (&cli{commands: commands()}).lookup(args)
 		if cmd == nil {
@@ -756,15 +812,15 @@ func TestNATSUnreachable(t *testing.T) {
 				t.Errorf("took %v to fail", d)
 			}
 			want := "ocvrctl " + cmd.path + ": cannot reach NATS at " + dead + ": "
-			if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
-				t.Errorf("want exit 1 and one line starting %q:\n%s", want, r)
+			if r.code != exitUnreachable || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
+				t.Errorf("want exit 3 and one line starting %q:\n%s", want, r)
 			}
 		})
 	}
 	// Credentials in the URL never reach the error message.
 	secret := "nats://ops:s3cret@127.0.0.1:" + strconv.Itoa(port)
 	r := ctl(t, "--nats-url", secret, "channel", "list")
-	if r.code != 1 || strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "cannot reach NATS at nats://ops:REDACTED@127.0.0.1:") {
+	if r.code != exitUnreachable || strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "cannot reach NATS at nats://ops:REDACTED@127.0.0.1:") {
 		t.Errorf("with credentials in the URL:\n%s", r)
 	}
 	for _, c := range commands() {

@@ -122,7 +122,8 @@ func publishMessageCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err := flush(ctx, a); err != nil {
 			return err
 		}
-		a.printf("%s", *id)
+		subj, _ := a.subjects.Channel(ch.id)
+		a.emit(published{Type: protocol.TypeMessageCreate, Subject: subj, ID: *id}, "%s", *id)
 		return nil
 	}
 }
@@ -158,7 +159,8 @@ func publishMessageUpdate(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err := flush(ctx, a); err != nil {
 			return err
 		}
-		a.printf("published message_update %s to channel %s", *id, ch.id)
+		subj, _ := a.subjects.Channel(ch.id)
+		a.emit(published{Type: protocol.TypeMessageUpdate, Subject: subj, ID: *id}, "published message_update %s to channel %s", *id, ch.id)
 		return nil
 	}
 }
@@ -187,7 +189,8 @@ func publishMessageDelete(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err := flush(ctx, a); err != nil {
 			return err
 		}
-		a.printf("published message_delete %s to channel %s", *id, ch.id)
+		subj, _ := a.subjects.Channel(ch.id)
+		a.emit(published{Type: protocol.TypeMessageDelete, Subject: subj, ID: *id}, "published message_delete %s to channel %s", *id, ch.id)
 		return nil
 	}
 }
@@ -262,7 +265,8 @@ func notify(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err := flush(ctx, a); err != nil {
 			return err
 		}
-		a.printf("%s", n.ID)
+		subj, _ := a.subjects.User(user.id)
+		a.emit(published{Type: protocol.TypeNotification, Subject: subj, ID: n.ID}, "%s", n.ID)
 		return nil
 	}
 }
@@ -295,7 +299,19 @@ func broadcast(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err := flush(ctx, a); err != nil {
 			return err
 		}
-		a.printf("%s", n.ID)
+		a.emit(published{Type: protocol.TypeNotification, Subject: a.subjects.Broadcast(), ID: n.ID}, "%s", n.ID)
 		return nil
 	}
+}
+
+// published is the --json result of a publish command.
+type published struct {
+	Type      string `json:"published"` // the frame type
+	Subject   string `json:"subject"`   // the live subject
+	ID        string `json:"id,omitempty"`
+	Bytes     int    `json:"bytes,omitempty"`
+	Stream    string `json:"stream,omitempty"` // through the event stream: its name and the event's position
+	Seq       uint64 `json:"seq,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"` // --msg-id already stored: not published again
+	Refused   string `json:"refused,omitempty"`   // --force: why the gateways will refuse it
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -23,66 +24,41 @@ import (
 // publishRaw publishes a frame of any type exactly as given: how a backend
 // engineer tries a new event type, or a payload the gateways refuse.
 func publishRaw(fs *flag.FlagSet) func(context.Context, *app) error {
-	ch := channelIDVar(fs, "channel", "publish to <prefix>.channel.<`ID`>")
-	user := userIDVar(fs, "user", "publish to <prefix>.user.<`ID`>")
-	all := fs.Bool("broadcast", false, "publish to <prefix>.broadcast (every connection)")
-	frame := fs.String("frame", "", "the frame, `JSON` {\"type\":…,\"data\":{…}}, published byte for byte")
+	tf := declareTarget(fs, "publish to")
+	frame := fs.String("frame", "-", "the frame, `JSON` {\"type\":…,\"data\":{…}}, published byte for byte; - (the default): read it from standard input")
 	force := fs.Bool("force", false, "publish a frame even when the gateways would refuse it")
 	sf := declareStream(fs)
 	return func(ctx context.Context, a *app) error {
-		set := given(fs)
-		targets := 0
-		for _, on := range []bool{set["channel"], set["user"], *all} {
-			if on {
-				targets++
-			}
-		}
-		if targets != 1 {
-			return usageErrorf("give exactly one of --channel, --user or --broadcast")
-		}
-		if err := require(fs, "frame"); err != nil {
-			return err
-		}
-		if err := sf.check(*all); err != nil {
-			return err
-		}
-		payload := []byte(*frame)
-		if len(bytes.TrimSpace(payload)) == 0 {
-			return usageErrorf("--frame is empty")
-		}
-		var (
-			subject string
-			scope   protocol.Scope
-			err     error
-		)
-		switch {
-		case set["channel"]:
-			subject, err = a.subjects.Channel(ch.id)
-			scope = protocol.ScopeChannel
-		case set["user"]:
-			subject, err = a.subjects.User(user.id)
-			scope = protocol.ScopeUser
-		default:
-			subject, scope = a.subjects.Broadcast(), protocol.ScopeBroadcast
-		}
+		t, err := tf.resolve(a, false)
 		if err != nil {
-			return usageErrorf("%v", err)
+			return err
 		}
-		typ, refused := protocol.ValidateEvent(scope, ch.id, payload)
+		if err := sf.check(t.scope == protocol.ScopeBroadcast); err != nil {
+			return err
+		}
+		payload, err := readFrame(a, *frame)
+		if err != nil {
+			return err
+		}
+		typ, refused := protocol.ValidateEvent(t.scope, t.channelID, payload)
 		if refused != nil && !*force {
-			return usageErrorf("--frame: the gateways would refuse it: %v (--force publishes it anyway; 'ocvrctl advisories' shows their report)", refused)
+			return withKind(errRefused, fmt.Errorf("the gateways would refuse the frame: %w (--force publishes it anyway; 'ocvrctl advisories' shows their report)", refused))
 		}
 		nc, err := a.conn()
 		if err != nil {
 			return err
 		}
-		msg := nats.NewMsg(subject)
+		msg := nats.NewMsg(t.subject)
 		msg.Data = payload
 		msg.Header.Set(bus.HeaderPublishedAt, strconv.FormatInt(a.now().UnixNano(), 10))
+		res := published{Type: typ, Subject: t.subject, Bytes: len(payload)}
+		if refused != nil {
+			res.Refused = refused.Error()
+		}
 		where := ""
-		if *sf.core || scope == protocol.ScopeBroadcast {
+		if *sf.core || t.scope == protocol.ScopeBroadcast {
 			if err := nc.PublishMsg(msg); err != nil {
-				return fmt.Errorf("publish to %s: %w", subject, err)
+				return fmt.Errorf("publish to %s: %w", t.subject, err)
 			}
 			if err := flush(ctx, a); err != nil {
 				return err
@@ -92,19 +68,106 @@ func publishRaw(fs *flag.FlagSet) func(context.Context, *app) error {
 			if err != nil {
 				return err
 			}
+			res.Stream, res.Seq, res.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
 			where = fmt.Sprintf(", stream %s seq %d", ack.Stream, ack.Sequence)
 			if ack.Duplicate {
-				a.printf("not published again: --msg-id %s is already stored in stream %s at seq %d (a duplicate within the stream's duplicate window)", *sf.msgID, ack.Stream, ack.Sequence)
+				a.emit(res, "not published again: --msg-id %s is already stored in stream %s at seq %d (a duplicate within the stream's duplicate window)", *sf.msgID, ack.Stream, ack.Sequence)
 				return nil
 			}
 		}
 		if refused != nil {
-			a.printf("published %d bytes to %s%s; the gateways will refuse them: %v", len(payload), subject, where, refused)
+			a.emit(res, "published %d bytes to %s%s; the gateways will refuse them: %v", len(payload), t.subject, where, refused)
 			return nil
 		}
-		a.printf("published %s to %s (%d bytes%s)", typ, subject, len(payload), where)
+		a.emit(res, "published %s to %s (%d bytes%s)", typ, t.subject, len(payload), where)
 		return nil
 	}
+}
+
+// targetFlags choose the subject of a frame: --channel, --user,
+// --broadcast, or (validate only) --subject.
+type targetFlags struct {
+	fs        *flag.FlagSet
+	ch        *channelIDFlag
+	user      *userIDFlag
+	broadcast *bool
+	subject   *string
+}
+
+func declareTarget(fs *flag.FlagSet, verb string) targetFlags {
+	return targetFlags{
+		fs:        fs,
+		ch:        channelIDVar(fs, "channel", verb+" <prefix>.channel.<`ID`>"),
+		user:      userIDVar(fs, "user", verb+" <prefix>.user.<`ID`>"),
+		broadcast: fs.Bool("broadcast", false, verb+" <prefix>.broadcast (every connection)"),
+	}
+}
+
+// target is a resolved targetFlags.
+type target struct {
+	subject   string // the live subject
+	scope     protocol.Scope
+	channelID string
+}
+
+// resolve checks that exactly one target was given and returns it;
+// withSubject allows --subject (a live or stream input subject).
+func (tf targetFlags) resolve(a *app, withSubject bool) (target, error) {
+	set := given(tf.fs)
+	n := 0
+	for _, on := range []bool{set["channel"], set["user"], *tf.broadcast, set["subject"]} {
+		if on {
+			n++
+		}
+	}
+	if n != 1 {
+		if withSubject {
+			return target{}, usageErrorf("give exactly one of --channel, --user, --broadcast or --subject")
+		}
+		return target{}, usageErrorf("give exactly one of --channel, --user or --broadcast")
+	}
+	var (
+		t   target
+		err error
+	)
+	switch {
+	case set["channel"]:
+		t.subject, err = a.subjects.Channel(tf.ch.id)
+		t.scope, t.channelID = protocol.ScopeChannel, tf.ch.id
+	case set["user"]:
+		t.subject, err = a.subjects.User(tf.user.id)
+		t.scope = protocol.ScopeUser
+	case set["subject"]:
+		t.subject = *tf.subject
+		t.scope, t.channelID, err = a.subjects.Scope(*tf.subject)
+	default:
+		t.subject, t.scope = a.subjects.Broadcast(), protocol.ScopeBroadcast
+	}
+	if err != nil {
+		return target{}, usageErrorf("%v", err)
+	}
+	return t, nil
+}
+
+// readFrame returns the frame given to --frame, or standard input's whole
+// content for "-" (one trailing newline removed: what echo and heredocs
+// add). It is published byte for byte, so nothing else is changed.
+func readFrame(a *app, frame string) ([]byte, error) {
+	payload := []byte(frame)
+	if frame == "-" {
+		b, err := io.ReadAll(io.LimitReader(a.in, protocol.MaxEventSize+2))
+		if err != nil {
+			return nil, fmt.Errorf("read the frame from standard input: %w", err)
+		}
+		payload = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+	}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		if frame == "-" {
+			return nil, usageErrorf("no frame: give --frame JSON or pipe one into standard input")
+		}
+		return nil, usageErrorf("--frame is empty")
+	}
+	return payload, nil
 }
 
 // publishToStream publishes msg, addressed to a live subject, into the
@@ -168,7 +231,6 @@ func parseAttachments(s string) ([]json.RawMessage, error) {
 
 // advisories prints the gateways' reports of refused bus payloads.
 func advisories(fs *flag.FlagSet) func(context.Context, *app) error {
-	asJSON := fs.Bool("json", false, "print each advisory's JSON body as received, one per line")
 	count := fs.Int("count", 0, "exit after `N` advisories (0: run until interrupted)")
 	return func(ctx context.Context, a *app) error {
 		if *count < 0 {
@@ -199,7 +261,7 @@ func advisories(fs *flag.FlagSet) func(context.Context, *app) error {
 				}
 				return nil // interrupted, or --timeout ended the watch
 			}
-			if *asJSON {
+			if a.g.json { // the advisory's body as received
 				a.printf("%s", oneLine(string(m.Data)))
 				continue
 			}

@@ -41,10 +41,14 @@ func streamInfo(fs *flag.FlagSet) func(context.Context, *app) error {
 		}
 		s, err := js.Stream(ctx, cfg.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("no stream %s: the gateways create it at start (unless --no-continuity), or run 'ocvrctl stream ensure'", cfg.Name)
+			return withKind(errNotFound, fmt.Errorf("no stream %s: the gateways create it at start (unless --no-continuity), or run 'ocvrctl stream ensure'", cfg.Name))
 		}
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+		if a.g.json {
+			a.emit(streamJSON(cfg, s.CachedInfo()), "")
+			return nil
 		}
 		printStreamInfo(a, cfg, s.CachedInfo())
 		return nil
@@ -80,6 +84,10 @@ func streamEnsure(fs *flag.FlagSet) func(context.Context, *app) error {
 			return err
 		}
 		sc := info.Config
+		if a.g.json {
+			a.emit(streamJSON(cfg, &jetstream.StreamInfo{Config: info.Config}), "")
+			return nil
+		}
 		a.printf("stream %s ready: %d replica(s), window %s, max bytes %s, subjects %s",
 			sc.Name, sc.Replicas, sc.MaxAge, byteLimit(sc.MaxBytes), strings.Join(sc.Subjects, " "))
 		return nil
@@ -163,4 +171,30 @@ func humanBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// streamJSON is the --json result of stream info and ensure: the stream's
+// configuration and state as JetStream reports them, and the notes of
+// printStreamInfo.
+func streamJSON(cfg stream.Config, si *jetstream.StreamInfo) any {
+	sc := si.Config
+	_, hasKey := sc.Metadata[stream.MetaResumeKey]
+	sc.Metadata = nil // it holds the resume-token key: never printed
+	want, _ := cfg.StreamConfig()
+	var notes []string
+	if !slices.Equal(sc.Subjects, want.Subjects) {
+		notes = append(notes, fmt.Sprintf("its subjects are not those of prefix %q", cfg.Prefix))
+	}
+	if !sc.AllowDirect {
+		notes = append(notes, "direct get is off")
+	}
+	if !hasKey {
+		notes = append(notes, "no resume key in its metadata")
+	}
+	return struct {
+		Config  jetstream.StreamConfig `json:"config"`
+		State   jetstream.StreamState  `json:"state"`
+		Cluster *jetstream.ClusterInfo `json:"cluster,omitempty"`
+		Notes   []string               `json:"notes,omitempty"`
+	}{sc, si.State, si.Cluster, notes}
 }

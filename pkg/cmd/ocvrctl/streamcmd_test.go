@@ -54,7 +54,7 @@ func TestStreamCommands(t *testing.T) {
 	srv, nc := bare(t)
 
 	r := ctl(t, "--nats-url", srv.ClientURL(), "stream", "info")
-	if r.code != 1 || !strings.Contains(r.stderr, "no stream OCVR_EVENTS") || !strings.Contains(r.stderr, "ocvrctl stream ensure") {
+	if r.code != exitNotFound || !strings.Contains(r.stderr, "no stream OCVR_EVENTS") || !strings.Contains(r.stderr, "ocvrctl stream ensure") {
 		t.Fatalf("stream info without a stream:\n%s", r)
 	}
 
@@ -136,7 +136,7 @@ func TestStreamCommands(t *testing.T) {
 }
 
 // TestPublishWithoutStream: with no event stream, a publish fails at once
-// with exit 1 and says how to fix it; --core still publishes, without a
+// with exit 3 (unreachable) and says how to fix it; --core still publishes, without a
 // position; broadcasts never need the stream.
 func TestPublishWithoutStream(t *testing.T) {
 	srv, nc := bare(t)
@@ -149,7 +149,7 @@ func TestPublishWithoutStream(t *testing.T) {
 	} {
 		start := time.Now()
 		r := ctl(t, append([]string{"--nats-url", srv.ClientURL()}, args...)...)
-		if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 ||
+		if r.code != exitUnreachable || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 ||
 			!strings.Contains(r.stderr, "the event stream did not answer") || !strings.Contains(r.stderr, "'ocvrctl stream ensure'") ||
 			!strings.Contains(r.stderr, "--core") {
 			t.Errorf("ocvrctl %s without a stream:\n%s", strings.Join(args, " "), r)

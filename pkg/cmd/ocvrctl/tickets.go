@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
 	"github.com/ocvr/realtime/pkg/session"
@@ -35,7 +36,10 @@ func ticketMint(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		a.printf("%s", t)
+		a.emit(struct {
+			Ticket    string `json:"ticket"`
+			ExpiresIn int    `json:"expires_in"`
+		}{t, int(ticket.TTL / time.Second)}, "%s", t)
 		return nil
 	}
 }
