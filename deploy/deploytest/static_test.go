@@ -239,7 +239,7 @@ func TestExpressionsParse(t *testing.T) {
 }
 
 // TestRulesMetadata: every alert has a severity, a summary, a description and
-// a runbook link to its section of deploy/README.md; every rule name is
+// a runbook_url to its section of deploy/README.md (RunbookBase + its name); every rule name is
 // unique; recording rules follow level:metric:operations.
 func TestRulesMetadata(t *testing.T) {
 	root := repoRoot(t)
@@ -270,14 +270,14 @@ func TestRulesMetadata(t *testing.T) {
 			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
 				t.Errorf("alert %s: severity %q, want critical or warning", r.Alert, s)
 			}
-			for _, a := range []string{"summary", "description", "runbook"} {
+			for _, a := range []string{"summary", "description", "runbook_url"} {
 				if r.Annotations[a] == "" {
 					t.Errorf("alert %s: no %s annotation", r.Alert, a)
 				}
 			}
-			want := "deploy/README.md#" + strings.ToLower(r.Alert)
-			if r.Annotations["runbook"] != want {
-				t.Errorf("alert %s: runbook %q, want %q", r.Alert, r.Annotations["runbook"], want)
+			want := RunbookBase + strings.ToLower(r.Alert)
+			if r.Annotations["runbook_url"] != want {
+				t.Errorf("alert %s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
 			}
 			if !anchors[strings.ToLower(r.Alert)] {
 				t.Errorf("alert %s has no section (### %s) in deploy/README.md", r.Alert, r.Alert)

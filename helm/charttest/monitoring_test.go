@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -57,21 +58,24 @@ func deployFiles(t *testing.T, dir string, globs ...string) []string {
 }
 
 // TestPrometheusRulesFromDeploy: every Prometheus rules file in
-// deploy/prometheus/ becomes one PrometheusRule with exactly its groups;
-// promtool test files (no groups) are left out.
+// deploy/prometheus/ becomes one PrometheusRule with exactly its groups,
+// scoped to the release (see scopedGroups); promtool test files (no groups)
+// are left out.
 func TestPrometheusRulesFromDeploy(t *testing.T) {
+	const runbooks = "https://wiki.example/ocvr/runbooks/"
 	files := deployFiles(t, "prometheus", "*.yml", "*.yaml")
 	want := map[string]any{}
 	for _, f := range files {
 		doc := readYAML(t, f)
 		if g, ok := doc["groups"]; ok {
-			want["deploy/prometheus/"+filepath.Base(f)] = g
+			want["deploy/prometheus/"+filepath.Base(f)] = scopedGroups(t, g, Namespace, runbooks, "offset 30s")
 		}
 	}
 	if len(want) == 0 {
 		t.Skip("deploy/prometheus/ holds no rules files yet")
 	}
-	objs := render(t, Profile{Name: "default"}, "--set", "monitoring.prometheusRule.enabled=true")
+	objs := render(t, Profile{Name: "default"}, "--set", "monitoring.prometheusRule.enabled=true",
+		"--set", "monitoring.prometheusRule.runbookBaseURL="+runbooks)
 	got := map[string]any{}
 	for _, o := range objs {
 		if o.U.GroupVersionKind() != gvkPrometheusRule {
@@ -93,7 +97,7 @@ func TestPrometheusRulesFromDeploy(t *testing.T) {
 			continue
 		}
 		if !reflect.DeepEqual(normalize(t, g), normalize(t, groups)) {
-			t.Errorf("the PrometheusRule from %s does not carry the file's groups as they are", src)
+			t.Errorf("the PrometheusRule from %s does not carry the file's groups, scoped to the release", src)
 		}
 	}
 	for src := range got {
@@ -101,6 +105,75 @@ func TestPrometheusRulesFromDeploy(t *testing.T) {
 			t.Errorf("PrometheusRule from %s, which is not a rules file in deploy/prometheus/", src)
 		}
 	}
+}
+
+// TestPrometheusRulesScoped: in the rendered rules no selector is left
+// unscoped (namespace!=""), every alert's runbook_url is the configured base
+// plus its name, and OCVRGatewayDrainStuck looks back over the configured
+// readiness delay + drain window + 5 s. (Fails on a chart that ships the
+// files as they are: two releases would record the same series.)
+func TestPrometheusRulesScoped(t *testing.T) {
+	objs := render(t, Profile{Name: "default"}, "--set", "monitoring.prometheusRule.enabled=true",
+		"--set", "gateway.drain.readinessDelaySeconds=10", "--set", "gateway.drain.windowSeconds=60")
+	var alerts, drain int
+	for _, o := range objs {
+		if o.U.GroupVersionKind() != gvkPrometheusRule {
+			continue
+		}
+		for _, g := range o.U.Object["spec"].(map[string]any)["groups"].([]any) {
+			for _, r := range g.(map[string]any)["rules"].([]any) {
+				rule := r.(map[string]any)
+				expr, _ := rule["expr"].(string)
+				name := fmt.Sprint(rule["alert"], rule["record"])
+				if strings.Contains(expr, `namespace!=""`) {
+					t.Errorf("%s: unscoped selector left: %s", name, expr)
+				}
+				if !strings.Contains(expr, fmt.Sprintf("namespace=%q", Namespace)) {
+					t.Errorf("%s: no namespace=%q selector: %s", name, Namespace, expr)
+				}
+				alert, _ := rule["alert"].(string)
+				if alert == "" {
+					continue
+				}
+				alerts++
+				ann, _ := rule["annotations"].(map[string]any)
+				if want := "https://ocvr.example/realtime/deploy/README.md#" + strings.ToLower(alert); ann["runbook_url"] != want {
+					t.Errorf("%s: runbook_url %v, want %s", alert, ann["runbook_url"], want)
+				}
+				if alert == "OCVRGatewayDrainStuck" {
+					drain++
+					if !strings.Contains(expr, "offset 75s") || strings.Contains(expr, "offset 30s") {
+						t.Errorf("OCVRGatewayDrainStuck: want offset 75s (10 + 60 + 5): %s", expr)
+					}
+				}
+			}
+		}
+	}
+	if alerts < 20 || drain != 1 {
+		t.Errorf("%d alerts, %d OCVRGatewayDrainStuck: want the rules of deploy/prometheus", alerts, drain)
+	}
+}
+
+// scopedGroups is what the chart makes of a rules file's groups: selectors
+// scoped to namespace, runbook_url from base, and the drain alert's look-back.
+func scopedGroups(t *testing.T, groups any, namespace, base, drainOffset string) any {
+	t.Helper()
+	gs := normalize(t, groups).([]any)
+	for _, g := range gs {
+		for _, r := range g.(map[string]any)["rules"].([]any) {
+			rule := r.(map[string]any)
+			expr := strings.ReplaceAll(rule["expr"].(string), `namespace!=""`, fmt.Sprintf("namespace=%q", namespace))
+			alert, _ := rule["alert"].(string)
+			if alert == "OCVRGatewayDrainStuck" {
+				expr = strings.ReplaceAll(expr, "offset 30s", drainOffset)
+			}
+			rule["expr"] = expr
+			if alert != "" {
+				rule["annotations"].(map[string]any)["runbook_url"] = base + strings.ToLower(alert)
+			}
+		}
+	}
+	return gs
 }
 
 // normalize round-trips through JSON so both sides have the same types.

@@ -47,6 +47,7 @@ import (
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/presence"
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/ticket"
@@ -99,6 +100,8 @@ type Gateway struct {
 	reconnect atomic.Pointer[chan struct{}] // closed and replaced on every NATS reconnect
 
 	wg sync.WaitGroup // background goroutines
+
+	provision *provision.Observer // what opening the stores reports (replica gauge, warnings)
 }
 
 // New builds a gateway on an established NATS connection. Call Run to
@@ -130,6 +133,7 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		typingThrottle: newTypingThrottle(cfg.TypingThrottle, cfg.Now),
 		conns:          map[*conn]struct{}{},
 	}
+	g.provision = newProvisionObserver(g.log, g.metrics.reg)
 	g.rejections = newRejections(nc.Publish, subjects, cfg.PodName, g.log, g.now, g.metrics)
 	g.hub = newHub(nc, g.metrics, g.rejections, &g.hooks, cfg.DispatchShards, cfg.DispatchBuffer)
 	g.hub.now, g.hub.streamName = cfg.Now, cfg.StreamName
@@ -253,7 +257,7 @@ func (g *Gateway) stop() {
 }
 
 func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(provision.WithObserver(ctx, g.provision), 5*time.Second)
 	defer cancel()
 	t, err := ticket.Open(ctx, g.nc, g.cfg.TicketsBucket)
 	if err != nil {
