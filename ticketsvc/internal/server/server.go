@@ -21,6 +21,7 @@ import (
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/origin"
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/redact"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
@@ -140,6 +141,7 @@ type Server struct {
 	adminLn     net.Listener
 	registry    *prometheus.Registry
 	metrics     *metrics
+	provision   *provision.Observer // what opening the stores reports (replica gauge, warnings)
 	nc          atomic.Pointer[nats.Conn]
 	stores      atomic.Pointer[stores]
 	storesKick  chan struct{}
@@ -175,6 +177,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics, err = newMetrics(s.registry, s)
 	if err != nil {
+		return nil, err
+	}
+	if s.provision, err = newProvisionObserver(s.log, s.registry); err != nil {
 		return nil, err
 	}
 	if s.echo, err = s.newEcho(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/ticket"
 )
@@ -83,7 +84,7 @@ func (s *Server) maintainStores(ctx context.Context, nc *nats.Conn) {
 }
 
 func (s *Server) openStores(ctx context.Context, nc *nats.Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.KVTimeout)
+	ctx, cancel := context.WithTimeout(provision.WithObserver(ctx, s.provision), s.cfg.KVTimeout)
 	defer cancel()
 	// With a publisher: the session service's revocations publish
 	// session_revoked (ticket requests only verify).
