@@ -10,6 +10,15 @@
 // seconds (server_time, created_at, edited_at); ready's heartbeat_interval
 // is in milliseconds.
 //
+// # Sessions and channels
+//
+// StartSession starts a Session: a connection that reconnects on its own
+// and stops where protocol.CloseActionOf says (1000 from the server, 4003,
+// 4010, repeated 4001, ticketsvc's 401). Session.Subscribe waits for the
+// gateway's answer — subscribed, a refusal (*SubscribeError with the
+// server's code; the channel leaves the session), or a timeout — and
+// Session.Subscription reports each channel's state.
+//
 // # Continuity
 //
 // Channel and user events a backend publishes through the event stream

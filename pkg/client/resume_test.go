@@ -125,6 +125,25 @@ func userEvent(seq uint64) string {
 	return fmt.Sprintf(`{"type":"notification","data":{"id":"n%d","type":"t","title":"T","body":"B","created_at":1703523600},"seq":%d}`, seq, seq)
 }
 
+// subscribeAsync calls s.Subscribe in the background, for a scripted
+// gateway that answers later, once the session has the channel; the
+// result arrives on the channel returned.
+func subscribeAsync(t *testing.T, s *Session, ch string) <-chan error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Subscribe(context.Background(), ch) }() // owner: the test; ends with the answer or the timeout
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := s.Subscription(ch); ok {
+			return errc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Subscribe(%s) did not add the channel", ch)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func yes() *bool { b := true; return &b }
 func no() *bool  { b := false; return &b }
 
@@ -193,9 +212,7 @@ func TestSessionResumesAndDropsDuplicates(t *testing.T) {
 	s := NewSession(SessionConfig{TicketURLs: []string{okTickets(t)}, WSURLs: []string{g.url}, Token: "sess_x",
 		Options: Options{Heartbeat: -1}, BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	defer s.Close()
-	if err := s.Subscribe(context.Background(), "ch_a"); err != nil {
-		t.Fatal(err)
-	}
+	subscribing := subscribeAsync(t, s, "ch_a")
 
 	// 1: a fresh connection: no resume asked, subscribe without a cursor.
 	c := g.next(t)
@@ -222,6 +239,9 @@ func TestSessionResumesAndDropsDuplicates(t *testing.T) {
 		{"typing_start", 0, "", ""},
 		{"presence_update", 0, "", ""},
 	})
+	if err := <-subscribing; err != nil {
+		t.Errorf("Subscribe = %v", err)
+	}
 	c.close(websocket.StatusServiceRestart) // drain: 1012
 
 	// 2: resumed; the replay overlaps what was delivered.
@@ -324,9 +344,7 @@ func TestSessionResumeState(t *testing.T) {
 	if err := s.Unsubscribe(ctx, "ch_b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Subscribe(ctx, "ch_b"); err != nil {
-		t.Fatal(err)
-	}
+	subscribing := subscribeAsync(t, s, "ch_b")
 	c.recv() // unsubscribe
 	c.recv() // subscribe
 	c.send(subscribedFrame("ch_b", 52, nil), chEvent("ch_b", 53))
@@ -334,6 +352,9 @@ func TestSessionResumeState(t *testing.T) {
 		{"subscribed", 0, "", `{ch="ch_b" reconnect=false resumed=false seq=52 lost=false}`},
 		{"message_create", 53, "ch_b", ""},
 	})
+	if err := <-subscribing; err != nil {
+		t.Errorf("Subscribe = %v", err)
+	}
 	c.close(websocket.StatusInternalError)
 	c = g.next(t)
 	if c.query.Get("resume") != "rt1_D" || c.query.Get("seq") != "40" {

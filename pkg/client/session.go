@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -18,8 +19,22 @@ type SessionConfig struct {
 	// BaseBackoff).
 	TicketURLs []string
 	WSURLs     []string
-	Token      string // bearer session token sess_…
-	Options    Options
+	// Token is the bearer session token sess_…; or TokenFunc, if set,
+	// returns it before every ticket request (e.g. from the app's auth
+	// state, refreshed when it expires). An error of TokenFunc fails that
+	// attempt like a failed ticket request (retried with backoff; Close
+	// the session to give up). After a 401 from ticketsvc a session with a
+	// TokenFunc asks it again at once, and ends only when the token it
+	// then returns is refused too.
+	Token     string
+	TokenFunc func(ctx context.Context) (string, error)
+	Options   Options
+
+	// SubscribeTimeout bounds how long Subscribe waits for the server's
+	// answer (default 5 s; negative: only the caller's context). The
+	// channel stays in the session after a timeout: it is subscribed when
+	// the server answers or on the next connection, unless Unsubscribe.
+	SubscribeTimeout time.Duration
 
 	// Backoff: retry n (0 for the first after a connection ended, or the
 	// start) waits a uniformly random time in [0, min(MaxBackoff,
@@ -53,8 +68,9 @@ type SessionConfig struct {
 	// called on the session's goroutine: it must return quickly.
 	OnReconnecting func(Reconnecting)
 	// MaxInvalidTickets ends the session after this many 4001 closes in a
-	// row (default 3): a fresh ticket that keeps failing means the session
-	// is gone, and looping would only hammer the cluster.
+	// row (default protocol.MaxInvalidTickets, 3): a fresh ticket that
+	// keeps failing means the session is gone, and looping would only
+	// hammer the cluster.
 	MaxInvalidTickets int
 
 	// Resume starts the session from a saved State (e.g. one an app kept
@@ -101,9 +117,17 @@ func (c Continuity) Lost() bool { return c.Reconnect && !c.Resumed }
 
 // Session is a connection that survives server restarts: it reconnects
 // with a new ticket and exponential backoff with full jitter, honouring the
-// servers' retry hints (SessionConfig.BaseBackoff), resubscribes its
-// channels after each reconnect, and stops for good after 4003 (session
-// revoked), repeated 4001, or 401 from ticketsvc.
+// servers' retry hints (SessionConfig.BaseBackoff), and resubscribes its
+// channels after each reconnect. It follows the close-code policy of
+// protocol.CloseActionOf, as the TypeScript client does: it stops for good
+// after 1000 from the server, 4003 (session revoked), 4010 (too many
+// connections for the user), protocol.MaxInvalidTickets 4001 closes in a
+// row, or 401 from ticketsvc; it reconnects after any other code.
+//
+// Channels: Subscribe waits for the server's answer (Subscription for
+// each channel's state). A channel the server refuses (NOT_MEMBER,
+// CHANNEL_NOT_FOUND, …), or ends (unsubscribed removed/deleted), leaves
+// the session: it is not resubscribed after a reconnect.
 //
 // It resumes without loss where the gateway offers continuity: every
 // reconnect presents the newest resume token and the user's cursor, and
@@ -117,11 +141,11 @@ type Session struct {
 	frames chan Frame
 	done   chan struct{}
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 
 	mu       sync.Mutex
 	conn     *Conn
-	channels map[string]struct{}
+	subs     map[string]*channel // every channel Subscribe added, refused ones too
 	err      error
 	connects int
 
@@ -136,12 +160,19 @@ type Session struct {
 	duplicates uint64
 }
 
-// ErrStopped is the Session's Err after Close.
+// ErrStopped is the Session's Err after Close, or wraps the cause when
+// the context given to StartSession ends.
 var ErrStopped = errors.New("session closed")
 
-// NewSession starts a session; frames of every connection it makes arrive
-// on Frames (each connection starts with a ready frame).
-func NewSession(cfg SessionConfig) *Session {
+// StartSession checks cfg and starts a session: it connects at once, and
+// frames of every connection it makes arrive on Frames (each connection
+// starts with a ready frame). The session lives until Close, until ctx
+// ends, or until the server ends it (Err says why). An invalid cfg (no
+// URLs, no token) is an error and starts nothing.
+func StartSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	if cfg.BaseBackoff <= 0 {
 		cfg.BaseBackoff = 250 * time.Millisecond
 	}
@@ -149,27 +180,74 @@ func NewSession(cfg SessionConfig) *Session {
 		cfg.MaxBackoff = 30 * time.Second
 	}
 	if cfg.MaxInvalidTickets <= 0 {
-		cfg.MaxInvalidTickets = 3
+		cfg.MaxInvalidTickets = protocol.MaxInvalidTickets
 	}
-	buf := cfg.Options.Buffer
-	if buf <= 0 {
-		buf = 1024
+	if cfg.SubscribeTimeout == 0 {
+		cfg.SubscribeTimeout = DefaultSubscribeTimeout
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Session{cfg: cfg, frames: make(chan Frame, buf), done: make(chan struct{}), ctx: ctx, cancel: cancel,
-		channels: map[string]struct{}{}, cursors: map[string]uint64{}, joined: map[string]bool{}}
+	s := newSession(cfg)
+	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	if r := cfg.Resume; r != nil {
 		s.continued = true
 		s.token = r.Token
 		s.cursors[""] = r.Seq
 		for ch, seq := range r.Channels {
-			s.channels[ch] = struct{}{}
-			s.cursors[ch] = seq
-			s.joined[ch] = true
+			if protocol.ValidChannelID(ch) {
+				s.subs[ch] = &channel{state: Subscribing}
+				s.cursors[ch] = seq
+				s.joined[ch] = true
+			}
 		}
 	}
 	go s.run()
+	return s, nil
+}
+
+// NewSession is StartSession without a context; an invalid cfg gives a
+// session that has already ended, with the error as its Err.
+//
+// Deprecated: use StartSession, which reports an invalid cfg and ties the
+// session to a context.
+func NewSession(cfg SessionConfig) *Session {
+	s, err := StartSession(context.Background(), cfg)
+	if err != nil {
+		s = newSession(cfg)
+		s.ctx, s.cancel = context.WithCancelCause(context.Background())
+		s.err = err
+		close(s.frames)
+		close(s.done)
+	}
 	return s
+}
+
+// DefaultSubscribeTimeout is SessionConfig.SubscribeTimeout's default.
+const DefaultSubscribeTimeout = 5 * time.Second
+
+// check reports what makes cfg unusable.
+func (cfg *SessionConfig) check() error {
+	switch {
+	case len(cfg.TicketURLs) == 0:
+		return errors.New("client: SessionConfig.TicketURLs is empty")
+	case len(cfg.WSURLs) == 0:
+		return errors.New("client: SessionConfig.WSURLs is empty")
+	case cfg.Token == "" && cfg.TokenFunc == nil:
+		return errors.New("client: SessionConfig needs a Token or a TokenFunc")
+	}
+	for _, u := range append(append([]string(nil), cfg.TicketURLs...), cfg.WSURLs...) {
+		if u == "" {
+			return errors.New("client: SessionConfig has an empty URL")
+		}
+	}
+	return nil
+}
+
+func newSession(cfg SessionConfig) *Session {
+	buf := cfg.Options.Buffer
+	if buf <= 0 {
+		buf = 1024
+	}
+	return &Session{cfg: cfg, frames: make(chan Frame, buf), done: make(chan struct{}),
+		subs: map[string]*channel{}, cursors: map[string]uint64{}, joined: map[string]bool{}}
 }
 
 // Frames delivers every frame received; it is closed when the session ends.
@@ -210,38 +288,12 @@ func (s *Session) State() ResumeState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := ResumeState{Token: s.token, Seq: s.cursors[""], Channels: map[string]uint64{}}
-	for ch := range s.channels {
-		if seq, ok := s.cursors[ch]; ok && s.joined[ch] {
+	for ch, sub := range s.subs {
+		if seq, ok := s.cursors[ch]; ok && s.joined[ch] && sub.state != Unsubscribed {
 			st.Channels[ch] = seq
 		}
 	}
 	return st
-}
-
-// Subscribe adds a channel to the session: it is subscribed now if
-// connected, and again after every reconnect (from its cursor). Subscribing
-// a channel the session has already keeps its cursor.
-func (s *Session) Subscribe(ctx context.Context, ch string) error {
-	s.mu.Lock()
-	s.channels[ch] = struct{}{}
-	c := s.conn
-	s.mu.Unlock()
-	if c == nil {
-		return nil
-	}
-	return c.Subscribe(ctx, ch)
-}
-
-// Unsubscribe removes a channel from the session.
-func (s *Session) Unsubscribe(ctx context.Context, ch string) error {
-	s.mu.Lock()
-	s.forget(ch)
-	c := s.conn
-	s.mu.Unlock()
-	if c == nil {
-		return nil
-	}
-	return c.Unsubscribe(ctx, ch)
 }
 
 // Conn is the current connection, or nil between connections.
@@ -253,16 +305,8 @@ func (s *Session) Conn() *Conn {
 
 // Close ends the session and its connection (1000).
 func (s *Session) Close() {
-	s.cancel()
+	s.cancel(errClosed)
 	<-s.done
-}
-
-// forget drops a channel from the session, with its cursor: a later
-// Subscribe starts it afresh. Called with s.mu held.
-func (s *Session) forget(ch string) {
-	delete(s.channels, ch)
-	delete(s.cursors, ch)
-	delete(s.joined, ch)
 }
 
 func (s *Session) finish(err error) {
@@ -276,11 +320,12 @@ func (s *Session) finish(err error) {
 func (s *Session) run() {
 	defer close(s.done)
 	defer close(s.frames)
-	attempt, invalid, ticketTurn, turn := 0, 0, 0, 0
+	defer s.cancel(nil)
+	attempt, invalid, unauthorized, ticketTurn, turn := 0, 0, 0, 0, 0
 	marks := newRefusals(len(s.cfg.WSURLs))
 	for {
 		if s.ctx.Err() != nil {
-			s.finish(ErrStopped)
+			s.finish(s.stopped())
 			return
 		}
 		ticketURL := s.cfg.TicketURLs[ticketTurn%len(s.cfg.TicketURLs)]
@@ -292,29 +337,37 @@ func (s *Session) run() {
 		token, seq := s.token, s.cursors[""]
 		s.mu.Unlock()
 		c, err := s.connect(ticketURL, wsURL, token, seq)
+		if err == nil {
+			attempt, invalid, unauthorized = 0, 0, 0
+			err = s.serve(c, token != "")
+			if s.ctx.Err() != nil {
+				s.finish(s.stopped())
+				return
+			}
+		}
 		var he *HTTPError
 		var ce *CloseError
 		switch {
-		case err == nil:
-			attempt, invalid = 0, 0
-			err = s.serve(c, token != "")
-			if s.ctx.Err() != nil {
-				s.finish(ErrStopped)
-				return
-			}
-			if errors.As(err, &ce) && ce.Code == protocol.CloseSessionRevoked {
+		case errors.As(err, &ce):
+			switch protocol.CloseActionOf(ce.Code) {
+			case protocol.CloseActionStop:
 				s.finish(ce)
 				return
+			case protocol.CloseActionNewTicket:
+				if invalid++; invalid >= s.cfg.MaxInvalidTickets {
+					s.finish(ce)
+					return
+				}
 			}
 		case errors.As(err, &he) && he.Status == http.StatusUnauthorized:
-			s.finish(he)
-			return
-		case errors.As(err, &ce) && ce.Code == protocol.CloseInvalidTicket:
-			invalid++
-			if invalid >= s.cfg.MaxInvalidTickets {
-				s.finish(ce)
+			// A TokenFunc may hold a newer token (refreshed meanwhile):
+			// ask it once more, at once; a second 401 ends the session.
+			if unauthorized++; s.cfg.TokenFunc == nil || unauthorized > 1 {
+				s.finish(he)
 				return
 			}
+			turn = gw // the same gateway: it did not refuse
+			continue
 		}
 		hint := RetryAfter(err)
 		b := backoff{base: s.cfg.BaseBackoff, max: s.cfg.MaxBackoff}
@@ -343,215 +396,33 @@ func (s *Session) run() {
 	}
 }
 
+// stopped is the Err of a session whose context ended: ErrStopped, with
+// the cause when it was not Close.
+func (s *Session) stopped() error {
+	if cause := context.Cause(s.ctx); cause != nil && !errors.Is(cause, errClosed) {
+		return fmt.Errorf("%w: %w", ErrStopped, cause)
+	}
+	return ErrStopped
+}
+
+// errClosed is the cancel cause of Close.
+var errClosed = errors.New("closed by the app")
+
 func (s *Session) connect(ticketURL, wsURL, token string, seq uint64) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	t, err := GetTicket(ctx, s.cfg.Options.HTTPClient, ticketURL, s.cfg.Token)
+	bearer := s.cfg.Token
+	if s.cfg.TokenFunc != nil {
+		var err error
+		if bearer, err = s.cfg.TokenFunc(ctx); err != nil {
+			return nil, fmt.Errorf("session token: %w", err)
+		}
+	}
+	t, err := GetTicket(ctx, s.cfg.Options.HTTPClient, ticketURL, bearer)
 	if err != nil {
 		return nil, err
 	}
 	opts := s.cfg.Options
 	opts.ResumeToken, opts.ResumeSeq = token, seq
 	return Dial(ctx, wsURL, t, opts)
-}
-
-// resub is a channel to subscribe on a new connection.
-type resub struct {
-	ch     string
-	seq    uint64
-	resume bool // with its cursor
-}
-
-// serve pumps one connection's frames until it ends. asked tells whether
-// the connection presented a resume token.
-//
-// Cursors move only once the frame that moves them is handed to the app
-// (a Session closed meanwhile must not hold a position the app never saw).
-func (s *Session) serve(c *Conn, asked bool) error {
-	ready := c.readyFrame
-	r := c.Ready
-	// pending: the channels this connection resubscribes that continue an
-	// earlier connection's subscription, each with whether it asked to
-	// resume, until their subscribed; seen: per channel, the newest
-	// position delivered on this connection.
-	pending := map[string]bool{}
-	seen := map[string]uint64{}
-	s.mu.Lock()
-	s.conn = c
-	s.connects++
-	ready.Continuity = &Continuity{Reconnect: s.continued, Resumed: asked && r.Resumed != nil && *r.Resumed, Seq: r.Seq}
-	subs := make([]resub, 0, len(s.channels))
-	for ch := range s.channels {
-		seq, ok := s.cursors[ch]
-		// Without a token on this ready the gateway offers no continuity.
-		sub := resub{ch: ch, seq: seq, resume: asked && r.ResumeToken != "" && ok && s.joined[ch]}
-		subs = append(subs, sub)
-		if s.joined[ch] {
-			pending[ch] = sub.resume
-		}
-	}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.conn = nil
-		s.mu.Unlock()
-	}()
-	if !s.emit(ready) {
-		c.Close()
-		return nil
-	}
-	s.mu.Lock()
-	s.continued = true
-	if r.ResumeToken == "" {
-		// No continuity here: cursors from before would resume events
-		// this connection delivers without a position.
-		s.token = ""
-		clear(s.cursors)
-	} else {
-		s.token = r.ResumeToken
-		s.cursors[""] = r.Seq
-	}
-	s.mu.Unlock()
-	for _, sub := range subs {
-		var err error
-		if sub.resume {
-			err = c.SubscribeFrom(s.ctx, sub.ch, sub.seq)
-		} else {
-			err = c.Subscribe(s.ctx, sub.ch)
-		}
-		if err != nil {
-			break
-		}
-	}
-	for {
-		select {
-		case <-s.ctx.Done():
-			c.Close()
-			return nil
-		case f, ok := <-c.Frames():
-			if !ok {
-				return c.Err()
-			}
-			if f.Seq != 0 && s.duplicate(f, seen, pending) {
-				continue
-			}
-			var subSeq uint64
-			switch f.Type {
-			case protocol.TypeSubscribed:
-				f.Continuity = s.subscribed(f, seen, pending)
-				if f.Continuity != nil {
-					subSeq = f.Continuity.Seq
-				}
-			case protocol.TypeUnsubscribed:
-				var u protocol.Unsubscribed
-				if f.Decode(&u) == nil && u.Reason != protocol.ReasonClient {
-					s.mu.Lock()
-					s.forget(u.ChannelID) // removed or deleted: do not resubscribe
-					s.mu.Unlock()
-				}
-			}
-			if !s.emit(f) {
-				c.Close()
-				return nil
-			}
-			switch {
-			case f.Seq != 0:
-				s.advance(f, seen, pending)
-			case f.Continuity != nil:
-				s.settle(f.Continuity.ChannelID, subSeq)
-			}
-		}
-	}
-}
-
-// duplicate reports (and counts) whether positioned event f is at or
-// below its subscription's cursor. Channels that are not the session's
-// (subscribed through Conn) have no cursor.
-//
-// A resubscribed channel whose subscribed has not arrived yet is measured
-// against what this connection delivered, not the cursor from before: a
-// resume that was refused is live from the gateway's position at once, and
-// its first events can precede the subscribed that says so; they must
-// reach the app even when that position is below the old cursor (a stream
-// that was recreated). Its cursor moves only with the subscribed.
-func (s *Session) duplicate(f Frame, seen map[string]uint64, pending map[string]bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, ok := s.cursors[f.ChannelID]
-	if f.ChannelID != "" {
-		if _, mine := s.channels[f.ChannelID]; !mine {
-			return false
-		}
-		if _, p := pending[f.ChannelID]; p {
-			cur, ok = seen[f.ChannelID], true
-		}
-	}
-	if ok && f.Seq <= cur {
-		s.duplicates++
-		return true
-	}
-	return false
-}
-
-// advance moves the cursor of positioned event f's subscription to it,
-// once f was handed to the app.
-func (s *Session) advance(f Frame, seen map[string]uint64, pending map[string]bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f.ChannelID != "" {
-		if _, mine := s.channels[f.ChannelID]; !mine {
-			return
-		}
-		if _, p := pending[f.ChannelID]; p {
-			seen[f.ChannelID] = max(seen[f.ChannelID], f.Seq)
-			return
-		}
-	}
-	s.cursors[f.ChannelID] = max(s.cursors[f.ChannelID], f.Seq)
-	seen[f.ChannelID] = max(seen[f.ChannelID], f.Seq)
-}
-
-// subscribed tells the app, for a subscribed frame of one of the session's
-// channels, whether a resubscription resumed and where the channel's
-// cursor stands: the subscribed seq, or an event this connection delivered
-// just before it, while the subscription was being set up, if newer.
-func (s *Session) subscribed(f Frame, seen map[string]uint64, pending map[string]bool) *Continuity {
-	var sub protocol.Subscribed
-	if f.Decode(&sub) != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := sub.ChannelID
-	if _, ok := s.channels[ch]; !ok {
-		return nil // not the session's, or unsubscribed meanwhile
-	}
-	cont := &Continuity{ChannelID: ch, Seq: max(sub.Seq, seen[ch])}
-	if resumed, ok := pending[ch]; ok {
-		delete(pending, ch)
-		cont.Reconnect = true
-		cont.Resumed = resumed && sub.Resumed != nil && *sub.Resumed
-	}
-	return cont
-}
-
-// settle sets a channel's cursor from its subscribed, once that was handed
-// to the app.
-func (s *Session) settle(ch string, seq uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.channels[ch]; !ok {
-		return
-	}
-	s.cursors[ch] = seq
-	s.joined[ch] = true
-}
-
-func (s *Session) emit(f Frame) bool {
-	select {
-	case s.frames <- f:
-		return true
-	case <-s.ctx.Done():
-		return false
-	}
 }
