@@ -790,6 +790,7 @@ func TestNATSUnreachable(t *testing.T) {
 		{"presence", "get", "--user", "1"},
 		{"stream", "info"},
 		{"stream", "ensure", "--window", "5m"},
+		{"setup"},
 		{"publish", "message-delete", "--channel", "ch", "--id", "m", "--core"},
 		{"session", "list", "--user", "1"},
 		{"member", "list", "--channel", "ch"},

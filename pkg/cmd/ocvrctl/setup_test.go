@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/presence"
+	"github.com/ocvr/realtime/pkg/provision"
+	"github.com/ocvr/realtime/pkg/session"
+	"github.com/ocvr/realtime/pkg/stream"
+	"github.com/ocvr/realtime/pkg/ticket"
+	"github.com/ocvr/realtime/pkg/typing"
+)
+
+// warnCounter counts warnings.
+type warnCounter struct{ n *int }
+
+func (w warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w warnCounter) Handle(context.Context, slog.Record) error    { *w.n++; return nil }
+func (w warnCounter) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w warnCounter) WithGroup(string) slog.Handler                { return w }
+
+// openAsService opens every store a gateway opens, as a user with no
+// stream-admin permission, and returns the warnings and the first error.
+func openAsService(t *testing.T, nc *nats.Conn) (warnings int, err error) {
+	t.Helper()
+	var warns int
+	ctx, cancel := context.WithTimeout(provision.WithObserver(context.Background(), &provision.Observer{Logger: slog.New(warnCounter{&warns})}), 10*time.Second)
+	defer cancel()
+	if _, err := session.Open(ctx, nc, "", nil); err != nil {
+		return warns, err
+	}
+	if _, err := ticket.Open(ctx, nc, ""); err != nil {
+		return warns, err
+	}
+	dir, err := directory.Open(ctx, nc)
+	if err != nil {
+		return warns, err
+	}
+	if _, err := presence.Open(ctx, nc, "", dir, nil); err != nil {
+		return warns, err
+	}
+	if _, err := typing.Open(ctx, nc, ""); err != nil {
+		return warns, err
+	}
+	_, err = stream.Ensure(ctx, nc, stream.Config{})
+	return warns, err
+}
+
+// TestSetupProvisionsWhatServicesOpen: `ocvrctl setup` with an admin user
+// creates every bucket and the event stream, idempotently, so that a user
+// that may not create or update streams then opens all of them as a
+// gateway does, with no write and no warning; before setup the same user
+// fails at once, naming the permission.
+func TestSetupProvisionsWhatServicesOpen(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Configure: func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "admin", Password: "pw"},
+			{Username: "svc", Password: "pw", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{"$JS.API.INFO", "$JS.API.STREAM.INFO.*",
+					"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>", "$KV.>"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}},
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	url := func(user string) string {
+		return strings.Replace(srv.ClientURL(), "nats://", "nats://"+user+":pw@", 1)
+	}
+	svc, err := nats.Connect(url("svc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+
+	if _, err := openAsService(t, svc); err == nil || !strings.Contains(err.Error(), "$JS.API.STREAM.CREATE.KV_ocvr_sessions") || !strings.Contains(err.Error(), "ocvrctl setup") {
+		t.Fatalf("before setup: %v; want the missing create permission named", err)
+	}
+
+	want := []string{
+		`{"kind":"bucket","name":"ocvr_sessions","replicas":1}`, `{"kind":"bucket","name":"ocvr_tickets","replicas":1}`,
+		`{"kind":"bucket","name":"ocvr_channels","replicas":1}`, `{"kind":"bucket","name":"ocvr_members","replicas":1}`,
+		`{"kind":"bucket","name":"ocvr_friends","replicas":1}`, `{"kind":"bucket","name":"ocvr_presence","replicas":1}`,
+		`{"kind":"bucket","name":"ocvr_typing","replicas":1}`, `{"kind":"stream","name":"OCVR_EVENTS","replicas":1}`,
+	}
+	for run := 1; run <= 2; run++ { // idempotent
+		r := ctl(t, "--nats-url", url("admin"), "--json", "setup")
+		if r.code != 0 || r.stderr != "" || strings.Join(r.lines(), "\n") != strings.Join(want, "\n") {
+			t.Fatalf("setup run %d:\n%s\nwant stdout:\n%s", run, r, strings.Join(want, "\n"))
+		}
+	}
+	if warns, err := openAsService(t, svc); err != nil || warns != 0 {
+		t.Fatalf("after setup, a service user: %v, %d warnings; want every store open, no warning", err, warns)
+	}
+	if r := ctl(t, "--nats-url", url("admin"), "setup", "--stream-replicas", "9"); r.code != 2 {
+		t.Errorf("setup --stream-replicas 9: %s; want a usage error", r)
+	}
+}
