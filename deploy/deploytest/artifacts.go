@@ -198,11 +198,15 @@ func (d Dashboard) DashboardExprs(vars map[string]string) ([]Expr, error) {
 
 // RuleFile is a Prometheus rules file.
 type RuleFile struct {
-	Groups []struct {
-		Name     string `yaml:"name"`
-		Interval string `yaml:"interval"`
-		Rules    []Rule `yaml:"rules"`
-	} `yaml:"groups"`
+	Path   string      `yaml:"-"` // relative to the repository root
+	Groups []RuleGroup `yaml:"groups"`
+}
+
+// RuleGroup is one group of a rules file.
+type RuleGroup struct {
+	Name     string `yaml:"name"`
+	Interval string `yaml:"interval"`
+	Rules    []Rule `yaml:"rules"`
 }
 
 // Rule is a recording or alerting rule.
@@ -232,17 +236,31 @@ const RunbookBase = "https://ocvr.example/realtime/deploy/README.md#"
 // chart replaces it with namespace="<release namespace>".
 const ScopeMatcher = `namespace!=""`
 
-// Rules loads the rules file.
-func Rules(root string) (RuleFile, error) {
-	var rf RuleFile
-	b, err := os.ReadFile(filepath.Join(root, RulesPath))
+// KubernetesRulesPath holds the alerts on Kubernetes objects
+// (kube-state-metrics, cAdvisor), which the services do not export: a
+// Prometheus scraping only the services cannot check their metric names.
+const KubernetesRulesPath = "deploy/prometheus/ocvr-realtime-kubernetes.rules.yml"
+
+// KubernetesRulesTestPath is its promtool unit tests.
+const KubernetesRulesTestPath = "deploy/prometheus/ocvr-realtime-kubernetes.rules.test.yml"
+
+// RulesAndTests pairs each rules file with its promtool unit tests.
+var RulesAndTests = [][2]string{{RulesPath, RulesTestPath}, {KubernetesRulesPath, KubernetesRulesTestPath}}
+
+// Rules loads the rules file of the services' metrics (RulesPath).
+func Rules(root string) (RuleFile, error) { return LoadRules(root, RulesPath) }
+
+// LoadRules loads a rules file, strictly.
+func LoadRules(root, path string) (RuleFile, error) {
+	rf := RuleFile{Path: path}
+	b, err := os.ReadFile(filepath.Join(root, path))
 	if err != nil {
 		return rf, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&rf); err != nil {
-		return rf, fmt.Errorf("%s: %w", RulesPath, err)
+		return rf, fmt.Errorf("%s: %w", path, err)
 	}
 	return rf, nil
 }
@@ -254,9 +272,9 @@ func (rf RuleFile) RuleExprs() []Expr {
 		for _, r := range g.Rules {
 			e := Expr{Raw: r.Expr, PromQL: r.Expr}
 			if r.Alert != "" {
-				e.Kind, e.Source = "alert", fmt.Sprintf("%s alert %s", RulesPath, r.Alert)
+				e.Kind, e.Source = "alert", fmt.Sprintf("%s alert %s", rf.Path, r.Alert)
 			} else {
-				e.Kind, e.Source = "recording", fmt.Sprintf("%s record %s", RulesPath, r.Record)
+				e.Kind, e.Source = "recording", fmt.Sprintf("%s record %s", rf.Path, r.Record)
 			}
 			out = append(out, e)
 		}

@@ -203,11 +203,13 @@ func allExprs(t testing.TB, root string, vars map[string]string, adapterMatchers
 		}
 		out = append(out, es...)
 	}
-	rf, err := Rules(root)
-	if err != nil {
-		t.Fatal(err)
+	for _, rt := range RulesAndTests {
+		rf, err := LoadRules(root, rt[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rf.RuleExprs()...)
 	}
-	out = append(out, rf.RuleExprs()...)
 	ac, _, err := Adapter(root)
 	if err != nil {
 		t.Fatal(err)
@@ -238,14 +240,19 @@ func TestExpressionsParse(t *testing.T) {
 	}
 }
 
-// TestRulesMetadata: every alert has a severity, a summary, a description and
-// a runbook_url to its section of deploy/README.md (RunbookBase + its name); every rule name is
-// unique; recording rules follow level:metric:operations.
+// TestRulesMetadata: every alert of every rules file has a severity, a
+// summary, a description and a runbook_url to its section of deploy/README.md
+// (RunbookBase + its name); every rule name is unique; recording rules follow
+// level:metric:operations.
 func TestRulesMetadata(t *testing.T) {
 	root := repoRoot(t)
-	rf, err := Rules(root)
-	if err != nil {
-		t.Fatal(err)
+	var files []RuleFile
+	for _, rt := range RulesAndTests {
+		rf, err := LoadRules(root, rt[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, rf)
 	}
 	readme, err := os.ReadFile(filepath.Join(root, "deploy", "README.md"))
 	if err != nil {
@@ -254,7 +261,7 @@ func TestRulesMetadata(t *testing.T) {
 	anchors := markdownAnchors(string(readme))
 	seen := map[string]bool{}
 	recordName := regexp.MustCompile(`^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$`)
-	for _, g := range rf.Groups {
+	for _, g := range allGroups(files) {
 		for _, r := range g.Rules {
 			name := r.Alert + r.Record
 			if seen[name] {
@@ -284,6 +291,15 @@ func TestRulesMetadata(t *testing.T) {
 			}
 		}
 	}
+}
+
+// allGroups lists the groups of several rules files.
+func allGroups(files []RuleFile) []RuleGroup {
+	var out []RuleGroup
+	for _, f := range files {
+		out = append(out, f.Groups...)
+	}
+	return out
 }
 
 // markdownAnchors returns the GitHub anchors of a document's headings.
@@ -319,11 +335,17 @@ type ruleTests struct {
 // never fire, or always fires, fails `promtool test rules`.
 func TestEveryAlertTestedBothWays(t *testing.T) {
 	root := repoRoot(t)
-	rf, err := Rules(root)
+	for _, pair := range RulesAndTests {
+		t.Run(filepath.Base(pair[0]), func(t *testing.T) { checkAlertsTestedBothWays(t, root, pair[0], pair[1]) })
+	}
+}
+
+func checkAlertsTestedBothWays(t *testing.T, root, rulesPath, testPath string) {
+	rf, err := LoadRules(root, rulesPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(root, RulesTestPath))
+	b, err := os.ReadFile(filepath.Join(root, testPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +353,8 @@ func TestEveryAlertTestedBothWays(t *testing.T) {
 	if err := yaml.Unmarshal(b, &rt); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(rt.RuleFiles, []string{filepath.Base(RulesPath)}) {
-		t.Errorf("the unit tests load %v, want [%s]", rt.RuleFiles, filepath.Base(RulesPath))
+	if !reflect.DeepEqual(rt.RuleFiles, []string{filepath.Base(rulesPath)}) {
+		t.Errorf("the unit tests load %v, want [%s]", rt.RuleFiles, filepath.Base(rulesPath))
 	}
 	fires, silent := map[string]int{}, map[string]int{}
 	for _, tc := range rt.Tests {
@@ -373,8 +395,8 @@ func TestPromtool(t *testing.T) {
 	promtool := tool(t, "promtool")
 	root := repoRoot(t)
 	for _, args := range [][]string{
-		{"check", "rules", RulesPath},
-		{"test", "rules", RulesTestPath},
+		{"check", "rules", RulesPath, KubernetesRulesPath},
+		{"test", "rules", RulesTestPath, KubernetesRulesTestPath},
 		{"check", "config", "deploy/prometheus/prometheus.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)

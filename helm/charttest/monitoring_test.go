@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -63,12 +64,15 @@ func deployFiles(t *testing.T, dir string, globs ...string) []string {
 // are left out.
 func TestPrometheusRulesFromDeploy(t *testing.T) {
 	const runbooks = "https://wiki.example/ocvr/runbooks/"
+	r := typed(t, render(t, Profile{Name: "default"}))
+	hpas := fmt.Sprintf(`horizontalpodautoscaler=~"(keda-hpa-)?(%s|%s)"`,
+		regexp.QuoteMeta(r.component(t, "gateway").Name), regexp.QuoteMeta(r.component(t, "ticketsvc").Name))
 	files := deployFiles(t, "prometheus", "*.yml", "*.yaml")
 	want := map[string]any{}
 	for _, f := range files {
 		doc := readYAML(t, f)
 		if g, ok := doc["groups"]; ok {
-			want["deploy/prometheus/"+filepath.Base(f)] = scopedGroups(t, g, Namespace, runbooks, "offset 30s")
+			want["deploy/prometheus/"+filepath.Base(f)] = scopedGroups(t, g, Namespace, runbooks, "offset 30s", hpas)
 		}
 	}
 	if len(want) == 0 {
@@ -149,20 +153,22 @@ func TestPrometheusRulesScoped(t *testing.T) {
 			}
 		}
 	}
-	if alerts < 20 || drain != 1 {
+	if alerts < 25 || drain != 1 {
 		t.Errorf("%d alerts, %d OCVRGatewayDrainStuck: want the rules of deploy/prometheus", alerts, drain)
 	}
 }
 
 // scopedGroups is what the chart makes of a rules file's groups: selectors
-// scoped to namespace, runbook_url from base, and the drain alert's look-back.
-func scopedGroups(t *testing.T, groups any, namespace, base, drainOffset string) any {
+// scoped to namespace and the release's autoscalers (hpas), runbook_url from
+// base, and the drain alert's look-back.
+func scopedGroups(t *testing.T, groups any, namespace, base, drainOffset, hpas string) any {
 	t.Helper()
 	gs := normalize(t, groups).([]any)
 	for _, g := range gs {
 		for _, r := range g.(map[string]any)["rules"].([]any) {
 			rule := r.(map[string]any)
 			expr := strings.ReplaceAll(rule["expr"].(string), `namespace!=""`, fmt.Sprintf("namespace=%q", namespace))
+			expr = strings.ReplaceAll(expr, `horizontalpodautoscaler=~".*-(gateway|ticketsvc)"`, hpas)
 			alert, _ := rule["alert"].(string)
 			if alert == "OCVRGatewayDrainStuck" {
 				expr = strings.ReplaceAll(expr, "offset 30s", drainOffset)
@@ -286,5 +292,50 @@ func TestAutoscalingMetricServed(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPrometheusRulesSelectReleaseHPAs: the autoscaler alerts select this
+// release's HPAs (the gateway's, KEDA's for it, ticketsvc's) and not another
+// application's whose name also ends in -gateway.
+func TestPrometheusRulesSelectReleaseHPAs(t *testing.T) {
+	objs := render(t, Profile{Name: "default"}, "--set", "monitoring.prometheusRule.enabled=true",
+		"--set", "gateway.autoscaling.enabled=true", "--set", "ticketsvc.autoscaling.enabled=true")
+	r := typed(t, objs)
+	var names []string
+	for _, h := range r.HPAs {
+		names = append(names, h.Name)
+	}
+	if len(names) != 2 {
+		t.Fatalf("HPAs %v, want the gateway's and ticketsvc's", names)
+	}
+	names = append(names, "keda-hpa-"+r.component(t, "gateway").Name)
+	sel := regexp.MustCompile(`horizontalpodautoscaler=~"((?:[^"\\]|\\.)*)"`)
+	found := 0
+	for _, o := range objs {
+		if o.U.GroupVersionKind() != gvkPrometheusRule {
+			continue
+		}
+		for _, g := range o.U.Object["spec"].(map[string]any)["groups"].([]any) {
+			for _, rule := range g.(map[string]any)["rules"].([]any) {
+				expr, _ := rule.(map[string]any)["expr"].(string)
+				for _, m := range sel.FindAllStringSubmatch(expr, -1) {
+					found++
+					// PromQL anchors the regular expression and unescapes the string.
+					re := regexp.MustCompile("^(?:" + strings.ReplaceAll(m[1], `\\`, `\`) + ")$")
+					for _, n := range names {
+						if !re.MatchString(n) {
+							t.Errorf("%s does not select HPA %s", m[0], n)
+						}
+					}
+					if re.MatchString("billing-gateway") {
+						t.Errorf("%s selects another application's HPA billing-gateway", m[0])
+					}
+				}
+			}
+		}
+	}
+	if found < 3 {
+		t.Errorf("%d HPA selectors in the rendered rules, want those of deploy/prometheus/ocvr-realtime-kubernetes.rules.yml", found)
 	}
 }
