@@ -13,7 +13,7 @@ GATEWAY_ADMIN_PORT ?= 9081
 GATEWAYS ?= 1
 DATA ?= $(CURDIR)/.data
 
-.PHONY: all build run test deps test-go test-bench test-js test-chart lint fmt vet clean bench bench-report soak fuzz test-bounds
+.PHONY: all build run test deps test-go test-bench test-js test-chart test-examples lint fmt vet clean bench bench-report soak fuzz test-bounds
 
 all: build
 
@@ -41,7 +41,7 @@ vet:
 fmt:
 	gofmt -w $(MODULES)
 
-test: deps lint test-go test-bench test-js test-chart
+test: deps lint test-go test-bench test-js test-chart test-examples
 
 # What make test needs besides Go, installed by the same idempotent
 # installers .ci/run uses (fast when everything is present): Node.js, npm
@@ -68,6 +68,12 @@ test-bench:
 # The TypeScript client and the browser test (scripts/test-js.sh).
 test-js:
 	@if [ -x scripts/test-js.sh ]; then scripts/test-js.sh; fi
+
+# The backend examples (examples/: Node.js and Python publish, notify and
+# revoke through a plain NATS client) against a real stack, and the JSON
+# Schema of bus payloads against the gateways' check (seconds).
+test-examples: build
+	@cd examples/node && { { [ -f node_modules/.package-lock.json ] && [ ! package-lock.json -nt node_modules/.package-lock.json ]; } || npm ci --no-audit --no-fund --loglevel=error; } && node --test --test-concurrency=1 test/*.test.mjs
 
 # The Helm chart: lint, template, strict decoding, schema (scripts/test-chart.sh).
 test-chart:
