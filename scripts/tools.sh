@@ -4,7 +4,13 @@
 #
 #   scripts/tools.sh helm             build helm once, print its path
 #   scripts/tools.sh kube-apiserver   build kube-apiserver once, print its path
+#   scripts/tools.sh kube-controller-manager
+#                                     build kube-controller-manager (same module) once
+#   scripts/tools.sh prometheus-adapter
+#                                     build prometheus-adapter once, print its path
 #   scripts/tools.sh crds DIR         copy the prometheus-operator and KEDA CRDs into DIR
+#   scripts/tools.sh cached TOOL      print TOOL's path if it is built, else fail
+#                                     (no build: a caller may take a lock first)
 #   scripts/tools.sh cache            print the cache directory
 #
 # Cache: ${OCVR_TOOLS_CACHE:-$HOME/.cache/ocvr-tools}. Delete a tool's folder to rebuild it.
@@ -16,6 +22,9 @@ K8S_VERSION=v1.34.4          # k8s.io/kubernetes; its staging modules are v0.34.
 K8S_STAGING_VERSION=v0.34.4
 PROM_OPERATOR_VERSION=v0.85.0
 KEDA_VERSION=v2.21.0
+# sigs.k8s.io/prometheus-adapter: v0.12.0 is the newest version the module
+# proxy serves (the chart's appVersion for it is v0.12.0 too).
+PROM_ADAPTER_VERSION=v0.12.0
 
 CACHE=${OCVR_TOOLS_CACHE:-$HOME/.cache/ocvr-tools}
 export PATH="/usr/local/go/bin:$PATH"
@@ -68,18 +77,21 @@ helm_bin() {
 	echo "$bin"
 }
 
-# kube-apiserver: a throwaway module requiring k8s.io/kubernetes with each of
-# its staging modules (k8s.io/api, k8s.io/apiserver, …) replaced by the
-# released version, exactly as the kubernetes go.mod lists them.
-kube_apiserver_bin() {
-	local dir="$CACHE/kube-apiserver-$K8S_VERSION" bin
-	bin="$dir/kube-apiserver"
+# kube_bin NAME: a binary of k8s.io/kubernetes/cmd/NAME (kube-apiserver,
+# kube-controller-manager), from a throwaway module requiring k8s.io/kubernetes
+# with each of its staging modules (k8s.io/api, k8s.io/apiserver, …) replaced
+# by the released version, exactly as the kubernetes go.mod lists them. Both
+# come from the same module version, so they speak the same API.
+kube_bin() {
+	local name=$1
+	local dir="$CACHE/$name-$K8S_VERSION" bin
+	bin="$dir/$name"
 	if [ ! -x "$bin" ]; then
-		lock kube-apiserver
+		lock "$name"
 		if [ ! -x "$bin" ]; then
-			log "building kube-apiserver $K8S_VERSION from the Go module proxy (once: ≈10 min on an idle machine, up to 30 under load; ≈2 GB RAM) into $dir"
+			log "building $name $K8S_VERSION from the Go module proxy (once: ≈6-10 min on an idle machine, up to 30 under load; ≈2 GB RAM) into $dir"
 			local start=$SECONDS gomod
-			tmp=$(mktemp -d "$CACHE/kube-apiserver-build.XXXXXX")
+			tmp=$(mktemp -d "$CACHE/$name-build.XXXXXX")
 			trap 'rm -rf "$tmp"' EXIT
 			export GOCACHE="$tmp/gocache"
 			gomod=$(cd "$tmp" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
@@ -87,7 +99,7 @@ kube_apiserver_bin() {
 			(
 				cd "$tmp"
 				cat >go.mod <<-EOF
-					module ocvr.local/kube-apiserver-build
+					module ocvr.local/$name-build
 
 					go 1.24
 
@@ -100,12 +112,12 @@ kube_apiserver_bin() {
 				n=$(grep -c '^replace ' go.mod)
 				log "$n staging modules replaced by $K8S_STAGING_VERSION"
 				[ "$n" -ge 25 ] || { log "expected ~31 staging modules, found $n"; exit 1; }
-				cat >tools.go <<-'EOF'
+				cat >tools.go <<-EOF
 					//go:build tools
 
 					package tools
 
-					import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+					import _ "k8s.io/kubernetes/cmd/$name"
 				EOF
 				go mod tidy -e >&2 2>&1 | tail -5 >&2 || true
 				# The version the server reports (its feature defaults follow
@@ -115,11 +127,55 @@ kube_apiserver_bin() {
 				minor=${minor%%.*}
 				CGO_ENABLED=0 go build -trimpath \
 					-ldflags "-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
-					-o kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver >&2
+					-o "$name" "k8s.io/kubernetes/cmd/$name" >&2
 			)
 			mkdir -p "$dir"
-			mv "$tmp/kube-apiserver" "$bin"
-			log "kube-apiserver built in $((SECONDS - start)) s"
+			mv "$tmp/$name" "$bin"
+			log "$name built in $((SECONDS - start)) s"
+		fi
+	fi
+	echo "$bin"
+}
+
+# prometheus-adapter: its command built from a throwaway module that requires
+# the released module (its go.mod has no replace directives, so the
+# dependency versions are the release's). Not `go install …@version`: that
+# asks the proxy for the module's version list (for deprecations), which the
+# proxy here refuses for this module.
+prometheus_adapter_bin() {
+	local dir="$CACHE/prometheus-adapter-$PROM_ADAPTER_VERSION" bin
+	bin="$dir/prometheus-adapter"
+	if [ ! -x "$bin" ]; then
+		lock prometheus-adapter
+		if [ ! -x "$bin" ]; then
+			log "building prometheus-adapter $PROM_ADAPTER_VERSION from the Go module proxy (once: ≈3 min) into $dir"
+			local start=$SECONDS
+			tmp=$(mktemp -d "$CACHE/prometheus-adapter-build.XXXXXX")
+			trap 'rm -rf "$tmp"' EXIT
+			export GOCACHE="$tmp/gocache"
+			(
+				cd "$tmp"
+				cat >go.mod <<-EOF
+					module ocvr.local/prometheus-adapter-build
+
+					go 1.24
+
+					require sigs.k8s.io/prometheus-adapter $PROM_ADAPTER_VERSION
+				EOF
+				cat >tools.go <<-'EOF'
+					//go:build tools
+
+					package tools
+
+					import _ "sigs.k8s.io/prometheus-adapter/cmd/adapter"
+				EOF
+				go mod tidy -e >&2 2>&1 | tail -5 >&2 || true
+				CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+					-o prometheus-adapter sigs.k8s.io/prometheus-adapter/cmd/adapter >&2
+			)
+			mkdir -p "$dir"
+			mv "$tmp/prometheus-adapter" "$bin"
+			log "prometheus-adapter built in $((SECONDS - start)) s"
 		fi
 	fi
 	echo "$bin"
@@ -144,11 +200,24 @@ crds() {
 
 case "${1:-}" in
 helm) helm_bin ;;
-kube-apiserver) kube_apiserver_bin ;;
+kube-apiserver | kube-controller-manager) kube_bin "$1" ;;
+prometheus-adapter) prometheus_adapter_bin ;;
 crds) crds "${2:?usage: tools.sh crds DIR}" ;;
 cache) echo "$CACHE" ;;
+cached)
+	case "${2:-}" in
+	helm) p="$CACHE/helm-$HELM_VERSION-k8sdefault/helm" ;;
+	kube-apiserver | kube-controller-manager) p="$CACHE/$2-$K8S_VERSION/$2" ;;
+	prometheus-adapter) p="$CACHE/prometheus-adapter-$PROM_ADAPTER_VERSION/prometheus-adapter" ;;
+	*)
+		echo "usage: $0 cached helm|kube-apiserver|kube-controller-manager|prometheus-adapter" >&2
+		exit 2
+		;;
+	esac
+	[ -x "$p" ] && echo "$p"
+	;;
 *)
-	echo "usage: $0 helm|kube-apiserver|crds DIR|cache" >&2
+	echo "usage: $0 helm|kube-apiserver|kube-controller-manager|prometheus-adapter|crds DIR|cached TOOL|cache" >&2
 	exit 2
 	;;
 esac

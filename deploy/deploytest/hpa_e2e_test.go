@@ -1,0 +1,406 @@
+package deploytest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocvr/realtime/pkg/client"
+	"github.com/ocvr/realtime/pkg/clustertest"
+)
+
+// Where the test registers the adapter (as the prometheus-adapter chart
+// does, in namespace monitoring, for custom.metrics.k8s.io/v1beta1).
+const (
+	adapterNamespace = "monitoring"
+	adapterService   = "prometheus-adapter"
+	// targetPerPod is gateway.autoscaling.targetConnectionsPerPod for the
+	// render: small, so that a few real sockets move the HPA.
+	targetPerPod = 4
+)
+
+// TestHPAFollowsGatewayConnections: the gateway HPA of the chart, run by the
+// real HPA controller, computes its desired replicas from the connections
+// real gateways hold. Nothing in the chain is simulated:
+//
+//	3 gateway processes (clustertest) holding known sockets
+//	→ Debian's Prometheus scraping them (deploy/prometheus/prometheus.yml)
+//	→ prometheus-adapter v0.12.0 (its Go module) with the rules of
+//	  deploy/prometheus-adapter (values.yaml's rules.custom, defaults off),
+//	  registered as custom.metrics.k8s.io/v1beta1 through the aggregation layer
+//	→ kube-apiserver + kube-controller-manager v1.34.4 (HPA controller only)
+//	→ the chart's gateway Deployment and HPA (helm template).
+//
+// The gateway pods are API objects the test makes and marks Running and
+// Ready (there is no kubelet), named as the Prometheus targets' pod label.
+// Asserted: status.desiredReplicas = ceil(total connections / target) after
+// each change of the sockets upward, and the chart's 10-minute scale-down
+// stabilization holding the size when sockets close (while the metric the
+// HPA reports follows them).
+//
+// It needs the control plane of scripts/ci/extra-hpa.sh (which sets
+// OCVR_HPA_E2E); `make test` skips it.
+func TestHPAFollowsGatewayConnections(t *testing.T) {
+	if os.Getenv("OCVR_HPA_E2E") == "" {
+		t.Skip("needs the control plane of scripts/ci/extra-hpa.sh (OCVR_HPA_E2E)")
+	}
+	k := kubectl{t: t, kubeconfig: os.Getenv("OCVR_HPA_KUBECONFIG")}
+	adapterBin, helmBin := os.Getenv("OCVR_PROMETHEUS_ADAPTER"), os.Getenv("OCVR_HELM")
+	if k.kubeconfig == "" || adapterBin == "" || helmBin == "" {
+		t.Fatal("OCVR_HPA_KUBECONFIG, OCVR_PROMETHEUS_ADAPTER and OCVR_HELM must be set")
+	}
+	root := repoRoot(t)
+	// The namespace label Prometheus gives the gateways is the example
+	// configuration's: the pods live there.
+	ns := exampleNamespace(t, root)
+
+	// ---- the chart's Deployment and HPA
+	docs := chartObjects(t, helmBin, root, ns, []string{
+		"--set", "gateway.autoscaling.enabled=true", "--set", "gateway.keda.enabled=false",
+		"--set", "gateway.autoscaling.targetConnectionsPerPod=" + strconv.Itoa(targetPerPod),
+	}, "templates/gateway-deployment.yaml", "templates/gateway-hpa.yaml")
+	var deploy, hpa map[string]any
+	for _, d := range docs {
+		switch d["kind"] {
+		case "Deployment":
+			deploy = d
+		case "HorizontalPodAutoscaler":
+			hpa = d
+		}
+	}
+	if deploy == nil || hpa == nil {
+		t.Fatalf("the chart rendered no gateway Deployment and HPA: %v", docs)
+	}
+	deployName := dig(deploy, "metadata")["name"].(string)
+	hpaName := dig(hpa, "metadata")["name"].(string)
+	podLabels := dig(deploy, "spec", "template", "metadata", "labels")
+
+	// ---- gateways and their pods
+	const pods = 3
+	c := clustertest.Start(t, clustertest.Options{Gateways: pods})
+	var podNames []string
+	for i := range c.Gateways {
+		podNames = append(podNames, fmt.Sprintf("%s-7c9d5b8f4-%c%c%c%c%c", deployName, 'a'+i, 'k'+i, 'p'+i, 'q'+i, 'x'-i))
+	}
+	g := &gatewayLoad{t: t, c: c}
+
+	// ---- Prometheus scraping them, labelled as the pods
+	targets := map[string][]Target{}
+	for i, gw := range c.Gateways {
+		targets["gateway"] = append(targets["gateway"], Target{Pod: podNames[i], Addr: gw.Admin})
+	}
+	for _, p := range c.Ticketsvcs {
+		targets["ticketsvc"] = append(targets["ticketsvc"], Target{Pod: p.Name, Addr: p.Admin})
+	}
+	cfg, err := GenerateConfig(root, targets, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, err := StartPrometheus(tool(t, "prometheus"), t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prom.Stop)
+
+	// ---- the API objects: namespaces, the Deployment (3 replicas), its
+	// pods Running and Ready
+	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, ns) + "\n" +
+		fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, adapterNamespace))
+	// The ServiceAccount admission plugin wants the pods' account to exist
+	// (the controller that makes "default" is not running).
+	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default","namespace":%q}}`, ns))
+	b, _ := json.Marshal(deploy)
+	k.apply(string(b))
+	k.must("", "-n", ns, "scale", "deployment/"+deployName, "--replicas", strconv.Itoa(pods))
+	for _, name := range podNames {
+		labels := map[string]any{"pod-template-hash": "7c9d5b8f4"}
+		for key, v := range podLabels {
+			labels[key] = v
+		}
+		pod, _ := json.Marshal(map[string]any{
+			"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": name, "namespace": ns, "labels": labels},
+			"spec": map[string]any{"automountServiceAccountToken": false,
+				"containers": []any{map[string]any{"name": "gateway", "image": "ocvr/gateway:e2e"}}},
+		})
+		k.apply(string(pod))
+		now := time.Now().UTC().Format(time.RFC3339)
+		k.must("", "-n", ns, "patch", "pod", name, "--subresource=status", "--type=merge", "-p",
+			fmt.Sprintf(`{"status":{"phase":"Running","startTime":%q,"conditions":[{"type":"Ready","status":"True","lastTransitionTime":%q}]}}`, now, now))
+	}
+
+	// ---- prometheus-adapter with the repository's rules, registered for
+	// custom.metrics.k8s.io/v1beta1 (the aggregation layer proxies to it and
+	// verifies its certificate against the caBundle)
+	dir := t.TempDir()
+	certFile, keyFile, caPEM := servingCert(t, dir, adapterService+"."+adapterNamespace+".svc")
+	port := freeLoopbackPort(t)
+	adapter := startDaemon(t, "prometheus-adapter", adapterBin,
+		"--prometheus-url="+prom.URL+"/",
+		"--config="+filepath.Join(root, "deploy", "prometheus-adapter", "config.yaml"),
+		"--metrics-relist-interval=2s",
+		"--secure-port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
+		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile,
+		"--lister-kubeconfig="+k.kubeconfig, "--authentication-kubeconfig="+k.kubeconfig, "--authorization-kubeconfig="+k.kubeconfig,
+		"--v=2")
+	// An ExternalName Service: the aggregator (without
+	// --enable-aggregator-routing) sends custom.metrics.k8s.io to
+	// https://localhost:<port>, with the TLS name of the Service.
+	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":%q,"namespace":%q},"spec":{"type":"ExternalName","externalName":"localhost"}}`,
+		adapterService, adapterNamespace))
+	k.apply(fmt.Sprintf(`{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"v1beta1.custom.metrics.k8s.io"},
+"spec":{"group":"custom.metrics.k8s.io","version":"v1beta1","groupPriorityMinimum":100,"versionPriority":100,
+"service":{"namespace":%q,"name":%q,"port":%d},"caBundle":%q}}`, adapterNamespace, adapterService, port, base64.StdEncoding.EncodeToString(caPEM)))
+
+	// ---- phase 1: 6+5+5 = 16 sockets
+	g.connect(6, 5, 5)
+	g.checkServed(prom, k, adapter, ns, podNames)
+	b, _ = json.Marshal(hpa)
+	k.apply(string(b))
+	first := waitDesired(t, k, ns, hpaName, g.total(), g.total())
+	t.Logf("phase 1: %d sockets %v → desiredReplicas %d (HPA saw %s per pod)", g.total(), g.perPod, first.desired, first.average)
+
+	// ---- phase 2: +2 per pod = 22 sockets
+	g.connect(2, 2, 2)
+	g.checkServed(prom, k, adapter, ns, podNames)
+	second := waitDesired(t, k, ns, hpaName, g.total(), g.total())
+	t.Logf("phase 2: %d sockets %v → desiredReplicas %d (HPA saw %s per pod)", g.total(), g.perPod, second.desired, second.average)
+	if second.desired == first.desired {
+		t.Errorf("desiredReplicas did not change with the sockets: %d", second.desired)
+	}
+
+	// ---- phase 3: down to 2+2+1 = 5 sockets: the metric follows, the size
+	// holds (scale-down stabilization of the chart's behavior)
+	peak := g.total()
+	g.close(6, 5, 6)
+	g.checkServed(prom, k, adapter, ns, podNames)
+	third := waitDesired(t, k, ns, hpaName, g.total(), peak)
+	t.Logf("phase 3: %d sockets %v → desiredReplicas %d held (HPA saw %s per pod; raw recommendation %d)", g.total(), g.perPod, third.desired, third.average, ceilDiv(g.total(), targetPerPod))
+	if n := replicasOf(t, k, ns, deployName); n != int(third.desired) {
+		t.Errorf("the Deployment has %d replicas, the HPA wants %d", n, third.desired)
+	}
+}
+
+func ceilDiv(a, b int) int { return int(math.Ceil(float64(a) / float64(b))) }
+
+// hpaView is what the test reads of the HPA's status.
+type hpaView struct {
+	desired int32
+	average string // status.currentMetrics[0].pods.current.averageValue
+	conds   map[string]string
+}
+
+// waitDesired waits until the HPA reports, for the sockets now open
+// (metricTotal), an average of metricTotal/pods per pod and a desired size
+// of ceil(sizeTotal / target) (sizeTotal differs from metricTotal when the
+// scale-down stabilization holds an earlier peak).
+func waitDesired(t *testing.T, k kubectl, ns, name string, metricTotal, sizeTotal int) hpaView {
+	t.Helper()
+	want := int32(ceilDiv(sizeTotal, targetPerPod))
+	var last hpaView
+	var lastErr error
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		last, lastErr = readHPA(k, ns, name)
+		if lastErr == nil && last.desired == want && averageIs(last.average, metricTotal, 3) &&
+			last.conds["ScalingActive"] == "True" && last.conds["AbleToScale"] == "True" {
+			return last
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("HPA %s: want desiredReplicas %d = ceil(%d / %d) and an average of %d/3 per pod; last: %+v (%v)",
+		name, want, sizeTotal, targetPerPod, metricTotal, last, lastErr)
+	return last
+}
+
+func readHPA(k kubectl, ns, name string) (hpaView, error) {
+	var h struct {
+		Status struct {
+			DesiredReplicas int32 `json:"desiredReplicas"`
+			CurrentMetrics  []struct {
+				Pods *struct {
+					Current struct {
+						AverageValue string `json:"averageValue"`
+					} `json:"current"`
+				} `json:"pods"`
+			} `json:"currentMetrics"`
+			Conditions []struct {
+				Type, Status, Reason, Message string
+			} `json:"conditions"`
+		} `json:"status"`
+	}
+	if err := k.getJSON(&h, "-n", ns, "hpa", name); err != nil {
+		return hpaView{}, err
+	}
+	v := hpaView{desired: h.Status.DesiredReplicas, conds: map[string]string{}}
+	for _, m := range h.Status.CurrentMetrics {
+		if m.Pods != nil {
+			v.average = m.Pods.Current.AverageValue
+		}
+	}
+	for _, c := range h.Status.Conditions {
+		v.conds[c.Type] = c.Status
+		v.conds[c.Type+".message"] = c.Message
+	}
+	return v, nil
+}
+
+// averageIs: a Kubernetes quantity ("16", "5333m") equals total/pods to the
+// milli-unit the HPA reports.
+func averageIs(q string, total, pods int) bool {
+	want := int64(total * 1000 / pods)
+	var got int64
+	switch {
+	case q == "":
+		return false
+	case strings.HasSuffix(q, "m"):
+		n, err := strconv.ParseInt(strings.TrimSuffix(q, "m"), 10, 64)
+		if err != nil {
+			return false
+		}
+		got = n
+	default:
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil {
+			return false
+		}
+		got = n * 1000
+	}
+	return got == want || got == want+1
+}
+
+func replicasOf(t *testing.T, k kubectl, ns, name string) int {
+	t.Helper()
+	var d struct {
+		Spec struct {
+			Replicas int `json:"replicas"`
+		} `json:"spec"`
+	}
+	if err := k.getJSON(&d, "-n", ns, "deployment", name); err != nil {
+		t.Fatal(err)
+	}
+	return d.Spec.Replicas
+}
+
+// gatewayLoad holds real sockets on the gateways of a cluster.
+type gatewayLoad struct {
+	t      *testing.T
+	c      *clustertest.Cluster
+	conns  [][]*client.Conn
+	perPod []int
+	users  int64
+}
+
+// connect opens n[i] more sockets on gateway i and waits until each gateway
+// counts its sockets.
+func (g *gatewayLoad) connect(n ...int) {
+	g.t.Helper()
+	if g.conns == nil {
+		g.conns = make([][]*client.Conn, len(g.c.Gateways))
+		g.perPod = make([]int, len(g.c.Gateways))
+	}
+	for i, k := range n {
+		for j := 0; j < k; j++ {
+			g.users++
+			conn, err := g.c.Dial(g.c.NewUser(g.users, fmt.Sprint("hpa-user", g.users)), i)
+			if err != nil {
+				g.t.Fatal(err)
+			}
+			g.t.Cleanup(conn.CloseNow)
+			g.conns[i] = append(g.conns[i], conn)
+		}
+		g.perPod[i] += k
+	}
+	g.waitCounted()
+}
+
+// close closes n[i] sockets of gateway i.
+func (g *gatewayLoad) close(n ...int) {
+	g.t.Helper()
+	for i, k := range n {
+		for j := 0; j < k; j++ {
+			last := len(g.conns[i]) - 1
+			_ = g.conns[i][last].Close()
+			g.conns[i] = g.conns[i][:last]
+		}
+		g.perPod[i] -= k
+	}
+	g.waitCounted()
+}
+
+func (g *gatewayLoad) total() int {
+	n := 0
+	for _, k := range g.perPod {
+		n += k
+	}
+	return n
+}
+
+func (g *gatewayLoad) waitCounted() {
+	g.t.Helper()
+	clustertest.Eventually(g.t, 10*time.Second, "each gateway to count its sockets", func() bool {
+		for i, gw := range g.c.Gateways {
+			if n, _ := gw.Metric("ocvr_gateway_connections"); n != float64(g.perPod[i]) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// checkServed waits until Prometheus and then the custom metrics API (the
+// adapter, through the API server) report each pod's sockets.
+func (g *gatewayLoad) checkServed(prom *Prometheus, k kubectl, adapter *daemon, ns string, podNames []string) {
+	g.t.Helper()
+	want := map[string]int{}
+	for i, p := range podNames {
+		want[p] = g.perPod[i]
+	}
+	waitFor(g.t, 20*time.Second, "Prometheus to see each pod's sockets", func() (bool, string) {
+		s, err := prom.Query(context.Background(), `ocvr_gateway_connections`)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := map[string]int{}
+		for _, x := range s {
+			got[x.Metric["pod"]] = int(x.Value)
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(got)
+	})
+	path := "/apis/custom.metrics.k8s.io/v1beta1/namespaces/" + ns + "/pods/*/ocvr_gateway_connections"
+	waitFor(g.t, 60*time.Second, "the custom metrics API to serve each pod's sockets ("+path+")", func() (bool, string) {
+		if adapter.exited() {
+			g.t.Fatalf("prometheus-adapter exited:\n%s", adapter.tail(30))
+		}
+		out, err := k.run("", "get", "--raw", path)
+		if err != nil {
+			return false, err.Error()
+		}
+		var list struct {
+			Items []struct {
+				DescribedObject struct{ Name string } `json:"describedObject"`
+				Value           string                `json:"value"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return false, err.Error()
+		}
+		got := map[string]int{}
+		for _, it := range list.Items {
+			n, err := strconv.Atoi(it.Value)
+			if err != nil {
+				return false, "value " + it.Value
+			}
+			got[it.DescribedObject.Name] = n
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want), out
+	})
+}
