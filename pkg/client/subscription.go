@@ -131,9 +131,12 @@ func (s *Session) Subscribe(ctx context.Context, ch string) error {
 	}
 	s.mu.Unlock()
 	if send {
-		// A failed send means the connection is ending: the next one
-		// resubscribes the channel.
-		_ = c.Subscribe(ctx, ch)
+		// Not the caller's ctx: a write whose context ends closes the
+		// socket. A failed send means the connection is ending: the next
+		// one resubscribes the channel.
+		sctx, cancel := context.WithTimeout(s.ctx, sendTimeout)
+		_ = c.Subscribe(sctx, ch)
+		cancel()
 	}
 	var timeout <-chan time.Time
 	if d := s.cfg.SubscribeTimeout; d > 0 {
@@ -179,7 +182,9 @@ func (s *Session) abandon(ch string, w chan error) {
 
 // Unsubscribe removes a channel from the session, with its cursor: a later
 // Subscribe starts it afresh. A pending Subscribe of it fails with
-// ErrUnsubscribed. The unsubscribe is sent when connected.
+// ErrUnsubscribed. The unsubscribe is sent when connected; ctx only
+// stops a call made after it ended (the write has its own bound: a write
+// cut short would close the socket).
 func (s *Session) Unsubscribe(ctx context.Context, ch string) error {
 	s.mu.Lock()
 	if sub := s.subs[ch]; sub != nil {
@@ -191,8 +196,18 @@ func (s *Session) Unsubscribe(ctx context.Context, ch string) error {
 	if c == nil {
 		return nil
 	}
-	return c.Unsubscribe(ctx, ch)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Not the caller's ctx: a write whose context ends closes the socket.
+	sctx, cancel := context.WithTimeout(s.ctx, sendTimeout)
+	defer cancel()
+	return c.Unsubscribe(sctx, ch)
 }
+
+// sendTimeout bounds a Session's write of one frame: a socket that takes
+// longer is as good as dead.
+const sendTimeout = 10 * time.Second
 
 // Subscription reports channel ch's state; false when the session does
 // not have it (never subscribed, or unsubscribed by the app).
