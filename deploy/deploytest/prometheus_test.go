@@ -32,8 +32,9 @@ import (
 //   - every rule is loaded and evaluates healthy; no alert fires on this
 //     healthy cluster;
 //   - every metric name used by a dashboard, rule or the adapter rule is one
-//     the services export (read from their /metrics), and every ocvr_*
-//     metric they export is documented in deploy/README.md.
+//     the services export (read from their /metrics), every histogram bucket
+//     they select by its bound (le="0.25" of the delivery SLO) is exported,
+//     and every ocvr_* metric they export is documented in deploy/README.md.
 func TestWithRealPrometheus(t *testing.T) {
 	promBin := tool(t, "prometheus")
 	promtool := tool(t, "promtool")
@@ -267,10 +268,14 @@ func TestWithRealPrometheus(t *testing.T) {
 	t.Run("metric names exported", func(t *testing.T) {
 		exported := map[string]string{} // sample names
 		families := map[string]bool{}   // ocvr_* metric families
+		buckets := map[bucketRef]bool{} // histogram bucket bounds
 		for _, p := range append(append([]*clustertest.Process{}, c.Gateways...), c.Ticketsvcs...) {
 			page := scrape(t, p.Admin)
 			for name, typ := range Exported(page) {
 				exported[name] = typ
+			}
+			for b := range exportedBuckets(page) {
+				buckets[b] = true
 			}
 			for name := range Families(page) {
 				if strings.HasPrefix(name, "ocvr_") {
@@ -294,6 +299,13 @@ func TestWithRealPrometheus(t *testing.T) {
 				used[n] = true
 				if exported[n] == "" && !recorded[n] {
 					t.Errorf("%s uses %s, which no service exports and no recording rule defines\n  %s", e.Source, n, e.Raw)
+				}
+			}
+			// A bucket bound the histogram lacks selects nothing (the
+			// delivery SLO counts le="0.25" as its good events).
+			for _, b := range bucketRefs(t, e.PromQL) {
+				if !recorded[b.Series] && !buckets[b] {
+					t.Errorf("%s selects %s{le=%q}, a bucket no service exports", e.Source, b.Series, b.LE)
 				}
 			}
 		}
