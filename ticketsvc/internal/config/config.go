@@ -51,7 +51,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.StringVar(&c.Server.NATSTLSCAFile, "nats-tls-ca", "", "PEM `file` of CAs to trust for NATS TLS")
 	fs.StringVar(&c.Server.NATSTLSCertFile, "nats-tls-cert", "", "PEM client certificate `file` for NATS mutual TLS")
 	fs.StringVar(&c.Server.NATSTLSKeyFile, "nats-tls-key", "", "PEM client key `file` for NATS mutual TLS")
-	fs.StringVar(&c.Server.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "NATS subject `prefix` of this environment (must match the gateways)")
+	fs.StringVar(&c.Server.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "NATS subject `prefix` of this environment (must match the gateways): the session service answers on <prefix>.svc.sessions.*")
 	fs.StringVar(&c.Server.SessionsBucket, "sessions-bucket", d.SessionsBucket, "KV `bucket` holding bearer sessions")
 	fs.StringVar(&c.Server.TicketsBucket, "tickets-bucket", d.TicketsBucket, "KV `bucket` holding connect tickets")
 	fs.StringVar(&origins, "allowed-origins", origins, "CORS `origins` allowed to request tickets from a browser, comma-separated;\n"+
