@@ -128,7 +128,10 @@ func TestPrometheusRulesScoped(t *testing.T) {
 			for _, r := range g.(map[string]any)["rules"].([]any) {
 				rule := r.(map[string]any)
 				expr, _ := rule["expr"].(string)
-				name := fmt.Sprint(rule["alert"], rule["record"])
+				name, _ := rule["alert"].(string)
+				if name == "" {
+					name, _ = rule["record"].(string)
+				}
 				if strings.Contains(expr, `namespace!=""`) {
 					t.Errorf("%s: unscoped selector left: %s", name, expr)
 				}
