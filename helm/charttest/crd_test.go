@@ -21,6 +21,9 @@ import (
 var crdSources = []struct{ module, dir string }{
 	{"github.com/prometheus-operator/prometheus-operator@v0.85.0", "example/prometheus-operator-crd"},
 	{"github.com/kedacore/keda/v2@v2.21.0", "config/crd/bases"},
+	// HTTPRoute (httpRoute.enabled); scripts/ci/crds-gateway-api.sh installs
+	// the same into the API server.
+	{"sigs.k8s.io/gateway-api@v1.6.3", "config/crd/standard"},
 }
 
 var (

@@ -253,6 +253,8 @@ type Rendered struct {
 	Ingresses    map[string]*networkingv1.Ingress
 	ConfigMaps   map[string]*corev1.ConfigMap
 	SAs          map[string]*corev1.ServiceAccount
+	NetPols      map[string]*networkingv1.NetworkPolicy
+	TestPods     map[string]*corev1.Pod // helm test hooks
 	Custom       map[schema.GroupVersionKind][]Object
 	decodeErrors []string
 }
@@ -265,6 +267,7 @@ func typed(t testing.TB, objs []Object) *Rendered {
 		PDBs: map[string]*policyv1.PodDisruptionBudget{}, HPAs: map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 		Ingresses: map[string]*networkingv1.Ingress{}, ConfigMaps: map[string]*corev1.ConfigMap{},
 		SAs: map[string]*corev1.ServiceAccount{}, Custom: map[schema.GroupVersionKind][]Object{},
+		NetPols: map[string]*networkingv1.NetworkPolicy{}, TestPods: map[string]*corev1.Pod{},
 	}
 	for _, o := range objs {
 		obj, builtin, err := decodeStrict(o)
@@ -292,6 +295,14 @@ func typed(t testing.TB, objs []Object) *Rendered {
 			r.ConfigMaps[v.Name] = v
 		case *corev1.ServiceAccount:
 			r.SAs[v.Name] = v
+		case *networkingv1.NetworkPolicy:
+			r.NetPols[v.Name] = v
+		case *corev1.Pod:
+			if v.Annotations["helm.sh/hook"] != "test" {
+				r.decodeErrors = append(r.decodeErrors, fmt.Sprintf("%s: a bare Pod that is not a helm test hook", o))
+				continue
+			}
+			r.TestPods[v.Name] = v
 		default:
 			r.decodeErrors = append(r.decodeErrors, fmt.Sprintf("%s: kind not expected from this chart", o))
 		}

@@ -170,8 +170,10 @@ func checkWorkloads(t *testing.T, r *Rendered) {
 				t.Errorf("%s: topology spread on %s does not select the pods", name, tsc.TopologyKey)
 			}
 		}
-		if len(ps.Containers) != 1 {
-			t.Fatalf("%s: want one container", name)
+		// The service's container comes first; sidecars
+		// (<component>.extraContainers) follow it.
+		if len(ps.Containers) == 0 || ps.Containers[0].Name != pod.Labels["app.kubernetes.io/component"] {
+			t.Fatalf("%s: the first container must be the service's", name)
 		}
 		c := ps.Containers[0]
 		csc := c.SecurityContext

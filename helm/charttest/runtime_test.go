@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/client"
@@ -253,6 +254,10 @@ func startContainer(t *testing.T, comp string, c corev1.Container, natsURL strin
 			v = natsURL
 		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
 			v = "ocvr-realtime-" + comp + "-5d8f7c9b4-x7k2q"
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			v = Namespace
+		case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil:
+			v = resourceField(t, c, e.ValueFrom.ResourceFieldRef)
 		case e.ValueFrom != nil:
 			t.Fatalf("%s: cannot resolve %s in a process test", comp, e.Name)
 		}
@@ -291,6 +296,34 @@ func startContainer(t *testing.T, comp string, c corev1.Container, natsURL strin
 		}
 	})
 	return p
+}
+
+// resourceField resolves a downward API resourceFieldRef as the kubelet
+// does: the container's request or limit divided by the divisor, rounded up
+// (250m CPU with divisor 1 is "1"). A limit that is not set would be the
+// node's allocatable: the tests never rely on that.
+func resourceField(t *testing.T, c corev1.Container, ref *corev1.ResourceFieldSelector) string {
+	t.Helper()
+	kind, res, _ := strings.Cut(ref.Resource, ".")
+	list := c.Resources.Requests
+	if kind == "limits" {
+		list = c.Resources.Limits
+	}
+	q, ok := list[corev1.ResourceName(res)]
+	if !ok {
+		if kind == "requests" {
+			return "0" // no request: the kubelet gives 0 (GOMAXPROCS=0 is ignored by Go)
+		}
+		t.Fatalf("%s: %s is not set: the kubelet would give the node's allocatable", c.Name, ref.Resource)
+	}
+	div := ref.Divisor
+	if div.IsZero() {
+		div = resource.MustParse("1")
+	}
+	if res == "cpu" {
+		return strconv.FormatInt((q.MilliValue()+div.MilliValue()-1)/div.MilliValue(), 10)
+	}
+	return strconv.FormatInt((q.Value()+div.Value()-1)/div.Value(), 10)
 }
 
 func (p *proc) get(path string) (int, string, error) {
@@ -363,6 +396,22 @@ func TestRuntimeSemantics(t *testing.T) {
 		code, body, err := c.p.get("/metrics")
 		if err != nil || code != http.StatusOK || !strings.Contains(body, c.want) {
 			t.Errorf("%s /metrics: %d %v, want a line with %q", c.p.name, code, err, c.want)
+		}
+	}
+
+	// The Go runtime follows the CPU request (250m: GOMAXPROCS 1, and so
+	// one socket writer), not the machine's cores; without the chart's
+	// GOMAXPROCS it would be runtime.NumCPU(). The memory limit comes from
+	// the cgroup (pkg/goruntime; its unit test covers the arithmetic).
+	for _, c := range []struct {
+		p *proc
+		c corev1.Container
+	}{{gw, gwC}, {ts, tsC}} {
+		want := resourceField(t, c.c, &corev1.ResourceFieldSelector{Resource: "requests.cpu", Divisor: resource.MustParse("1")})
+		_, body, _ := c.p.get("/metrics")
+		if !regexp.MustCompile(`(?m)^go_sched_gomaxprocs_threads ` + want + `$`).MatchString(body) {
+			t.Errorf("%s: go_sched_gomaxprocs_threads is not %s (the CPU request rounded up): %q", c.p.name, want,
+				regexp.MustCompile(`(?m)^go_sched_gomaxprocs_threads .*$`).FindString(body))
 		}
 	}
 

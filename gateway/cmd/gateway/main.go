@@ -19,6 +19,7 @@ import (
 
 	"github.com/ocvr/realtime/gateway/internal/config"
 	"github.com/ocvr/realtime/gateway/internal/gateway"
+	"github.com/ocvr/realtime/gateway/internal/selfcheck"
 	"github.com/ocvr/realtime/pkg/buildinfo"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/goruntime"
@@ -28,6 +29,10 @@ func main() {
 	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
 		fmt.Println("gateway", buildinfo.Read())
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "selfcheck" {
+		// The chart's helm test: a session, a ticket and a socket end to end.
+		os.Exit(selfcheck.Main(context.Background(), os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
 	}
 	cfg, err := config.Parse(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {

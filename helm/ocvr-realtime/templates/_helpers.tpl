@@ -121,6 +121,26 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
+{{/* Go runtime sizing (values <component>.goRuntime, pkg/goruntime).
+GOMAXPROCS: the CPU request rounded up (the downward API rounds a
+resourceFieldRef up to the divisor, so 250m gives 1; no request gives 0,
+which the Go runtime ignores). AUTOMEMLIMIT: the share of the cgroup memory
+limit the binary gives GOMEMLIMIT. Call with
+(dict "container" "gateway" "values" .Values.gateway). */}}
+{{- define "ocvr.goRuntimeEnv" -}}
+{{- $r := .values.goRuntime -}}
+{{- if $r.maxProcsFromRequest }}
+- name: GOMAXPROCS
+  valueFrom:
+    resourceFieldRef:
+      containerName: {{ .container }}
+      resource: requests.cpu
+      divisor: "1"
+{{- end }}
+- name: AUTOMEMLIMIT
+  value: {{ if gt (float64 $r.memoryLimitRatio) 0.0 }}{{ toString $r.memoryLimitRatio | quote }}{{ else }}"off"{{ end }}
+{{- end -}}
+
 {{- define "ocvr.natsVolumeMounts" -}}
 {{- $n := .Values.nats -}}
 {{- if $n.credentials.existingSecret }}
