@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -474,5 +475,45 @@ func TestSubjectsValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A payload is checked as the gateways will check it on the subject it is
+// published on (a live subject or the stream's input subject).
+func ExampleSubjects_Validate() {
+	subjects, _ := NewSubjects("ocvr")
+	for _, p := range []struct{ subject, payload string }{
+		{"ocvr.in.channel.ch_abc123", `{"type":"channel_update","data":{"channel_id":"ch_abc123","name":"General"}}`},
+		{"ocvr.in.channel.ch_abc123", `{"type":"session_revoked","data":{"reason":"logout"}}`},
+		{"ocvr.user.42", `{"type":"presence_update","data":{"user_id":"43","presence":"online"}}`},
+	} {
+		typ, err := subjects.Validate(p.subject, []byte(p.payload))
+		fmt.Printf("%s: %q %v\n", p.subject, typ, err)
+	}
+	// Output:
+	// ocvr.in.channel.ch_abc123: "channel_update" <nil>
+	// ocvr.in.channel.ch_abc123: "" invalid event: session_revoked: may only be published on a user subject
+	// ocvr.user.42: "" invalid event: presence_update: "user_id" must be a positive integer
+}
+
+// The per-connection pattern: the sender's client reported the session id
+// of its ready frame with the message; every other connection gets the
+// event, the sender's other devices included.
+func ExamplePublisher_MessageCreated() {
+	ctx := context.Background()
+	nc, err := nats.Connect(nats.DefaultURL)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	subjects, _ := NewSubjects("ocvr")
+	pub := NewPublisher(nc, subjects)
+	senderSessionID := "ses_Qk3v8TnY1pLx2mZa" // ready.data.session_id of the sending connection
+	err = pub.MessageCreated(ctx, protocol.MessageCreate{
+		ID: "msg_xyz789", ChannelID: "ch_abc123", Author: protocol.Author{ID: 12345, DisplayName: "Sender"},
+		Content: "Hello world!", CreatedAt: time.Now().Unix(),
+	}, Target{ExceptSession: senderSessionID, MsgID: "msg_xyz789.create"})
+	if err != nil {
+		fmt.Println(err)
 	}
 }
