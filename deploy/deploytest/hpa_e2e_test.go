@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocvr/realtime/pkg/client"
+	"go.yaml.in/yaml/v3"
+
 	"github.com/ocvr/realtime/pkg/clustertest"
 )
 
@@ -33,8 +33,9 @@ const (
 //
 //	3 gateway processes (clustertest) holding known sockets
 //	→ Debian's Prometheus scraping them (deploy/prometheus/prometheus.yml)
-//	→ prometheus-adapter v0.12.0 (its Go module) with the rules of
-//	  deploy/prometheus-adapter (values.yaml's rules.custom, defaults off),
+//	→ prometheus-adapter v0.12.0 (its Go module) with the configuration the
+//	  adapter chart renders from deploy/prometheus-adapter/values.yaml
+//	  (rules.custom; the test refuses values keeping the chart's defaults),
 //	  registered as custom.metrics.k8s.io/v1beta1 through the aggregation layer
 //	→ kube-apiserver + kube-controller-manager v1.34.4 (HPA controller only)
 //	→ the chart's gateway Deployment and HPA (helm template).
@@ -145,7 +146,7 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 	port := freeLoopbackPort(t)
 	adapter := startDaemon(t, "prometheus-adapter", adapterBin,
 		"--prometheus-url="+prom.URL+"/",
-		"--config="+filepath.Join(root, "deploy", "prometheus-adapter", "config.yaml"),
+		"--config="+adapterConfigFromValues(t, root, dir),
 		"--metrics-relist-interval=2s",
 		"--secure-port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
 		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile,
@@ -187,6 +188,40 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 	if n := replicasOf(t, k, ns, deployName); n != int(third.desired) {
 		t.Errorf("the Deployment has %d replicas, the HPA wants %d", n, third.desired)
 	}
+}
+
+// adapterConfigFromValues writes the adapter configuration the
+// prometheus-adapter chart renders from deploy/prometheus-adapter/values.yaml
+// (its ConfigMap's config.yaml: `rules:` followed by rules.custom as YAML)
+// and returns its path. The chart would put its own default rules first
+// unless rules.default is false; those are not this repository's, so the
+// test refuses values that keep them.
+func adapterConfigFromValues(t *testing.T, root, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "prometheus-adapter", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Rules struct {
+			Default *bool `yaml:"default"`
+			Custom  []any `yaml:"custom"`
+		} `yaml:"rules"`
+	}
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		t.Fatal(err)
+	}
+	if values.Rules.Default == nil || *values.Rules.Default {
+		t.Fatal("deploy/prometheus-adapter/values.yaml keeps the chart's default rules (rules.default is not false): the adapter would serve ocvr_gateway_connections twice")
+	}
+	if len(values.Rules.Custom) == 0 {
+		t.Fatal("deploy/prometheus-adapter/values.yaml has no rules.custom")
+	}
+	out, err := yaml.Marshal(map[string]any{"rules": values.Rules.Custom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, "adapter-config.yaml", out)
 }
 
 func ceilDiv(a, b int) int { return int(math.Ceil(float64(a) / float64(b))) }
@@ -288,119 +323,4 @@ func replicasOf(t *testing.T, k kubectl, ns, name string) int {
 		t.Fatal(err)
 	}
 	return d.Spec.Replicas
-}
-
-// gatewayLoad holds real sockets on the gateways of a cluster.
-type gatewayLoad struct {
-	t      *testing.T
-	c      *clustertest.Cluster
-	conns  [][]*client.Conn
-	perPod []int
-	users  int64
-}
-
-// connect opens n[i] more sockets on gateway i and waits until each gateway
-// counts its sockets.
-func (g *gatewayLoad) connect(n ...int) {
-	g.t.Helper()
-	if g.conns == nil {
-		g.conns = make([][]*client.Conn, len(g.c.Gateways))
-		g.perPod = make([]int, len(g.c.Gateways))
-	}
-	for i, k := range n {
-		for j := 0; j < k; j++ {
-			g.users++
-			conn, err := g.c.Dial(g.c.NewUser(g.users, fmt.Sprint("hpa-user", g.users)), i)
-			if err != nil {
-				g.t.Fatal(err)
-			}
-			g.t.Cleanup(conn.CloseNow)
-			g.conns[i] = append(g.conns[i], conn)
-		}
-		g.perPod[i] += k
-	}
-	g.waitCounted()
-}
-
-// close closes n[i] sockets of gateway i.
-func (g *gatewayLoad) close(n ...int) {
-	g.t.Helper()
-	for i, k := range n {
-		for j := 0; j < k; j++ {
-			last := len(g.conns[i]) - 1
-			_ = g.conns[i][last].Close()
-			g.conns[i] = g.conns[i][:last]
-		}
-		g.perPod[i] -= k
-	}
-	g.waitCounted()
-}
-
-func (g *gatewayLoad) total() int {
-	n := 0
-	for _, k := range g.perPod {
-		n += k
-	}
-	return n
-}
-
-func (g *gatewayLoad) waitCounted() {
-	g.t.Helper()
-	clustertest.Eventually(g.t, 10*time.Second, "each gateway to count its sockets", func() bool {
-		for i, gw := range g.c.Gateways {
-			if n, _ := gw.Metric("ocvr_gateway_connections"); n != float64(g.perPod[i]) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// checkServed waits until Prometheus and then the custom metrics API (the
-// adapter, through the API server) report each pod's sockets.
-func (g *gatewayLoad) checkServed(prom *Prometheus, k kubectl, adapter *daemon, ns string, podNames []string) {
-	g.t.Helper()
-	want := map[string]int{}
-	for i, p := range podNames {
-		want[p] = g.perPod[i]
-	}
-	waitFor(g.t, 20*time.Second, "Prometheus to see each pod's sockets", func() (bool, string) {
-		s, err := prom.Query(context.Background(), `ocvr_gateway_connections`)
-		if err != nil {
-			return false, err.Error()
-		}
-		got := map[string]int{}
-		for _, x := range s {
-			got[x.Metric["pod"]] = int(x.Value)
-		}
-		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(got)
-	})
-	path := "/apis/custom.metrics.k8s.io/v1beta1/namespaces/" + ns + "/pods/*/ocvr_gateway_connections"
-	waitFor(g.t, 60*time.Second, "the custom metrics API to serve each pod's sockets ("+path+")", func() (bool, string) {
-		if adapter.exited() {
-			g.t.Fatalf("prometheus-adapter exited:\n%s", adapter.tail(30))
-		}
-		out, err := k.run("", "get", "--raw", path)
-		if err != nil {
-			return false, err.Error()
-		}
-		var list struct {
-			Items []struct {
-				DescribedObject struct{ Name string } `json:"describedObject"`
-				Value           string                `json:"value"`
-			} `json:"items"`
-		}
-		if err := json.Unmarshal([]byte(out), &list); err != nil {
-			return false, err.Error()
-		}
-		got := map[string]int{}
-		for _, it := range list.Items {
-			n, err := strconv.Atoi(it.Value)
-			if err != nil {
-				return false, "value " + it.Value
-			}
-			got[it.DescribedObject.Name] = n
-		}
-		return fmt.Sprint(got) == fmt.Sprint(want), out
-	})
 }
