@@ -256,8 +256,12 @@ func TestStartsBeforeNATS(t *testing.T) {
 	eventually(t, 30*time.Second, "ready once NATS is up", func() bool { return e.readyz().status == http.StatusOK })
 
 	e.connect(url)
-	token, _ := e.newSession(9, "Late")
+	token, sess := e.newSession(9, "Late")
 	e.postTicket(token).ticket(t)
+	// The session service, added while NATS was down, answers too.
+	if r := e.request("revoke", `{"session_id":"`+sess.ID+`"}`); r.Error != nil || string(r.Data) != `{"revoked":1}` {
+		t.Fatalf("session service after NATS came up: data %s error %+v", r.Data, r.Error)
+	}
 }
 
 func TestNATSRestartWithoutData(t *testing.T) {
