@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -217,7 +218,7 @@ var (
 func init() {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme,
-		autoscalingv2.AddToScheme, networkingv1.AddToScheme,
+		autoscalingv2.AddToScheme, networkingv1.AddToScheme, rbacv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			panic(err)
@@ -253,6 +254,8 @@ type Rendered struct {
 	Ingresses    map[string]*networkingv1.Ingress
 	ConfigMaps   map[string]*corev1.ConfigMap
 	SAs          map[string]*corev1.ServiceAccount
+	Roles        map[string]*rbacv1.Role
+	RoleBindings map[string]*rbacv1.RoleBinding
 	NetPols      map[string]*networkingv1.NetworkPolicy
 	TestPods     map[string]*corev1.Pod // helm test hooks
 	Custom       map[schema.GroupVersionKind][]Object
@@ -267,6 +270,7 @@ func typed(t testing.TB, objs []Object) *Rendered {
 		PDBs: map[string]*policyv1.PodDisruptionBudget{}, HPAs: map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 		Ingresses: map[string]*networkingv1.Ingress{}, ConfigMaps: map[string]*corev1.ConfigMap{},
 		SAs: map[string]*corev1.ServiceAccount{}, Custom: map[schema.GroupVersionKind][]Object{},
+		Roles: map[string]*rbacv1.Role{}, RoleBindings: map[string]*rbacv1.RoleBinding{},
 		NetPols: map[string]*networkingv1.NetworkPolicy{}, TestPods: map[string]*corev1.Pod{},
 	}
 	for _, o := range objs {
@@ -295,6 +299,10 @@ func typed(t testing.TB, objs []Object) *Rendered {
 			r.ConfigMaps[v.Name] = v
 		case *corev1.ServiceAccount:
 			r.SAs[v.Name] = v
+		case *rbacv1.Role:
+			r.Roles[v.Name] = v
+		case *rbacv1.RoleBinding:
+			r.RoleBindings[v.Name] = v
 		case *networkingv1.NetworkPolicy:
 			r.NetPols[v.Name] = v
 		case *corev1.Pod:

@@ -80,6 +80,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	}
 	defer nc.Close()
 	cfg.Gateway.Logger = log
+	cfg.Gateway.DeletionCost = deletionCoster(cfg, log)
 	g, err := gateway.New(cfg.Gateway, nc)
 	if err != nil {
 		return err
@@ -131,4 +132,24 @@ func run(cfg config.Config, log *slog.Logger) error {
 	<-done
 	_ = admin.Shutdown(drainCtx)
 	return nil
+}
+
+// deletionCoster is the Kubernetes API client that keeps the pod's
+// deletion-cost annotation, or nil: turned off, or not in Kubernetes (the
+// feature is an optimisation of scale-down: its absence never stops the
+// gateway).
+func deletionCoster(cfg config.Config, log *slog.Logger) gateway.DeletionCoster {
+	if cfg.NoPodDeletionCost {
+		return nil
+	}
+	kp, err := gateway.InClusterPod(os.Getenv, gateway.ServiceAccountDir, cfg.PodNamespace, cfg.Gateway.PodName)
+	switch {
+	case errors.Is(err, gateway.ErrNotInCluster):
+		log.Info("pod deletion cost off: not in a Kubernetes pod with a service account token", "why", err.Error())
+		return nil
+	case err != nil:
+		log.Error("pod deletion cost off", "err", err)
+		return nil
+	}
+	return kp
 }

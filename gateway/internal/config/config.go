@@ -32,6 +32,11 @@ type Config struct {
 	// and headers) and how long an idle keep-alive connection is kept: a
 	// client that trickles its headers (slowloris) is cut off after it.
 	HandshakeTimeout time.Duration
+	// NoPodDeletionCost turns the deletion-cost annotation off; it is off
+	// anyway outside Kubernetes. PodNamespace is the pod's namespace (empty:
+	// the service account's).
+	NoPodDeletionCost bool
+	PodNamespace      string
 }
 
 // DefaultHandshakeTimeout is the default of --handshake-timeout.
@@ -81,6 +86,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.IntVar(&c.Gateway.FloodLimit, "flood-limit", d.FloodLimit, "frames refused in one rate-limited episode before closing with 4008")
 	fs.DurationVar(&c.Gateway.TypingThrottle, "typing-throttle", d.TypingThrottle, "minimum time between forwarded typing events per user per channel")
 	fs.IntVar(&c.Gateway.SoftMaxConns, "soft-max-connections", 0, "connections above which /readyz fails (0: no limit)")
+	fs.IntVar(&c.Gateway.SoftMaxReadyAgain, "soft-max-ready-again", 0, "once /readyz failed at --soft-max-connections, it passes again only at or below this many connections, so a full pod does not flap ready/unready (0: 95% of the soft limit)")
 	fs.IntVar(&c.Gateway.HardMaxConns, "hard-max-connections", 0, "connections at which new sockets are closed with 1013 (0: no limit)")
 	fs.IntVar(&c.Gateway.MaxPreauthPerSource, "max-preauth-per-source", d.MaxPreauthPerSource, "upgrades one source address may have in flight before their tickets are redeemed; over it 429 (0: no limit; behind an ingress the source is the ingress: limit per client there)")
 	fs.IntVar(&c.Gateway.MaxRedeemsInFlight, "max-redeems-in-flight", d.MaxRedeemsInFlight, "tickets the pod redeems at once; over it an upgrade is closed at once with 1013 and a retry hint instead of queueing (0: no limit)")
@@ -99,6 +105,14 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.IntVar(&c.Gateway.StreamReplicas, "stream-replicas", 0, "replicas of the event stream, 1 to 5 (0: 3 where the JetStream cluster holds them, else 1)")
 	fs.Int64Var(&c.Gateway.StreamMaxBytes, "stream-max-bytes", 0, "storage bound of the event stream in bytes; when full the oldest events go and resumes needing them answer resumed:false (0: unlimited)")
 	fs.BoolVar(&c.Gateway.NoContinuity, "no-continuity", false, "turn continuity off: no event stream is provisioned, events carry no position, nothing resumes, a full queue closes with 4009")
+	fs.DurationVar(&c.Gateway.FleetInterval, "fleet-interval", d.FleetInterval, "how often the pod publishes its connection count to the other gateways over NATS (the fleet view rebalancing uses); a pod silent for 3 intervals is forgotten")
+	fs.BoolVar(&c.Gateway.NoRebalance, "no-rebalance", false, "turn active rebalancing off: the pod never closes sockets because it holds more than the fleet's mean")
+	fs.Float64Var(&c.Gateway.RebalanceMargin, "rebalance-margin", d.RebalanceMargin, "a pod above the fleet's mean connections by more than this fraction closes the excess with 1012 (clients reconnect elsewhere and resume), down to the mean")
+	fs.DurationVar(&c.Gateway.RebalanceWindow, "rebalance-window", d.RebalanceWindow, "the excess is shed spread over this window")
+	fs.Float64Var(&c.Gateway.RebalanceMaxRate, "rebalance-max-rate", d.RebalanceMaxRate, "most sockets per second a pod sheds while rebalancing")
+	fs.BoolVar(&c.NoPodDeletionCost, "no-pod-deletion-cost", false, "do not keep the pod's controller.kubernetes.io/pod-deletion-cost annotation at its connection count (so that scale-down removes the emptiest pods first); off anyway outside Kubernetes")
+	fs.StringVar(&c.PodNamespace, "pod-namespace", "", "this pod's namespace, for the deletion-cost annotation (empty: the service account's namespace)")
+	fs.DurationVar(&c.Gateway.DeletionCostInterval, "pod-deletion-cost-interval", d.DeletionCostInterval, "how often the deletion-cost annotation is refreshed (only when the count changed)")
 	fs.BoolVar(&c.Gateway.Pprof, "pprof", false, "serve /debug/pprof on the admin listener")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -154,6 +168,12 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	case c.Gateway.MaxPreauthPerSource == 0:
 		c.Gateway.MaxPreauthPerSource = -1 // the library's "no limit"
 	}
+	if c.Gateway.SoftMaxReadyAgain < 0 || (c.Gateway.SoftMaxReadyAgain > 0 && c.Gateway.SoftMaxReadyAgain >= c.Gateway.SoftMaxConns) {
+		return c, errors.New("--soft-max-ready-again must be below --soft-max-connections (0: 95% of it)")
+	}
+	if err := checkRebalance(c.Gateway); err != nil {
+		return c, err
+	}
 	// Flags take the library's zero-means-default convention; everything
 	// else out of range (negative limits, a bad prefix or origin) is refused
 	// here rather than at startup.
@@ -164,6 +184,24 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 		return c, err
 	}
 	return c, nil
+}
+
+// checkRebalance refuses rebalancing and deletion-cost settings out of
+// range (zero would silently mean the default).
+func checkRebalance(g gateway.Config) error {
+	switch {
+	case g.FleetInterval <= 0:
+		return errors.New("--fleet-interval must be positive")
+	case !(g.RebalanceMargin > 0 && g.RebalanceMargin < 10):
+		return errors.New("--rebalance-margin must be a fraction above 0 (e.g. 0.1 for 10%)")
+	case g.RebalanceWindow <= 0:
+		return errors.New("--rebalance-window must be positive")
+	case !(g.RebalanceMaxRate > 0):
+		return errors.New("--rebalance-max-rate must be positive")
+	case g.DeletionCostInterval <= 0:
+		return errors.New("--pod-deletion-cost-interval must be positive")
+	}
+	return nil
 }
 
 // maxStreamReplicas is JetStream's largest replica count.

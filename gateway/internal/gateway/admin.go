@@ -13,6 +13,10 @@ func promhttpHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
+// reasonSoftCap is Ready's reason at the soft connection limit: the pod
+// still serves its sockets (fleet.go counts it as serving).
+const reasonSoftCap = "at soft connection limit"
+
 // Ready reports whether the pod should receive new connections, and why not.
 func (g *Gateway) Ready() (bool, string) {
 	switch {
@@ -28,8 +32,8 @@ func (g *Gateway) Ready() (bool, string) {
 		// Until the watches are live, a membership removed or a session
 		// revoked now would not end what it authorized.
 		return false, "directory or session watch not started"
-	case g.cfg.SoftMaxConns > 0 && g.Connections() >= g.cfg.SoftMaxConns:
-		return false, "at soft connection limit"
+	case g.softCap.full(g.Connections()):
+		return false, reasonSoftCap
 	}
 	return true, ""
 }

@@ -52,7 +52,11 @@ type Config struct {
 	FloodLimit     int           // frames refused in one rate-limited episode before 4008 (default 100)
 	TypingThrottle time.Duration // per user per channel (default 3s)
 	SoftMaxConns   int           // over it /readyz fails (0: none)
-	HardMaxConns   int           // at it new sockets are closed with 1013 (0: none)
+	// SoftMaxReadyAgain is the soft cap's hysteresis: once /readyz failed at
+	// SoftMaxConns it passes again only at or below this many connections
+	// (0: 95% of SoftMaxConns; at least one below it).
+	SoftMaxReadyAgain int
+	HardMaxConns      int // at it new sockets are closed with 1013 (0: none)
 	// MaxConnsPerUser caps one user's connections on this pod (default
 	// DefaultMaxConnsPerUser; negative: no limit). Over it the new socket
 	// is closed with 4010, the existing ones are kept.
@@ -103,6 +107,24 @@ type Config struct {
 	StreamMaxBytes   int64
 	NoContinuity     bool
 
+	// Active rebalancing (rebalance.go): every FleetInterval (default 2s)
+	// the pod publishes its connection count; a pod above the fleet's mean
+	// by more than RebalanceMargin (a fraction, default 0.10) closes the
+	// excess with 1012 spread over RebalanceWindow (default 1m), at most
+	// RebalanceMaxRate sockets per second (default 50). NoRebalance turns
+	// the shedding off (the pod still reports its load).
+	FleetInterval    time.Duration
+	NoRebalance      bool
+	RebalanceMargin  float64
+	RebalanceWindow  time.Duration
+	RebalanceMaxRate float64
+
+	// DeletionCost, when set, is told the pod's connection count every
+	// DeletionCostInterval (default 30s), so that a scale-down removes the
+	// emptiest pods first (deletioncost.go). Nil: off (outside Kubernetes).
+	DeletionCost         DeletionCoster
+	DeletionCostInterval time.Duration
+
 	Now    func() time.Time // injectable clock
 	Logger *slog.Logger
 }
@@ -110,31 +132,36 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		PodName:             "gateway",
-		SubjectPrefix:       bus.DefaultPrefix,
-		SessionsBucket:      session.DefaultBucket,
-		TicketsBucket:       ticket.DefaultBucket,
-		AllowedOrigins:      []string{"http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*"},
-		HeartbeatInterval:   30 * time.Second,
-		HeartbeatTimeout:    75 * time.Second,
-		SweepInterval:       5 * time.Second,
-		ReadLimit:           4096,
-		MaxSubscriptions:    500,
-		QueueSize:           256,
-		WriteTimeout:        30 * time.Second,
-		FrameRate:           20,
-		FrameBurst:          40,
-		FloodLimit:          100,
-		TypingThrottle:      3 * time.Second,
-		MaxConnsPerUser:     DefaultMaxConnsPerUser,
-		ReadinessDelay:      5 * time.Second,
-		DrainWindow:         20 * time.Second,
-		DispatchShards:      4,
-		DispatchBuffer:      1 << 16,
-		MaxPreauthPerSource: DefaultMaxPreauthPerSource,
-		MaxRedeemsInFlight:  DefaultMaxRedeemsInFlight,
-		StreamName:          stream.DefaultName,
-		ContinuityWindow:    stream.DefaultWindow,
+		PodName:              "gateway",
+		SubjectPrefix:        bus.DefaultPrefix,
+		SessionsBucket:       session.DefaultBucket,
+		TicketsBucket:        ticket.DefaultBucket,
+		AllowedOrigins:       []string{"http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*"},
+		HeartbeatInterval:    30 * time.Second,
+		HeartbeatTimeout:     75 * time.Second,
+		SweepInterval:        5 * time.Second,
+		ReadLimit:            4096,
+		MaxSubscriptions:     500,
+		QueueSize:            256,
+		WriteTimeout:         30 * time.Second,
+		FrameRate:            20,
+		FrameBurst:           40,
+		FloodLimit:           100,
+		TypingThrottle:       3 * time.Second,
+		MaxConnsPerUser:      DefaultMaxConnsPerUser,
+		ReadinessDelay:       5 * time.Second,
+		DrainWindow:          20 * time.Second,
+		DispatchShards:       4,
+		DispatchBuffer:       1 << 16,
+		MaxPreauthPerSource:  DefaultMaxPreauthPerSource,
+		MaxRedeemsInFlight:   DefaultMaxRedeemsInFlight,
+		StreamName:           stream.DefaultName,
+		ContinuityWindow:     stream.DefaultWindow,
+		FleetInterval:        DefaultFleetInterval,
+		RebalanceMargin:      DefaultRebalanceMargin,
+		RebalanceWindow:      DefaultRebalanceWindow,
+		RebalanceMaxRate:     DefaultRebalanceMaxRate,
+		DeletionCostInterval: DefaultDeletionCostInterval,
 	}
 }
 
@@ -173,6 +200,15 @@ func (c *Config) fill() {
 	setDur(&c.WriteTimeout, d.WriteTimeout)
 	setDur(&c.TypingThrottle, d.TypingThrottle)
 	setDur(&c.ContinuityWindow, d.ContinuityWindow)
+	setDur(&c.FleetInterval, d.FleetInterval)
+	setDur(&c.RebalanceWindow, d.RebalanceWindow)
+	setDur(&c.DeletionCostInterval, d.DeletionCostInterval)
+	if c.RebalanceMargin == 0 {
+		c.RebalanceMargin = d.RebalanceMargin
+	}
+	if c.RebalanceMaxRate == 0 {
+		c.RebalanceMaxRate = d.RebalanceMaxRate
+	}
 	if c.StreamName == "" {
 		c.StreamName = d.StreamName
 	}
@@ -233,10 +269,16 @@ func (c Config) Validate() error {
 		{"dispatch shards", c.DispatchShards > 0},
 		{"dispatch buffer", c.DispatchBuffer > 0},
 		{"soft max connections", c.SoftMaxConns >= 0},
+		{"soft max ready-again threshold", c.SoftMaxReadyAgain >= 0},
 		{"hard max connections", c.HardMaxConns >= 0},
 		{"readiness delay", c.ReadinessDelay >= 0},
 		{"drain window", c.DrainWindow >= 0},
 		{"socket send buffer", c.SocketSendBuffer >= 0},
+		{"fleet interval", c.FleetInterval > 0},
+		{"rebalance margin", c.RebalanceMargin > 0 && c.RebalanceMargin < 10},
+		{"rebalance window", c.RebalanceWindow > 0},
+		{"rebalance max rate", c.RebalanceMaxRate > 0},
+		{"deletion cost interval", c.DeletionCostInterval > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {

@@ -17,6 +17,7 @@ func (g *Gateway) Drain(ctx context.Context) {
 		return
 	}
 	g.metrics.draining.Set(1)
+	g.publishLoad() // the other pods take it out of their fleet view now
 	g.log.Info("draining", "connections", g.Connections(), "readiness_delay", g.cfg.ReadinessDelay, "window", g.cfg.DrainWindow)
 	select {
 	case <-ctx.Done():

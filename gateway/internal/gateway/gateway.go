@@ -5,7 +5,8 @@
 // Goroutines and their owners:
 //   - Run's: the bus dispatchers, the poller, the directory and session
 //     watches, the KV probe, the session re-check and the stream resync
-//     after reconnects, the sweeper and the presence tracker. They exit when Run's context ends;
+//     after reconnects, the sweeper, the presence tracker, the fleet loop
+//     (fleet.go: load reports, rebalancing) and the deletion-cost updater. They exit when Run's context ends;
 //     Run waits for them (stop).
 //   - serveConn, one per accepted socket, owned by its connection: it joins
 //     the user's subjects, then returns (poller mode) or reads until the
@@ -25,7 +26,9 @@
 // connection's queue and its end), writer.go, hub.go and event.go (bus fan-out),
 // continuity.go, catchup.go and resume.go (positions, catch-up, resume),
 // watch.go and liveness.go (revocation, membership, silence, expiry),
-// typing.go, rejections.go (advisories), admin.go, drain.go, config.go.
+// typing.go, rejections.go (advisories), admin.go, softcap.go (readiness at
+// the soft cap), drain.go, fleet.go and rebalance.go (active rebalancing),
+// deletioncost.go (the pod's deletion cost), config.go.
 package gateway
 
 import (
@@ -81,6 +84,8 @@ type Gateway struct {
 	poller     *poller.Poller // nil: a reader goroutine per socket
 	perUser    *slots[int64]  // connections per user (MaxConnsPerUser)
 	preauth    *slots[string] // upgrades in flight per source (MaxPreauthPerSource)
+	softCap    *softCap       // readiness at the soft connection limit, with hysteresis
+	fleet      *fleet         // the other pods' connection counts (rebalance.go)
 
 	typingThrottle *typingThrottle
 	revocations    revocations // sessions the revocation watch saw go
@@ -130,6 +135,8 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		origins:        origins,
 		perUser:        newSlots[int64](cfg.MaxConnsPerUser),
 		preauth:        newSlots[string](cfg.MaxPreauthPerSource),
+		softCap:        newSoftCap(cfg.SoftMaxConns, cfg.SoftMaxReadyAgain),
+		fleet:          newFleet(cfg.PodName),
 		typingThrottle: newTypingThrottle(cfg.TypingThrottle, cfg.Now),
 		conns:          map[*conn]struct{}{},
 	}
@@ -236,10 +243,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.wg.Add(1)
 		go func() { defer g.wg.Done(); run(ctx, st) }()
 	}
-	g.wg.Add(3)
+	g.wg.Add(4)
+	go func() { defer g.wg.Done(); g.fleetLoop(ctx) }()
 	go func() { defer g.wg.Done(); g.resyncLoop(ctx) }()
 	go func() { defer g.wg.Done(); g.sweepLoop(ctx) }()
 	go func() { defer g.wg.Done(); _ = st.presence.Run(ctx) }()
+	if dc := g.cfg.DeletionCost; dc != nil {
+		g.wg.Add(1)
+		go func() { defer g.wg.Done(); g.deletionCostLoop(ctx, dc) }()
+	}
 	<-ctx.Done()
 	g.stop()
 	return nil

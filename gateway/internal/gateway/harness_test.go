@@ -89,7 +89,9 @@ func (e *env) start(gatewayURLs []string, backendURL string, tweak func(*gateway
 	}
 	t.Cleanup(nc.Close)
 	e.nc = nc
-	cfg := gateway.Config{PodName: "test", Now: e.clock.Now, SweepInterval: 20 * time.Millisecond, ReadinessDelay: time.Millisecond, DrainWindow: 100 * time.Millisecond}
+	// Rebalancing off: pods of one test would shed into each other as the
+	// test moves its clock (rebalance_test.go turns it on).
+	cfg := gateway.Config{PodName: "test", Now: e.clock.Now, SweepInterval: 20 * time.Millisecond, ReadinessDelay: time.Millisecond, DrainWindow: 100 * time.Millisecond, NoRebalance: true}
 	// OCVR_TEST_READER_GOROUTINES=1 runs the suite in the reader-goroutine
 	// mode (the non-Linux path) instead of on the epoll poller.
 	cfg.ReaderGoroutines = os.Getenv("OCVR_TEST_READER_GOROUTINES") == "1"

@@ -36,6 +36,8 @@ type metrics struct {
 	presence        *prometheus.CounterVec
 	connLimit       *prometheus.GaugeVec
 	cont            *continuityMetrics
+	rebalance       *rebalanceMetrics
+	deletionCost    *prometheus.CounterVec
 }
 
 const ns = "ocvr_gateway"
@@ -82,6 +84,8 @@ func newMetrics() *metrics {
 	}
 
 	m.cont = newContinuityMetrics(m.reg)
+	m.rebalance = newRebalanceMetrics(m.reg)
+	m.deletionCost = newDeletionCostMetric(m.reg)
 
 	// Pre-resolve label values: the hot path must not hash label strings.
 	m.framesIn = map[string]prometheus.Counter{}

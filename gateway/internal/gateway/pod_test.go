@@ -38,7 +38,7 @@ func (e *env) pod(t *testing.T, natsURL string, tweak func(*gateway.Config)) *po
 	}})
 	mustNoErr(t, err)
 	t.Cleanup(nc.Close)
-	cfg := gateway.Config{PodName: "test-2", Now: e.clock.Now, SweepInterval: 20 * time.Millisecond, ReadinessDelay: time.Millisecond, DrainWindow: 100 * time.Millisecond}
+	cfg := gateway.Config{PodName: "test-2", Now: e.clock.Now, SweepInterval: 20 * time.Millisecond, ReadinessDelay: time.Millisecond, DrainWindow: 100 * time.Millisecond, NoRebalance: true}
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -17,7 +17,7 @@ import (
 var (
 	// The event stream's input subjects (<prefix>.in.…) follow the same
 	// grammar (DESIGN.md §2a).
-	ocvrSubject  = regexp.MustCompile(`^ocvr\.((in\.)?(channel\.[A-Za-z0-9_-]{1,64}|user\.[1-9][0-9]{0,18})|broadcast)$`)
+	ocvrSubject  = regexp.MustCompile(`^ocvr\.((in\.)?(channel\.[A-Za-z0-9_-]{1,64}|user\.[1-9][0-9]{0,18})|broadcast|fleet\.load)$`) // fleet.load: the pods' load reports (fleet.go)
 	channelKey   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	memberKey    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}\.[1-9][0-9]{0,18}$`)
 	inboxSubject = regexp.MustCompile(`^_INBOX\.[A-Za-z0-9]+(\.\*|\.[A-Za-z0-9]+)?$`)
