@@ -53,7 +53,8 @@ class ServiceError(Exception):
 
 def make_validator():
     """check(scope, payload, channel_id): None, or why the gateways would refuse the payload."""
-    schema = json.load(open(SCHEMA_PATH))
+    with open(SCHEMA_PATH) as f:
+        schema = json.load(f)
     registry = Registry().with_resource(schema["$id"], Resource.from_contents(schema))
     validators = {scope: jsonschema.Draft202012Validator({"$ref": f"{schema['$id']}#/$defs/{scope}"}, registry=registry)
                   for scope in ("channel", "user", "broadcast")}

@@ -79,9 +79,12 @@ class Client:
             opts.update(user=u.username, **({"pass": u.password} if u.password else {}))
         self._writer.write(b"CONNECT " + json.dumps(opts).encode() + b"\r\nPING\r\n")
         await self._writer.drain()
-        line = await asyncio.wait_for(self._reader.readline(), timeout)
-        if line.startswith(b"-ERR"):
-            raise errors.Error(line.decode().strip())
+        while True:  # PONG, or -ERR (authorization); a cluster may send INFO updates first
+            line = await asyncio.wait_for(self._reader.readline(), timeout)
+            if not line or line.startswith(b"-ERR"):
+                raise errors.Error(line.decode().strip() or "connection closed during CONNECT")
+            if line.startswith(b"PONG"):
+                break
         self._writer.write(f"SUB {self._inbox}.* 1\r\n".encode())
         self._read_task = asyncio.ensure_future(self._read_loop())
 
