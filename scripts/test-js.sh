@@ -4,13 +4,16 @@
 #      ocvrctl, ocvr-devstack),
 #   2. npm ci when pkg/js/node_modules is missing (devDependencies only,
 #      pinned by package-lock.json),
-#   3. the build (tsc → pkg/js/dist, committed so `make run` serves the demo
-#      page with Go alone; CI fails when it is stale),
+#   3. the build (tsc → pkg/js/dist ESM and dist/cjs CommonJS, esbuild → the
+#      minified bundle and dist/size.json; committed so `make run` serves the
+#      demo page with Go alone; CI fails when it is stale),
 #   4. the type tests of the published declarations,
-#   5. the client tests against a real NATS + ticketsvc + two gateways,
-#   6. the browser test: the demo page in headless Debian Chromium
-#      (/usr/bin/chromium, via playwright-core), screenshots in
-#      test-artifacts/e2e/.
+#   5. the package test (require/import, the minified bundle, the size in the
+#      README) and the client tests against a real NATS + ticketsvc + two
+#      gateways,
+#   6. the browser tests: the demo page, and the React demo in StrictMode, in
+#      headless Debian Chromium (/usr/bin/chromium, via playwright-core),
+#      screenshots in test-artifacts/e2e/.
 # scripts/ci/install-js.sh installs Node.js, Chromium and the npm modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +34,10 @@ echo "== test-js: go binaries (at ${SECONDS}s)"
 make --no-print-directory build
 
 cd pkg/js
-if [ ! -f node_modules/.package-lock.json ]; then
+# npm ci when node_modules is missing, older than the lockfile, or lacks a
+# devDependency added since (a checkout does not keep mtimes).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] ||
+	[ ! -d node_modules/esbuild ] || [ ! -d node_modules/react-dom ]; then
 	echo "== test-js: npm ci"
 	npm ci --no-audit --no-fund --loglevel=error
 fi
@@ -50,8 +56,8 @@ echo "== test-js: type tests (at ${SECONDS}s)"
 npm run --silent typecheck
 
 echo "== test-js: client tests (real NATS, ticketsvc, gateways) (at ${SECONDS}s)"
-node --test --test-timeout=60000 test/client.test.mjs
+node --test --test-timeout=60000 test/package.test.mjs test/client.test.mjs
 
 echo "== test-js: browser test (headless chromium) (at ${SECONDS}s)"
-node --test --test-timeout=90000 e2e/browser.test.mjs
+node --test --test-timeout=90000 e2e/browser.test.mjs e2e/react.test.mjs
 echo "== test-js: done in ${SECONDS}s"

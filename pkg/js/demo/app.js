@@ -152,11 +152,11 @@ function start() {
     setStatus("reconnecting", `reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt})`);
   });
   client.on("disconnect", ({ code, reason }) => log("disconnect", `${code}${reason ? " " + reason : ""}`));
-  client.on("ready", () => {
+  client.on("connected", ({ reconnect }) => {
     connects++;
     // presence_update has no position (it is not resumable): refresh the
     // friends' presence after every reconnect.
-    if (connects > 1) refreshFriends();
+    if (reconnect) refreshFriends();
   });
   client.on("continuity", (c) => {
     if (!c.reconnect) return; // a fresh start: nothing was missed
@@ -227,8 +227,13 @@ function start() {
     showSignedOut(reason, error);
   });
 
+  // The constructor has no side effects: connect explicitly.
+  client.connect();
   for (const ch of me.channels) {
-    client.subscribe(ch).catch((e) => setChannel(ch, { status: "error", error: e.code }));
+    client.subscribe(ch).catch((e) => {
+      // TIMEOUT: not live yet, still trying (the subscribed event updates it).
+      if (e.code !== "TIMEOUT") setChannel(ch, { status: "error", error: e.code });
+    });
   }
   renderChannels();
   renderFriends();

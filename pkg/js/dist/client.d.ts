@@ -1,6 +1,8 @@
 import { OcvrError } from "./errors.js";
 import type { AnyServerFrame, Ready, ServerFrameMap, UnknownEventData } from "./protocol.js";
 import type { FetchLike } from "./ticket.js";
+import { Subscription } from "./subscription.js";
+import type { SubscribeOptions } from "./subscription.js";
 /**
  * The subset of the WebSocket API the client uses: the browser's
  * `WebSocket`, Node.js 22's global one and the `ws` package all fit.
@@ -49,8 +51,19 @@ export interface ClientOptions {
     WebSocket?: WebSocketConstructor;
     /** The `fetch` used for tickets; default `globalThis.fetch`. */
     fetch?: FetchLike;
-    /** Connect at once (default true); otherwise call {@link OcvrClient.connect}. */
+    /**
+     * Whether the first `subscribe()` of an idle client connects it (default
+     * true). The constructor never connects: call {@link OcvrClient.connect}
+     * (or subscribe). With `false`, only `connect()` does.
+     */
     autoConnect?: boolean;
+    /**
+     * Milliseconds a `subscribe()` may take before its promise rejects with
+     * `TIMEOUT` (default 5000; 0: never). The subscription keeps trying; the
+     * timeout only tells the app it is not live yet (ticketsvc or the
+     * gateway down, a slow backplane).
+     */
+    subscribeTimeout?: number;
     /**
      * Reconnect backoff in milliseconds: retry n (0 for the first after a
      * `ready`, or the start) waits a uniformly random time in
@@ -115,6 +128,25 @@ export type StopReason =
  | "too_many_connections"
 /** The server closed with 1000. */
  | "server_closed";
+/**
+ * The `connected` event: after each `ready`, whether this is a reconnect and
+ * whether the user's own events resumed without loss. Each channel says the
+ * same for itself with its subscription's `subscribed` event.
+ */
+export interface ConnectedEvent {
+    /** The server's `ready` (connection, user and session ids). */
+    ready: Ready;
+    /** The gateway URL of the connection. */
+    url: string;
+    /** The client was connected before (since it was created or last stopped): this is a reconnect. */
+    reconnect: boolean;
+    /**
+     * The user's own events (`notification`, …): `undefined` on a fresh
+     * start, `true` when every one missed while disconnected follows, `false`
+     * when some may be missing (refetch notifications and the like).
+     */
+    resumed: boolean | undefined;
+}
 /** The `closed` event. */
 export interface ClosedEvent {
     reason: StopReason;
@@ -208,6 +240,8 @@ export interface ClientEventMap extends ServerFrameMap {
      * "channel"`): whether that subscription resumed without loss.
      */
     continuity: ContinuityEvent;
+    /** After each `ready` and its `continuity` event: a reconnect or not, and whether the user's events resumed. */
+    connected: ConnectedEvent;
     state: StateEvent;
     disconnect: DisconnectEvent;
     reconnecting: ReconnectingEvent;
@@ -245,12 +279,17 @@ export type UnknownListener = (data: UnknownEventData) => void;
 export declare class OcvrClient {
     private readonly urls;
     private readonly opts;
-    private readonly WS;
+    private WS;
     private readonly base;
     private readonly max;
     private readonly maxInvalid;
     private readonly connectTimeout;
     private readonly typingThrottle;
+    private readonly subscribeTimeout;
+    /** Removes the browser's `online` listener. */
+    private onlineOff;
+    /** Every channel object handed out by channel(), for the client's life. */
+    private readonly subs;
     private readonly listeners;
     private _state;
     private _ready;
@@ -342,18 +381,40 @@ export declare class OcvrClient {
     /** Removes a listener. */
     off<K extends ClientEventType>(type: K, listener: Listener<K>): void;
     off(type: string, listener: UnknownListener): void;
-    /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
+    /**
+     * Starts connecting: the first time, or again after the client stopped
+     * (`close()`, a revoked session after signing in again, …); the channels
+     * wanted before are subscribed again. The first attempt starts on the
+     * next turn of the event loop, so a `close()` right after (React
+     * StrictMode's mount, unmount, mount) opens nothing. Does nothing while
+     * connecting or connected. Throws a `TypeError` when there is no
+     * WebSocket (Node.js 20 without `options.WebSocket`).
+     */
     connect(): void;
+    /**
+     * The channel's {@link Subscription}: its state, its events, subscribe and
+     * unsubscribe. The same object for the same id for the client's life;
+     * getting it subscribes nothing.
+     */
+    channel(channelId: string): Subscription;
     /**
      * Subscribes to a channel, now and after every reconnect. Resolves once the
      * server confirms (`subscribed`: events published from then on are
      * delivered); waits for the connection if it is not open. Rejects with an
      * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
      * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
-     * case the channel is dropped; or when the client stops. (`UNAVAILABLE`,
-     * the gateway's backplane briefly out of reach, is retried after 1–2 s.)
+     * case the channel is dropped; with `TIMEOUT` when no answer came within
+     * `subscribeTimeout` (the channel stays wanted and is subscribed once the
+     * connection allows); or with `CLOSED` when the client stops or is
+     * stopped (the channel stays wanted: the next `connect()` subscribes it).
+     * (`UNAVAILABLE`, the gateway's backplane briefly out of reach, is
+     * retried after 1–2 s.) Connects an idle client, unless `autoConnect:
+     * false`. `client.channel(channelId)` gives the channel's
+     * {@link Subscription} (state, events).
      */
-    subscribe(channelId: string): Promise<void>;
+    subscribe(channelId: string, options?: SubscribeOptions): Promise<void>;
+    /** Rejects with TIMEOUT after ms (0: never), and tells the channel's subscription. */
+    private withTimeout;
     /**
      * Unsubscribes from a channel (also for future reconnects). Resolves once
      * the server confirms, or at once when the channel is not subscribed on an
@@ -404,6 +465,11 @@ export declare class OcvrClient {
     private onReady;
     private onUnsubscribed;
     private onError;
+    /** Moves a channel's subscription to the state its sets say. */
+    private syncSub;
+    private syncSubs;
+    /** A subscription ended (the app, or the server): state, then its `unsubscribed` event. */
+    private endSub;
     /** Abandons a socket that looks dead and reconnects. */
     private drop;
     private onSocketClose;
@@ -415,6 +481,11 @@ export declare class OcvrClient {
      * and another is tried at once ({@link RefusedUrls}).
      */
     private retry;
+    /**
+     * In a browser, the `online` event ends a reconnect's wait: the network
+     * is back, so the next attempt goes at once instead of after the backoff.
+     */
+    private watchOnline;
     private clearTimers;
     /** Stops for good. */
     private stop;

@@ -2,8 +2,11 @@ import { OcvrError } from "./errors.js";
 import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
 import { RefusedUrls, capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
+import { Subscription, subscribeTimeoutError } from "./subscription.js";
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
-const CLIENT_EVENTS = new Set(["frame", "continuity", "state", "disconnect", "reconnecting", "closed"]);
+const CLIENT_EVENTS = new Set(["frame", "continuity", "connected", "state", "disconnect", "reconnecting", "closed"]);
+/** Frame types that are never a channel's event, though their data may name a channel. */
+const NOT_CHANNEL_EVENTS = new Set(["ready", "heartbeat_ack", "subscribed", "unsubscribed", "error", "session_revoked", "notification", "presence_update"]);
 const OPEN = 1;
 const CONNECTING = 0;
 /**
@@ -38,6 +41,11 @@ export class OcvrClient {
     maxInvalid;
     connectTimeout;
     typingThrottle;
+    subscribeTimeout;
+    /** Removes the browser's `online` listener. */
+    onlineOff;
+    /** Every channel object handed out by channel(), for the client's life. */
+    subs = new Map();
     listeners = new Map();
     _state = "idle";
     _ready;
@@ -105,18 +113,17 @@ export class OcvrClient {
         if (!options.getTicket && (!options.ticketUrl || options.token === undefined)) {
             throw new TypeError("OcvrClient: pass ticketUrl and token, or getTicket");
         }
-        const WS = options.WebSocket ?? globalThis.WebSocket;
-        if (!WS) {
-            throw new TypeError("OcvrClient: no global WebSocket; pass options.WebSocket (Node.js 20: the ws package)");
-        }
-        this.WS = WS;
+        // The WebSocket constructor is looked up at connect(): a client can be
+        // created where there is none (server-side rendering in Node.js 20).
+        this.WS = options.WebSocket;
         this.base = options.backoff?.base ?? 500;
         this.max = options.backoff?.max ?? 30000;
         this.maxInvalid = options.maxInvalidTickets ?? 3;
         this.connectTimeout = options.connectTimeout ?? 10000;
         this.typingThrottle = options.typingThrottle ?? 3000;
-        if (options.autoConnect !== false)
-            this.connect();
+        this.subscribeTimeout = options.subscribeTimeout ?? 5000;
+        // No connect here: the constructor has no side effects (React StrictMode
+        // renders twice, server-side rendering has no socket).
     }
     /** The current state. */
     get state() {
@@ -164,14 +171,55 @@ export class OcvrClient {
     off(type, listener) {
         this.listeners.get(type)?.delete(listener);
     }
-    /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
+    /**
+     * Starts connecting: the first time, or again after the client stopped
+     * (`close()`, a revoked session after signing in again, …); the channels
+     * wanted before are subscribed again. The first attempt starts on the
+     * next turn of the event loop, so a `close()` right after (React
+     * StrictMode's mount, unmount, mount) opens nothing. Does nothing while
+     * connecting or connected. Throws a `TypeError` when there is no
+     * WebSocket (Node.js 20 without `options.WebSocket`).
+     */
     connect() {
         if (this._state !== "idle" && this._state !== "closed")
             return;
+        if (!this.WS) {
+            const WS = globalThis.WebSocket;
+            if (!WS)
+                throw new TypeError("OcvrClient: no global WebSocket; pass options.WebSocket (Node.js 20: the ws package)");
+            this.WS = WS;
+        }
         this.attempt = 0;
         this.invalidTickets = 0;
         this.revoked = undefined;
-        void this.open();
+        this.watchOnline();
+        this.setState("connecting");
+        if (this._state !== "connecting")
+            return; // a state listener closed the client
+        this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            if (this._state === "connecting" && this.ws === undefined)
+                void this.open();
+        }, 0);
+    }
+    /**
+     * The channel's {@link Subscription}: its state, its events, subscribe and
+     * unsubscribe. The same object for the same id for the client's life;
+     * getting it subscribes nothing.
+     */
+    channel(channelId) {
+        let sub = this.subs.get(channelId);
+        if (!sub) {
+            sub = new Subscription({
+                subscribe: (ch, o) => this.subscribe(ch, o),
+                unsubscribe: (ch) => this.unsubscribe(ch),
+                typing: (ch) => this.typing(ch),
+                cursor: (ch) => this.cursors.get(ch),
+            }, channelId);
+            this.subs.set(channelId, sub);
+            this.syncSub(channelId);
+        }
+        return sub;
     }
     /**
      * Subscribes to a channel, now and after every reconnect. Resolves once the
@@ -179,24 +227,52 @@ export class OcvrClient {
      * delivered); waits for the connection if it is not open. Rejects with an
      * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
      * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
-     * case the channel is dropped; or when the client stops. (`UNAVAILABLE`,
-     * the gateway's backplane briefly out of reach, is retried after 1–2 s.)
+     * case the channel is dropped; with `TIMEOUT` when no answer came within
+     * `subscribeTimeout` (the channel stays wanted and is subscribed once the
+     * connection allows); or with `CLOSED` when the client stops or is
+     * stopped (the channel stays wanted: the next `connect()` subscribes it).
+     * (`UNAVAILABLE`, the gateway's backplane briefly out of reach, is
+     * retried after 1–2 s.) Connects an idle client, unless `autoConnect:
+     * false`. `client.channel(channelId)` gives the channel's
+     * {@link Subscription} (state, events).
      */
-    subscribe(channelId) {
-        if (this._state === "closed") {
-            return Promise.reject(new OcvrError("CLOSED", "the client is closed", { channelId }));
-        }
+    subscribe(channelId, options) {
         this.wanted.add(channelId);
+        this.syncSub(channelId);
         if (this.live.has(channelId))
             return Promise.resolve();
+        if (this._state === "closed") {
+            return Promise.reject(new OcvrError("CLOSED", "the client is closed: the channel is subscribed at the next connect()", { channelId }));
+        }
         let p = this.pendingSubs.get(channelId);
-        if (p)
-            return p.promise;
-        p = pending();
-        this.pendingSubs.set(channelId, p);
-        if (this.wsOpen && !this.inflight.has(channelId))
-            this.sendSubscribe(channelId);
-        return p.promise;
+        if (!p) {
+            p = pending();
+            this.pendingSubs.set(channelId, p);
+            if (this.wsOpen && !this.inflight.has(channelId))
+                this.sendSubscribe(channelId);
+        }
+        if (this._state === "idle" && this.opts.autoConnect !== false)
+            this.connect();
+        return this.withTimeout(channelId, p.promise, options?.timeout ?? this.subscribeTimeout);
+    }
+    /** Rejects with TIMEOUT after ms (0: never), and tells the channel's subscription. */
+    withTimeout(channelId, promise, ms) {
+        if (!(ms > 0) || !Number.isFinite(ms))
+            return promise;
+        return new Promise((resolve, reject) => {
+            const t = setTimeout(() => {
+                const err = subscribeTimeoutError(channelId, ms);
+                reject(err);
+                this.subs.get(channelId)?._emit("error", err);
+            }, ms);
+            promise.then(() => {
+                clearTimeout(t);
+                resolve();
+            }, (e) => {
+                clearTimeout(t);
+                reject(e);
+            });
+        });
     }
     /**
      * Unsubscribes from a channel (also for future reconnects). Resolves once
@@ -204,17 +280,22 @@ export class OcvrClient {
      * open connection.
      */
     unsubscribe(channelId) {
-        this.wanted.delete(channelId);
+        const was = this.wanted.delete(channelId);
         this.cursors.delete(channelId);
         const sub = this.pendingSubs.get(channelId);
         if (sub) {
             this.pendingSubs.delete(channelId);
             sub.reject(new OcvrError("CLOSED", `unsubscribed from ${channelId} before the subscription completed`, { channelId }));
         }
-        if (!this.wsOpen || (!this.live.has(channelId) && !sub)) {
-            this.live.delete(channelId);
+        const live = this.live.has(channelId);
+        this.live.delete(channelId);
+        // A subscribe sent and not answered is superseded: subscribing again
+        // sends a new one (after the unsubscribe, in order on the socket).
+        this.inflight.delete(channelId);
+        if (was)
+            this.endSub(channelId, { reason: "client" });
+        if (!this.wsOpen || (!live && !sub))
             return Promise.resolve();
-        }
         let p = this.pendingUnsubs.get(channelId);
         if (p)
             return p.promise;
@@ -477,8 +558,29 @@ export class OcvrClient {
             this.emitAny(frame.type, data);
         }
         this.emit("frame", frame);
-        if (continuity && ws === this.ws)
+        if (ws !== this.ws)
+            return; // a listener closed the client, or dropped the socket
+        if (continuity) {
             this.emit("continuity", continuity);
+            if (ws !== this.ws)
+                return;
+            if (continuity.scope === "user") {
+                this.emit("connected", { ready: frame.data, url: this.wsUrl, reconnect: continuity.reconnect, resumed: continuity.resumed });
+            }
+            else {
+                const { channelId, reconnect, resumed, seq } = continuity;
+                this.subs.get(channelId)?._emit("subscribed", { channelId, reconnect, resumed, refetch: resumed !== true, seq });
+            }
+            return;
+        }
+        // A channel's event goes to its subscription too (by the frame's
+        // position, or the channel its data names).
+        if (NOT_CHANNEL_EVENTS.has(frame.type))
+            return;
+        const d = frame.data;
+        const ch = typeof frame.channel_id === "string" ? frame.channel_id : typeof d?.channel_id === "string" ? d.channel_id : undefined;
+        if (ch !== undefined)
+            this.subs.get(ch)?._dispatch(frame);
     }
     /**
      * Whether a positioned event is a duplicate (at or below its
@@ -522,6 +624,7 @@ export class OcvrClient {
             return undefined;
         }
         this.live.add(ch);
+        this.syncSub(ch);
         const reconnect = this.resubs.delete(ch);
         const resumed = reconnect ? s.resumed === true && this.resumeAsked : undefined;
         // Resumed: the missed events follow from our cursor (the server echoes
@@ -545,6 +648,7 @@ export class OcvrClient {
         this.attempt = 0;
         this.invalidTickets = 0;
         this.live.clear();
+        this.syncSubs();
         // Continuity: the user's own events resumed only if the server says so
         // for the token of this session; a new token for the next reconnect.
         const reconnect = this.hadReady;
@@ -588,13 +692,22 @@ export class OcvrClient {
         this.inflight.delete(ch);
         if (u.reason !== "client") {
             // removed or deleted: the server ended it; never resubscribe.
-            this.wanted.delete(ch);
+            const was = this.wanted.delete(ch);
             this.cursors.delete(ch);
+            const err = new OcvrError(u.reason === "deleted" ? "CHANNEL_NOT_FOUND" : "NOT_MEMBER", `subscription to ${ch} ended: ${u.reason}`, { channelId: ch });
             const sub = this.pendingSubs.get(ch);
             if (sub) {
                 this.pendingSubs.delete(ch);
-                sub.reject(new OcvrError(u.reason === "deleted" ? "CHANNEL_NOT_FOUND" : "NOT_MEMBER", `subscription to ${ch} ended: ${u.reason}`, { channelId: ch }));
+                sub.reject(err);
             }
+            if (was)
+                this.endSub(ch, { reason: u.reason === "deleted" ? "deleted" : "removed", error: err });
+        }
+        else {
+            // Our unsubscribe; wanted again meanwhile: subscribe again.
+            if (this.wanted.has(ch) && this.wsOpen && !this.inflight.has(ch))
+                this.sendSubscribe(ch);
+            this.syncSub(ch);
         }
         const p = this.pendingUnsubs.get(ch);
         if (p) {
@@ -611,6 +724,7 @@ export class OcvrClient {
             this.inflight.delete(ch);
         if (e.code === "NOT_SUBSCRIBED") {
             this.live.delete(ch);
+            this.syncSub(ch);
             const p = this.pendingUnsubs.get(ch);
             if (p) {
                 this.pendingUnsubs.delete(ch);
@@ -622,6 +736,7 @@ export class OcvrClient {
             return;
         if (e.code === "UNAVAILABLE") {
             // The gateway could not reach its backplane: ask again in 1–2 s.
+            this.subs.get(ch)?._emit("error", new OcvrError(e.code, e.message, { channelId: ch }));
             if (this.subRetries.has(ch))
                 return;
             const ws = this.ws;
@@ -637,11 +752,26 @@ export class OcvrClient {
         this.wanted.delete(ch);
         this.cursors.delete(ch);
         this.resubs.delete(ch);
+        const err = new OcvrError(e.code, e.message, { channelId: ch });
         const p = this.pendingSubs.get(ch);
         if (p) {
             this.pendingSubs.delete(ch);
-            p.reject(new OcvrError(e.code, e.message, { channelId: ch }));
+            p.reject(err);
         }
+        this.endSub(ch, { reason: "refused", error: err });
+    }
+    /** Moves a channel's subscription to the state its sets say. */
+    syncSub(ch) {
+        this.subs.get(ch)?._setState(this.live.has(ch) ? "subscribed" : this.wanted.has(ch) ? "subscribing" : "unsubscribed");
+    }
+    syncSubs() {
+        for (const ch of this.subs.keys())
+            this.syncSub(ch);
+    }
+    /** A subscription ended (the app, or the server): state, then its `unsubscribed` event. */
+    endSub(ch, ev) {
+        this.syncSub(ch);
+        this.subs.get(ch)?._emit("unsubscribed", ev);
     }
     /** Abandons a socket that looks dead and reconnects. */
     drop(ws, why) {
@@ -666,6 +796,7 @@ export class OcvrClient {
         this.wsOpen = false;
         this.live.clear();
         this.clearTimers();
+        this.syncSubs();
         this.emit("disconnect", { code, reason, wasOpen });
         if (this._state === "closed")
             return;
@@ -755,6 +886,28 @@ export class OcvrClient {
             ev.error = error;
         this.emit("reconnecting", ev);
     }
+    /**
+     * In a browser, the `online` event ends a reconnect's wait: the network
+     * is back, so the next attempt goes at once instead of after the backoff.
+     */
+    watchOnline() {
+        if (this.onlineOff)
+            return;
+        const g = globalThis;
+        if (typeof g.addEventListener !== "function")
+            return;
+        const fn = () => {
+            if (this._state !== "reconnecting")
+                return;
+            if (this.retryTimer !== undefined)
+                clearTimeout(this.retryTimer);
+            this.retryTimer = undefined;
+            this.attempt = 0;
+            void this.open();
+        };
+        g.addEventListener("online", fn);
+        this.onlineOff = () => g.removeEventListener?.("online", fn);
+    }
     clearTimers() {
         if (this.retryTimer !== undefined)
             clearTimeout(this.retryTimer);
@@ -787,8 +940,12 @@ export class OcvrClient {
             p.resolve();
         this.pendingSubs.clear();
         this.pendingUnsubs.clear();
-        this.wanted.clear();
+        // The channels stay wanted (subscribing): the next connect() subscribes
+        // them again.
         this.live.clear();
+        this.syncSubs();
+        this.onlineOff?.();
+        this.onlineOff = undefined;
         this.lastTyping.clear();
         this.inflight.clear();
         // Continuity ends with the client: a later connect() starts afresh.

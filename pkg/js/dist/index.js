@@ -6,10 +6,16 @@
  * import { OcvrClient } from "@ocvr/realtime-client";
  * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
  * client.on("message_create", (m) => console.log(`${m.author.display_name}: ${m.content}`));
- * await client.subscribe("ch_general");
+ * client.connect();
+ * const general = client.channel("ch_general");
+ * general.on("subscribed", ({ refetch }) => { if (refetch) reloadMessages(); });
+ * await general.subscribe();
  * ```
+ *
+ * React hooks: `@ocvr/realtime-client/react`.
  */
 export { OcvrClient } from "./client.js";
+export { Subscription } from "./subscription.js";
 export { OcvrError } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
 export { MAX_RETRY_AFTER, reasonRetryAfter } from "./retry.js";

@@ -362,6 +362,7 @@ test("golden frames: the document's frames reach the page's client on both gatew
       const errors = [];
       const client = new OcvrClient({ url, getTicket: async () => `wst_${"g".repeat(43)}`, maxInvalidTickets: 1 });
       client.on("error", (e) => errors.push(e));
+      client.connect();
       const closed = await new Promise((r) => client.once("closed", r));
       return { code: closed.code, reason: closed.reason, errors };
     }, stack.gateways[0].wsUrl);

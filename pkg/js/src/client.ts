@@ -4,6 +4,8 @@ import type { AnyServerFrame, ErrorData, Ready, ServerFrame, ServerFrameMap, Ses
 import { RefusedUrls, capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 import type { FetchLike } from "./ticket.js";
+import { Subscription, subscribeTimeoutError } from "./subscription.js";
+import type { SubscribeOptions, SubscribedEvent, SubscriptionEndEvent } from "./subscription.js";
 
 /**
  * The subset of the WebSocket API the client uses: the browser's
@@ -57,8 +59,19 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** The `fetch` used for tickets; default `globalThis.fetch`. */
   fetch?: FetchLike;
-  /** Connect at once (default true); otherwise call {@link OcvrClient.connect}. */
+  /**
+   * Whether the first `subscribe()` of an idle client connects it (default
+   * true). The constructor never connects: call {@link OcvrClient.connect}
+   * (or subscribe). With `false`, only `connect()` does.
+   */
   autoConnect?: boolean;
+  /**
+   * Milliseconds a `subscribe()` may take before its promise rejects with
+   * `TIMEOUT` (default 5000; 0: never). The subscription keeps trying; the
+   * timeout only tells the app it is not live yet (ticketsvc or the
+   * gateway down, a slow backplane).
+   */
+  subscribeTimeout?: number;
   /**
    * Reconnect backoff in milliseconds: retry n (0 for the first after a
    * `ready`, or the start) waits a uniformly random time in
@@ -122,6 +135,26 @@ export type StopReason =
   | "too_many_connections"
   /** The server closed with 1000. */
   | "server_closed";
+
+/**
+ * The `connected` event: after each `ready`, whether this is a reconnect and
+ * whether the user's own events resumed without loss. Each channel says the
+ * same for itself with its subscription's `subscribed` event.
+ */
+export interface ConnectedEvent {
+  /** The server's `ready` (connection, user and session ids). */
+  ready: Ready;
+  /** The gateway URL of the connection. */
+  url: string;
+  /** The client was connected before (since it was created or last stopped): this is a reconnect. */
+  reconnect: boolean;
+  /**
+   * The user's own events (`notification`, …): `undefined` on a fresh
+   * start, `true` when every one missed while disconnected follows, `false`
+   * when some may be missing (refetch notifications and the like).
+   */
+  resumed: boolean | undefined;
+}
 
 /** The `closed` event. */
 export interface ClosedEvent {
@@ -224,6 +257,8 @@ export interface ClientEventMap extends ServerFrameMap {
    * "channel"`): whether that subscription resumed without loss.
    */
   continuity: ContinuityEvent;
+  /** After each `ready` and its `continuity` event: a reconnect or not, and whether the user's events resumed. */
+  connected: ConnectedEvent;
   state: StateEvent;
   disconnect: DisconnectEvent;
   reconnecting: ReconnectingEvent;
@@ -240,7 +275,10 @@ export type Listener<K extends ClientEventType> = (data: ClientEventMap[K]) => v
 export type UnknownListener = (data: UnknownEventData) => void;
 
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
-const CLIENT_EVENTS: ReadonlySet<string> = new Set(["frame", "continuity", "state", "disconnect", "reconnecting", "closed"]);
+const CLIENT_EVENTS: ReadonlySet<string> = new Set(["frame", "continuity", "connected", "state", "disconnect", "reconnecting", "closed"]);
+
+/** Frame types that are never a channel's event, though their data may name a channel. */
+const NOT_CHANNEL_EVENTS: ReadonlySet<string> = new Set(["ready", "heartbeat_ack", "subscribed", "unsubscribed", "error", "session_revoked", "notification", "presence_update"]);
 
 interface Pending {
   promise: Promise<void>;
@@ -277,12 +315,17 @@ const CONNECTING = 0;
 export class OcvrClient {
   private readonly urls: readonly string[];
   private readonly opts: ClientOptions;
-  private readonly WS: WebSocketConstructor;
+  private WS: WebSocketConstructor | undefined;
   private readonly base: number;
   private readonly max: number;
   private readonly maxInvalid: number;
   private readonly connectTimeout: number;
   private readonly typingThrottle: number;
+  private readonly subscribeTimeout: number;
+  /** Removes the browser's `online` listener. */
+  private onlineOff: (() => void) | undefined;
+  /** Every channel object handed out by channel(), for the client's life. */
+  private readonly subs = new Map<string, Subscription>();
 
   private readonly listeners = new Map<string, Set<(data: never) => void>>();
   private _state: ConnectionState = "idle";
@@ -354,17 +397,17 @@ export class OcvrClient {
     if (!options.getTicket && (!options.ticketUrl || options.token === undefined)) {
       throw new TypeError("OcvrClient: pass ticketUrl and token, or getTicket");
     }
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WS) {
-      throw new TypeError("OcvrClient: no global WebSocket; pass options.WebSocket (Node.js 20: the ws package)");
-    }
-    this.WS = WS;
+    // The WebSocket constructor is looked up at connect(): a client can be
+    // created where there is none (server-side rendering in Node.js 20).
+    this.WS = options.WebSocket;
     this.base = options.backoff?.base ?? 500;
     this.max = options.backoff?.max ?? 30000;
     this.maxInvalid = options.maxInvalidTickets ?? 3;
     this.connectTimeout = options.connectTimeout ?? 10000;
     this.typingThrottle = options.typingThrottle ?? 3000;
-    if (options.autoConnect !== false) this.connect();
+    this.subscribeTimeout = options.subscribeTimeout ?? 5000;
+    // No connect here: the constructor has no side effects (React StrictMode
+    // renders twice, server-side rendering has no socket).
   }
 
   /** The current state. */
@@ -438,13 +481,55 @@ export class OcvrClient {
     this.listeners.get(type)?.delete(listener);
   }
 
-  /** Starts connecting (only needed with `autoConnect: false`, or to start again after the client stopped). */
+  /**
+   * Starts connecting: the first time, or again after the client stopped
+   * (`close()`, a revoked session after signing in again, …); the channels
+   * wanted before are subscribed again. The first attempt starts on the
+   * next turn of the event loop, so a `close()` right after (React
+   * StrictMode's mount, unmount, mount) opens nothing. Does nothing while
+   * connecting or connected. Throws a `TypeError` when there is no
+   * WebSocket (Node.js 20 without `options.WebSocket`).
+   */
   connect(): void {
     if (this._state !== "idle" && this._state !== "closed") return;
+    if (!this.WS) {
+      const WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+      if (!WS) throw new TypeError("OcvrClient: no global WebSocket; pass options.WebSocket (Node.js 20: the ws package)");
+      this.WS = WS;
+    }
     this.attempt = 0;
     this.invalidTickets = 0;
     this.revoked = undefined;
-    void this.open();
+    this.watchOnline();
+    this.setState("connecting");
+    if ((this._state as ConnectionState) !== "connecting") return; // a state listener closed the client
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this._state === "connecting" && this.ws === undefined) void this.open();
+    }, 0);
+  }
+
+  /**
+   * The channel's {@link Subscription}: its state, its events, subscribe and
+   * unsubscribe. The same object for the same id for the client's life;
+   * getting it subscribes nothing.
+   */
+  channel(channelId: string): Subscription {
+    let sub = this.subs.get(channelId);
+    if (!sub) {
+      sub = new Subscription(
+        {
+          subscribe: (ch, o) => this.subscribe(ch, o),
+          unsubscribe: (ch) => this.unsubscribe(ch),
+          typing: (ch) => this.typing(ch),
+          cursor: (ch) => this.cursors.get(ch),
+        },
+        channelId,
+      );
+      this.subs.set(channelId, sub);
+      this.syncSub(channelId);
+    }
+    return sub;
   }
 
   /**
@@ -453,21 +538,52 @@ export class OcvrClient {
    * delivered); waits for the connection if it is not open. Rejects with an
    * {@link OcvrError} carrying the server's code (`NOT_MEMBER`,
    * `CHANNEL_NOT_FOUND`, …) and `channelId` when the server refuses, in which
-   * case the channel is dropped; or when the client stops. (`UNAVAILABLE`,
-   * the gateway's backplane briefly out of reach, is retried after 1–2 s.)
+   * case the channel is dropped; with `TIMEOUT` when no answer came within
+   * `subscribeTimeout` (the channel stays wanted and is subscribed once the
+   * connection allows); or with `CLOSED` when the client stops or is
+   * stopped (the channel stays wanted: the next `connect()` subscribes it).
+   * (`UNAVAILABLE`, the gateway's backplane briefly out of reach, is
+   * retried after 1–2 s.) Connects an idle client, unless `autoConnect:
+   * false`. `client.channel(channelId)` gives the channel's
+   * {@link Subscription} (state, events).
    */
-  subscribe(channelId: string): Promise<void> {
-    if (this._state === "closed") {
-      return Promise.reject(new OcvrError("CLOSED", "the client is closed", { channelId }));
-    }
+  subscribe(channelId: string, options?: SubscribeOptions): Promise<void> {
     this.wanted.add(channelId);
+    this.syncSub(channelId);
     if (this.live.has(channelId)) return Promise.resolve();
+    if (this._state === "closed") {
+      return Promise.reject(new OcvrError("CLOSED", "the client is closed: the channel is subscribed at the next connect()", { channelId }));
+    }
     let p = this.pendingSubs.get(channelId);
-    if (p) return p.promise;
-    p = pending();
-    this.pendingSubs.set(channelId, p);
-    if (this.wsOpen && !this.inflight.has(channelId)) this.sendSubscribe(channelId);
-    return p.promise;
+    if (!p) {
+      p = pending();
+      this.pendingSubs.set(channelId, p);
+      if (this.wsOpen && !this.inflight.has(channelId)) this.sendSubscribe(channelId);
+    }
+    if (this._state === "idle" && this.opts.autoConnect !== false) this.connect();
+    return this.withTimeout(channelId, p.promise, options?.timeout ?? this.subscribeTimeout);
+  }
+
+  /** Rejects with TIMEOUT after ms (0: never), and tells the channel's subscription. */
+  private withTimeout(channelId: string, promise: Promise<void>, ms: number): Promise<void> {
+    if (!(ms > 0) || !Number.isFinite(ms)) return promise;
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        const err = subscribeTimeoutError(channelId, ms);
+        reject(err);
+        this.subs.get(channelId)?._emit("error", err);
+      }, ms);
+      promise.then(
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        (e: unknown) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      );
+    });
   }
 
   /**
@@ -476,17 +592,20 @@ export class OcvrClient {
    * open connection.
    */
   unsubscribe(channelId: string): Promise<void> {
-    this.wanted.delete(channelId);
+    const was = this.wanted.delete(channelId);
     this.cursors.delete(channelId);
     const sub = this.pendingSubs.get(channelId);
     if (sub) {
       this.pendingSubs.delete(channelId);
       sub.reject(new OcvrError("CLOSED", `unsubscribed from ${channelId} before the subscription completed`, { channelId }));
     }
-    if (!this.wsOpen || (!this.live.has(channelId) && !sub)) {
-      this.live.delete(channelId);
-      return Promise.resolve();
-    }
+    const live = this.live.has(channelId);
+    this.live.delete(channelId);
+    // A subscribe sent and not answered is superseded: subscribing again
+    // sends a new one (after the unsubscribe, in order on the socket).
+    this.inflight.delete(channelId);
+    if (was) this.endSub(channelId, { reason: "client" });
+    if (!this.wsOpen || (!live && !sub)) return Promise.resolve();
     let p = this.pendingUnsubs.get(channelId);
     if (p) return p.promise;
     p = pending();
@@ -630,7 +749,7 @@ export class OcvrClient {
     if (token !== undefined) query += `&resume=${encodeURIComponent(token)}&seq=${this.userCursor ?? 0}`;
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(`${url}${url.includes("?") ? "&" : "?"}${query}`);
+      ws = new (this.WS as WebSocketConstructor)(`${url}${url.includes("?") ? "&" : "?"}${query}`);
     } catch (e) {
       this.retry(e instanceof Error ? e : new Error(String(e)));
       return;
@@ -731,7 +850,24 @@ export class OcvrClient {
       this.emitAny(frame.type, data);
     }
     this.emit("frame", frame as AnyServerFrame);
-    if (continuity && ws === this.ws) this.emit("continuity", continuity);
+    if (ws !== this.ws) return; // a listener closed the client, or dropped the socket
+    if (continuity) {
+      this.emit("continuity", continuity);
+      if (ws !== this.ws) return;
+      if (continuity.scope === "user") {
+        this.emit("connected", { ready: frame.data as Ready, url: this.wsUrl as string, reconnect: continuity.reconnect, resumed: continuity.resumed });
+      } else {
+        const { channelId, reconnect, resumed, seq } = continuity;
+        this.subs.get(channelId)?._emit("subscribed", { channelId, reconnect, resumed, refetch: resumed !== true, seq } satisfies SubscribedEvent);
+      }
+      return;
+    }
+    // A channel's event goes to its subscription too (by the frame's
+    // position, or the channel its data names).
+    if (NOT_CHANNEL_EVENTS.has(frame.type)) return;
+    const d = frame.data as { channel_id?: unknown };
+    const ch = typeof frame.channel_id === "string" ? frame.channel_id : typeof d?.channel_id === "string" ? d.channel_id : undefined;
+    if (ch !== undefined) this.subs.get(ch)?._dispatch(frame as AnyServerFrame);
   }
 
   /**
@@ -771,6 +907,7 @@ export class OcvrClient {
       return undefined;
     }
     this.live.add(ch);
+    this.syncSub(ch);
     const reconnect = this.resubs.delete(ch);
     const resumed = reconnect ? s.resumed === true && this.resumeAsked : undefined;
     // Resumed: the missed events follow from our cursor (the server echoes
@@ -793,6 +930,7 @@ export class OcvrClient {
     this.attempt = 0;
     this.invalidTickets = 0;
     this.live.clear();
+    this.syncSubs();
     // Continuity: the user's own events resumed only if the server says so
     // for the token of this session; a new token for the next reconnect.
     const reconnect = this.hadReady;
@@ -834,13 +972,19 @@ export class OcvrClient {
     this.inflight.delete(ch);
     if (u.reason !== "client") {
       // removed or deleted: the server ended it; never resubscribe.
-      this.wanted.delete(ch);
+      const was = this.wanted.delete(ch);
       this.cursors.delete(ch);
+      const err = new OcvrError(u.reason === "deleted" ? "CHANNEL_NOT_FOUND" : "NOT_MEMBER", `subscription to ${ch} ended: ${u.reason}`, { channelId: ch });
       const sub = this.pendingSubs.get(ch);
       if (sub) {
         this.pendingSubs.delete(ch);
-        sub.reject(new OcvrError(u.reason === "deleted" ? "CHANNEL_NOT_FOUND" : "NOT_MEMBER", `subscription to ${ch} ended: ${u.reason}`, { channelId: ch }));
+        sub.reject(err);
       }
+      if (was) this.endSub(ch, { reason: u.reason === "deleted" ? "deleted" : "removed", error: err });
+    } else {
+      // Our unsubscribe; wanted again meanwhile: subscribe again.
+      if (this.wanted.has(ch) && this.wsOpen && !this.inflight.has(ch)) this.sendSubscribe(ch);
+      this.syncSub(ch);
     }
     const p = this.pendingUnsubs.get(ch);
     if (p) {
@@ -856,6 +1000,7 @@ export class OcvrClient {
     if (e.code !== "NOT_SUBSCRIBED") this.inflight.delete(ch);
     if (e.code === "NOT_SUBSCRIBED") {
       this.live.delete(ch);
+      this.syncSub(ch);
       const p = this.pendingUnsubs.get(ch);
       if (p) {
         this.pendingUnsubs.delete(ch);
@@ -866,6 +1011,7 @@ export class OcvrClient {
     if (!this.wanted.has(ch) || this.live.has(ch)) return;
     if (e.code === "UNAVAILABLE") {
       // The gateway could not reach its backplane: ask again in 1–2 s.
+      this.subs.get(ch)?._emit("error", new OcvrError(e.code, e.message, { channelId: ch }));
       if (this.subRetries.has(ch)) return;
       const ws = this.ws;
       this.subRetries.set(
@@ -882,11 +1028,28 @@ export class OcvrClient {
     this.wanted.delete(ch);
     this.cursors.delete(ch);
     this.resubs.delete(ch);
+    const err = new OcvrError(e.code, e.message, { channelId: ch });
     const p = this.pendingSubs.get(ch);
     if (p) {
       this.pendingSubs.delete(ch);
-      p.reject(new OcvrError(e.code, e.message, { channelId: ch }));
+      p.reject(err);
     }
+    this.endSub(ch, { reason: "refused", error: err });
+  }
+
+  /** Moves a channel's subscription to the state its sets say. */
+  private syncSub(ch: string): void {
+    this.subs.get(ch)?._setState(this.live.has(ch) ? "subscribed" : this.wanted.has(ch) ? "subscribing" : "unsubscribed");
+  }
+
+  private syncSubs(): void {
+    for (const ch of this.subs.keys()) this.syncSub(ch);
+  }
+
+  /** A subscription ended (the app, or the server): state, then its `unsubscribed` event. */
+  private endSub(ch: string, ev: SubscriptionEndEvent): void {
+    this.syncSub(ch);
+    this.subs.get(ch)?._emit("unsubscribed", ev);
   }
 
   /** Abandons a socket that looks dead and reconnects. */
@@ -910,6 +1073,7 @@ export class OcvrClient {
     this.wsOpen = false;
     this.live.clear();
     this.clearTimers();
+    this.syncSubs();
     this.emit("disconnect", { code, reason, wasOpen });
     if (this._state === "closed") return;
     switch (code) {
@@ -993,6 +1157,25 @@ export class OcvrClient {
     this.emit("reconnecting", ev);
   }
 
+  /**
+   * In a browser, the `online` event ends a reconnect's wait: the network
+   * is back, so the next attempt goes at once instead of after the backoff.
+   */
+  private watchOnline(): void {
+    if (this.onlineOff) return;
+    const g = globalThis as { addEventListener?: (t: string, fn: () => void) => void; removeEventListener?: (t: string, fn: () => void) => void };
+    if (typeof g.addEventListener !== "function") return;
+    const fn = (): void => {
+      if (this._state !== "reconnecting") return;
+      if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      this.attempt = 0;
+      void this.open();
+    };
+    g.addEventListener("online", fn);
+    this.onlineOff = () => g.removeEventListener?.("online", fn);
+  }
+
   private clearTimers(): void {
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
@@ -1018,8 +1201,12 @@ export class OcvrClient {
     for (const p of this.pendingUnsubs.values()) p.resolve();
     this.pendingSubs.clear();
     this.pendingUnsubs.clear();
-    this.wanted.clear();
+    // The channels stay wanted (subscribing): the next connect() subscribes
+    // them again.
     this.live.clear();
+    this.syncSubs();
+    this.onlineOff?.();
+    this.onlineOff = undefined;
     this.lastTyping.clear();
     this.inflight.clear();
     // Continuity ends with the client: a later connect() starts afresh.

@@ -121,6 +121,7 @@ async function newClient({ user, name, channels = [], gateways = [0], options = 
     backoff: { base: 100, max: 1000 },
     ...options,
   });
+  client.connect();
   for (const type of [...SERVER_FRAME_TYPES, "frame", "continuity", "state", "disconnect", "reconnecting", "closed"]) {
     client.on(type, (data) => events.push({ type, data, at: Date.now() }));
   }
@@ -178,6 +179,7 @@ describe("connect", () => {
     let calls = 0;
     const client = new OcvrClient({ url: stack.gateways[1].wsUrl, ticketUrl: stack.ticketUrl, token: async () => (calls++, token), WebSocket });
     clients.push(client);
+    client.connect();
     await new Promise((r) => client.once("ready", r));
     assert.equal(calls, 1);
     await client.close();
@@ -193,6 +195,7 @@ describe("connect", () => {
       fetch: (...a) => (fetches++, fetch(...a)),
       backoff: { base: 10, max: 50 },
     });
+    client.connect();
     const closed = await new Promise((r) => client.once("closed", r));
     assert.equal(closed.reason, "unauthorized");
     assert.ok(closed.error instanceof OcvrError);
@@ -370,6 +373,7 @@ describe("reconnect", () => {
       const disconnects = [];
       const client = new OcvrClient({ url: gw.wsUrl, ticketUrl: stack.ticketUrl, token, WebSocket, connectTimeout: 400, backoff: { base: 50, max: 100 } });
       clients.push(client);
+      client.connect();
       client.on("disconnect", (d) => disconnects.push(d));
       await waitFor(() => disconnects.length >= 2, { what: "two connect timeouts" });
       for (const d of disconnects) {
@@ -441,6 +445,7 @@ describe("reconnect", () => {
       backoff: { base: 4, max: 64 },
     });
     clients.push(client);
+    client.connect();
     client.on("reconnecting", (r) => delays.push(r));
     await waitFor(() => delays.length >= 12, { what: "12 retries" });
     await client.close();
@@ -769,6 +774,7 @@ describe("retry hints", () => {
       const holder = await stack.createSession(nextUser++, "Holder");
       const h = new OcvrClient({ url: full.wsUrl, ticketUrl: stack.ticketUrl, token: holder.token, WebSocket });
       clients.push(h);
+      h.connect();
       await waitFor(() => h.state === "open", { what: "the holder connected" });
       const late = await stack.createSession(nextUser++, "Late");
       const { client, recs, causes, disconnects } = hintedClient({ url: full.wsUrl, ticketUrl: stack.ticketUrl, token: late.token, backoff: { base: 50, max: 400 } });
@@ -841,6 +847,7 @@ function hintedClient(options) {
   let last;
   const client = new OcvrClient({ WebSocket, ...options });
   clients.push(client);
+  client.connect();
   client.on("disconnect", (d) => {
     disconnects.push(d);
     last = d;
@@ -1247,6 +1254,175 @@ describe("continuity", () => {
     await a.next("ready", () => true, { from: at });
     assert.ok(!lastQuery(a).has("resume"), "a fresh start presents no token");
     assert.deepEqual(await a.next("continuity", () => true, { from: at }), { scope: "user", reconnect: false, resumed: undefined, seq: a.client.ready.seq ?? 0 });
+    // The channel was kept across close() and connect(): subscribed again,
+    // as a fresh start (load its state).
+    assert.deepEqual(a.client.channels, [ch]);
+    const c = await a.next("continuity", (x) => x.scope === "channel", { from: at });
+    assert.deepEqual({ ...c, seq: 0 }, { scope: "channel", channelId: ch, reconnect: false, resumed: undefined, seq: 0 });
+    assert.equal(a.client.channel(ch).state, "subscribed");
+  });
+
+  // Per-channel subscriptions (client.channel): states, their own events,
+  // honest reconnects, refusals and timeouts.
+  /** Records a subscription's events: [type, data] in order. */
+  function record(sub, types = ["state", "subscribed", "unsubscribed", "error", "message_create", "channel_update", "frame"]) {
+    const evs = [];
+    for (const t of types) sub.on(t, (d) => evs.push([t, d]));
+    return evs;
+  }
+
+  test("channel(): unsubscribed → subscribing → subscribed, its own events only; after a reconnect each channel says resumed (refetch false), and connected says reconnect", async () => {
+    const a = await newClient({ gateways: [0] });
+    const [c1, c2] = [await newChannel(a.userId), await newChannel(a.userId)];
+    const s1 = a.client.channel(c1);
+    assert.equal(a.client.channel(c1), s1, "one object per channel");
+    assert.equal(s1.state, "unsubscribed");
+    const e1 = record(s1);
+    const e2 = record(a.client.channel(c2));
+    const p = s1.subscribe();
+    assert.equal(s1.state, "subscribing");
+    await p;
+    assert.equal(s1.state, "subscribed");
+    await a.client.channel(c2).subscribe();
+    assert.deepEqual(e1.filter(([t]) => t === "state").map(([, d]) => d.state), ["subscribing", "subscribed"]);
+    const first = e1.find(([t]) => t === "subscribed")[1];
+    assert.deepEqual({ ...first, seq: 0 }, { channelId: c1, reconnect: false, resumed: undefined, refetch: true, seq: 0 });
+
+    await sendMessages(c1, ["one"]);
+    await sendMessages(c2, ["two"]);
+    // An event type the client does not know, naming the channel in its data: the channel's too.
+    await stack.publishStream({ channel: c1 }, { type: "channel_update", data: { channel_id: c1, name: "Renamed" } });
+    await waitFor(() => e1.some(([t]) => t === "channel_update") && e2.some(([t]) => t === "message_create"), { what: "channel events" });
+    assert.deepEqual(e1.filter(([t]) => t === "message_create").map(([, m]) => m.content), ["one"]);
+    assert.deepEqual(e2.filter(([t]) => t === "message_create").map(([, m]) => m.content), ["two"]);
+    assert.deepEqual(e1.find(([t]) => t === "channel_update")[1], { channel_id: c1, name: "Renamed" });
+    assert.deepEqual(e1.filter(([t]) => t === "frame").map(([, f]) => f.type), ["message_create", "channel_update"]);
+
+    // A reconnect: both go subscribing, then subscribed with resumed true.
+    const connected = [];
+    a.client.on("connected", (c) => connected.push(c));
+    const from1 = e1.length;
+    await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    assert.equal(s1.state, "subscribing");
+    await sendMessages(c1, ["missed"]);
+    a.gate.open();
+    await waitFor(() => e1.slice(from1).some(([t]) => t === "subscribed"), { what: "resubscribed" });
+    await waitFor(() => contents(a, c1).includes("missed"), { what: "the missed event" });
+    const again = e1.slice(from1).find(([t]) => t === "subscribed")[1];
+    assert.equal(again.reconnect, true);
+    assert.equal(again.resumed, true);
+    assert.equal(again.refetch, false);
+    assert.deepEqual(e1.slice(from1).filter(([t]) => t === "state").map(([, d]) => d.state), ["subscribing", "subscribed"]);
+    assert.equal(connected.length, 1);
+    assert.equal(connected[0].reconnect, true);
+    assert.equal(connected[0].resumed, true);
+    assert.equal(connected[0].ready.user_id, a.userId);
+    assert.equal(connected[0].url, stack.gateways[0].wsUrl);
+
+    await s1.unsubscribe();
+    assert.equal(s1.state, "unsubscribed");
+    assert.deepEqual(e1.filter(([t]) => t === "unsubscribed").map(([, d]) => d), [{ reason: "client" }]);
+    assert.deepEqual(a.client.channels, [c2]);
+  });
+
+  test("a resubscription refused after a reconnect (removed while away) ends that channel with the server's code; the others resubscribe", async () => {
+    const a = await newClient({ gateways: [0] });
+    const [keep, gone] = [await newChannel(a.userId), await newChannel(a.userId)];
+    await a.client.channel(keep).subscribe();
+    const sub = a.client.channel(gone);
+    await sub.subscribe();
+    const evs = record(sub);
+    await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    await stack.ocvrctl("member", "remove", "--channel", gone, "--user", String(a.userId));
+    a.gate.open();
+    const end = await waitFor(() => evs.find(([t]) => t === "unsubscribed")?.[1], { what: "the refusal" });
+    assert.equal(end.reason, "refused");
+    assert.ok(end.error instanceof OcvrError);
+    assert.equal(end.error.code, "NOT_MEMBER");
+    assert.equal(end.error.channelId, gone);
+    assert.equal(sub.state, "unsubscribed");
+    await waitFor(() => a.client.channel(keep).state === "subscribed", { what: "the other channel resubscribed" });
+    assert.deepEqual(a.client.channels, [keep]);
+  });
+
+  test("unsubscribe then subscribe at once (a component moving), answered or not yet: subscribed in the end, events flow", async () => {
+    const a = await newClient({ gateways: [0] });
+    const ch = await newChannel(a.userId);
+    const sub = a.client.channel(ch);
+    // The first subscribe not answered yet.
+    const first = sub.subscribe();
+    const off = sub.unsubscribe();
+    await assert.rejects(first, { code: "CLOSED" });
+    await sub.subscribe();
+    await off;
+    // Live, then the same once more.
+    const again = sub.unsubscribe();
+    await sub.subscribe();
+    await again;
+    await waitFor(() => sub.state === "subscribed" && a.client.isSubscribed(ch), { what: "subscribed in the end" });
+    await sleep(200); // any late answer of the server
+    assert.equal(sub.state, "subscribed");
+    const got = [];
+    sub.on("message_create", (m) => got.push(m.content));
+    await sendMessages(ch, ["still here"]);
+    await waitFor(() => got.includes("still here"), { what: "an event after the moves" });
+  });
+
+  test("subscribe times out (TIMEOUT) while tickets cannot be had, stays subscribing, and completes when the connection comes back", async () => {
+    const a = await newClient({ gateways: [0] });
+    const ch = await newChannel(a.userId);
+    await disconnect(a, () => a.ctl.sockets.at(-1).terminate());
+    const sub = a.client.channel(ch);
+    const evs = record(sub);
+    const started = Date.now();
+    await assert.rejects(sub.subscribe({ timeout: 300 }), (e) => e instanceof OcvrError && e.code === "TIMEOUT" && e.channelId === ch);
+    assert.ok(Date.now() - started >= 290, "not before the timeout");
+    assert.equal(sub.state, "subscribing");
+    assert.equal(evs.find(([t]) => t === "error")?.[1].code, "TIMEOUT");
+    // The client's default (subscribeTimeout) applies to client.subscribe too.
+    const other = await newChannel(a.userId);
+    a.gate.open();
+    await waitFor(() => sub.state === "subscribed", { what: "subscribed once connected" });
+    await a.client.subscribe(other);
+    assert.deepEqual(a.client.channels.sort(), [ch, other].sort());
+  });
+
+  test("the constructor does nothing; connect() then close() before the first attempt opens nothing; subscribe() on an idle client connects", async () => {
+    const { token } = await stack.createSession(nextUser++, "Lazy");
+    let fetches = 0;
+    const urls = [];
+    class CountingWebSocket extends WebSocket {
+      constructor(url, ...rest) {
+        urls.push(url);
+        super(url, ...rest);
+      }
+    }
+    const opts = { url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token, WebSocket: CountingWebSocket, fetch: (...x) => (fetches++, fetch(...x)) };
+    const client = new OcvrClient(opts);
+    clients.push(client);
+    // Server-side rendering (Node.js 20 has no global WebSocket): constructing is fine.
+    new OcvrClient({ url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token });
+    assert.throws(() => new OcvrClient({ url: stack.gateways[0].wsUrl, ticketUrl: stack.ticketUrl, token }).connect(), TypeError);
+    await sleep(200);
+    assert.equal(client.state, "idle");
+    assert.equal(fetches + urls.length, 0);
+    // StrictMode's mount, unmount, mount: one attempt.
+    client.connect();
+    await client.close();
+    client.connect();
+    await waitFor(() => client.state === "open", { what: "open" });
+    assert.equal(fetches, 1);
+    assert.equal(urls.length, 1);
+    await client.close();
+
+    const lazy = new OcvrClient(opts);
+    clients.push(lazy);
+    const ch = await newChannel(nextUser - 1);
+    await lazy.subscribe(ch); // connects
+    assert.equal(lazy.state, "open");
+    assert.equal(lazy.channel(ch).state, "subscribed");
+    await lazy.close();
+    assert.equal(lazy.channel(ch).state, "subscribing", "kept for the next connect()");
   });
 });
 
@@ -1305,7 +1481,9 @@ describe("stop conditions", () => {
     const closed = await a.next("closed");
     assert.deepEqual(closed, { reason: "client" });
     assert.equal(a.client.state, "closed");
-    assert.deepEqual(a.client.channels, []);
+    // The channels are kept for a later connect(), subscribing meanwhile.
+    assert.deepEqual(a.client.channels, [ch]);
+    assert.equal(a.client.channel(ch).state, "subscribing");
     await a.client.close(); // idempotent
     await sleep(500);
     assert.equal(a.tickets.length, tickets);
@@ -1341,6 +1519,7 @@ describe("listeners", () => {
       },
       WebSocket,
     });
+    failing.connect();
     failing.on("reconnecting", () => {
       retries++;
       failing.close();
@@ -1567,6 +1746,7 @@ describe("golden frames (pkg/protocol/testdata/frames.json)", () => {
       maxInvalidTickets: 1,
     });
     clients.push(client);
+    client.connect();
     client.on("error", (e) => errors.push(e));
     const closed = await new Promise((r) => client.once("closed", r));
     assert.equal(closed.code, 4001);

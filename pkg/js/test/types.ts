@@ -9,6 +9,7 @@ import type {
   Attachment,
   ChannelContinuity,
   ClosedEvent,
+  ConnectedEvent,
   ConnectionState,
   ContinuityEvent,
   MessageCreate,
@@ -19,6 +20,10 @@ import type {
   ServerFrame,
   StopReason,
   Subscribed,
+  SubscribedEvent,
+  Subscription,
+  SubscriptionEndReason,
+  SubscriptionState,
   UnknownEventData,
   UnknownServerFrame,
 } from "../dist/index.js";
@@ -184,3 +189,41 @@ const p: Promise<void> = client.subscribe("ch_general");
 const sent: boolean = client.typing("ch_general");
 const done: Promise<void> = client.close();
 void p, sent, done;
+
+// Per-channel subscriptions: typed channel events, states, honest reconnects.
+const general: Subscription = client.channel("ch_general");
+general.on("message_create", (m) => {
+  const text: string = m.content;
+  void text;
+});
+general.on("subscribed", (e: SubscribedEvent) => {
+  const refetch: boolean = e.refetch;
+  const resumed: boolean | undefined = e.resumed;
+  // @ts-expect-error resumed is undefined on a fresh start
+  const always: boolean = e.resumed;
+  void refetch, resumed, always;
+});
+general.on("unsubscribed", ({ reason, error }) => {
+  const r: SubscriptionEndReason = reason;
+  const code: string | undefined = error?.code;
+  void r, code;
+});
+general.on("state", ({ state }) => {
+  const s: SubscriptionState = state;
+  // @ts-expect-error not a subscription state
+  const bad: SubscriptionState = "open";
+  void s, bad;
+});
+// An event type the client does not know yet, on a channel: its data, untyped.
+general.on("channel_update", (d: UnknownEventData) => void d["topic"]);
+// @ts-expect-error wrong payload type for the event
+general.on("message_delete", (m: MessageCreate) => void m);
+const subscribed: Promise<void> = general.subscribe({ timeout: 2000 });
+const st: SubscriptionState = general.state;
+client.on("connected", (c: ConnectedEvent) => {
+  const again: boolean = c.reconnect;
+  const userResumed: boolean | undefined = c.resumed;
+  void again, userResumed, c.ready.session_id;
+});
+client.connect();
+void subscribed, st;
