@@ -55,3 +55,44 @@ test("the minified bundle exports the client; README.md states its size as built
   assert.ok(Math.abs(Number(m[1]) * 1024 - size.minified) <= 512, `README.md says ${m[0]}; the build: ${built}`);
   assert.ok(Math.abs(Number(m[2]) * 1024 - size.gzip) <= 512, `README.md says ${m[0]}; the build: ${built}`);
 });
+
+test("the README's React page and plain client snippets compile against the published declarations", async () => {
+  const { execFile } = await import("node:child_process");
+  const { mkdirSync, rmSync, writeFileSync } = await import("node:fs");
+  const readme = readFileSync(join(jsDir, "README.md"), "utf8");
+  const block = (lang, heading) => {
+    const at = readme.indexOf(heading);
+    assert.ok(at >= 0, `README.md has "${heading}"`);
+    const m = new RegExp("```" + lang + "\\n([\\s\\S]*?)```").exec(readme.slice(at));
+    assert.ok(m, `a ${lang} block under "${heading}"`);
+    return m[1];
+  };
+  // What the snippets leave to the app (its backend calls, its UI).
+  const prelude = [
+    "declare function getSessionToken(): string;",
+    'declare function loadRecentMessages(channelId: string): Promise<import("@ocvr/realtime-client").MessageCreate[]>;',
+    'declare function loadFriendsPresence(): Promise<import("@ocvr/realtime-client").PresenceUpdate[]>;',
+    "declare const sessionToken: string;",
+    "declare function showToast(s: string): void; declare function refreshPresence(): void; declare function reloadNotifications(): void;",
+    "declare function showSignIn(): void; declare function reloadMessages(ch: string): void; declare function removeChannel(ch: string, code?: string): void;",
+  ].join("\n");
+  const dir = join(jsDir, "test", ".readme");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  try {
+    writeFileSync(join(dir, "react-page.tsx"), block("tsx", "## From `npm install` to a React page") + "\n" + prelude + "\n");
+    writeFileSync(join(dir, "plain.ts"), block("ts", "## Without React") + "\nexport {};\n" + prelude + "\n");
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { target: "ES2022", module: "ES2022", moduleResolution: "bundler", jsx: "react-jsx", lib: ["ES2022", "DOM"], types: [], strict: true, noEmit: true, skipLibCheck: true },
+        files: ["react-page.tsx", "plain.ts"],
+      }),
+    );
+    const tsc = join(jsDir, "node_modules", "typescript", "bin", "tsc");
+    const out = await new Promise((res) => execFile(process.execPath, [tsc, "-p", join(dir, "tsconfig.json")], (err, stdout, stderr) => res({ err, text: stdout + stderr })));
+    assert.equal(out.err, null, out.text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
