@@ -369,6 +369,7 @@ func (s *Session) run() {
 			turn = gw // the same gateway: it did not refuse
 			continue
 		}
+		unauthorized = 0 // this attempt failed otherwise: a later 401 asks TokenFunc again
 		hint := RetryAfter(err)
 		b := backoff{base: s.cfg.BaseBackoff, max: s.cfg.MaxBackoff}
 		var delay time.Duration
