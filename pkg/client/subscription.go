@@ -218,7 +218,7 @@ func (s *Session) Subscription(ch string) (Subscription, bool) {
 	if sub == nil {
 		return Subscription{}, false
 	}
-	return Subscription{ChannelID: ch, State: sub.state, Continuity: sub.cont, Err: sub.err}, true
+	return sub.report(ch), true
 }
 
 // Subscriptions reports every channel of the session, refused ones
@@ -228,9 +228,20 @@ func (s *Session) Subscriptions() []Subscription {
 	defer s.mu.Unlock()
 	out := make([]Subscription, 0, len(s.subs))
 	for ch, sub := range s.subs {
-		out = append(out, Subscription{ChannelID: ch, State: sub.state, Continuity: sub.cont, Err: sub.err})
+		out = append(out, sub.report(ch))
 	}
 	return out
+}
+
+// report is the channel's Subscription, with a copy of its Continuity
+// (the frame handed to the app holds the original).
+func (c *channel) report(ch string) Subscription {
+	sub := Subscription{ChannelID: ch, State: c.state, Err: c.err}
+	if c.cont != nil {
+		cont := *c.cont
+		sub.Continuity = &cont
+	}
+	return sub
 }
 
 // active reports whether ch is one of the session's channels to keep
