@@ -172,4 +172,9 @@ or <prefix>.user.<id> with its position, so clients that reconnect within
 the window receive it. --msg-id makes a retry idempotent (one event per id
 within the stream's duplicate window). --core publishes straight to the
 live subject instead: delivered live, best-effort, without a position.
+
+Targeting (headers; they combine): --except-session SID reaches every
+connection but that session's — the sender's ready.session_id, so their
+other devices still get their message; --only-sessions SID,SID only those
+sessions' connections; --exclude-user ID none of that user's connections.
 `

@@ -318,3 +318,49 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishTargeting: the targeting flags of the publish commands become
+// the bus headers the gateways filter on; bad values never reach NATS.
+func TestPublishTargeting(t *testing.T) {
+	srv, s := setup(t)
+	sub := s.subscribe(t, "ocvr.>")
+	tests := []struct {
+		args    []string
+		headers map[string]string
+	}{
+		{[]string{"publish", "message-create", "--channel", "ch", "--author", "1", "--name", "A", "--content", "c", "--except-session", "ses_phone"},
+			map[string]string{bus.HeaderExceptSession: "ses_phone"}},
+		{[]string{"publish", "message-delete", "--channel", "ch", "--id", "m", "--core", "--only-sessions", "ses_a, ses_b"},
+			map[string]string{bus.HeaderSession: "ses_a,ses_b"}},
+		{[]string{"notify", "--user", "7", "--type", "t", "--title", "T", "--exclude-user", "7", "--except-session", "ses_x"},
+			map[string]string{bus.HeaderExcludeUser: "7", bus.HeaderExceptSession: "ses_x"}},
+		{[]string{"publish", "raw", "--user", "7", "--frame", `{"type":"x","data":{}}`, "--only-sessions", "ses_c"},
+			map[string]string{bus.HeaderSession: "ses_c"}},
+		{[]string{"publish", "message-update", "--channel", "ch", "--id", "m", "--content", "c"}, map[string]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ok(t, srv, tt.args...)
+			m := next(t, sub)
+			for _, h := range []string{bus.HeaderExceptSession, bus.HeaderSession, bus.HeaderExcludeUser} {
+				if got := m.Header.Get(h); got != tt.headers[h] {
+					t.Errorf("%s = %q, want %q", h, got, tt.headers[h])
+				}
+			}
+		})
+	}
+	for _, bad := range [][]string{
+		{"publish", "message-delete", "--channel", "ch", "--id", "m", "--except-session", "sess_a.b"},
+		{"publish", "message-delete", "--channel", "ch", "--id", "m", "--only-sessions", "ses_a,a*b"},
+		{"publish", "message-delete", "--channel", "ch", "--id", "m", "--only-sessions", " , "},
+		{"notify", "--user", "7", "--type", "t", "--title", "T", "--exclude-user", "0"},
+		{"publish", "raw", "--broadcast", "--frame", `{"type":"x","data":{}}`, "--except-session", "ses_a"},
+	} {
+		if r := ctl(t, append([]string{"--nats-url", srv.ClientURL()}, bad...)...); r.code != exitUsage {
+			t.Errorf("ocvrctl %s:\n%s", strings.Join(bad, " "), r)
+		}
+	}
+	if m, err := nextLive(sub, 200*time.Millisecond); err == nil {
+		t.Errorf("a refused command published %s %s", m.Subject, m.Data)
+	}
+}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
@@ -31,19 +34,49 @@ type streamFlags struct {
 	fs    *flag.FlagSet
 	core  *bool
 	msgID *string
+	// Targeting headers (pkg/README.md "Headers").
+	except      *sessionIDFlag
+	sessions    *string
+	excludeUser *userIDFlag
 }
 
 func declareStream(fs *flag.FlagSet) streamFlags {
 	return streamFlags{
-		fs:    fs,
-		core:  fs.Bool("core", false, "publish with core NATS straight to the live subject, without the event stream: no position, so a client that reconnects cannot resume it"),
-		msgID: fs.String("msg-id", "", "`ID` that makes the publish idempotent: the stream stores one event per id within its duplicate window (Nats-Msg-Id), so a retried publish is delivered once (default: none)"),
+		fs:          fs,
+		core:        fs.Bool("core", false, "publish with core NATS straight to the live subject, without the event stream: no position, so a client that reconnects cannot resume it"),
+		msgID:       fs.String("msg-id", "", "`ID` that makes the publish idempotent: the stream stores one event per id within its duplicate window (Nats-Msg-Id), so a retried publish is delivered once (default: none)"),
+		except:      sessionIDVar(fs, "except-session", "every connection but this session's (Ocvr-Except-Session): the sender's ready.session_id, so their other devices still get it"),
+		sessions:    fs.String("only-sessions", "", "only the connections of these session `ids`, comma-separated (Ocvr-Session)"),
+		excludeUser: userIDVar(fs, "exclude-user", "skip every connection of user `ID` (Ocvr-Exclude-User): all their devices"),
 	}
+}
+
+// sessionList returns --only-sessions, checked.
+func (s streamFlags) sessionList() ([]string, error) {
+	if !given(s.fs)["only-sessions"] {
+		return nil, nil
+	}
+	ids := splitList(*s.sessions)
+	if len(ids) == 0 {
+		return nil, usageErrorf("--only-sessions: at least one session id")
+	}
+	for _, id := range ids {
+		if !protocol.ValidSessionID(id) {
+			return nil, usageErrorf("--only-sessions: %q is not a session id (ses_…, %s)", id, protocol.IDPattern)
+		}
+	}
+	return ids, nil
 }
 
 // check validates the flags; broadcast is true for a publish that is
 // always core (broadcasts have no stream).
 func (s streamFlags) check(broadcast bool) error {
+	if _, err := s.sessionList(); err != nil {
+		return err
+	}
+	if set := given(s.fs); broadcast && (set["except-session"] || set["only-sessions"] || set["exclude-user"]) {
+		return usageErrorf("--except-session, --only-sessions and --exclude-user target a channel's or a user's connections, not a broadcast")
+	}
 	if !given(s.fs)["msg-id"] {
 		return nil
 	}
@@ -71,7 +104,24 @@ func (s streamFlags) publisher(a *app) (*bus.Publisher, error) {
 	return pub.Core(), nil
 }
 
-func (s streamFlags) target() bus.Target { return bus.Target{MsgID: *s.msgID} }
+func (s streamFlags) target() bus.Target {
+	ids, _ := s.sessionList() // checked by check
+	return bus.Target{MsgID: *s.msgID, ExceptSession: s.except.id, Sessions: ids, ExcludeUser: s.excludeUser.id}
+}
+
+// header sets the targeting headers on h, as bus.Target does.
+func (s streamFlags) header(h nats.Header) {
+	t := s.target()
+	if t.ExceptSession != "" {
+		h.Set(bus.HeaderExceptSession, t.ExceptSession)
+	}
+	if len(t.Sessions) > 0 {
+		h.Set(bus.HeaderSession, strings.Join(t.Sessions, ","))
+	}
+	if t.ExcludeUser != 0 {
+		h.Set(bus.HeaderExcludeUser, strconv.FormatInt(t.ExcludeUser, 10))
+	}
+}
 
 func publishMessageCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 	ch := channelIDVar(fs, "channel", "channel `ID`")

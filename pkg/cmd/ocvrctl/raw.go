@@ -51,6 +51,7 @@ func publishRaw(fs *flag.FlagSet) func(context.Context, *app) error {
 		msg := nats.NewMsg(t.subject)
 		msg.Data = payload
 		msg.Header.Set(bus.HeaderPublishedAt, strconv.FormatInt(a.now().UnixNano(), 10))
+		sf.header(msg.Header)
 		res := published{Type: typ, Subject: t.subject, Bytes: len(payload)}
 		if refused != nil {
 			res.Refused = refused.Error()
