@@ -31,8 +31,10 @@ except ImportError:  # no nats-py: the stand-in beside this file
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim"))
     import nats
 
-import jsonschema
-from referencing import Registry, Resource
+try:
+    import jsonschema
+except ImportError:
+    sys.exit("backend.py needs jsonschema: pip install jsonschema (or apt-get install python3-jsonschema)")
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pkg", "protocol", "busevent.schema.json")
 ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -55,9 +57,15 @@ def make_validator():
     """check(scope, payload, channel_id): None, or why the gateways would refuse the payload."""
     with open(SCHEMA_PATH) as f:
         schema = json.load(f)
-    registry = Registry().with_resource(schema["$id"], Resource.from_contents(schema))
-    validators = {scope: jsonschema.Draft202012Validator({"$ref": f"{schema['$id']}#/$defs/{scope}"}, registry=registry)
-                  for scope in ("channel", "user", "broadcast")}
+    try:  # jsonschema >= 4.18
+        from referencing import Registry, Resource
+        registry = Registry().with_resource(schema["$id"], Resource.from_contents(schema))
+        validators = {scope: jsonschema.Draft202012Validator({"$ref": f"{schema['$id']}#/$defs/{scope}"}, registry=registry)
+                      for scope in ("channel", "user", "broadcast")}
+    except ImportError:  # older releases (Debian's python3-jsonschema)
+        resolver = jsonschema.RefResolver.from_schema(schema)
+        validators = {scope: jsonschema.Draft202012Validator({"$ref": f"{schema['$id']}#/$defs/{scope}"}, resolver=resolver)
+                      for scope in ("channel", "user", "broadcast")}
 
     def check(scope, payload: bytes, channel_id=None):
         if len(payload) > MAX_EVENT_SIZE:
