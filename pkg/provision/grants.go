@@ -1,6 +1,9 @@
 package provision
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Names are the names of one environment's NATS assets: the subject
 // prefix, the event stream and the KV buckets. Empty fields take the
@@ -158,4 +161,25 @@ func Grants(role Role, n Names) Grant {
 		}
 	}
 	return Grant{}
+}
+
+// Config is g as the permissions block of a user in a nats-server
+// configuration file (deploy/README.md shows each role's).
+func (g Grant) Config() string {
+	var b strings.Builder
+	list := func(name string, subjects []string) {
+		b.WriteString("  " + name + " { allow: [\n")
+		for _, s := range subjects {
+			b.WriteString("    \"" + s + "\"\n")
+		}
+		b.WriteString("  ] }\n")
+	}
+	b.WriteString("permissions {\n")
+	list("publish", g.Publish)
+	list("subscribe", g.Subscribe)
+	if g.Responses {
+		b.WriteString("  allow_responses: true\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
 }
