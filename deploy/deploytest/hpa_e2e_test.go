@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,6 +165,7 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 	// ---- phase 1: 6+5+5 = 16 sockets
 	g.connect(6, 5, 5)
 	g.checkServed(prom, k, adapter, ns, podNames)
+	checkServesOnlyConnections(t, k)
 	b, _ = json.Marshal(hpa)
 	k.apply(string(b))
 	first := waitDesired(t, k, ns, hpaName, g.total(), g.total())
@@ -222,6 +224,32 @@ func adapterConfigFromValues(t *testing.T, root, dir string) string {
 		t.Fatal(err)
 	}
 	return writeFile(t, dir, "adapter-config.yaml", out)
+}
+
+// checkServesOnlyConnections: the adapter serves ocvr_gateway_connections,
+// per pod and per namespace, and nothing else — although Prometheus holds
+// many more series with namespace and pod labels (the gateways' and
+// ticketsvc's other metrics), which the adapter chart's default rules
+// would all serve, ocvr_gateway_connections among them a second time.
+func checkServesOnlyConnections(t *testing.T, k kubectl) {
+	t.Helper()
+	var list struct {
+		Resources []struct {
+			Name string `json:"name"`
+		} `json:"resources"`
+	}
+	out := k.must("", "get", "--raw", "/apis/custom.metrics.k8s.io/v1beta1")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range list.Resources {
+		names = append(names, r.Name)
+	}
+	sort.Strings(names)
+	if want := []string{"namespaces/ocvr_gateway_connections", "pods/ocvr_gateway_connections"}; fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Errorf("custom.metrics.k8s.io serves %v, want %v", names, want)
+	}
 }
 
 func ceilDiv(a, b int) int { return int(math.Ceil(float64(a) / float64(b))) }
