@@ -298,3 +298,26 @@ func TestHelmTestPodRender(t *testing.T) {
 		t.Error("tests.enabled=false still renders a test pod")
 	}
 }
+
+// TestNATSCredentialsPerComponent: a component's natsCredentialsSecret
+// replaces nats.credentials for its pods only (a NATS user per binary),
+// at the same path and key.
+func TestNATSCredentialsPerComponent(t *testing.T) {
+	r := typed(t, render(t, gatewayAPIProfile))
+	want := map[string]string{"gateway": "ocvr-nats-gateway", "ticketsvc": "ocvr-nats-services"}
+	for comp, secret := range want {
+		ps := r.component(t, comp).Spec.Template.Spec
+		got := ""
+		for _, v := range ps.Volumes {
+			if v.Name == "nats-creds" && v.Secret != nil {
+				got = v.Secret.SecretName
+			}
+		}
+		if got != secret {
+			t.Errorf("%s: NATS credentials from %q, want %q", comp, got, secret)
+		}
+		if v, _ := env(ps.Containers[0], "OCVR_NATS_CREDS"); v != "/etc/ocvr/nats-creds/nats.creds" {
+			t.Errorf("%s: OCVR_NATS_CREDS=%q", comp, v)
+		}
+	}
+}

@@ -3,8 +3,8 @@
 # Kubernetes API server. A kube-apiserver built from the k8s.io/kubernetes
 # module (scripts/tools.sh; once, then cached outside the clone in
 # ${OCVR_TOOLS_CACHE:-$HOME/.cache/ocvr-tools}) runs on 127.0.0.1 against
-# Debian's etcd (scripts/ci/install-k8s.sh), with the prometheus-operator and
-# KEDA CRDs installed from their Go modules; every manifest that helm
+# Debian's etcd (scripts/ci/install-k8s.sh), with the prometheus-operator,
+# KEDA and Gateway API CRDs installed from their Go modules; every manifest that helm
 # template renders for the default values and each profile (the set of
 # helm/charttest: profiles/*.yaml and charttest/testdata/values-*.yaml) must
 # pass `kubectl apply --dry-run=server --validate=strict`: schema, defaulting,
@@ -33,6 +33,12 @@ CACHE=$(scripts/tools.sh cache)
 CRDS="$CACHE/crds-prometheus-operator-v0.85.0-keda-v2.21.0"
 if [ ! -d "$CRDS" ]; then
 	scripts/tools.sh crds "$CRDS.tmp" && mv "$CRDS.tmp" "$CRDS"
+fi
+# The Gateway API CRDs for the chart's HTTPRoute (scripts/ci/crds-gateway-api.sh).
+GWAPI_CRDS="$CACHE/crds-gateway-api-v1.6.3"
+if [ ! -d "$GWAPI_CRDS" ]; then
+	rm -rf "$GWAPI_CRDS.tmp"
+	bash scripts/ci/crds-gateway-api.sh "$GWAPI_CRDS.tmp" && mv "$GWAPI_CRDS.tmp" "$GWAPI_CRDS"
 fi
 log "kube-apiserver $KUBE_VERSION from k8s.io/kubernetes ($APISERVER), $(etcd --version | head -1), kubectl $(kubectl version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), helm $("$HELM" version --short)"
 
@@ -140,6 +146,7 @@ log "API server ready on 127.0.0.1:$API_PORT after $((SECONDS - start)) s"
 # ---- CRDs (server-side apply: the prometheus-operator CRDs are too large
 # for the last-applied annotation of a client-side apply)
 kubectl apply --server-side --force-conflicts -f "$CRDS" >/dev/null
+kubectl apply --server-side --force-conflicts -f "$GWAPI_CRDS" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd --all >/dev/null
 log "$(kubectl get crd -o name | wc -l) CRDs established: $(kubectl get crd -o jsonpath='{range .items[*]}{.spec.names.kind} {end}')"
 # The release namespace, and Grafana's for dashboards.namespace (testdata).
@@ -182,6 +189,12 @@ for entry in "${profiles[@]}"; do
 		continue
 	fi
 	n=$(grep -c '^kind: ' "$out" || true)
+	# A Pod (the helm test hook) is admitted only if its service account
+	# exists, and a dry run creates nothing: create the accounts the render
+	# names for real first (the chart's own, or an existing one it is given).
+	for sa in $(sed -n 's/^ *serviceAccountName: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$out" | sort -u); do
+		kubectl -n "$NAMESPACE" create serviceaccount "$sa" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+	done
 	# Every rendered object carries its namespace (helm template --namespace).
 	if res=$(kubectl apply --dry-run=server --validate=strict -f "$out" 2>&1); then
 		accepted=$(grep -c 'server dry run' <<<"$res" || true)
