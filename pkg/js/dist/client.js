@@ -3,8 +3,11 @@ import { CloseCode, SERVER_FRAME_TYPES } from "./protocol.js";
 import { RefusedUrls, capHint, headerRetryAfter, reasonRetryAfter, reconnectDelay } from "./retry.js";
 import { errorMessage, fetchTicket } from "./ticket.js";
 import { Subscription, subscribeTimeoutError } from "./subscription.js";
+import { closeAction, errorPolicy } from "./policy.js";
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
 const CLIENT_EVENTS = new Set(["frame", "continuity", "connected", "state", "disconnect", "reconnecting", "closed"]);
+/** A channel id the gateway accepts (protocol.IDPattern). */
+const CHANNEL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Frame types that are never a channel's event, though their data may name a channel. */
 const NOT_CHANNEL_EVENTS = new Set(["ready", "heartbeat_ack", "subscribed", "unsubscribed", "error", "session_revoked", "notification", "presence_update"]);
 const OPEN = 1;
@@ -237,6 +240,12 @@ export class OcvrClient {
      * {@link Subscription} (state, events).
      */
     subscribe(channelId, options) {
+        if (!CHANNEL_ID.test(channelId)) {
+            // The gateway would refuse it (INVALID_MESSAGE); nothing is sent.
+            const err = new OcvrError("INVALID_MESSAGE", `invalid channel id ${JSON.stringify(channelId)}: it must match ${CHANNEL_ID.source}`, { channelId });
+            this.subs.get(channelId)?._emit("error", err);
+            return Promise.reject(err);
+        }
         this.wanted.add(channelId);
         this.syncSub(channelId);
         if (this.live.has(channelId))
@@ -720,8 +729,6 @@ export class OcvrClient {
         const ch = e.channel_id;
         if (ch === undefined)
             return;
-        if (e.code !== "NOT_SUBSCRIBED")
-            this.inflight.delete(ch);
         if (e.code === "NOT_SUBSCRIBED") {
             this.live.delete(ch);
             this.syncSub(ch);
@@ -732,9 +739,16 @@ export class OcvrClient {
             }
             return;
         }
+        // Only a code that answers a subscribe (pkg/protocol/policy.json) is
+        // about the subscription; RATE_LIMITED is about a typing frame. A code
+        // this client does not know answers the subscribe in flight, if any.
+        const policy = errorPolicy(e.code);
+        if (policy ? !policy.subscribe : !this.inflight.has(ch))
+            return;
+        this.inflight.delete(ch);
         if (!this.wanted.has(ch) || this.live.has(ch))
             return;
-        if (e.code === "UNAVAILABLE") {
+        if (policy?.retryable) {
             // The gateway could not reach its backplane: ask again in 1–2 s.
             this.subs.get(ch)?._emit("error", new OcvrError(e.code, e.message, { channelId: ch }));
             if (this.subRetries.has(ch))
@@ -800,33 +814,24 @@ export class OcvrClient {
         this.emit("disconnect", { code, reason, wasOpen });
         if (this._state === "closed")
             return;
-        switch (code) {
-            case CloseCode.SESSION_REVOKED:
+        // The close-code policy (pkg/protocol/policy.json): stop, new_ticket or reconnect.
+        const action = closeAction(code);
+        if (action === "stop") {
+            this.stop(this.stopEvent(code, reason));
+            return;
+        }
+        if (action === "new_ticket") {
+            // Never resume after a refused ticket: the next connection starts
+            // afresh (and says resumed: false for what was subscribed).
+            this.resumeToken = undefined;
+            if (++this.invalidTickets >= this.maxInvalid) {
                 this.stop({
-                    reason: "session_revoked",
+                    reason: "invalid_ticket",
                     code,
-                    error: new OcvrError("SESSION_REVOKED", `session revoked${this.revoked ? ": " + this.revoked.reason : ""}`, { closeCode: code }),
+                    error: new OcvrError("INVALID_TICKET", `the gateway refused ${this.invalidTickets} fresh tickets in a row${this.lastError ? ": " + this.lastError.message : ""}`, { closeCode: code }),
                 });
                 return;
-            case CloseCode.INVALID_TICKET:
-                // Never resume after a refused ticket: the next connection starts
-                // afresh (and says resumed: false for what was subscribed).
-                this.resumeToken = undefined;
-                if (++this.invalidTickets >= this.maxInvalid) {
-                    this.stop({
-                        reason: "invalid_ticket",
-                        code,
-                        error: new OcvrError("INVALID_TICKET", `the gateway refused ${this.invalidTickets} fresh tickets in a row${this.lastError ? ": " + this.lastError.message : ""}`, { closeCode: code }),
-                    });
-                    return;
-                }
-                break;
-            case CloseCode.TOO_MANY_CONNECTIONS:
-                this.stop({ reason: "too_many_connections", code, error: new OcvrError("TOO_MANY_CONNECTIONS", "too many connections for this user", { closeCode: code }) });
-                return;
-            case CloseCode.NORMAL:
-                this.stop({ reason: "server_closed", code, error: new OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) });
-                return;
+            }
         }
         if (refused) {
             const details = { status: refused.status };
@@ -842,6 +847,21 @@ export class OcvrClient {
         if (hint !== undefined)
             details.retryAfter = hint;
         this.retry(new OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint, code === CloseCode.TRY_AGAIN_LATER);
+    }
+    /** The `closed` event of a close code the policy stops after (1000, 4003, 4010). */
+    stopEvent(code, reason) {
+        switch (code) {
+            case CloseCode.SESSION_REVOKED:
+                return {
+                    reason: "session_revoked",
+                    code,
+                    error: new OcvrError("SESSION_REVOKED", `session revoked${this.revoked ? ": " + this.revoked.reason : ""}`, { closeCode: code }),
+                };
+            case CloseCode.TOO_MANY_CONNECTIONS:
+                return { reason: "too_many_connections", code, error: new OcvrError("TOO_MANY_CONNECTIONS", "too many connections for this user", { closeCode: code }) };
+            default:
+                return { reason: "server_closed", code, error: new OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) };
+        }
     }
     /**
      * Schedules the next attempt: exponential backoff with full jitter, or the

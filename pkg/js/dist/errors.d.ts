@@ -7,7 +7,10 @@
  * - `INVALID_TICKET`: the gateway refused fresh tickets repeatedly (4001).
  * - `TOO_MANY_CONNECTIONS`: the server closed with 4010.
  * - `SERVER_CLOSED`: the server closed with 1000.
- * - `CLOSED`: `close()` was called.
+ * - `CLOSED`: `close()` was called, or a subscribe on a stopped client
+ *   (the channel is kept for the next `connect()`).
+ * - `TIMEOUT`: a subscribe got no answer within its timeout (the
+ *   subscription keeps trying).
  * - `TICKET_FAILED`: the ticket request failed (network, unexpected answer).
  * - `UPGRADE_REFUSED`: the gateway answered HTTP (`status`: 429, 503, …,
  *   `retryAfter` from its Retry-After) instead of the upgrade; seen only
@@ -16,7 +19,7 @@
  *   after (`closeCode`; `retryAfter` when the reason carries
  *   `retry_after=`, as the gateway's 1013 does).
  */
-export type OcvrErrorCode = "UNAUTHORIZED" | "RATE_LIMITED" | "UNAVAILABLE" | "SESSION_REVOKED" | "INVALID_TICKET" | "TOO_MANY_CONNECTIONS" | "SERVER_CLOSED" | "CLOSED" | "TICKET_FAILED" | "UPGRADE_REFUSED" | "NOT_MEMBER" | "CHANNEL_NOT_FOUND" | "TOO_MANY_SUBSCRIPTIONS" | "INVALID_MESSAGE" | (string & {});
+export type OcvrErrorCode = "UNAUTHORIZED" | "RATE_LIMITED" | "UNAVAILABLE" | "SESSION_REVOKED" | "INVALID_TICKET" | "TOO_MANY_CONNECTIONS" | "SERVER_CLOSED" | "CLOSED" | "TIMEOUT" | "TICKET_FAILED" | "UPGRADE_REFUSED" | "NOT_MEMBER" | "CHANNEL_NOT_FOUND" | "TOO_MANY_SUBSCRIPTIONS" | "INVALID_MESSAGE" | (string & {});
 /** Details of an {@link OcvrError}. */
 export interface OcvrErrorDetails {
     /** The channel the error is about (a rejected subscribe). */

@@ -20,3 +20,4 @@ export { OcvrError } from "./errors.js";
 export { fetchTicket, ticketEndpoint } from "./ticket.js";
 export { MAX_RETRY_AFTER, reasonRetryAfter } from "./retry.js";
 export { CloseCode, SERVER_FRAME_TYPES, isKnownFrame } from "./protocol.js";
+export { KNOWN_ERROR_CODES, closeAction, errorPolicy } from "./policy.js";

@@ -7,7 +7,10 @@
  * - `INVALID_TICKET`: the gateway refused fresh tickets repeatedly (4001).
  * - `TOO_MANY_CONNECTIONS`: the server closed with 4010.
  * - `SERVER_CLOSED`: the server closed with 1000.
- * - `CLOSED`: `close()` was called.
+ * - `CLOSED`: `close()` was called, or a subscribe on a stopped client
+ *   (the channel is kept for the next `connect()`).
+ * - `TIMEOUT`: a subscribe got no answer within its timeout (the
+ *   subscription keeps trying).
  * - `TICKET_FAILED`: the ticket request failed (network, unexpected answer).
  * - `UPGRADE_REFUSED`: the gateway answered HTTP (`status`: 429, 503, …,
  *   `retryAfter` from its Retry-After) instead of the upgrade; seen only
@@ -25,6 +28,7 @@ export type OcvrErrorCode =
   | "TOO_MANY_CONNECTIONS"
   | "SERVER_CLOSED"
   | "CLOSED"
+  | "TIMEOUT"
   | "TICKET_FAILED"
   | "UPGRADE_REFUSED"
   | "NOT_MEMBER"

@@ -6,6 +6,7 @@
 // has no global WebSocket: the tests inject the `ws` package's.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import { connect as connectNats } from "nats";
@@ -867,6 +868,36 @@ function hintedClient(options) {
  * upgrade; { close, reason } the upgrade, then that close; { ready } the
  * upgrade and a ready frame. at: when each upgrade request arrived.
  */
+describe("close-code policy (pkg/protocol/testdata/policy.json)", () => {
+  test("a stand-in gateway closing with each code: the client stops or reconnects as the policy says", async () => {
+    const policy = JSON.parse(readFileSync(new URL("../../protocol/testdata/policy.json", import.meta.url), "utf8"));
+    // 1005, 1006 and 1015 are never sent in a close frame (the socket reports them itself).
+    const sendable = (c) => (c >= 1000 && c <= 1014 && c !== 1004 && c !== 1005 && c !== 1006) || (c >= 3000 && c <= 4999);
+    const cases = [...policy.close_codes.map((c) => [c.code, c.action]), ...policy.unlisted_close_codes.examples.map((c) => [c, policy.unlisted_close_codes.action])].filter(([c]) => sendable(c));
+    assert.ok(cases.length >= 20, `${cases.length} codes`);
+    await Promise.all(
+      cases.map(async ([code, action]) => {
+        const gw = await standInGateway([{ close: code, reason: "test" }]);
+        try {
+          const client = new OcvrClient({ url: gw.url, getTicket: async () => "wst_test", WebSocket, backoff: { base: 10000, max: 10000 } });
+          clients.push(client);
+          const outcome = new Promise((r) => {
+            client.once("closed", (c) => r({ stopped: true, c }));
+            client.once("reconnecting", () => r({ stopped: false }));
+          });
+          client.connect();
+          const got = await outcome;
+          assert.equal(got.stopped, action === "stop", `close ${code}: ${action}`);
+          if (got.stopped) assert.equal(got.c.code, code);
+          await client.close();
+        } finally {
+          await gw.close();
+        }
+      }),
+    );
+  });
+});
+
 async function standInGateway(steps) {
   const at = [];
   const wss = new WebSocketServer({ noServer: true });
@@ -1318,6 +1349,13 @@ describe("continuity", () => {
     assert.equal(connected[0].resumed, true);
     assert.equal(connected[0].ready.user_id, a.userId);
     assert.equal(connected[0].url, stack.gateways[0].wsUrl);
+
+    // A channel id the gateway would refuse: refused at once, nothing sent.
+    for (const bad of ["ch.*", "", "x".repeat(65), "ch general"]) {
+      await assert.rejects(a.client.subscribe(bad), { code: "INVALID_MESSAGE", channelId: bad });
+    }
+    assert.equal(a.sent.filter((f) => f.type === "subscribe" && !/^ch_js_/.test(f.data.channel_id)).length, 0);
+    assert.deepEqual(a.client.channels.sort(), [c1, c2].sort());
 
     await s1.unsubscribe();
     assert.equal(s1.state, "unsubscribed");

@@ -96,3 +96,16 @@ test("the README's React page and plain client snippets compile against the publ
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the close-code and error-code policy is pkg/protocol/testdata/policy.json's (the Go client's)", async () => {
+  const { KNOWN_ERROR_CODES, closeAction, errorPolicy } = await import("@ocvr/realtime-client");
+  const policy = JSON.parse(readFileSync(join(jsDir, "..", "protocol", "testdata", "policy.json"), "utf8"));
+  for (const { code, name, action } of policy.close_codes) assert.equal(closeAction(code), action, `${code} ${name}`);
+  for (const code of policy.unlisted_close_codes.examples) assert.equal(closeAction(code), policy.unlisted_close_codes.action, `unlisted ${code}`);
+  assert.deepEqual(KNOWN_ERROR_CODES, policy.error_codes.map((e) => e.code));
+  for (const e of policy.error_codes) {
+    assert.deepEqual(errorPolicy(e.code), { retryable: e.retryable, endsConnection: e.ends_connection, subscribe: e.subscribe }, e.code);
+  }
+  for (const code of policy.unlisted_error_codes.examples) assert.equal(errorPolicy(code), undefined, `unlisted ${code}: not retryable`);
+  assert.equal(errorPolicy("constructor"), undefined, "no prototype keys");
+});

@@ -473,6 +473,8 @@ export declare class OcvrClient {
     /** Abandons a socket that looks dead and reconnects. */
     private drop;
     private onSocketClose;
+    /** The `closed` event of a close code the policy stops after (1000, 4003, 4010). */
+    private stopEvent;
     /**
      * Schedules the next attempt: exponential backoff with full jitter, or the
      * server's hint plus jitter ({@link reconnectDelay}). `pod`: the current

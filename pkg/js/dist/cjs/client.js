@@ -26,7 +26,9 @@ var import_protocol = require("./protocol.js");
 var import_retry = require("./retry.js");
 var import_ticket = require("./ticket.js");
 var import_subscription = require("./subscription.js");
+var import_policy = require("./policy.js");
 const CLIENT_EVENTS = /* @__PURE__ */ new Set(["frame", "continuity", "connected", "state", "disconnect", "reconnecting", "closed"]);
+const CHANNEL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const NOT_CHANNEL_EVENTS = /* @__PURE__ */ new Set(["ready", "heartbeat_ack", "subscribed", "unsubscribed", "error", "session_revoked", "notification", "presence_update"]);
 const OPEN = 1;
 const CONNECTING = 0;
@@ -230,6 +232,11 @@ class OcvrClient {
    * {@link Subscription} (state, events).
    */
   subscribe(channelId, options) {
+    if (!CHANNEL_ID.test(channelId)) {
+      const err = new import_errors.OcvrError("INVALID_MESSAGE", `invalid channel id ${JSON.stringify(channelId)}: it must match ${CHANNEL_ID.source}`, { channelId });
+      this.subs.get(channelId)?._emit("error", err);
+      return Promise.reject(err);
+    }
     this.wanted.add(channelId);
     this.syncSub(channelId);
     if (this.live.has(channelId)) return Promise.resolve();
@@ -633,7 +640,6 @@ class OcvrClient {
     this.lastError = e;
     const ch = e.channel_id;
     if (ch === void 0) return;
-    if (e.code !== "NOT_SUBSCRIBED") this.inflight.delete(ch);
     if (e.code === "NOT_SUBSCRIBED") {
       this.live.delete(ch);
       this.syncSub(ch);
@@ -644,8 +650,11 @@ class OcvrClient {
       }
       return;
     }
+    const policy = (0, import_policy.errorPolicy)(e.code);
+    if (policy ? !policy.subscribe : !this.inflight.has(ch)) return;
+    this.inflight.delete(ch);
     if (!this.wanted.has(ch) || this.live.has(ch)) return;
-    if (e.code === "UNAVAILABLE") {
+    if (policy?.retryable) {
       this.subs.get(ch)?._emit("error", new import_errors.OcvrError(e.code, e.message, { channelId: ch }));
       if (this.subRetries.has(ch)) return;
       const ws = this.ws;
@@ -703,31 +712,21 @@ class OcvrClient {
     this.syncSubs();
     this.emit("disconnect", { code, reason, wasOpen });
     if (this._state === "closed") return;
-    switch (code) {
-      case import_protocol.CloseCode.SESSION_REVOKED:
+    const action = (0, import_policy.closeAction)(code);
+    if (action === "stop") {
+      this.stop(this.stopEvent(code, reason));
+      return;
+    }
+    if (action === "new_ticket") {
+      this.resumeToken = void 0;
+      if (++this.invalidTickets >= this.maxInvalid) {
         this.stop({
-          reason: "session_revoked",
+          reason: "invalid_ticket",
           code,
-          error: new import_errors.OcvrError("SESSION_REVOKED", `session revoked${this.revoked ? ": " + this.revoked.reason : ""}`, { closeCode: code })
+          error: new import_errors.OcvrError("INVALID_TICKET", `the gateway refused ${this.invalidTickets} fresh tickets in a row${this.lastError ? ": " + this.lastError.message : ""}`, { closeCode: code })
         });
         return;
-      case import_protocol.CloseCode.INVALID_TICKET:
-        this.resumeToken = void 0;
-        if (++this.invalidTickets >= this.maxInvalid) {
-          this.stop({
-            reason: "invalid_ticket",
-            code,
-            error: new import_errors.OcvrError("INVALID_TICKET", `the gateway refused ${this.invalidTickets} fresh tickets in a row${this.lastError ? ": " + this.lastError.message : ""}`, { closeCode: code })
-          });
-          return;
-        }
-        break;
-      case import_protocol.CloseCode.TOO_MANY_CONNECTIONS:
-        this.stop({ reason: "too_many_connections", code, error: new import_errors.OcvrError("TOO_MANY_CONNECTIONS", "too many connections for this user", { closeCode: code }) });
-        return;
-      case import_protocol.CloseCode.NORMAL:
-        this.stop({ reason: "server_closed", code, error: new import_errors.OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) });
-        return;
+      }
     }
     if (refused) {
       const details2 = { status: refused.status };
@@ -740,6 +739,21 @@ class OcvrClient {
     const details = { closeCode: code };
     if (hint !== void 0) details.retryAfter = hint;
     this.retry(new import_errors.OcvrError(`CLOSE_${code}`, `connection closed with ${code}${reason ? " (" + reason + ")" : ""}`, details), hint, code === import_protocol.CloseCode.TRY_AGAIN_LATER);
+  }
+  /** The `closed` event of a close code the policy stops after (1000, 4003, 4010). */
+  stopEvent(code, reason) {
+    switch (code) {
+      case import_protocol.CloseCode.SESSION_REVOKED:
+        return {
+          reason: "session_revoked",
+          code,
+          error: new import_errors.OcvrError("SESSION_REVOKED", `session revoked${this.revoked ? ": " + this.revoked.reason : ""}`, { closeCode: code })
+        };
+      case import_protocol.CloseCode.TOO_MANY_CONNECTIONS:
+        return { reason: "too_many_connections", code, error: new import_errors.OcvrError("TOO_MANY_CONNECTIONS", "too many connections for this user", { closeCode: code }) };
+      default:
+        return { reason: "server_closed", code, error: new import_errors.OcvrError("SERVER_CLOSED", `the server closed the connection${reason ? ": " + reason : ""}`, { closeCode: code }) };
+    }
   }
   /**
    * Schedules the next attempt: exponential backoff with full jitter, or the

@@ -24,4 +24,6 @@ export { fetchTicket, ticketEndpoint } from "./ticket.js";
 export { MAX_RETRY_AFTER, reasonRetryAfter } from "./retry.js";
 export type { FetchLike, FetchResponseLike, FetchTicketOptions } from "./ticket.js";
 export { CloseCode, SERVER_FRAME_TYPES, isKnownFrame } from "./protocol.js";
+export { KNOWN_ERROR_CODES, closeAction, errorPolicy } from "./policy.js";
+export type { CloseAction, ErrorPolicy } from "./policy.js";
 export type * from "./protocol.js";

@@ -19,11 +19,14 @@ var __toCommonJS = (mod) => __copyProps(__defProp({}, "__esModule", { value: tru
 var index_exports = {};
 __export(index_exports, {
   CloseCode: () => import_protocol.CloseCode,
+  KNOWN_ERROR_CODES: () => import_policy.KNOWN_ERROR_CODES,
   MAX_RETRY_AFTER: () => import_retry.MAX_RETRY_AFTER,
   OcvrClient: () => import_client.OcvrClient,
   OcvrError: () => import_errors.OcvrError,
   SERVER_FRAME_TYPES: () => import_protocol.SERVER_FRAME_TYPES,
   Subscription: () => import_subscription.Subscription,
+  closeAction: () => import_policy.closeAction,
+  errorPolicy: () => import_policy.errorPolicy,
   fetchTicket: () => import_ticket.fetchTicket,
   isKnownFrame: () => import_protocol.isKnownFrame,
   reasonRetryAfter: () => import_retry.reasonRetryAfter,
@@ -36,3 +39,4 @@ var import_errors = require("./errors.js");
 var import_ticket = require("./ticket.js");
 var import_retry = require("./retry.js");
 var import_protocol = require("./protocol.js");
+var import_policy = require("./policy.js");
