@@ -109,3 +109,21 @@ test("the close-code and error-code policy is pkg/protocol/testdata/policy.json'
   for (const code of policy.unlisted_error_codes.examples) assert.equal(errorPolicy(code), undefined, `unlisted ${code}: not retryable`);
   assert.equal(errorPolicy("constructor"), undefined, "no prototype keys");
 });
+
+test("server-side rendering in Node.js: the hooks render with an idle client, nothing connects", async () => {
+  const { createElement } = await import("react");
+  const { renderToString } = await import("react-dom/server");
+  const { OcvrClient } = await import("@ocvr/realtime-client");
+  const { OcvrProvider, useChannel, useConnectionState, usePresence } = await import("@ocvr/realtime-client/react");
+  const client = new OcvrClient({ url: "ws://127.0.0.1:1/v1/ws", ticketUrl: "http://127.0.0.1:1", token: "sess_x" });
+  function Page() {
+    const state = useConnectionState();
+    const ch = useChannel("ch_general");
+    const presence = usePresence();
+    return createElement("p", null, `${state} ${ch.state} ${presence.size}`);
+  }
+  const html = renderToString(createElement(OcvrProvider, { client }, createElement(Page)));
+  assert.equal(html, "<p>idle unsubscribed 0</p>");
+  assert.equal(client.state, "idle");
+  assert.deepEqual(client.channels, []);
+});
