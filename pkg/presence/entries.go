@@ -31,7 +31,7 @@ func (s *Store) removeEntry(ctx context.Context, key string, upTo uint64) error 
 	if err != nil {
 		return err
 	}
-	data, err := s.leaderRequest(ctx, "$JS.API.STREAM.PURGE."+s.streamName, body)
+	data, err := s.leaderRequest(ctx, s.api+"STREAM.PURGE."+s.streamName, body)
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", key, err)
 	}

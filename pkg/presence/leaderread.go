@@ -112,7 +112,7 @@ func (s *Store) leaderGet(ctx context.Context, req msgGetRequest) (storedMsg, bo
 	if err != nil {
 		return storedMsg{}, false, err
 	}
-	data, err := s.leaderRequest(ctx, "$JS.API.STREAM.MSG.GET."+s.streamName, body)
+	data, err := s.leaderRequest(ctx, s.api+"STREAM.MSG.GET."+s.streamName, body)
 	if err != nil {
 		return storedMsg{}, false, fmt.Errorf("leader read: %w", err)
 	}

@@ -52,6 +52,7 @@ import (
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/provision"
 )
 
 // DefaultBucket is the KV bucket of presence state.
@@ -70,6 +71,7 @@ type Store struct {
 	// streamName is the bucket's stream, KV_<bucket>; direct reads it (a
 	// direct get where the bucket allows it, as KeyValue.Get).
 	streamName string
+	api        string // the JetStream API prefix of the bucket's domain: $JS[.<domain>].API.
 	direct     jetstream.Stream
 	dir        *directory.Store
 	pub        *bus.Publisher
@@ -89,7 +91,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, dir *directory.Stor
 	if err != nil {
 		return nil, fmt.Errorf("open presence store: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := provision.JetStream(ctx, nc) // in ctx's JetStream domain, as the bucket
 	if err != nil {
 		return nil, fmt.Errorf("open presence store: %w", err)
 	}
@@ -97,7 +99,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, dir *directory.Stor
 	if err != nil {
 		return nil, fmt.Errorf("open presence store: %w", err)
 	}
-	return &Store{kv: kv, js: js, nc: nc, bucket: bucket, streamName: "KV_" + bucket, direct: stream, dir: dir, pub: pub.Core()}, nil // presence is state, not history: core events
+	return &Store{kv: kv, js: js, nc: nc, bucket: bucket, streamName: "KV_" + bucket, api: provision.APIPrefix(provision.Domain(ctx)), direct: stream, dir: dir, pub: pub.Core()}, nil // presence is state, not history: core events
 }
 
 // Presence is a user's current presence.

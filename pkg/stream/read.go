@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/pkg/provision"
 )
 
 // Headers JetStream puts on a republished or directly read event.
@@ -78,7 +80,7 @@ func NewReader(nc *nats.Conn, cfg Config) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{nc: nc, prefix: cfg.Prefix, name: cfg.Name, api: "$JS.API.DIRECT.GET." + cfg.Name}, nil
+	return &Reader{nc: nc, prefix: cfg.Prefix, name: cfg.Name, api: provision.APIPrefix(cfg.Domain) + "DIRECT.GET." + cfg.Name}, nil
 }
 
 // Name is the stream's name.

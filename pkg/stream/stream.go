@@ -47,6 +47,10 @@ type Config struct {
 	// MaxBytes bounds the stream's storage (0: unlimited); the oldest
 	// events go first, and a resume that needs them says resumed:false.
 	MaxBytes int64
+	// Domain is the JetStream domain holding the stream ("" the connected
+	// server's; Ensure also takes its context's, provision.WithDomain): a
+	// gateway on a leafnode reads the hub's stream.
+	Domain string
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -157,7 +161,10 @@ func Ensure(ctx context.Context, nc *nats.Conn, cfg Config) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	js, err := jetstream.New(nc)
+	if cfg.Domain != "" {
+		ctx = provision.WithDomain(ctx, cfg.Domain)
+	}
+	js, err := provision.JetStream(ctx, nc)
 	if err != nil {
 		return Info{}, fmt.Errorf("stream %s: %w", sc.Name, err)
 	}

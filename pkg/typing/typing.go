@@ -27,6 +27,7 @@ import (
 
 	"github.com/ocvr/realtime/pkg/internal/kvutil"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/provision"
 )
 
 // DefaultBucket is the KV bucket of typing windows.
@@ -43,6 +44,7 @@ type Throttle struct {
 	leader *kvutil.LeaderReader // the window's current value, never a lagging replica's
 	js     jetstream.JetStream
 	bucket string
+	kvPre  string // in front of $KV.<bucket>.<key>: the API prefix when the bucket is in another JetStream domain
 	window time.Duration
 	ttl    time.Duration // the window rounded up to whole seconds (KV per-key TTLs are): the keys' TTL
 }
@@ -79,7 +81,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, opts ...Option) (*T
 	if err != nil {
 		return nil, fmt.Errorf("open typing throttle: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := provision.JetStream(ctx, nc) // in ctx's JetStream domain, as the bucket
 	if err != nil {
 		return nil, fmt.Errorf("open typing throttle: %w", err)
 	}
@@ -87,7 +89,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, opts ...Option) (*T
 	if err != nil {
 		return nil, fmt.Errorf("open typing throttle: %w", err)
 	}
-	t := &Throttle{kv: kv, leader: leader, js: js, bucket: bucket, window: Window}
+	t := &Throttle{kv: kv, leader: leader, js: js, bucket: bucket, kvPre: provision.KVWritePrefix(provision.Domain(ctx)), window: Window}
 	for _, o := range opts {
 		o(t)
 	}
@@ -144,7 +146,7 @@ func (t *Throttle) AllowAt(ctx context.Context, channelID string, userID int64, 
 	// wins. (The read is the leader's: the 3-node test once let a caller
 	// into a window just opened, and a replica behind the leader is the
 	// one way we see for that.)
-	_, err = t.js.Publish(ctx, "$KV."+t.bucket+"."+key, value,
+	_, err = t.js.Publish(ctx, t.kvPre+"$KV."+t.bucket+"."+key, value,
 		jetstream.WithExpectLastSequencePerSubject(e.Revision), jetstream.WithMsgTTL(t.ttl))
 	if isWrongLastSequence(err) {
 		return false, nil // another caller took it over first

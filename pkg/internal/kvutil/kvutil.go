@@ -31,7 +31,7 @@ import (
 // server; a cluster that cannot place 3 gets 1, reported to the context's
 // provision.Observer (a warning, once, and the replica gauge).
 func Open(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	js, err := jetstream.New(nc)
+	js, err := provision.JetStream(ctx, nc) // in ctx's JetStream domain
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", cfg.Bucket, err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ocvr/realtime/pkg/provision"
 )
 
 const (
@@ -41,12 +43,13 @@ const (
 // acknowledged. The cost is one hop to the leader; reads that only inform
 // (listings, tools) keep using KeyValue.Get.
 //
-// The API is addressed with the default JetStream prefix ($JS.API), as
-// Open's jetstream.New(nc) does. A LeaderReader is safe for concurrent use.
+// The API is addressed in the JetStream domain of NewLeaderReader's context
+// (provision.WithDomain), as Open's is. A LeaderReader is safe for
+// concurrent use.
 type LeaderReader struct {
 	nc      *nats.Conn
 	bucket  string
-	api     string // $JS.API.STREAM.MSG.GET.<stream>
+	api     string // $JS[.<domain>].API.STREAM.MSG.GET.<stream>
 	keyPref string // $KV.<bucket>. (the origin's bucket for a mirror)
 }
 
@@ -71,7 +74,7 @@ func NewLeaderReader(ctx context.Context, nc *nats.Conn, kv jetstream.KeyValue) 
 	return &LeaderReader{
 		nc:      nc,
 		bucket:  kv.Bucket(),
-		api:     "$JS.API.STREAM.MSG.GET." + cfg.Name,
+		api:     provision.APIPrefix(provision.Domain(ctx)) + "STREAM.MSG.GET." + cfg.Name,
 		keyPref: "$KV." + bucket + ".",
 	}, nil
 }
