@@ -1,258 +1,10 @@
-import { OcvrError } from "./errors.js";
-import type { AnyServerFrame, Ready, ServerFrameMap, UnknownEventData } from "./protocol.js";
-import type { FetchLike } from "./ticket.js";
+import type { Ready } from "./protocol.js";
 import { Subscription } from "./subscription.js";
 import type { SubscribeOptions } from "./subscription.js";
-/**
- * The subset of the WebSocket API the client uses: the browser's
- * `WebSocket`, Node.js 22's global one and the `ws` package all fit.
- */
-export interface WebSocketLike {
-    readonly readyState: number;
-    onopen: ((ev: any) => unknown) | null;
-    onmessage: ((ev: any) => unknown) | null;
-    onclose: ((ev: any) => unknown) | null;
-    onerror: ((ev: any) => unknown) | null;
-    send(data: string): void;
-    close(code?: number, reason?: string): void;
-}
-/** A WebSocket constructor (`WebSocket`, or `WebSocket` from the `ws` package in Node.js 20). */
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-/** What {@link ClientOptions.getTicket} receives. */
-export interface GetTicketContext {
-    /** Aborted when the client is closed or the attempt times out. */
-    signal: AbortSignal;
-    /** 0 for the first attempt after a ready (or the start), then 1, 2, … */
-    attempt: number;
-}
-/** Options of {@link OcvrClient}. */
-export interface ClientOptions {
-    /**
-     * The gateway socket URL (`wss://rt.example/v1/ws`), or several: each
-     * connection attempt takes the next one (round robin), as a load balancer
-     * would, skipping those whose pod refused recently (see
-     * {@link ClientOptions.backoff}).
-     */
-    url: string | readonly string[];
-    /** ticketsvc's base URL (`https://api.example`); with `token`. */
-    ticketUrl?: string;
-    /** The bearer session token `sess_…`, or a function returning it (read at every attempt). */
-    token?: string | (() => string | Promise<string>);
-    /**
-     * Instead of `ticketUrl` + `token`: returns a fresh connect ticket `wst_…`
-     * for every attempt. Throw an error with `status: 401` or
-     * `code: "UNAUTHORIZED"` (e.g. the {@link OcvrError} of {@link fetchTicket})
-     * to stop the client for good ("sign in again"); any other error is retried
-     * with backoff, or after its `retryAfter` in milliseconds (a server's
-     * hint: see {@link ClientOptions.backoff}).
-     */
-    getTicket?: (ctx: GetTicketContext) => Promise<string>;
-    /** The WebSocket constructor; default `globalThis.WebSocket`. Node.js 20: `import { WebSocket } from "ws"`. */
-    WebSocket?: WebSocketConstructor;
-    /** The `fetch` used for tickets; default `globalThis.fetch`. */
-    fetch?: FetchLike;
-    /**
-     * Whether the first `subscribe()` of an idle client connects it (default
-     * true). The constructor never connects: call {@link OcvrClient.connect}
-     * (or subscribe). With `false`, only `connect()` does.
-     */
-    autoConnect?: boolean;
-    /**
-     * Milliseconds a `subscribe()` may take before its promise rejects with
-     * `TIMEOUT` (default 5000; 0: never). The subscription keeps trying; the
-     * timeout only tells the app it is not live yet (ticketsvc or the
-     * gateway down, a slow backplane).
-     */
-    subscribeTimeout?: number;
-    /**
-     * Reconnect backoff in milliseconds: retry n (0 for the first after a
-     * `ready`, or the start) waits a uniformly random time in
-     * [0, min(max, base·2ⁿ)] (exponential backoff with full jitter). The count
-     * resets after each `ready`, so the first retry after a drain (1012) is
-     * quick, and still jittered. Defaults 500 and 30000.
-     *
-     * A server's retry hint replaces that delay with hint + random(0, hint):
-     * never before the hint, spread over as long again so that the clients
-     * that got the same hint do not return together. Hints: ticketsvc's
-     * `Retry-After` (429, 503), a close reason's `retry_after=<seconds>` (the
-     * gateway's 1013), and in Node.js with the `ws` package the gateway's
-     * `Retry-After` instead of the upgrade (429, 503); each capped at 60 s.
-     * A hint does not reset the count: the retries after it keep growing.
-     *
-     * With several `url`s, a gateway's own refusal (close 1013, with or
-     * without a hint; in Node.js its HTTP 429/503 instead of the upgrade) is
-     * about that pod only: its URL is skipped until now + the hint (or the
-     * plain backoff delay without one), and the next attempt goes within
-     * 100 ms to the next URL not skipped. Only when every URL is skipped does
-     * the client wait: until the earliest skip ends, plus random(0, that
-     * skip's length). ticketsvc's refusals and other failures (1006, a
-     * timeout) keep the rules above; so does a client with one URL.
-     */
-    backoff?: {
-        base?: number;
-        max?: number;
-    };
-    /** Stop after this many 4001 (invalid ticket) closes in a row, each with a fresh ticket (default 3). */
-    maxInvalidTickets?: number;
-    /**
-     * Milliseconds between heartbeats; default the server's `heartbeat_interval`
-     * from `ready` (also in milliseconds). A heartbeat not acknowledged within one interval means a
-     * dead connection: the client drops it and reconnects.
-     */
-    heartbeatInterval?: number;
-    /** Milliseconds an attempt may take, ticket request to `ready` (default 10000). */
-    connectTimeout?: number;
-    /** Minimum milliseconds between two `typing` frames for one channel (default 3000, the server's own throttle). */
-    typingThrottle?: number;
-}
-/**
- * The client's state:
- * - `idle`: created with `autoConnect: false`, not connected yet;
- * - `connecting`: an attempt is in progress (ticket, socket, waiting for `ready`);
- * - `open`: `ready` received, the connection is live;
- * - `reconnecting`: waiting out the backoff delay before the next attempt;
- * - `closed`: stopped for good (see the `closed` event for why).
- */
-export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
-/** Why the client stopped for good. */
-export type StopReason = 
-/** `close()` was called. */
-"client"
-/** The server closed with 4003 after `session_revoked`: show the signed-out screen. */
- | "session_revoked"
-/** ticketsvc answered 401 (unknown, expired or revoked session): sign in again. */
- | "unauthorized"
-/** The gateway refused `maxInvalidTickets` fresh tickets in a row (4001). */
- | "invalid_ticket"
-/** The server closed with 4010 (too many connections for this user). */
- | "too_many_connections"
-/** The server closed with 1000. */
- | "server_closed";
-/**
- * The `connected` event: after each `ready`, whether this is a reconnect and
- * whether the user's own events resumed without loss. Each channel says the
- * same for itself with its subscription's `subscribed` event.
- */
-export interface ConnectedEvent {
-    /** The server's `ready` (connection, user and session ids). */
-    ready: Ready;
-    /** The gateway URL of the connection. */
-    url: string;
-    /** The client was connected before (since it was created or last stopped): this is a reconnect. */
-    reconnect: boolean;
-    /**
-     * The user's own events (`notification`, …): `undefined` on a fresh
-     * start, `true` when every one missed while disconnected follows, `false`
-     * when some may be missing (refetch notifications and the like).
-     */
-    resumed: boolean | undefined;
-}
-/** The `closed` event. */
-export interface ClosedEvent {
-    reason: StopReason;
-    /** The close code of the last socket, if one ended the client. */
-    code?: number;
-    /** What ended the client; absent after `close()`. */
-    error?: OcvrError;
-}
-/** The `disconnect` event: a socket ended. */
-export interface DisconnectEvent {
-    code: number;
-    reason: string;
-    /** Whether the socket had received `ready`. */
-    wasOpen: boolean;
-}
-/** The `reconnecting` event: the next attempt is scheduled. */
-export interface ReconnectingEvent {
-    /** 1 for the first retry, 2 for the second, … (reset by `ready`). */
-    attempt: number;
-    /** Milliseconds until the attempt ("reconnecting in N s"). */
-    delay: number;
-    /**
-     * The server's retry hint, in milliseconds (capped at 60 s); absent when
-     * the server gave none and `delay` is the plain backoff. With one URL,
-     * and after ticketsvc's hints, `delay` honours it: it is in
-     * [retryAfter, 2·retryAfter]. With several, a gateway's hint holds only
-     * the URL that refused: `delay` is at most 100 ms when another URL is
-     * free, else until the earliest held URL is free, plus jitter (see
-     * {@link ClientOptions.backoff}).
-     */
-    retryAfter?: number;
-    /** Why the previous attempt or connection failed, when known (an {@link OcvrError} carries the same `retryAfter`). */
-    error?: Error;
-}
-/** The `state` event. */
-export interface StateEvent {
-    state: ConnectionState;
-    previous: ConnectionState;
-}
-/** What {@link UserContinuity} and {@link ChannelContinuity} share. */
-export interface ContinuityBase {
-    /**
-     * Whether the subscription existed on an earlier connection of the
-     * client: the `ready` of a reconnect, or a channel's resubscription after
-     * one.
-     */
-    reconnect: boolean;
-    /**
-     * - `undefined`: a fresh start (the first connection, or a channel's first
-     *   subscription): there is nothing to resume, events flow from now on;
-     * - `true`: every event of the subscription missed while disconnected
-     *   follows, exactly once and in order, before the live ones: nothing to
-     *   refetch;
-     * - `false`: events may have been missed (away longer than the
-     *   continuity window, a gateway without the event stream, a refused
-     *   token, …): refetch the subscription's state from your backend.
-     */
-    resumed: boolean | undefined;
-    /** The subscription's cursor from now on (the position of its newest event; 0: none yet). */
-    seq: number;
-}
-/** The `continuity` event of the user's own events (`notification`, …): after every `ready`. */
-export interface UserContinuity extends ContinuityBase {
-    scope: "user";
-}
-/** The `continuity` event of a channel's events (`message_create`, …): after every `subscribed`. */
-export interface ChannelContinuity extends ContinuityBase {
-    scope: "channel";
-    channelId: string;
-}
-/**
- * The `continuity` event: after each `ready` (the user's own events) and each
- * `subscribed` (that channel), whether the subscription lost nothing across
- * a reconnect. Refetch when `resumed === false`.
- */
-export type ContinuityEvent = UserContinuity | ChannelContinuity;
-/**
- * Every typed event of the client: one per server frame type it knows
- * (payload: the frame's `data`), plus the client's own. A frame type the
- * client does not know is an event too, by its name, with an
- * {@link UnknownEventData} payload (see {@link OcvrClient.on}).
- */
-export interface ClientEventMap extends ServerFrameMap {
-    /**
-     * Every server frame, whole, after its event: those of types the client
-     * does not know as well ({@link isKnownFrame} narrows to the known ones).
-     */
-    frame: AnyServerFrame;
-    /**
-     * After each `ready` (`scope: "user"`) and each `subscribed` (`scope:
-     * "channel"`): whether that subscription resumed without loss.
-     */
-    continuity: ContinuityEvent;
-    /** After each `ready` and its `continuity` event: a reconnect or not, and whether the user's events resumed. */
-    connected: ConnectedEvent;
-    state: StateEvent;
-    disconnect: DisconnectEvent;
-    reconnecting: ReconnectingEvent;
-    closed: ClosedEvent;
-}
-/** The name of a client event. */
-export type ClientEventType = keyof ClientEventMap;
-/** A listener of event K. */
-export type Listener<K extends ClientEventType> = (data: ClientEventMap[K]) => void;
-/** A listener of a server frame type the client does not know: it gets the frame's `data` as sent. */
-export type UnknownListener = (data: UnknownEventData) => void;
+import type { ClientOptions } from "./options.js";
+import type { ClientEventType, ConnectionState, Listener, UnknownListener } from "./events.js";
+export type * from "./options.js";
+export type * from "./events.js";
 /**
  * A connection to the OCVR gateway that survives restarts: it gets a new
  * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
@@ -267,13 +19,21 @@ export type UnknownListener = (data: UnknownEventData) => void;
  * subscription's newest position on the connection: the newest event
  * received, or the cursor a resume started from), and says after each
  * `ready` and `subscribed`
- * whether nothing was lost (the `continuity` event). `close()` (and any stop)
- * forgets the token and the cursors: a later `connect()` starts afresh.
+ * whether nothing was lost (`connected`, each channel's `subscribed`, and
+ * the `continuity` event). `close()` (and any stop) forgets the token and
+ * the cursors and keeps the channels: a later `connect()` starts afresh and
+ * subscribes them again.
+ *
+ * The constructor has no side effects: `connect()` (or the first
+ * `subscribe()`) starts.
  *
  * ```ts
  * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
- * client.on("message_create", (m) => console.log(m.author.display_name, m.content));
- * await client.subscribe("ch_general");
+ * client.connect();
+ * const general = client.channel("ch_general");
+ * general.on("message_create", (m) => console.log(m.author.display_name, m.content));
+ * general.on("subscribed", ({ refetch }) => { if (refetch) reloadMessages(); });
+ * await general.subscribe();
  * ```
  */
 export declare class OcvrClient {
@@ -290,7 +50,7 @@ export declare class OcvrClient {
     private onlineOff;
     /** Every channel object handed out by channel(), for the client's life. */
     private readonly subs;
-    private readonly listeners;
+    private readonly events;
     private _state;
     private _ready;
     private ws;

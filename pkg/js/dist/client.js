@@ -4,6 +4,7 @@ import { RefusedUrls, capHint, headerRetryAfter, reasonRetryAfter, reconnectDela
 import { errorMessage, fetchTicket } from "./ticket.js";
 import { Subscription, subscribeTimeoutError } from "./subscription.js";
 import { closeAction, errorPolicy } from "./policy.js";
+import { Emitter } from "./emitter.js";
 /** The client's own events: a server frame of one of these types is only seen through `frame`. */
 const CLIENT_EVENTS = new Set(["frame", "continuity", "connected", "state", "disconnect", "reconnecting", "closed"]);
 /** A channel id the gateway accepts (protocol.IDPattern). */
@@ -26,13 +27,21 @@ const CONNECTING = 0;
  * subscription's newest position on the connection: the newest event
  * received, or the cursor a resume started from), and says after each
  * `ready` and `subscribed`
- * whether nothing was lost (the `continuity` event). `close()` (and any stop)
- * forgets the token and the cursors: a later `connect()` starts afresh.
+ * whether nothing was lost (`connected`, each channel's `subscribed`, and
+ * the `continuity` event). `close()` (and any stop) forgets the token and
+ * the cursors and keeps the channels: a later `connect()` starts afresh and
+ * subscribes them again.
+ *
+ * The constructor has no side effects: `connect()` (or the first
+ * `subscribe()`) starts.
  *
  * ```ts
  * const client = new OcvrClient({ url: "wss://rt.example/v1/ws", ticketUrl: "https://api.example", token });
- * client.on("message_create", (m) => console.log(m.author.display_name, m.content));
- * await client.subscribe("ch_general");
+ * client.connect();
+ * const general = client.channel("ch_general");
+ * general.on("message_create", (m) => console.log(m.author.display_name, m.content));
+ * general.on("subscribed", ({ refetch }) => { if (refetch) reloadMessages(); });
+ * await general.subscribe();
  * ```
  */
 export class OcvrClient {
@@ -49,7 +58,7 @@ export class OcvrClient {
     onlineOff;
     /** Every channel object handed out by channel(), for the client's life. */
     subs = new Map();
-    listeners = new Map();
+    events = new Emitter();
     _state = "idle";
     _ready;
     ws;
@@ -158,21 +167,13 @@ export class OcvrClient {
         return channelId === undefined ? this.userCursor : this.cursors.get(channelId);
     }
     on(type, listener) {
-        let set = this.listeners.get(type);
-        if (!set)
-            this.listeners.set(type, (set = new Set()));
-        set.add(listener);
-        return () => this.off(type, listener);
+        return this.events.on(type, listener);
     }
     once(type, listener) {
-        const off = this.on(type, (data) => {
-            off();
-            listener(data);
-        });
-        return off;
+        return this.events.once(type, listener);
     }
     off(type, listener) {
-        this.listeners.get(type)?.delete(listener);
+        this.events.off(type, listener);
     }
     /**
      * Starts connecting: the first time, or again after the client stopped
@@ -363,21 +364,7 @@ export class OcvrClient {
         this.emitAny(type, data);
     }
     emitAny(type, data) {
-        const set = this.listeners.get(type);
-        if (!set)
-            return;
-        for (const fn of [...set]) {
-            try {
-                fn(data);
-            }
-            catch (e) {
-                // A throwing listener must not break the connection; report it the
-                // way event targets do.
-                setTimeout(() => {
-                    throw e;
-                });
-            }
-        }
+        this.events.emit(type, data);
     }
     setState(state) {
         if (state === this._state)

@@ -116,7 +116,7 @@ export declare class Subscription {
     readonly channelId: string;
     private readonly host;
     private _state;
-    private readonly listeners;
+    private readonly events;
     /** @internal Created by the client: use `client.channel(channelId)`. */
     constructor(host: SubscriptionHost, channelId: string);
     /** The subscription's state. */

@@ -3,6 +3,7 @@
 // timeout), as centrifuge-js's Subscription and phoenix's channel join do.
 // The protocol work (frames, resubscription after reconnects, continuity)
 // stays in OcvrClient; this file holds the app-facing object.
+import { Emitter } from "./emitter.js";
 import { OcvrError } from "./errors.js";
 /** The subscription's own events: a channel event of one of these types is only delivered through `frame`. */
 const OWN_EVENTS = new Set(["state", "subscribed", "unsubscribed", "error", "frame"]);
@@ -22,7 +23,7 @@ export class Subscription {
     channelId;
     host;
     _state = "unsubscribed";
-    listeners = new Map();
+    events = new Emitter();
     /** @internal Created by the client: use `client.channel(channelId)`. */
     constructor(host, channelId) {
         this.host = host;
@@ -56,21 +57,13 @@ export class Subscription {
         return this.host.typing(this.channelId);
     }
     on(type, listener) {
-        let set = this.listeners.get(type);
-        if (!set)
-            this.listeners.set(type, (set = new Set()));
-        set.add(listener);
-        return () => void this.listeners.get(type)?.delete(listener);
+        return this.events.on(type, listener);
     }
     once(type, listener) {
-        const off = this.on(type, (data) => {
-            off();
-            listener(data);
-        });
-        return off;
+        return this.events.once(type, listener);
     }
     off(type, listener) {
-        this.listeners.get(type)?.delete(listener);
+        this.events.off(type, listener);
     }
     /** @internal The client moves the state. */
     _setState(state) {
@@ -88,20 +81,7 @@ export class Subscription {
     }
     /** @internal */
     _emit(type, data) {
-        const set = this.listeners.get(type);
-        if (!set)
-            return;
-        for (const fn of [...set]) {
-            try {
-                fn(data);
-            }
-            catch (e) {
-                // A throwing listener must not break the client.
-                setTimeout(() => {
-                    throw e;
-                });
-            }
-        }
+        this.events.emit(type, data);
     }
 }
 /** The error of a subscribe that timed out. */

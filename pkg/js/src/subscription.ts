@@ -3,6 +3,7 @@
 // timeout), as centrifuge-js's Subscription and phoenix's channel join do.
 // The protocol work (frames, resubscription after reconnects, continuity)
 // stays in OcvrClient; this file holds the app-facing object.
+import { Emitter } from "./emitter.js";
 import { OcvrError } from "./errors.js";
 import type { AnyServerFrame, MessageCreate, MessageDelete, MessageUpdate, TypingStart, UnknownEventData } from "./protocol.js";
 
@@ -134,7 +135,7 @@ export class Subscription {
   readonly channelId: string;
   private readonly host: SubscriptionHost;
   private _state: SubscriptionState = "unsubscribed";
-  private readonly listeners = new Map<string, Set<(data: never) => void>>();
+  private readonly events = new Emitter();
 
   /** @internal Created by the client: use `client.channel(channelId)`. */
   constructor(host: SubscriptionHost, channelId: string) {
@@ -178,28 +179,21 @@ export class Subscription {
   on<K extends SubscriptionEventType>(type: K, listener: (data: SubscriptionEventMap[K]) => void): () => void;
   on(type: string, listener: (data: UnknownEventData) => void): () => void;
   on(type: string, listener: (data: never) => void): () => void {
-    let set = this.listeners.get(type);
-    if (!set) this.listeners.set(type, (set = new Set()));
-    set.add(listener);
-    return () => void this.listeners.get(type)?.delete(listener);
+    return this.events.on(type, listener);
   }
 
   /** Listens to the next event of a type only. */
   once<K extends SubscriptionEventType>(type: K, listener: (data: SubscriptionEventMap[K]) => void): () => void;
   once(type: string, listener: (data: UnknownEventData) => void): () => void;
   once(type: string, listener: (data: never) => void): () => void {
-    const off = this.on(type, (data: UnknownEventData) => {
-      off();
-      (listener as (data: UnknownEventData) => void)(data);
-    });
-    return off;
+    return this.events.once(type, listener);
   }
 
   /** Removes a listener. */
   off<K extends SubscriptionEventType>(type: K, listener: (data: SubscriptionEventMap[K]) => void): void;
   off(type: string, listener: (data: UnknownEventData) => void): void;
   off(type: string, listener: (data: never) => void): void {
-    this.listeners.get(type)?.delete(listener);
+    this.events.off(type, listener);
   }
 
   /** @internal The client moves the state. */
@@ -218,18 +212,7 @@ export class Subscription {
 
   /** @internal */
   _emit(type: string, data: unknown): void {
-    const set = this.listeners.get(type);
-    if (!set) return;
-    for (const fn of [...set]) {
-      try {
-        (fn as (data: unknown) => void)(data);
-      } catch (e) {
-        // A throwing listener must not break the client.
-        setTimeout(() => {
-          throw e;
-        });
-      }
-    }
+    this.events.emit(type, data);
   }
 }
 

@@ -27,6 +27,7 @@ var import_retry = require("./retry.js");
 var import_ticket = require("./ticket.js");
 var import_subscription = require("./subscription.js");
 var import_policy = require("./policy.js");
+var import_emitter = require("./emitter.js");
 const CLIENT_EVENTS = /* @__PURE__ */ new Set(["frame", "continuity", "connected", "state", "disconnect", "reconnecting", "closed"]);
 const CHANNEL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const NOT_CHANNEL_EVENTS = /* @__PURE__ */ new Set(["ready", "heartbeat_ack", "subscribed", "unsubscribed", "error", "session_revoked", "notification", "presence_update"]);
@@ -46,7 +47,7 @@ class OcvrClient {
   onlineOff;
   /** Every channel object handed out by channel(), for the client's life. */
   subs = /* @__PURE__ */ new Map();
-  listeners = /* @__PURE__ */ new Map();
+  events = new import_emitter.Emitter();
   _state = "idle";
   _ready;
   ws;
@@ -152,20 +153,13 @@ class OcvrClient {
     return channelId === void 0 ? this.userCursor : this.cursors.get(channelId);
   }
   on(type, listener) {
-    let set = this.listeners.get(type);
-    if (!set) this.listeners.set(type, set = /* @__PURE__ */ new Set());
-    set.add(listener);
-    return () => this.off(type, listener);
+    return this.events.on(type, listener);
   }
   once(type, listener) {
-    const off = this.on(type, (data) => {
-      off();
-      listener(data);
-    });
-    return off;
+    return this.events.once(type, listener);
   }
   off(type, listener) {
-    this.listeners.get(type)?.delete(listener);
+    this.events.off(type, listener);
   }
   /**
    * Starts connecting: the first time, or again after the client stopped
@@ -343,17 +337,7 @@ class OcvrClient {
     this.emitAny(type, data);
   }
   emitAny(type, data) {
-    const set = this.listeners.get(type);
-    if (!set) return;
-    for (const fn of [...set]) {
-      try {
-        fn(data);
-      } catch (e) {
-        setTimeout(() => {
-          throw e;
-        });
-      }
-    }
+    this.events.emit(type, data);
   }
   setState(state) {
     if (state === this._state) return;

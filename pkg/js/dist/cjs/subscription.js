@@ -22,13 +22,14 @@ __export(subscription_exports, {
   subscribeTimeoutError: () => subscribeTimeoutError
 });
 module.exports = __toCommonJS(subscription_exports);
+var import_emitter = require("./emitter.js");
 var import_errors = require("./errors.js");
 const OWN_EVENTS = /* @__PURE__ */ new Set(["state", "subscribed", "unsubscribed", "error", "frame"]);
 class Subscription {
   channelId;
   host;
   _state = "unsubscribed";
-  listeners = /* @__PURE__ */ new Map();
+  events = new import_emitter.Emitter();
   /** @internal Created by the client: use `client.channel(channelId)`. */
   constructor(host, channelId) {
     this.host = host;
@@ -62,20 +63,13 @@ class Subscription {
     return this.host.typing(this.channelId);
   }
   on(type, listener) {
-    let set = this.listeners.get(type);
-    if (!set) this.listeners.set(type, set = /* @__PURE__ */ new Set());
-    set.add(listener);
-    return () => void this.listeners.get(type)?.delete(listener);
+    return this.events.on(type, listener);
   }
   once(type, listener) {
-    const off = this.on(type, (data) => {
-      off();
-      listener(data);
-    });
-    return off;
+    return this.events.once(type, listener);
   }
   off(type, listener) {
-    this.listeners.get(type)?.delete(listener);
+    this.events.off(type, listener);
   }
   /** @internal The client moves the state. */
   _setState(state) {
@@ -91,17 +85,7 @@ class Subscription {
   }
   /** @internal */
   _emit(type, data) {
-    const set = this.listeners.get(type);
-    if (!set) return;
-    for (const fn of [...set]) {
-      try {
-        fn(data);
-      } catch (e) {
-        setTimeout(() => {
-          throw e;
-        });
-      }
-    }
+    this.events.emit(type, data);
   }
 }
 function subscribeTimeoutError(channelId, ms) {
