@@ -4,7 +4,9 @@ package main
 // write its setup function: it declares the flags on fs and returns the
 // function that validates them (usageErrorf → exit 2, before any NATS
 // call), then does the work through a (a.conn, a.publisher, a.sessions,
-// a.tickets, a.directory, a.printf). Any other error exits 1.
+// a.tickets, a.directory) and reports each result with a.emit (text, or
+// JSON with --json). Other errors exit with the code exitCode gives them
+// (output.go): 3 unreachable, 4 not found, 5 refused, else 1.
 func commands() []command {
 	return []command{
 		{path: "session create", synopsis: "--user ID --name NAME [--ttl 24h]",
