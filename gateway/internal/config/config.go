@@ -104,6 +104,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&c.Gateway.ContinuityWindow, "continuity-window", d.ContinuityWindow, "how long the stream keeps events (its MaxAge): a client that reconnects within it resumes without loss")
 	fs.IntVar(&c.Gateway.StreamReplicas, "stream-replicas", 0, "replicas of the event stream, 1 to 5 (0: 3 where the JetStream cluster holds them, else 1)")
 	fs.Int64Var(&c.Gateway.StreamMaxBytes, "stream-max-bytes", 0, "storage bound of the event stream in bytes; when full the oldest events go and resumes needing them answer resumed:false (0: unlimited)")
+	fs.StringVar(&c.Gateway.JetStreamDomain, "jetstream-domain", "", "JetStream domain holding the KV buckets and the event stream, e.g. a hub's when this gateway's NATS is a leafnode with its own JetStream (empty: the connected server's)")
 	fs.BoolVar(&c.Gateway.NoContinuity, "no-continuity", false, "turn continuity off: no event stream is provisioned, events carry no position, nothing resumes, a full queue closes with 4009")
 	fs.DurationVar(&c.Gateway.FleetInterval, "fleet-interval", d.FleetInterval, "how often the pod publishes its connection count to the other gateways over NATS (the fleet view rebalancing uses); a pod silent for 3 intervals is forgotten")
 	fs.BoolVar(&c.Gateway.NoRebalance, "no-rebalance", false, "turn active rebalancing off: the pod never closes sockets because it holds more than the fleet's mean")

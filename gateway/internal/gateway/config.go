@@ -8,6 +8,7 @@ import (
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/ticket"
@@ -106,6 +107,11 @@ type Config struct {
 	StreamReplicas   int
 	StreamMaxBytes   int64
 	NoContinuity     bool
+
+	// JetStreamDomain is the JetStream domain holding the buckets and the
+	// event stream ("": the connected server's): gateways on a leafnode
+	// use the hub's.
+	JetStreamDomain string
 
 	// Active rebalancing (rebalance.go): every FleetInterval (default 2s)
 	// the pod publishes its connection count; a pod above the fleet's mean
@@ -245,6 +251,9 @@ func (c *Config) fill() {
 func (c Config) Validate() error {
 	c.fill()
 	if _, err := bus.NewSubjects(c.SubjectPrefix); err != nil {
+		return err
+	}
+	if err := provision.CheckDomain(c.JetStreamDomain); err != nil {
 		return err
 	}
 	if _, err := newOriginMatcher(c.AllowedOrigins); err != nil {

@@ -269,7 +269,8 @@ func (g *Gateway) stop() {
 }
 
 func (g *Gateway) openStores(ctx context.Context) (*stores, error) {
-	ctx, cancel := context.WithTimeout(provision.WithObserver(ctx, g.provision), 5*time.Second)
+	ctx = provision.WithDomain(provision.WithObserver(ctx, g.provision), g.cfg.JetStreamDomain)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	t, err := ticket.Open(ctx, g.nc, g.cfg.TicketsBucket)
 	if err != nil {
@@ -318,6 +319,7 @@ func (g *Gateway) openStream(ctx context.Context) (*continuity, error) {
 		Window:   g.cfg.ContinuityWindow,
 		Replicas: g.cfg.StreamReplicas,
 		MaxBytes: g.cfg.StreamMaxBytes,
+		Domain:   g.cfg.JetStreamDomain,
 	}
 	info, err := stream.Ensure(ctx, g.nc, cfg)
 	if err != nil {

@@ -101,6 +101,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 - name: OCVR_SUBJECT_PREFIX
   value: {{ $n.subjectPrefix | quote }}
+- name: OCVR_JETSTREAM_DOMAIN
+  value: {{ $n.jetstreamDomain | quote }}
 - name: OCVR_SESSIONS_BUCKET
   value: {{ $n.buckets.sessions | quote }}
 - name: OCVR_TICKETS_BUCKET

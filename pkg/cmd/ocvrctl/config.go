@@ -20,6 +20,7 @@ type globals struct {
 	tickets       string
 	directory     directory.Buckets
 	streamName    string
+	jsDomain      string
 	timeout       time.Duration
 	json          bool
 }
@@ -39,6 +40,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.directory.Members, "members-bucket", g.directory.Members, "KV `bucket` of channel memberships")
 	fs.StringVar(&g.directory.Friends, "friends-bucket", g.directory.Friends, "KV `bucket` of friendships")
 	fs.StringVar(&g.streamName, "stream-name", g.streamName, "JetStream `stream` of channel and user events (continuity; must match the gateways' --stream-name)")
+	fs.StringVar(&g.jsDomain, "jetstream-domain", g.jsDomain, "JetStream `domain` holding the buckets and the event stream (the services' --jetstream-domain; empty: the connected server's)")
 	fs.BoolVar(&g.json, "json", g.json, "print every result as one JSON object per line (errors: one JSON line on stderr)")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "bound on the whole command, NATS calls included\n(connect and advisories run until interrupted unless it is given on the command line)")
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/ocvr/realtime/pkg/buildinfo"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/session"
 	"github.com/ocvr/realtime/pkg/stream"
 	"github.com/ocvr/realtime/pkg/ticket"
@@ -169,6 +170,10 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	if g.timeout <= 0 {
 		return c.fail(cmd.path, usageErrorf("--timeout must be positive"))
 	}
+	if err := provision.CheckDomain(g.jsDomain); err != nil {
+		return c.fail(cmd.path, usageErrorf("--jetstream-domain: %v", err))
+	}
+	ctx = provision.WithDomain(ctx, g.jsDomain) // every store and stream the command opens
 	// A long command (connect, advisories) runs until interrupted, unless
 	// --timeout is given on its command line.
 	if !cmd.long || given(top)["timeout"] || given(fs)["timeout"] {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/session"
 )
 
@@ -125,7 +126,7 @@ func sessionList(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		js, err := jetstream.New(nc)
+		js, err := provision.JetStream(ctx, nc) // in --jetstream-domain
 		if err != nil {
 			return err
 		}

@@ -107,3 +107,33 @@ func TestSetupProvisionsWhatServicesOpen(t *testing.T) {
 		t.Errorf("setup --stream-replicas 9: %s; want a usage error", r)
 	}
 }
+
+// TestSetupInDomain: --jetstream-domain addresses the domain's API
+// ($JS.<domain>.API): against a server whose domain is hub, setup in hub
+// provisions everything and setup in another domain reaches no JetStream
+// (no responders: exit 3). A domain that is not one subject token is a
+// usage error.
+func TestSetupInDomain(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), JetStreamDomain: "hub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	tests := []struct {
+		domain string
+		code   int
+		lines  int
+	}{
+		{"hub", 0, 8},
+		{"elsewhere", exitUnreachable, 0},
+		{"hub.eu", exitUsage, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.domain, func(t *testing.T) {
+			r := ctl(t, "--nats-url", srv.ClientURL(), "--jetstream-domain", tt.domain, "--timeout", "3s", "setup")
+			if r.code != tt.code || len(r.lines()) != tt.lines {
+				t.Fatalf("setup --jetstream-domain %s:\n%s\nwant exit %d and %d lines", tt.domain, r, tt.code, tt.lines)
+			}
+		})
+	}
+}

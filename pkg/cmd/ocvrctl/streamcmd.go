@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/stream"
 )
 
@@ -35,7 +36,7 @@ func streamInfo(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return err
 		}
-		js, err := jetstream.New(nc)
+		js, err := provision.JetStream(ctx, nc) // in --jetstream-domain
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/origin"
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/ticketsvc/internal/server"
 )
 
@@ -52,6 +53,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	fs.StringVar(&c.Server.NATSTLSCertFile, "nats-tls-cert", "", "PEM client certificate `file` for NATS mutual TLS")
 	fs.StringVar(&c.Server.NATSTLSKeyFile, "nats-tls-key", "", "PEM client key `file` for NATS mutual TLS")
 	fs.StringVar(&c.Server.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "NATS subject `prefix` of this environment (must match the gateways): the session service answers on <prefix>.svc.sessions.*")
+	fs.StringVar(&c.Server.JetStreamDomain, "jetstream-domain", "", "JetStream `domain` holding the KV buckets, e.g. a hub's when this NATS is a leafnode with its own JetStream (empty: the connected server's)")
 	fs.StringVar(&c.Server.SessionsBucket, "sessions-bucket", d.SessionsBucket, "KV `bucket` holding bearer sessions")
 	fs.StringVar(&c.Server.TicketsBucket, "tickets-bucket", d.TicketsBucket, "KV `bucket` holding connect tickets")
 	fs.StringVar(&origins, "allowed-origins", origins, "CORS `origins` allowed to request tickets from a browser, comma-separated;\n"+
@@ -101,6 +103,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	}
 	if _, err := bus.NewSubjects(c.Server.SubjectPrefix); err != nil {
 		return Config{}, fmt.Errorf("--subject-prefix: %w", err)
+	}
+	if err := provision.CheckDomain(c.Server.JetStreamDomain); err != nil {
+		return Config{}, fmt.Errorf("--jetstream-domain: %w", err)
 	}
 	if c.Server.RateLimit < 0 {
 		return Config{}, errors.New("--rate-limit must be 0 (off) or positive")

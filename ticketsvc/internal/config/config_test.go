@@ -120,6 +120,7 @@ func TestInvalid(t *testing.T) {
 		{"rate limit env", nil, map[string]string{"OCVR_RATE_LIMIT": "many"}, "OCVR_RATE_LIMIT"},
 		{"origins", []string{"--allowed-origins", "localhost:3000"}, nil, "allowed-origins"},
 		{"prefix", []string{"--subject-prefix", "a.>"}, nil, "subject-prefix"},
+		{"jetstream domain", []string{"--jetstream-domain", "hub.eu"}, nil, "jetstream-domain"},
 		{"no nats", []string{"--nats-url", " , "}, nil, "nats-url"},
 		{"timeout", []string{"--shutdown-timeout", "0s"}, nil, "shutdown-timeout"},
 		{"max inflight zero", []string{"--max-inflight", "0"}, nil, "max-inflight"},
@@ -154,7 +155,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	help := out.String()
 	flags := []string{
 		"listen", "admin-listen", "nats-url", "nats-creds", "nats-tls-ca", "nats-tls-cert", "nats-tls-key",
-		"subject-prefix", "sessions-bucket", "tickets-bucket", "allowed-origins", "rate-limit", "body-limit",
+		"subject-prefix", "jetstream-domain", "sessions-bucket", "tickets-bucket", "allowed-origins", "rate-limit", "body-limit",
 		"log-level", "shutdown-timeout", "kv-timeout", "max-inflight", "max-conns",
 	}
 	for _, f := range flags {

@@ -74,6 +74,9 @@ type Config struct {
 	SubjectPrefix  string
 	SessionsBucket string // default session.DefaultBucket
 	TicketsBucket  string // default ticket.DefaultBucket
+	// JetStreamDomain is the JetStream domain holding the buckets ("": the
+	// connected server's), e.g. a hub's across a leafnode.
+	JetStreamDomain string
 
 	// AllowedOrigins is the CORS allow-list (pkg/origin's grammar, the
 	// gateway's too).

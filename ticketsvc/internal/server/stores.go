@@ -84,7 +84,8 @@ func (s *Server) maintainStores(ctx context.Context, nc *nats.Conn) {
 }
 
 func (s *Server) openStores(ctx context.Context, nc *nats.Conn) error {
-	ctx, cancel := context.WithTimeout(provision.WithObserver(ctx, s.provision), s.cfg.KVTimeout)
+	ctx = provision.WithDomain(provision.WithObserver(ctx, s.provision), s.cfg.JetStreamDomain)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.KVTimeout)
 	defer cancel()
 	// With a publisher: the session service's revocations publish
 	// session_revoked (ticket requests only verify).
@@ -121,7 +122,7 @@ func (s *Server) ready(ctx context.Context) (bool, string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.KVTimeout)
 	defer cancel()
-	js, err := jetstream.New(nc)
+	js, err := provision.JetStream(provision.WithDomain(ctx, s.cfg.JetStreamDomain), nc)
 	if err != nil {
 		return false, "jetstream unavailable"
 	}
