@@ -27,7 +27,7 @@ Commands:
 	}
 	printCommandList(w, cmds)
 	fmt.Fprint(w, "\nGlobal flags (accepted before or after the command; each also read from\nits OCVR_* environment variable, a flag on the command line wins):\n")
-	printFlags(w, top, func(string) bool { return true }, true)
+	printFlags(w, top, func(name string) bool { return name != "version" }, true)
 	fmt.Fprint(w, "\n"+exitHelp+`
 
 Run 'ocvrctl <command> [<subcommand>] --help' for the flags of a command,

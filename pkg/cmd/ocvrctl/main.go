@@ -112,10 +112,12 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	top := flag.NewFlagSet("ocvrctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	g.register(top)
-	version := top.Bool("version", false, "print the version of ocvrctl and exit")
 	if err := c.applyEnv(top); err != nil {
 		return c.fail("", err)
 	}
+	// Declared after applyEnv: no OCVR_VERSION variable (deployments set
+	// such names for other purposes).
+	version := top.Bool("version", false, "print the version of ocvrctl and exit")
 	if err := top.Parse(args); err != nil {
 		c.json = g.json
 		if errors.Is(err, flag.ErrHelp) {

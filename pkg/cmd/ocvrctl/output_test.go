@@ -275,6 +275,10 @@ func TestVersion(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "ocvrctl ") || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
 		t.Errorf("--version:\n%s", r)
 	}
+	// No OCVR_VERSION: a deployment's variable of that name changes nothing.
+	if r := ctlEnv(t, map[string]string{"OCVR_VERSION": "1.2.3"}, "validate", "--user", "1", "--frame", `{"type":"x","data":{}}`); r.code != 0 {
+		t.Errorf("with OCVR_VERSION set:\n%s", r)
+	}
 	r = ctl(t, "--json", "--version")
 	if got := jsonLines(t, r); r.code != 0 || len(got) != 1 || got[0]["go"] == nil || got[0]["version"] == nil {
 		t.Errorf("--json --version:\n%s", r)
