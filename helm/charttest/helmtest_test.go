@@ -86,46 +86,8 @@ func TestHelmTestPod(t *testing.T) {
 	ts.waitReady(t, http.StatusOK, 30*time.Second)
 	gw.waitReady(t, http.StatusOK, 30*time.Second)
 
-	var args []string
-	var userID int64
-	for _, a := range pc.Args {
-		switch {
-		case strings.HasPrefix(a, "--ticketsvc-url="):
-			a = "--ticketsvc-url=" + serviceURL(t, r, strings.TrimPrefix(a, "--ticketsvc-url="), "http", "", ts.public)
-		case strings.HasPrefix(a, "--ws-url="):
-			a = "--ws-url=" + serviceURL(t, r, strings.TrimPrefix(a, "--ws-url="), "ws", "/v1/ws", gw.public)
-		case strings.HasPrefix(a, "--user="):
-			fmt.Sscan(strings.TrimPrefix(a, "--user="), &userID)
-		}
-		args = append(args, a)
-	}
-	if len(args) == 0 || args[0] != "selfcheck" || userID == 0 {
-		t.Fatalf("helm test arguments %q: want selfcheck … --user=ID", pc.Args)
-	}
-	run := func() (int, string) {
-		cmd := binaries(t)["gateway"].command(args...)
-		for _, e := range pc.Env {
-			v := e.Value
-			if e.Name == "OCVR_NATS_URL" {
-				v = ns.ClientURL()
-			} else if e.ValueFrom != nil {
-				t.Fatalf("helm test env %s: cannot resolve", e.Name)
-			}
-			cmd.Env = append(cmd.Env, e.Name+"="+v)
-		}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return 0, out.String()
-		case errors.As(err, &ee):
-			return ee.ExitCode(), out.String()
-		}
-		t.Fatalf("run the helm test: %v", err)
-		return 0, ""
-	}
+	run := func() (int, string) { return runTestPod(t, r, pod, ts, gw, ns.ClientURL(), nil) }
+	userID := testPodUser(t, pod)
 
 	code, out := run()
 	if code != 0 || !strings.Contains(out, "passed") {
@@ -164,4 +126,65 @@ func TestHelmTestPod(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "ticket") {
 		t.Errorf("helm test with ticketsvc down: exit %d, want 1 and a failure naming the ticket step:\n%s", code, out)
 	}
+}
+
+// testPodUser is the --user of the helm test pod.
+func testPodUser(t *testing.T, pod *corev1.Pod) int64 {
+	t.Helper()
+	for _, a := range pod.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--user="); ok {
+			var id int64
+			if _, err := fmt.Sscan(v, &id); err == nil && id > 0 {
+				return id
+			}
+		}
+	}
+	t.Fatalf("helm test arguments %q: no --user=ID", pod.Spec.Containers[0].Args)
+	return 0
+}
+
+// runTestPod runs the helm test pod's container as the kubelet would (the
+// gateway image's binary, its arguments and environment, its Secrets
+// mounted), with the Services' URLs pointed at the processes ts and gw,
+// and returns its exit code and output.
+func runTestPod(t *testing.T, r *Rendered, pod *corev1.Pod, ts, gw *proc, natsURL string, secrets Secrets) (int, string) {
+	t.Helper()
+	pc := pod.Spec.Containers[0]
+	var args []string
+	for _, a := range pc.Args {
+		switch {
+		case strings.HasPrefix(a, "--ticketsvc-url="):
+			a = "--ticketsvc-url=" + serviceURL(t, r, strings.TrimPrefix(a, "--ticketsvc-url="), "http", "", ts.public)
+		case strings.HasPrefix(a, "--ws-url="):
+			a = "--ws-url=" + serviceURL(t, r, strings.TrimPrefix(a, "--ws-url="), "ws", "/v1/ws", gw.public)
+		}
+		args = append(args, a)
+	}
+	if len(args) == 0 || args[0] != "selfcheck" {
+		t.Fatalf("helm test arguments %q: want selfcheck …", pc.Args)
+	}
+	b := binaries(t)["gateway"]
+	cmd := b.command(args...)
+	paths := mountSecrets(t, b, pc, pod.Spec.Volumes, secrets)
+	for _, e := range pc.Env {
+		v := paths.rewrite(e.Value)
+		if e.Name == "OCVR_NATS_URL" {
+			v = natsURL
+		} else if e.ValueFrom != nil {
+			t.Fatalf("helm test env %s: cannot resolve", e.Name)
+		}
+		cmd.Env = append(cmd.Env, e.Name+"="+v)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out.String()
+	}
+	t.Fatalf("run the helm test: %v", err)
+	return 0, ""
 }

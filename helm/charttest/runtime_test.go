@@ -241,10 +241,19 @@ func freeAddr(t testing.TB) string {
 // replaced (free loopback ports, the test's NATS server).
 func startContainer(t *testing.T, comp string, c corev1.Container, natsURL string) *proc {
 	t.Helper()
+	return startMounted(t, comp, c, nil, nil, natsURL)
+}
+
+// startMounted is startContainer for a container that mounts Secrets: each
+// secret volume's files (from secrets) appear where the pod would see them.
+func startMounted(t *testing.T, comp string, c corev1.Container, volumes []corev1.Volume, secrets Secrets, natsURL string) *proc {
+	t.Helper()
 	p := &proc{name: comp, public: freeAddr(t), admin: freeAddr(t), exited: make(chan struct{})}
-	cmd := binaries(t)[comp].command()
+	b := binaries(t)[comp]
+	cmd := b.command()
+	paths := mountSecrets(t, b, c, volumes, secrets)
 	for _, e := range c.Env {
-		v := e.Value
+		v := paths.rewrite(e.Value)
 		switch {
 		case e.Name == "OCVR_LISTEN":
 			v = p.public

@@ -114,9 +114,12 @@ func Grants(role Role, n Names) Grant {
 				kvRead(n.Tickets, n.Sessions, n.Channels, n.Members, n.Friends, n.Presence, n.Typing),
 				leaderRead(n.Sessions, n.Channels, n.Members, n.Presence, n.Typing),
 				kvWrite(n.Tickets, n.Presence, n.Typing), // redeem (delete), presence entries, typing windows
-				kvWatch(n.Sessions, n.Channels, n.Members, n.Presence),
+				// Friends: a user without a friend set falls back to listing
+				// the legacy per-friend keys (directory), an ordered consumer.
+				kvWatch(n.Sessions, n.Channels, n.Members, n.Friends, n.Presence),
 				[]string{
 					"$JS.API.STREAM.PURGE.KV_" + n.Presence, // a pod's entry removed without a tombstone
+					"$KV." + n.Friends + ".set.*",           // a friend set written back once from the legacy keys (directory.Friends)
 					"$JS.API.STREAM.INFO." + n.Stream,
 					"$JS.API.DIRECT.GET." + n.Stream, // resume, catch-up, gap fill
 					p + ".channel.*",                 // typing
