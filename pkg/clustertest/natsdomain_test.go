@@ -1,0 +1,132 @@
+package clustertest
+
+import (
+	"context"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ocvr/realtime/pkg/bus"
+	"github.com/ocvr/realtime/pkg/client"
+	"github.com/ocvr/realtime/pkg/directory"
+	"github.com/ocvr/realtime/pkg/natsembed"
+	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/session"
+)
+
+// TestGatewayOnLeafnode: a gateway and ticketsvc whose NATS is a leafnode
+// server with a JetStream of its own use the hub's buckets and event
+// stream with --jetstream-domain hub (real processes, set up by
+// `ocvrctl --jetstream-domain hub setup` from the edge). A backend on the
+// hub creates the session and the channel and publishes through the hub's
+// stream; the client at the edge gets its ticket, connects, subscribes and
+// receives the event with its stream position. The leaf's own JetStream
+// holds nothing.
+func TestGatewayOnLeafnode(t *testing.T) {
+	bins, err := Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := ocvrctlBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, dir: t.TempDir()}
+	leafPort := freePort(t)
+	hub, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(c.dir, "hub"), JetStreamDomain: "hub", Configure: func(o *server.Options) {
+		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", leafPort
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Shutdown)
+	remote, _ := url.Parse("nats-leaf://127.0.0.1:" + strconv.Itoa(leafPort))
+	leaf, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(c.dir, "leaf"), JetStreamDomain: "leaf", Configure: func(o *server.Options) {
+		o.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{remote}}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(leaf.Shutdown)
+	Eventually(t, 10*time.Second, "the leafnode connection", func() bool { return leaf.NATS().NumLeafNodes() == 1 })
+
+	edge := []string{"--nats-url", leaf.ClientURL(), "--jetstream-domain", "hub"}
+	if out, err := exec.Command(ctl, append(edge, "setup")...).CombinedOutput(); err != nil || strings.Count(string(out), " ready: ") != 8 {
+		t.Fatalf("ocvrctl setup from the edge: %v\n%s", err, out)
+	}
+	tsvc := c.newProcess(filepath.Join(bins, "ticketsvc"), "ticketsvc-edge", func(p *Process) []string {
+		return append([]string{"--listen", p.Public, "--admin-listen", p.Admin}, edge...)
+	})
+	gw := c.newProcess(filepath.Join(bins, "gateway"), "gateway-edge", func(p *Process) []string {
+		return append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--pod-name", p.Name}, edge...)
+	})
+	for _, p := range []*Process{tsvc, gw} {
+		if err := c.launch(p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			p.Kill()
+			if t.Failed() {
+				t.Logf("--- last lines of %s ---\n%s", p.Name, p.Tail(30))
+			}
+		})
+	}
+
+	// The backend, at the hub.
+	backend, err := bus.Connect(bus.Config{URLs: []string{hub.ClientURL()}, Name: "backend"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	subjects, _ := bus.NewSubjects("")
+	pub := bus.NewPublisher(backend, subjects)
+	if c.Sessions, err = session.Open(ctx, backend, "", pub); err != nil {
+		t.Fatal(err)
+	}
+	if c.Directory, err = directory.Open(ctx, backend); err != nil {
+		t.Fatal(err)
+	}
+	c.Channel("ch_edge", 1)
+	u := c.NewUser(1, "Edge")
+	conn, err := client.Connect(ctx, "http://"+tsvc.Public, gw.WSURL(), u.Token, client.Options{})
+	if err != nil {
+		t.Fatalf("connect at the edge: %v", err)
+	}
+	defer conn.Close()
+	p := NewProbe(u, conn)
+	p.Subscribe(t, "ch_edge")
+	m := protocol.MessageCreate{ID: "msg_edge", ChannelID: "ch_edge", Author: protocol.Author{ID: 9, DisplayName: "Hub"},
+		Content: "from the hub", CreatedAt: time.Now().Unix()}
+	if err := pub.MessageCreated(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, "the hub's event at the edge, with its position", func() bool {
+		return p.Count(protocol.TypeMessageCreate, "from the hub", `"seq":`) == 1
+	})
+
+	// Nothing was provisioned in the leaf's own JetStream.
+	leafNC, err := nats.Connect(leaf.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leafNC.Close()
+	leafJS, _ := jetstream.New(leafNC)
+	names := leafJS.StreamNames(ctx)
+	var local []string
+	for n := range names.Name() {
+		local = append(local, n)
+	}
+	if len(local) > 0 || names.Err() != nil {
+		t.Errorf("the leaf's own JetStream holds %v (%v); want nothing", local, names.Err())
+	}
+}
