@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -150,12 +151,26 @@ func (tf targetFlags) resolve(a *app, withSubject bool) (target, error) {
 	return t, nil
 }
 
+// interactive reports whether r is a terminal: reading a frame from it
+// would wait for the user's Ctrl-D, a surprise when --frame was forgotten.
+func interactive(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 // readFrame returns the frame given to --frame, or standard input's whole
 // content for "-" (one trailing newline removed: what echo and heredocs
 // add). It is published byte for byte, so nothing else is changed.
 func readFrame(a *app, frame string) ([]byte, error) {
 	payload := []byte(frame)
 	if frame == "-" {
+		if interactive(a.in) {
+			return nil, usageErrorf("no frame: give --frame JSON or pipe one into standard input")
+		}
 		b, err := io.ReadAll(io.LimitReader(a.in, protocol.MaxEventSize+2))
 		if err != nil {
 			return nil, fmt.Errorf("read the frame from standard input: %w", err)

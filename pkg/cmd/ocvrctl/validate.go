@@ -45,6 +45,9 @@ func validate(fs *flag.FlagSet) func(context.Context, *app) error {
 			}
 			return nil
 		}
+		if interactive(a.in) {
+			return usageErrorf("--lines reads frames from standard input: pipe them in")
+		}
 		sc := bufio.NewScanner(a.in)
 		sc.Buffer(make([]byte, 0, 64<<10), protocol.MaxEventSize+1024) // longer lines fail the size rule
 		refused, n := 0, 0
