@@ -186,6 +186,21 @@ func TestNATSSecurity(t *testing.T) {
 	if !closed || !errors.As(err, &ce) || ce.Code != protocol.CloseSessionRevoked {
 		t.Fatalf("revoked: closed=%v err=%v, want 4003", closed, err)
 	}
+	// The replicas each opened asset got (1: a single server), as the
+	// services export them.
+	for _, r := range []struct {
+		p      *Process
+		metric string
+		stream string
+	}{
+		{gw, "ocvr_gateway_jetstream_replicas", "KV_ocvr_tickets"},
+		{gw, "ocvr_gateway_jetstream_replicas", "OCVR_EVENTS"},
+		{tsvc, "ocvr_ticketsvc_jetstream_replicas", "KV_ocvr_sessions"},
+	} {
+		if v, err := r.p.Metric(r.metric, `stream="`+r.stream+`"`); err != nil || v != 1 {
+			t.Errorf("%s{stream=%q} = %v, %v; want 1", r.metric, r.stream, v, err)
+		}
+	}
 	for _, p := range []*Process{tsvc, gw} {
 		if m := violationRe.FindString(p.Log()); m != "" {
 			t.Errorf("%s with its documented permissions logged: %s", p.Name, m)
