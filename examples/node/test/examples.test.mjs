@@ -82,13 +82,17 @@ test("the README's Python snippets run as scripts", async () => {
   const blocks = [...readme.matchAll(/```python\n([\s\S]*?)```/g)].map((b) => b[1]);
   assert.ok(blocks.length >= 1, "no python block in pkg/README.md");
   const dir = mkdtempSync(join(tmpdir(), "ocvr-readme-"));
-  const env = { OCVR_NATS_URL: stack.natsUrl, ...(hasNatsPy ? {} : { PYTHONPATH: join(exampleDir, "..", "python", "shim") }) };
+  const env = {
+    OCVR_NATS_URL: stack.natsUrl,
+    OCVR_SCHEMA: join(repoRoot, "pkg", "protocol", "busevent.schema.json"),
+    ...(hasNatsPy ? {} : { PYTHONPATH: join(exampleDir, "..", "python", "shim") }),
+  };
   for (const [i, code] of blocks.entries()) {
     const file = join(dir, `snippet${i}.py`);
     writeFileSync(file, code);
     const r = await run("python3", [file], env);
     assert.equal(r.code, 0, `README python block ${i}:\n${code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-    assert.match(r.stdout, /stored at seq \d+|revoked/, `README python block ${i} printed ${r.stdout}`);
+    assert.match(r.stdout, /stored at seq \d+|^None\n.*session_revoked/s, `README python block ${i} printed ${r.stdout}`);
   }
 });
 
