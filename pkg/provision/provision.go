@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,6 +84,12 @@ func violation(nc *nats.Conn, before error) *PermissionError {
 	op := "publish"
 	if m[1][0] == 's' || m[1][0] == 'S' {
 		op = "subscribe"
+	}
+	// Only what a JetStream request can be refused: the API, KV subjects,
+	// the reply inbox. Another goroutine's refused publish (a live subject)
+	// is not this request's cause; the client's own log line names it.
+	if !strings.HasPrefix(m[2], "$JS.") && !strings.HasPrefix(m[2], "$KV.") && !strings.HasPrefix(m[2], "_INBOX.") {
+		return nil
 	}
 	return &PermissionError{Op: op, Subject: m[2]}
 }
