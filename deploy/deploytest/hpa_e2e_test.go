@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/ocvr/realtime/pkg/clustertest"
 )
 
 // Where the test registers the adapter (as the prometheus-adapter chart
@@ -65,7 +62,7 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 	ns := exampleNamespace(t, root)
 
 	// ---- the chart's Deployment and HPA
-	docs := chartObjects(t, helmBin, root, ns, []string{
+	docs := chartObjects(t, helmBin, root, "ocvr-realtime", ns, []string{
 		"--set", "gateway.autoscaling.enabled=true", "--set", "gateway.keda.enabled=false",
 		"--set", "gateway.autoscaling.targetConnectionsPerPod=" + strconv.Itoa(targetPerPod),
 	}, "templates/gateway-deployment.yaml", "templates/gateway-hpa.yaml")
@@ -85,37 +82,13 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 	hpaName := dig(hpa, "metadata")["name"].(string)
 	podLabels := dig(deploy, "spec", "template", "metadata", "labels")
 
-	// ---- gateways and their pods
+	// ---- gateways, scraped by Prometheus as the pods
 	const pods = 3
-	c := clustertest.Start(t, clustertest.Options{Gateways: pods})
-	var podNames []string
-	for i := range c.Gateways {
-		podNames = append(podNames, fmt.Sprintf("%s-7c9d5b8f4-%c%c%c%c%c", deployName, 'a'+i, 'k'+i, 'p'+i, 'q'+i, 'x'-i))
-	}
-	g := &gatewayLoad{t: t, c: c}
-
-	// ---- Prometheus scraping them, labelled as the pods
-	targets := map[string][]Target{}
-	for i, gw := range c.Gateways {
-		targets["gateway"] = append(targets["gateway"], Target{Pod: podNames[i], Addr: gw.Admin})
-	}
-	for _, p := range c.Ticketsvcs {
-		targets["ticketsvc"] = append(targets["ticketsvc"], Target{Pod: p.Name, Addr: p.Admin})
-	}
-	cfg, err := GenerateConfig(root, targets, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prom, err := StartPrometheus(tool(t, "prometheus"), t.TempDir(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(prom.Stop)
+	g, podNames, prom := scrapedGateways(t, root, deployName, pods)
 
 	// ---- the API objects: namespaces, the Deployment (3 replicas), its
 	// pods Running and Ready
-	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, ns) + "\n" +
-		fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, adapterNamespace))
+	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, ns))
 	// The ServiceAccount admission plugin wants the pods' account to exist
 	// (the controller that makes "default" is not running).
 	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default","namespace":%q}}`, ns))
@@ -145,7 +118,7 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, caPEM := servingCert(t, dir, adapterService+"."+adapterNamespace+".svc")
 	port := freeLoopbackPort(t)
-	adapter := startDaemon(t, "prometheus-adapter", adapterBin,
+	adapter := startDaemon(t, "prometheus-adapter", nil, adapterBin,
 		"--prometheus-url="+prom.URL+"/",
 		"--config="+adapterConfigFromValues(t, root, dir),
 		"--metrics-relist-interval=2s",
@@ -153,14 +126,7 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile,
 		"--lister-kubeconfig="+k.kubeconfig, "--authentication-kubeconfig="+k.kubeconfig, "--authorization-kubeconfig="+k.kubeconfig,
 		"--v=2")
-	// An ExternalName Service: the aggregator (without
-	// --enable-aggregator-routing) sends custom.metrics.k8s.io to
-	// https://localhost:<port>, with the TLS name of the Service.
-	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":%q,"namespace":%q},"spec":{"type":"ExternalName","externalName":"localhost"}}`,
-		adapterService, adapterNamespace))
-	k.apply(fmt.Sprintf(`{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"v1beta1.custom.metrics.k8s.io"},
-"spec":{"group":"custom.metrics.k8s.io","version":"v1beta1","groupPriorityMinimum":100,"versionPriority":100,
-"service":{"namespace":%q,"name":%q,"port":%d},"caBundle":%q}}`, adapterNamespace, adapterService, port, base64.StdEncoding.EncodeToString(caPEM)))
+	registerAPIService(k, adapterNamespace, adapterService, "custom.metrics.k8s.io", "v1beta1", port, caPEM)
 
 	// ---- phase 1: 6+5+5 = 16 sockets
 	g.connect(6, 5, 5)

@@ -12,6 +12,36 @@ import (
 	"github.com/ocvr/realtime/pkg/clustertest"
 )
 
+// scrapedGateways starts n gateways (and a ticketsvc, over NATS) and a
+// Prometheus scraping them every second with the example configuration,
+// each gateway labelled as pod <deployName>-7c9d5b8f4-<suffix> (names of a
+// ReplicaSet's pods, which the chart's KEDA query also expects).
+func scrapedGateways(t *testing.T, root, deployName string, n int) (*gatewayLoad, []string, *Prometheus) {
+	t.Helper()
+	c := clustertest.Start(t, clustertest.Options{Gateways: n})
+	var podNames []string
+	for i := range c.Gateways {
+		podNames = append(podNames, fmt.Sprintf("%s-7c9d5b8f4-%c%c%c%c%c", deployName, 'a'+i, 'k'+i, 'p'+i, 'q'+i, 'x'-i))
+	}
+	targets := map[string][]Target{}
+	for i, gw := range c.Gateways {
+		targets["gateway"] = append(targets["gateway"], Target{Pod: podNames[i], Addr: gw.Admin})
+	}
+	for _, p := range c.Ticketsvcs {
+		targets["ticketsvc"] = append(targets["ticketsvc"], Target{Pod: p.Name, Addr: p.Admin})
+	}
+	cfg, err := GenerateConfig(root, targets, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, err := StartPrometheus(tool(t, "prometheus"), t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prom.Stop)
+	return &gatewayLoad{t: t, c: c}, podNames, prom
+}
+
 // gatewayLoad holds real sockets on the gateways of a cluster.
 type gatewayLoad struct {
 	t      *testing.T

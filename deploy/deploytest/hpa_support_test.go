@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -69,11 +70,11 @@ func (k kubectl) getJSON(v any, args ...string) error {
 	return json.Unmarshal([]byte(out), v)
 }
 
-// chartObjects renders the chart for namespace ns with extra helm arguments
-// and returns the documents of the given templates, decoded.
-func chartObjects(t *testing.T, helmBin, root, ns string, args []string, templates ...string) []map[string]any {
+// chartObjects renders the chart as release in namespace ns with extra helm
+// arguments and returns the documents of the given templates, decoded.
+func chartObjects(t *testing.T, helmBin, root, release, ns string, args []string, templates ...string) []map[string]any {
 	t.Helper()
-	cmdArgs := []string{"template", "ocvr-realtime", filepath.Join(root, "helm", "ocvr-realtime"), "--namespace", ns, "--kube-version", "1.34.4"}
+	cmdArgs := []string{"template", release, filepath.Join(root, "helm", "ocvr-realtime"), "--namespace", ns, "--kube-version", "1.34.4"}
 	for _, tpl := range templates {
 		cmdArgs = append(cmdArgs, "--show-only", tpl)
 	}
@@ -112,9 +113,11 @@ func dig(m map[string]any, path ...string) map[string]any {
 	return m
 }
 
-// servingCert writes a CA and a serving certificate for dnsName signed by
-// it (both valid one hour) into dir; it returns the files and the CA's PEM
-// (the APIService's caBundle).
+// servingCert writes a CA (ca.crt) and a certificate for dnsName, localhost
+// and 127.0.0.1 signed by it (tls.crt, tls.key; for servers and clients:
+// KEDA's operator and metrics server use one pair for mutual TLS), all valid
+// one hour, into dir; it returns the files and the CA's PEM (an
+// APIService's caBundle).
 func servingCert(t *testing.T, dir, dnsName string) (certFile, keyFile string, caPEM []byte) {
 	t.Helper()
 	newKey := func() *ecdsa.PrivateKey {
@@ -141,7 +144,7 @@ func servingCert(t *testing.T, dir, dnsName string) (certFile, keyFile string, c
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: dnsName},
 		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour),
 		DNSNames: []string{dnsName, "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
 	if err != nil {
@@ -151,9 +154,11 @@ func servingCert(t *testing.T, dir, dnsName string) (certFile, keyFile string, c
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile = writeFile(t, dir, "adapter.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	keyFile = writeFile(t, dir, "adapter.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	return certFile, keyFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	certFile = writeFile(t, dir, "tls.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyFile = writeFile(t, dir, "tls.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	writeFile(t, dir, "ca.crt", caPEM)
+	return certFile, keyFile, caPEM
 }
 
 // freeLoopbackPort is a port nobody listens on at the time of the call.
@@ -176,7 +181,8 @@ type daemon struct {
 	done chan struct{}
 }
 
-func startDaemon(t *testing.T, name string, bin string, args ...string) *daemon {
+// startDaemon runs bin with args; env is added to the test's environment.
+func startDaemon(t *testing.T, name string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
@@ -185,6 +191,7 @@ func startDaemon(t *testing.T, name string, bin string, args ...string) *daemon 
 	}
 	d := &daemon{name: name, cmd: exec.Command(bin, args...), log: logPath, done: make(chan struct{})}
 	d.cmd.Stdout, d.cmd.Stderr = f, f
+	d.cmd.Env = append(os.Environ(), env...)
 	if err := d.cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("start %s: %v", name, err)
@@ -221,4 +228,20 @@ func (d *daemon) tail(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// registerAPIService registers an aggregated API (group/version) served on
+// 127.0.0.1:port. The Service is an ExternalName "localhost": without
+// --enable-aggregator-routing the aggregator sends the API's requests to
+// https://localhost:<port>, verifying the server's certificate against
+// caBundle for the name <service>.<namespace>.svc.
+func registerAPIService(k kubectl, namespace, service, group, version string, port int, caPEM []byte) {
+	k.t.Helper()
+	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, namespace))
+	k.apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":%q,"namespace":%q},"spec":{"type":"ExternalName","externalName":"localhost"}}`,
+		service, namespace))
+	k.apply(fmt.Sprintf(`{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"%s.%s"},
+"spec":{"group":%q,"version":%q,"groupPriorityMinimum":100,"versionPriority":100,
+"service":{"namespace":%q,"name":%q,"port":%d},"caBundle":%q}}`, version, group, group, version, namespace, service, port,
+		base64.StdEncoding.EncodeToString(caPEM)))
 }
