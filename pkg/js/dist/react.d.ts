@@ -2,7 +2,7 @@ import type { ReactElement, ReactNode } from "react";
 import type { ClientEventMap, ClientEventType, ConnectionState, OcvrClient } from "./client.js";
 import type { OcvrError } from "./errors.js";
 import type { AnyServerFrame, PresenceUpdate } from "./protocol.js";
-import type { SubscribedEvent, Subscription, SubscriptionState } from "./subscription.js";
+import type { SubscribedEvent, Subscription, SubscriptionEventMap, SubscriptionEventType, SubscriptionState } from "./subscription.js";
 /** Props of {@link OcvrProvider}. */
 export interface OcvrProviderProps {
     client: OcvrClient;
@@ -27,15 +27,16 @@ export declare function useConnectionState(): ConnectionState;
  */
 export declare function useClientEvent<K extends ClientEventType>(type: K, listener: (data: ClientEventMap[K]) => void): void;
 export declare function useClientEvent(type: string, listener: (data: Record<string, unknown>) => void): void;
-/** Options of {@link useChannel}. */
-export interface UseChannelOptions {
-    /**
-     * After each `subscribed`: the first (`refetch: true`, load the channel's
-     * state) and after each reconnect (`refetch: false` when every missed
-     * event follows; `true`: reload).
-     */
-    onSubscribed?: (ev: SubscribedEvent) => void;
-}
+/**
+ * What {@link useChannel} calls: a listener per event type of the channel's
+ * {@link Subscription}, typed (`message_create`, …, its own `subscribed`,
+ * `unsubscribed`, `error`, `state`, and `frame` for every channel event
+ * whole, the types the client does not know included). The handlers may
+ * change on every render.
+ */
+export type ChannelHandlers = {
+    [K in SubscriptionEventType]?: (data: SubscriptionEventMap[K]) => void;
+};
 /** What {@link useChannel} returns. */
 export interface UseChannelResult {
     state: SubscriptionState;
@@ -45,12 +46,15 @@ export interface UseChannelResult {
 }
 /**
  * Subscribes to a channel while the component is mounted (`null`: none),
- * and hands each of its events to `onEvent` (the whole frame: switch on
- * `frame.type`). Several components may use the same channel: it is
- * unsubscribed when the last one unmounts.
+ * and calls `handlers` with its events: an object of typed handlers
+ * (`{ message_create: (m) => …, subscribed: ({ refetch }) => … }`), or one
+ * function getting every channel event whole. `subscribed` comes first and
+ * after each reconnect: load the channel's state whenever its `refetch` is
+ * true. Several components may use the same channel: it is unsubscribed
+ * when the last one unmounts.
  */
-export declare function useChannel(channelId: string, onEvent?: (frame: AnyServerFrame) => void, options?: UseChannelOptions): UseChannelResult;
-export declare function useChannel(channelId: string | null, onEvent?: (frame: AnyServerFrame) => void, options?: UseChannelOptions): UseChannelResult | undefined;
+export declare function useChannel(channelId: string, handlers?: ChannelHandlers | ((frame: AnyServerFrame) => void)): UseChannelResult;
+export declare function useChannel(channelId: string | null, handlers?: ChannelHandlers | ((frame: AnyServerFrame) => void)): UseChannelResult | undefined;
 /** Options of {@link usePresence}. */
 export interface UsePresenceOptions {
     /**

@@ -10,8 +10,9 @@
  * function Chat() {
  *   const state = useConnectionState();                      // "connecting" | "open" | "reconnecting" | …
  *   const [messages, setMessages] = useState<MessageCreate[]>([]);
- *   const general = useChannel("ch_general", (f) => { if (f.type === "message_create") setMessages((m) => [...m, f.data]); }, {
- *     onSubscribed: ({ refetch }) => { if (refetch) void loadMessages().then(setMessages); },
+ *   const general = useChannel("ch_general", {
+ *     message_create: (m) => setMessages((list) => [...list, m]),
+ *     subscribed: ({ refetch }) => { if (refetch) void loadMessages().then(setMessages); },
  *   });
  *   const friends = usePresence({ load: loadFriendsPresence });
  *   …
@@ -57,28 +58,32 @@ export function useClientEvent(type, listener) {
     ref.current = listener;
     useEffect(() => client.on(type, (data) => ref.current(data)), [client, type]);
 }
-export function useChannel(channelId, onEvent, options) {
+const OWN = ["state", "subscribed", "unsubscribed", "error"];
+export function useChannel(channelId, handlers) {
     const client = useOcvrClient();
     const sub = channelId === null ? undefined : client.channel(channelId);
-    const handlers = useRef({ onEvent, onSubscribed: options?.onSubscribed });
-    handlers.current = { onEvent, onSubscribed: options?.onSubscribed };
+    const ref = useRef({});
+    ref.current = typeof handlers === "function" ? { frame: handlers } : (handlers ?? {});
     const [error, setError] = useState(undefined);
     const subscribe = useCallback((onChange) => (sub ? sub.on("state", onChange) : () => { }), [sub]);
     const state = useSyncExternalStore(subscribe, () => sub?.state ?? "unsubscribed", () => sub?.state ?? "unsubscribed");
     useEffect(() => {
         if (!sub)
             return undefined;
+        const call = (type, data) => ref.current[type]?.(data);
         const offs = [
-            sub.on("frame", (f) => handlers.current.onEvent?.(f)),
-            sub.on("subscribed", (ev) => {
-                setError(undefined);
-                handlers.current.onSubscribed?.(ev);
-            }),
+            sub.on("subscribed", () => setError(undefined)),
             sub.on("unsubscribed", (ev) => {
                 if (ev.error)
                     setError({ sub, error: ev.error });
             }),
             sub.on("error", (e) => setError({ sub, error: e })),
+            ...OWN.map((type) => sub.on(type, (d) => call(type, d))),
+            sub.on("frame", (f) => {
+                if (!OWN.includes(f.type) && f.type !== "frame")
+                    call(f.type, f.data);
+                call("frame", f);
+            }),
         ];
         acquire(client, sub);
         return () => {

@@ -10,8 +10,9 @@
  * function Chat() {
  *   const state = useConnectionState();                      // "connecting" | "open" | "reconnecting" | …
  *   const [messages, setMessages] = useState<MessageCreate[]>([]);
- *   const general = useChannel("ch_general", (f) => { if (f.type === "message_create") setMessages((m) => [...m, f.data]); }, {
- *     onSubscribed: ({ refetch }) => { if (refetch) void loadMessages().then(setMessages); },
+ *   const general = useChannel("ch_general", {
+ *     message_create: (m) => setMessages((list) => [...list, m]),
+ *     subscribed: ({ refetch }) => { if (refetch) void loadMessages().then(setMessages); },
  *   });
  *   const friends = usePresence({ load: loadFriendsPresence });
  *   …
@@ -27,7 +28,7 @@ import type { ReactElement, ReactNode } from "react";
 import type { ClientEventMap, ClientEventType, ConnectionState, OcvrClient } from "./client.js";
 import type { OcvrError } from "./errors.js";
 import type { AnyServerFrame, PresenceUpdate } from "./protocol.js";
-import type { SubscribedEvent, Subscription, SubscriptionState } from "./subscription.js";
+import type { SubscribedEvent, Subscription, SubscriptionEventMap, SubscriptionEventType, SubscriptionState } from "./subscription.js";
 
 const ClientContext = createContext<OcvrClient | null>(null);
 
@@ -81,15 +82,16 @@ export function useClientEvent(type: string, listener: (data: never) => void): v
   useEffect(() => client.on(type, (data: Record<string, unknown>) => (ref.current as (d: unknown) => void)(data)), [client, type]);
 }
 
-/** Options of {@link useChannel}. */
-export interface UseChannelOptions {
-  /**
-   * After each `subscribed`: the first (`refetch: true`, load the channel's
-   * state) and after each reconnect (`refetch: false` when every missed
-   * event follows; `true`: reload).
-   */
-  onSubscribed?: (ev: SubscribedEvent) => void;
-}
+/**
+ * What {@link useChannel} calls: a listener per event type of the channel's
+ * {@link Subscription}, typed (`message_create`, …, its own `subscribed`,
+ * `unsubscribed`, `error`, `state`, and `frame` for every channel event
+ * whole, the types the client does not know included). The handlers may
+ * change on every render.
+ */
+export type ChannelHandlers = {
+  [K in SubscriptionEventType]?: (data: SubscriptionEventMap[K]) => void;
+};
 
 /** What {@link useChannel} returns. */
 export interface UseChannelResult {
@@ -99,35 +101,42 @@ export interface UseChannelResult {
   subscription: Subscription;
 }
 
+const OWN: readonly SubscriptionEventType[] = ["state", "subscribed", "unsubscribed", "error"];
+
 /**
  * Subscribes to a channel while the component is mounted (`null`: none),
- * and hands each of its events to `onEvent` (the whole frame: switch on
- * `frame.type`). Several components may use the same channel: it is
- * unsubscribed when the last one unmounts.
+ * and calls `handlers` with its events: an object of typed handlers
+ * (`{ message_create: (m) => …, subscribed: ({ refetch }) => … }`), or one
+ * function getting every channel event whole. `subscribed` comes first and
+ * after each reconnect: load the channel's state whenever its `refetch` is
+ * true. Several components may use the same channel: it is unsubscribed
+ * when the last one unmounts.
  */
-export function useChannel(channelId: string, onEvent?: (frame: AnyServerFrame) => void, options?: UseChannelOptions): UseChannelResult;
-export function useChannel(channelId: string | null, onEvent?: (frame: AnyServerFrame) => void, options?: UseChannelOptions): UseChannelResult | undefined;
-export function useChannel(channelId: string | null, onEvent?: (frame: AnyServerFrame) => void, options?: UseChannelOptions): UseChannelResult | undefined {
+export function useChannel(channelId: string, handlers?: ChannelHandlers | ((frame: AnyServerFrame) => void)): UseChannelResult;
+export function useChannel(channelId: string | null, handlers?: ChannelHandlers | ((frame: AnyServerFrame) => void)): UseChannelResult | undefined;
+export function useChannel(channelId: string | null, handlers?: ChannelHandlers | ((frame: AnyServerFrame) => void)): UseChannelResult | undefined {
   const client = useOcvrClient();
   const sub = channelId === null ? undefined : client.channel(channelId);
-  const handlers = useRef({ onEvent, onSubscribed: options?.onSubscribed });
-  handlers.current = { onEvent, onSubscribed: options?.onSubscribed };
+  const ref = useRef<ChannelHandlers>({});
+  ref.current = typeof handlers === "function" ? { frame: handlers } : (handlers ?? {});
   const [error, setError] = useState<{ sub: Subscription; error: OcvrError } | undefined>(undefined);
   const subscribe = useCallback((onChange: () => void) => (sub ? sub.on("state", onChange) : () => {}), [sub]);
   const state = useSyncExternalStore(subscribe, () => sub?.state ?? "unsubscribed", () => sub?.state ?? "unsubscribed");
 
   useEffect(() => {
     if (!sub) return undefined;
+    const call = (type: string, data: unknown): void => (ref.current as Record<string, ((d: unknown) => void) | undefined>)[type]?.(data);
     const offs = [
-      sub.on("frame", (f) => handlers.current.onEvent?.(f)),
-      sub.on("subscribed", (ev) => {
-        setError(undefined);
-        handlers.current.onSubscribed?.(ev);
-      }),
+      sub.on("subscribed", () => setError(undefined)),
       sub.on("unsubscribed", (ev) => {
         if (ev.error) setError({ sub, error: ev.error });
       }),
       sub.on("error", (e) => setError({ sub, error: e })),
+      ...OWN.map((type) => sub.on(type, (d: unknown) => call(type, d))),
+      sub.on("frame", (f) => {
+        if (!OWN.includes(f.type as SubscriptionEventType) && f.type !== "frame") call(f.type, f.data);
+        call("frame", f);
+      }),
     ];
     acquire(client, sub);
     return () => {

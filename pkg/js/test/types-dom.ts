@@ -14,9 +14,16 @@ import type { ConnectionState, PresenceUpdate, SubscriptionState, OcvrError } fr
 
 function Chat(): ReactElement {
   const state: ConnectionState = useConnectionState();
-  const { state: sub, error, subscription } = useChannel("ch_general", (f) => {
-    if (f.type === "message_create" && "author" in f.data) document.title = String(f.data.content);
-  }, { onSubscribed: ({ refetch }) => void refetch });
+  const { state: sub, error, subscription } = useChannel("ch_general", {
+    message_create: (m) => void (document.title = m.content),
+    subscribed: ({ refetch }) => void refetch,
+    unsubscribed: ({ reason, error }) => void [reason, error?.code],
+    // @ts-expect-error message_delete's data has no content
+    message_delete: (d) => void d.content,
+  });
+  useChannel("ch_other", (f) => void f.type); // every channel event whole
+  // @ts-expect-error not an event of a channel
+  useChannel("ch_x", { notification: () => {} });
   const s: SubscriptionState = sub;
   const e: OcvrError | undefined = error;
   const none = useChannel(null);

@@ -87,19 +87,14 @@ function Channel({ id }) {
   const [messages, setMessages] = useState([]);
   const [note, setNote] = useState("");
   const [draft, setDraft] = useState("");
-  const { state, error, subscription } = useChannel(
-    id,
-    (f) => {
-      if (f.type === "message_create") setMessages((list) => (list.some((m) => m.id === f.data.id) ? list : [...list, f.data]));
-      if (f.type === "message_delete") setMessages((list) => list.filter((m) => m.id !== f.data.id));
-    },
-    {
-      // A real app reloads the channel's recent messages when refetch is true
-      // (this demo has no history API); after a resumed reconnect the missed
-      // messages simply follow.
-      onSubscribed: ({ reconnect, resumed }) => setNote(!reconnect ? "" : resumed ? "reconnected: resumed, nothing missed" : "reconnected: messages may be missing (refetch)"),
-    },
-  );
+  const { state, error, subscription } = useChannel(id, {
+    message_create: (m) => setMessages((list) => (list.some((x) => x.id === m.id) ? list : [...list, m])),
+    message_delete: (d) => setMessages((list) => list.filter((x) => x.id !== d.id)),
+    // A real app reloads the channel's recent messages when refetch is true
+    // (this demo has no history API); after a resumed reconnect the missed
+    // messages simply follow.
+    subscribed: ({ reconnect, resumed }) => setNote(!reconnect ? "" : resumed ? "reconnected: resumed, nothing missed" : "reconnected: messages may be missing (refetch)"),
+  });
   async function send(e) {
     e.preventDefault();
     if (!draft.trim()) return;

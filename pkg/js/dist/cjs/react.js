@@ -52,27 +52,30 @@ function useClientEvent(type, listener) {
   ref.current = listener;
   (0, import_react.useEffect)(() => client.on(type, (data) => ref.current(data)), [client, type]);
 }
-function useChannel(channelId, onEvent, options) {
+const OWN = ["state", "subscribed", "unsubscribed", "error"];
+function useChannel(channelId, handlers) {
   const client = useOcvrClient();
   const sub = channelId === null ? void 0 : client.channel(channelId);
-  const handlers = (0, import_react.useRef)({ onEvent, onSubscribed: options?.onSubscribed });
-  handlers.current = { onEvent, onSubscribed: options?.onSubscribed };
+  const ref = (0, import_react.useRef)({});
+  ref.current = typeof handlers === "function" ? { frame: handlers } : handlers ?? {};
   const [error, setError] = (0, import_react.useState)(void 0);
   const subscribe = (0, import_react.useCallback)((onChange) => sub ? sub.on("state", onChange) : () => {
   }, [sub]);
   const state = (0, import_react.useSyncExternalStore)(subscribe, () => sub?.state ?? "unsubscribed", () => sub?.state ?? "unsubscribed");
   (0, import_react.useEffect)(() => {
     if (!sub) return void 0;
+    const call = (type, data) => ref.current[type]?.(data);
     const offs = [
-      sub.on("frame", (f) => handlers.current.onEvent?.(f)),
-      sub.on("subscribed", (ev) => {
-        setError(void 0);
-        handlers.current.onSubscribed?.(ev);
-      }),
+      sub.on("subscribed", () => setError(void 0)),
       sub.on("unsubscribed", (ev) => {
         if (ev.error) setError({ sub, error: ev.error });
       }),
-      sub.on("error", (e) => setError({ sub, error: e }))
+      sub.on("error", (e) => setError({ sub, error: e })),
+      ...OWN.map((type) => sub.on(type, (d) => call(type, d))),
+      sub.on("frame", (f) => {
+        if (!OWN.includes(f.type) && f.type !== "frame") call(f.type, f.data);
+        call("frame", f);
+      })
     ];
     acquire(client, sub);
     return () => {
