@@ -10,7 +10,7 @@ export type * from "./events.js";
  * ticket for every attempt, heartbeats, detects dead sockets, reconnects with
  * exponential backoff and full jitter (after a server's retry hint: the hint
  * plus jitter), resubscribes its channels after every
- * reconnect, and stops for good after 4003 (session revoked), repeated 4001,
+ * reconnect, and stops (until `connect()`) after 4003 (session revoked), repeated 4001,
  * 4010 or 401 from ticketsvc.
  *
  * Continuity: it keeps the resume token of the newest `ready` and one cursor
@@ -189,7 +189,7 @@ export declare class OcvrClient {
      */
     typing(channelId: string): boolean;
     /**
-     * Closes the connection (1000) and stops the client for good: no more
+     * Closes the connection (1000) and stops the client (until `connect()`): no more
      * reconnects, pending subscribes reject with `CLOSED`, the `closed` event
      * fires with reason `client`. Resolves once the socket has closed (at most
      * ~2 s).
@@ -249,6 +249,6 @@ export declare class OcvrClient {
      */
     private watchOnline;
     private clearTimers;
-    /** Stops for good. */
+    /** Stops until connect(): the channels stay wanted, continuity is forgotten. */
     private stop;
 }

@@ -44,7 +44,7 @@ export interface ClientOptions {
    * Instead of `ticketUrl` + `token`: returns a fresh connect ticket `wst_…`
    * for every attempt. Throw an error with `status: 401` or
    * `code: "UNAUTHORIZED"` (e.g. the {@link OcvrError} of {@link fetchTicket})
-   * to stop the client for good ("sign in again"); any other error is retried
+   * to stop the client ("sign in again", then `connect()`); any other error is retried
    * with backoff, or after its `retryAfter` in milliseconds (a server's
    * hint: see {@link ClientOptions.backoff}).
    */

@@ -308,7 +308,7 @@ class OcvrClient {
     return true;
   }
   /**
-   * Closes the connection (1000) and stops the client for good: no more
+   * Closes the connection (1000) and stops the client (until `connect()`): no more
    * reconnects, pending subscribes reject with `CLOSED`, the `closed` event
    * fires with reason `client`. Resolves once the socket has closed (at most
    * ~2 s).
@@ -799,7 +799,7 @@ class OcvrClient {
     for (const t of this.subRetries.values()) clearTimeout(t);
     this.subRetries.clear();
   }
-  /** Stops for good. */
+  /** Stops until connect(): the channels stay wanted, continuity is forgotten. */
   stop(ev) {
     if (this._state === "closed") return;
     this.gen++;

@@ -6,10 +6,10 @@ import type { Ready, ServerFrameMap, AnyServerFrame, UnknownEventData } from "./
  * - `connecting`: an attempt is in progress (ticket, socket, waiting for `ready`);
  * - `open`: `ready` received, the connection is live;
  * - `reconnecting`: waiting out the backoff delay before the next attempt;
- * - `closed`: stopped for good (see the `closed` event for why).
+ * - `closed`: stopped (see the `closed` event for why) until `connect()`.
  */
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
-/** Why the client stopped for good. */
+/** Why the client stopped. */
 export type StopReason = 
 /** `close()` was called. */
 "client"
