@@ -51,6 +51,7 @@ test: deps lint test-go test-bench test-js test-chart test-examples
 deps:
 	@bash scripts/ci/install-js.sh
 	@bash scripts/ci/install-prometheus.sh
+	@bash scripts/ci/install-python.sh
 
 # Every package with the race detector, then the gateway suite again in the
 # reader-goroutine mode (--reader-goroutines: the non-Linux path and a chart
@@ -71,9 +72,11 @@ test-js:
 
 # The backend examples (examples/: Node.js and Python publish, notify and
 # revoke through a plain NATS client) against a real stack, and the JSON
-# Schema of bus payloads against the gateways' check (seconds).
+# Schema of bus payloads against the gateways' check (seconds). The Python
+# interpreter is the first that imports jsonschema (install-python.sh).
+OCVR_PYTHON ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import jsonschema' 2>/dev/null && echo $$p && break; done)
 test-examples: build
-	@cd examples/node && { { [ -f node_modules/.package-lock.json ] && [ ! package-lock.json -nt node_modules/.package-lock.json ]; } || npm ci --no-audit --no-fund --loglevel=error; } && node --test --test-concurrency=1 test/*.test.mjs
+	@cd examples/node && OCVR_PYTHON=$(OCVR_PYTHON) && { { [ -f node_modules/.package-lock.json ] && [ ! package-lock.json -nt node_modules/.package-lock.json ]; } || npm ci --no-audit --no-fund --loglevel=error; } && node --test --test-concurrency=1 test/*.test.mjs
 
 # The Helm chart: lint, template, strict decoding, schema (scripts/test-chart.sh).
 test-chart:

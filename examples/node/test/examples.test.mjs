@@ -11,6 +11,9 @@ import { join } from "node:path";
 import { startStack, run, sleep, repoRoot, exampleDir } from "./stack.mjs";
 import { OcvrBackend, ServiceError } from "../ocvr.mjs";
 
+// The interpreter make test-examples found with jsonschema (scripts/ci/install-python.sh).
+const python = process.env.OCVR_PYTHON || "python3";
+
 let stack;
 before(async () => {
   stack = await startStack();
@@ -70,13 +73,13 @@ test("the Node example publishes, notifies and revokes through plain NATS", asyn
 });
 
 test("the Python example does the same", async () => {
-  await scenario("python3", [join(exampleDir, "..", "python", "backend.py")]);
+  await scenario(python, [join(exampleDir, "..", "python", "backend.py")]);
 });
 
 // pkg/README.md's Python snippets are whole scripts: run them as they
 // stand, against this stack's NATS (OCVR_NATS_URL). Without nats-py the
 // stand-in examples/python/shim provides `import nats`.
-const hasNatsPy = (await run("python3", ["-c", "import nats"], {})).code === 0;
+const hasNatsPy = (await run(python, ["-c", "import nats"], {})).code === 0;
 test("the README's Python snippets run as scripts", async () => {
   const readme = readFileSync(join(repoRoot, "pkg", "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```python\n([\s\S]*?)```/g)].map((b) => b[1]);
@@ -90,7 +93,7 @@ test("the README's Python snippets run as scripts", async () => {
   for (const [i, code] of blocks.entries()) {
     const file = join(dir, `snippet${i}.py`);
     writeFileSync(file, code);
-    const r = await run("python3", [file], env);
+    const r = await run(python, [file], env);
     assert.equal(r.code, 0, `README python block ${i}:\n${code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
     assert.match(r.stdout, /stored at seq \d+|^None\n.*session_revoked/s, `README python block ${i} printed ${r.stdout}`);
   }
