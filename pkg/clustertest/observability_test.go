@@ -392,7 +392,9 @@ func checkBoundedLabels(t *testing.T, ps []*clustertest.Process) {
 	allowed := map[string]bool{"type": true, "code": true, "result": true, "presence": true, "limit": true, "le": true,
 		"method": true, "url": true, "host": true, "quantile": true, "version": true,
 		// continuity: bounded sets too (resume scope, catch-up reason, replay source, stream read op)
-		"scope": true, "reason": true, "source": true, "op": true}
+		"scope": true, "reason": true, "source": true, "op": true,
+		// provisioning: the KV buckets and the event stream a binary opened (a fixed set)
+		"stream": true}
 	for _, p := range ps {
 		resp, err := http.Get("http://" + p.Admin + "/metrics")
 		if err != nil {
