@@ -100,6 +100,18 @@ test("React hooks in StrictMode: one socket and one subscribe, live messages, pr
   await B.getByTestId("composer").press("Enter");
   await A.getByTestId("messages").locator("li", { hasText: "Hi from React" }).waitFor({ timeout: 5000 });
   await B.getByTestId("messages").locator("li", { hasText: "Hi from React" }).waitFor({ timeout: 5000 });
+  // A second component on the same channel mounts and unmounts: the channel
+  // stays subscribed (no unsubscribe, no second subscribe) and keeps delivering.
+  await A.getByTestId("second-view").check();
+  await A.locator('[data-testid="channel-ch_general"]').nth(1).and(A.locator('[data-state="subscribed"]')).waitFor();
+  await A.getByTestId("second-view").uncheck();
+  await A.waitForTimeout(200);
+  assert.equal(alice.sent.filter((f) => f.type === "unsubscribe").length, 0, "no unsubscribe while another component uses the channel");
+  assert.equal(subscribes(alice, "ch_general"), 1);
+  await B.getByTestId("composer").fill("After the second view");
+  await B.getByTestId("composer").press("Enter");
+  await A.getByTestId("messages").locator("li", { hasText: "After the second view" }).waitFor({ timeout: 5000 });
+
   // A status text change arrives as presence_update.
   await stack.ocvrctl("presence", "set", "--user", "2", "--text", "In a meeting");
   await aliceSeesBob.filter({ hasText: "In a meeting" }).waitFor({ timeout: 5000 });

@@ -66,6 +66,7 @@ function App() {
 function Chat({ me }) {
   const state = useConnectionState();
   const [notes, setNotes] = useState([]);
+  const [second, setSecond] = useState(false); // a second view of the first channel: one subscription, shared
   useClientEvent("notification", (n) => setNotes((list) => [n, ...list]));
   return (
     <main>
@@ -76,6 +77,8 @@ function Chat({ me }) {
       </header>
       <div className="layout">
         {me.channels.map((ch) => <Channel key={ch} id={ch} />)}
+        <label><input type="checkbox" data-testid="second-view" checked={second} onChange={(e) => setSecond(e.target.checked)} /> second view</label>
+        {second && <Channel key="second" id={me.channels[0]} />}
         <Friends token={me.token} />
         <ul data-testid="notifications">{notes.map((n) => <li key={n.id}>{n.title}</li>)}</ul>
       </div>
