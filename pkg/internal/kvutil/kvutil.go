@@ -123,8 +123,8 @@ func replicasOf(ctx context.Context, kv jetstream.KeyValue, cfg jetstream.KeyVal
 	return max(cfg.Replicas, 1)
 }
 
-// bucketConfig is the configuration of kv's stream as the server last
-// reported it (no request: Status reads the cached info).
+// bucketConfig is the configuration of kv's stream (one stream info
+// request, the permission a service has anyway).
 func bucketConfig(ctx context.Context, kv jetstream.KeyValue) (*jetstream.StreamConfig, error) {
 	st, err := kv.Status(ctx)
 	if err != nil {
