@@ -127,3 +127,17 @@ test("server-side rendering in Node.js: the hooks render with an idle client, no
   assert.equal(client.state, "idle");
   assert.deepEqual(client.channels, []);
 });
+
+test("the packed package (npm pack) holds every file its exports name, and no sources or tests", async () => {
+  const { execFile } = await import("node:child_process");
+  const out = await new Promise((res, rej) =>
+    execFile("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: jsDir }, (err, stdout) => (err ? rej(err) : res(stdout))),
+  );
+  const files = new Set(JSON.parse(out)[0].files.map((f) => f.path));
+  const named = [];
+  const walk = (v) => (typeof v === "string" ? named.push(v.replace(/^\.\//, "")) : Object.values(v).forEach(walk));
+  walk(pkg.exports);
+  for (const f of [...named, pkg.main, pkg.module, pkg.types].map((f) => f.replace(/^\.\//, ""))) assert.ok(files.has(f), `${f} is packed`);
+  assert.ok(files.has("dist/cjs/package.json"), "dist/cjs/package.json (CommonJS) is packed");
+  for (const f of files) assert.match(f, /^(README\.md|package\.json|dist\/.+)$/, `${f} should not be packed`);
+});
