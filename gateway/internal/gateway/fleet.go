@@ -94,7 +94,7 @@ func (f *fleet) serving(now time.Time) []podLoad {
 			continue
 		}
 		if e.State == podServing {
-			out = append(out, podLoad{Pod: name, Conns: e.Conns})
+			out = append(out, podLoad{Pod: name, Conns: e.Conns, seen: e.seen})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })

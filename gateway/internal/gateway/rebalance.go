@@ -41,6 +41,7 @@ const shedReason = "rebalancing"
 type podLoad struct {
 	Pod   string
 	Conns int
+	seen  time.Time // when its report arrived
 }
 
 // rebalancer decides, tick by tick, how many sockets this pod sheds. It
@@ -51,12 +52,20 @@ type rebalancer struct {
 	maxRate float64       // sockets per second
 	hold    time.Duration // after an episode, before the next may start
 
-	warmUntil time.Time // no decision before: the view is not complete yet
+	transit   time.Duration // how long a shed socket may be counted nowhere
+	warmUntil time.Time     // no decision before: the view is not complete yet
 	holdUntil time.Time
 	shedding  bool
 	deadline  time.Time // the episode's excess should be gone by then
 	last      time.Time
 	budget    float64 // sockets owed, fractional
+	recent    []shedAt
+}
+
+// shedAt is a decision to shed n sockets.
+type shedAt struct {
+	at time.Time
+	n  int
 }
 
 func newRebalancer(cfg Config, now time.Time) *rebalancer {
@@ -64,12 +73,44 @@ func newRebalancer(cfg Config, now time.Time) *rebalancer {
 	return &rebalancer{
 		margin: cfg.RebalanceMargin, window: cfg.RebalanceWindow, maxRate: cfg.RebalanceMaxRate,
 		hold: settle, warmUntil: now.Add(settle),
+		// No report is older than this (older ones age out sooner or
+		// later, but a live pod reports every interval).
+		transit: 2 * cfg.FleetInterval,
 	}
 }
 
-// fleetMean is the mean connections of this pod and the others.
-func fleetMean(self int, others []podLoad) float64 {
-	total := self
+// inTransit is what this pod shed after the oldest of the others' reports
+// arrived, which that report cannot count: without it the fleet's total
+// looks smaller than it is, and a pod overshoots below the mean (then the
+// receivers, above it, would shed back).
+func (r *rebalancer) inTransit(now time.Time, others []podLoad) int {
+	var since time.Time // the oldest report's arrival
+	for _, p := range others {
+		if !p.seen.IsZero() && (since.IsZero() || p.seen.Before(since)) {
+			since = p.seen
+		}
+	}
+	if since.IsZero() {
+		since = now.Add(-r.transit)
+	}
+	keep, n := r.recent[:0], 0
+	for _, s := range r.recent {
+		if now.Sub(s.at) >= r.transit {
+			continue // older than any report can be
+		}
+		keep = append(keep, s)
+		if !s.at.Before(since) {
+			n += s.n
+		}
+	}
+	r.recent = keep
+	return n
+}
+
+// fleetMean is the mean connections of this pod and the others, with the
+// sockets in transit between them.
+func fleetMean(self, transit int, others []podLoad) float64 {
+	total := self + transit
 	for _, p := range others {
 		total += p.Conns
 	}
@@ -86,7 +127,7 @@ func (r *rebalancer) plan(now time.Time, self int, others []podLoad) int {
 		r.stop(now)
 		return 0
 	}
-	mean := fleetMean(self, others)
+	mean := fleetMean(self, r.inTransit(now, others), others)
 	excess := self - int(math.Ceil(mean))
 	if !r.shedding {
 		if now.Before(r.holdUntil) || excess <= 0 || float64(self) <= mean*(1+r.margin) {
@@ -110,6 +151,9 @@ func (r *rebalancer) plan(now time.Time, self int, others []podLoad) int {
 	r.last = now
 	n := min(int(r.budget), excess)
 	r.budget -= float64(n)
+	if n > 0 {
+		r.recent = append(r.recent, shedAt{now, n})
+	}
 	return n
 }
 
@@ -126,7 +170,7 @@ func (g *Gateway) rebalanceTick(r *rebalancer) {
 	self := g.Connections()
 	m := g.metrics.rebalance
 	m.pods.Set(float64(1 + len(others)))
-	m.mean.Set(fleetMean(self, others))
+	m.mean.Set(fleetMean(self, 0, others))
 	if g.cfg.NoRebalance || g.podState() != podServing {
 		r.stop(now)
 		m.active.Set(0)

@@ -50,7 +50,7 @@ func TestRebalancePlan(t *testing.T) {
 			{0, 1120, loads(940, 940), 0},                 // mean 1000: episode starts
 			{time.Second, 1120, loads(940, 940), 13},      // 120 left over 9 s: 13.3/s
 			{2 * time.Second, 1107, loads(946, 947), 13},  // 107 over 8 s, + the 0.3 owed
-			{3 * time.Second, 1095, loads(952, 953), 14},  // 95 over 7 s, + 0.7
+			{3 * time.Second, 1095, loads(952, 953), 12},  // the 13 shed at 2 s are in transit: mean 1004, 90 over 7 s
 			{4 * time.Second, 1020, loads(990, 990), 3},   // within the margin, still above the mean: goes on
 			{5 * time.Second, 1000, loads(1000, 1000), 0}, // at the mean: stops
 			{6 * time.Second, 1200, loads(900, 900), 0},   // held: the others' reports are that old
@@ -134,7 +134,7 @@ func TestRebalanceConverges(t *testing.T) {
 					var others []podLoad
 					for j, n := range view {
 						if j != i {
-							others = append(others, podLoad{Pod: fmt.Sprint(j), Conns: n})
+							others = append(others, podLoad{Pod: fmt.Sprint(j), Conns: n, seen: now.Add(-tick)})
 						}
 					}
 					n := r.plan(now, counts[i], others)
@@ -201,13 +201,16 @@ func TestFleetView(t *testing.T) {
 		at   time.Duration
 		want []podLoad
 	}{
-		{0, []podLoad{{"gw-a", 100}, {"gw-b", 200}}},
-		{3 * time.Second, []podLoad{{"gw-a", 100}, {"gw-b", 200}}},
-		{3*time.Second + time.Millisecond, []podLoad{{"gw-b", 200}}}, // gw-a missed 3 intervals
+		{0, []podLoad{{Pod: "gw-a", Conns: 100}, {Pod: "gw-b", Conns: 200}}},
+		{3 * time.Second, []podLoad{{Pod: "gw-a", Conns: 100}, {Pod: "gw-b", Conns: 200}}},
+		{3*time.Second + time.Millisecond, []podLoad{{Pod: "gw-b", Conns: 200}}}, // gw-a missed 3 intervals
 		{31 * time.Second, []podLoad{}},
 	}
 	for _, s := range steps {
 		got := f.serving(t0.Add(s.at))
+		for i := range got {
+			got[i].seen = time.Time{}
+		}
 		if fmt.Sprint(got) != fmt.Sprint(s.want) {
 			t.Errorf("at %v: serving %v, want %v", s.at, got, s.want)
 		}
