@@ -34,6 +34,11 @@ const (
 	DefaultRebalanceMaxRate = 50.0
 )
 
+// minShedExcess: a pod fewer sockets than this above the mean does not
+// start shedding: moving a handful of clients is not worth their
+// reconnects (and small test fleets stay undisturbed).
+const minShedExcess = 10
+
 // shedReason is the 1012's reason: clients treat it as a drain.
 const shedReason = "rebalancing"
 
@@ -130,7 +135,7 @@ func (r *rebalancer) plan(now time.Time, self int, others []podLoad) int {
 	mean := fleetMean(self, r.inTransit(now, others), others)
 	excess := self - int(math.Ceil(mean))
 	if !r.shedding {
-		if now.Before(r.holdUntil) || excess <= 0 || float64(self) <= mean*(1+r.margin) {
+		if now.Before(r.holdUntil) || excess < minShedExcess || float64(self) <= mean*(1+r.margin) {
 			return 0
 		}
 		r.shedding, r.deadline, r.last, r.budget = true, now.Add(r.window), now, 0

@@ -64,6 +64,9 @@ func TestRebalancePlan(t *testing.T) {
 			{0, 1500, loads(1500), 0},
 			{time.Second, 1500, loads(1500), 0},
 		}},
+		{"fewer than minShedExcess above the mean: not worth the reconnects", []step{
+			{0, 19, loads(5, 5), 0}, {5 * time.Second, 19, loads(5, 5), 0}, // 9 above the mean
+		}},
 		{"below the mean: never sheds", []step{
 			{0, 500, loads(2500, 0), 0}, {time.Second, 500, loads(2500, 0), 0},
 		}},
@@ -94,14 +97,16 @@ func TestRebalanceConverges(t *testing.T) {
 	cases := []struct {
 		name    string
 		initial []int
-		join    int // empty pods joining at the start
+		join    int  // empty pods joining at the start
+		stays   bool // nothing is worth moving
 	}{
-		{"3000 on one pod, two join", []int{3000}, 2},
-		{"scale-out from 4 to 8", []int{5000, 5000, 5000, 5000}, 4},
-		{"uneven fleet, no join", []int{1200, 800, 1000, 400}, 0},
-		{"one pod hot after a rollout", []int{2000, 1000, 1000, 1000, 1000}, 0},
-		{"small numbers", []int{7, 0}, 1},
-		{"balanced: nothing moves", []int{1000, 1050, 980}, 0},
+		{"3000 on one pod, two join", []int{3000}, 2, false},
+		{"scale-out from 4 to 8", []int{5000, 5000, 5000, 5000}, 4, false},
+		{"uneven fleet, no join", []int{1200, 800, 1000, 400}, 0, false},
+		{"one pod hot after a rollout", []int{2000, 1000, 1000, 1000, 1000}, 0, false},
+		{"small numbers: fewer than minShedExcess above the mean, nothing moves", []int{14, 0}, 1, true},
+		{"just enough to move", []int{30, 0}, 1, false},
+		{"balanced: nothing moves", []int{1000, 1050, 980}, 0, true},
 	}
 	const (
 		tick   = 250 * time.Millisecond
@@ -156,6 +161,12 @@ func TestRebalanceConverges(t *testing.T) {
 					counts[lb%len(counts)]++
 					lb++
 				}
+			}
+			if tc.stays {
+				if moved != 0 {
+					t.Errorf("%d sockets moved, want none (shed %v)", moved, shedBy)
+				}
+				return
 			}
 			for i, n := range counts {
 				if d := float64(n) - mean; d > max(0.15*mean, 1) || -d > max(0.15*mean, 1) {
