@@ -322,7 +322,13 @@ export class OcvrClient {
       this.pendingSubs.set(channelId, p);
       if (this.wsOpen && !this.inflight.has(channelId)) this.sendSubscribe(channelId);
     }
-    if (this._state === "idle" && this.opts.autoConnect !== false) this.connect();
+    if (this._state === "idle" && this.opts.autoConnect !== false) {
+      try {
+        this.connect();
+      } catch (e) {
+        return Promise.reject(e); // no WebSocket: the channel stays wanted for a later connect()
+      }
+    }
     return this.withTimeout(channelId, p.promise, options?.timeout ?? this.subscribeTimeout);
   }
 

@@ -124,6 +124,8 @@ test("server-side rendering in Node.js: the hooks render with an idle client, no
   }
   const html = renderToString(createElement(OcvrProvider, { client }, createElement(Page)));
   assert.equal(html, "<p>idle unsubscribed 0</p>");
+  // Without a WebSocket (Node.js 20), a subscribe rejects with the TypeError instead of throwing.
+  if (globalThis.WebSocket === undefined) await assert.rejects(new OcvrClient({ url: "ws://127.0.0.1:1/v1/ws", getTicket: async () => "wst_x" }).subscribe("ch_a"), TypeError);
   assert.equal(client.state, "idle");
   assert.deepEqual(client.channels, []);
 });

@@ -243,7 +243,13 @@ class OcvrClient {
       this.pendingSubs.set(channelId, p);
       if (this.wsOpen && !this.inflight.has(channelId)) this.sendSubscribe(channelId);
     }
-    if (this._state === "idle" && this.opts.autoConnect !== false) this.connect();
+    if (this._state === "idle" && this.opts.autoConnect !== false) {
+      try {
+        this.connect();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     return this.withTimeout(channelId, p.promise, options?.timeout ?? this.subscribeTimeout);
   }
   /** Rejects with TIMEOUT after ms (0: never), and tells the channel's subscription. */
