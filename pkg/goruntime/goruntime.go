@@ -24,6 +24,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
@@ -40,9 +41,10 @@ type Limits struct {
 }
 
 // Apply sets the memory limit from the container's cgroup (see the package
-// comment) and reports both limits. An AUTOMEMLIMIT that is not a ratio in
-// (0, 1] or "off" is an error, as is a cgroup that cannot be read; no
-// memory limit at all is not.
+// comment) and reports both limits. An AUTOMEMLIMIT that is neither a ratio
+// in (0, 1] nor "off" is an error (a setting to fix). A memory limit that
+// cannot be read (no cgroup or /proc, as in a bare chroot) is not: the
+// limit is an optimisation, so the service runs without it and says so.
 func Apply(log *slog.Logger) (Limits, error) {
 	return apply(log, memlimit.FromCgroup)
 }
@@ -50,21 +52,31 @@ func Apply(log *slog.Logger) (Limits, error) {
 // apply is Apply with the memory limit's provider given (tests).
 func apply(log *slog.Logger, provider memlimit.Provider) (Limits, error) {
 	src := "cgroup"
-	switch v, ok := os.LookupEnv("AUTOMEMLIMIT"); {
+	v, ok := os.LookupEnv("AUTOMEMLIMIT")
+	switch {
 	case os.Getenv("GOMEMLIMIT") != "":
 		src = "GOMEMLIMIT"
 	case ok && v == "off":
 		src = "off (AUTOMEMLIMIT)"
+	case ok:
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(r) || r <= 0 || r > 1 {
+			return Limits{}, fmt.Errorf("AUTOMEMLIMIT=%q: want a ratio in (0, 1] or off", v)
+		}
 	}
+	var unread error
 	limit, err := memlimit.Set(memlimit.WithProvider(provider), memlimit.WithRatio(DefaultRatio))
 	if err != nil {
-		return Limits{}, fmt.Errorf("memory limit: %w (AUTOMEMLIMIT must be a ratio in (0, 1] or off)", err)
-	}
-	if src == "cgroup" && limit == math.MaxInt64 {
+		unread = err
+		src = "none (memory limit unreadable)"
+	} else if src == "cgroup" && limit == math.MaxInt64 {
 		src = "none"
 	}
 	l := Limits{MaxProcs: runtime.GOMAXPROCS(0), MemoryLimit: debug.SetMemoryLimit(-1), MemorySrc: src}
 	if log != nil {
+		if unread != nil {
+			log.Warn("go runtime: no GOMEMLIMIT, the container's memory limit could not be read", "err", unread.Error())
+		}
 		log.Info("go runtime sized", "gomaxprocs", l.MaxProcs, "gomemlimit", l.MemoryLimit, "gomemlimit_source", l.MemorySrc)
 	}
 	return l, nil
