@@ -65,7 +65,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.StringVar(&c.NATS.TLSCAFile, "nats-tls-ca", "", "CA bundle to verify the NATS servers")
 	fs.StringVar(&c.NATS.TLSCertFile, "nats-tls-cert", "", "client certificate for NATS mutual TLS")
 	fs.StringVar(&c.NATS.TLSKeyFile, "nats-tls-key", "", "client key for NATS mutual TLS")
-	fs.StringVar(&c.Gateway.PodName, "pod-name", host, "this pod's name (logs, presence leases)")
+	fs.StringVar(&c.Gateway.PodName, "pod-name", host, "this pod's name (logs, presence leases, load reports to the other gateways, the pod whose deletion-cost annotation is kept)")
 	fs.StringVar(&c.Gateway.SubjectPrefix, "subject-prefix", d.SubjectPrefix, "NATS subject prefix of this environment")
 	fs.StringVar(&c.Gateway.SessionsBucket, "sessions-bucket", d.SessionsBucket, "KV bucket of sessions")
 	fs.StringVar(&c.Gateway.TicketsBucket, "tickets-bucket", d.TicketsBucket, "KV bucket of connect tickets")

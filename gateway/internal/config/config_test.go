@@ -129,6 +129,15 @@ func TestInvalid(t *testing.T) {
 		"negative stream max bytes":  {"--stream-max-bytes=-1"},
 		"bad stream name":            {"--stream-name=OCVR.EVENTS"},
 		"wildcard stream name":       {"--stream-name=OCVR_*"},
+		"ready-again without a cap":  {"--soft-max-ready-again=10"},
+		"ready-again at the cap":     {"--soft-max-connections=100", "--soft-max-ready-again=100"},
+		"negative ready-again":       {"--soft-max-connections=100", "--soft-max-ready-again=-1"},
+		"zero rebalance margin":      {"--rebalance-margin=0"},
+		"negative rebalance margin":  {"--rebalance-margin=-0.1"},
+		"zero rebalance window":      {"--rebalance-window=0s"},
+		"zero rebalance rate":        {"--rebalance-max-rate=0"},
+		"zero fleet interval":        {"--fleet-interval=0s"},
+		"zero deletion-cost period":  {"--pod-deletion-cost-interval=0s"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -211,5 +220,41 @@ func TestContinuityFlags(t *testing.T) {
 	if g.StreamName != "EVENTS_B" || g.ContinuityWindow != 90*time.Second || g.StreamReplicas != 1 ||
 		g.StreamMaxBytes != 1000 || !g.NoContinuity {
 		t.Errorf("env (and the flag winning for replicas): %q %v %d %d %v", g.StreamName, g.ContinuityWindow, g.StreamReplicas, g.StreamMaxBytes, g.NoContinuity)
+	}
+}
+
+// TestRebalanceFlags: the rebalancing, soft-cap and deletion-cost settings
+// have the library's defaults and come from flags or OCVR_* variables.
+func TestRebalanceFlags(t *testing.T) {
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, d := c.Gateway, gateway.DefaultConfig()
+	if g.FleetInterval != d.FleetInterval || g.RebalanceMargin != d.RebalanceMargin || g.RebalanceWindow != d.RebalanceWindow ||
+		g.RebalanceMaxRate != d.RebalanceMaxRate || g.DeletionCostInterval != d.DeletionCostInterval || g.NoRebalance || c.NoPodDeletionCost ||
+		g.SoftMaxReadyAgain != 0 || c.PodNamespace != "" {
+		t.Errorf("defaults differ from the library's: %+v", g)
+	}
+	c, err = Parse([]string{"--rebalance-window=30s"}, env(map[string]string{
+		"OCVR_SOFT_MAX_CONNECTIONS":       "1000",
+		"OCVR_SOFT_MAX_READY_AGAIN":       "900",
+		"OCVR_NO_REBALANCE":               "true",
+		"OCVR_FLEET_INTERVAL":             "5s",
+		"OCVR_REBALANCE_MARGIN":           "0.2",
+		"OCVR_REBALANCE_WINDOW":           "2m",
+		"OCVR_REBALANCE_MAX_RATE":         "10",
+		"OCVR_NO_POD_DELETION_COST":       "true",
+		"OCVR_POD_NAMESPACE":              "realtime",
+		"OCVR_POD_DELETION_COST_INTERVAL": "1m",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = c.Gateway
+	if g.SoftMaxReadyAgain != 900 || !g.NoRebalance || g.FleetInterval != 5*time.Second || g.RebalanceMargin != 0.2 ||
+		g.RebalanceWindow != 30*time.Second || g.RebalanceMaxRate != 10 || !c.NoPodDeletionCost || c.PodNamespace != "realtime" ||
+		g.DeletionCostInterval != time.Minute {
+		t.Errorf("env (and the flag winning for the window): %+v, no deletion cost %v, namespace %q", g, c.NoPodDeletionCost, c.PodNamespace)
 	}
 }
