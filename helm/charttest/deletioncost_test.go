@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,6 +78,19 @@ func TestPodDeletionCostRBAC(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPodDeletionCostRefusesDefaultAccount: without a service account of
+// its own the release would grant patch on pods to the namespace's default
+// account, which every pod without one uses: helm refuses, saying why.
+func TestPodDeletionCostRefusesDefaultAccount(t *testing.T) {
+	_, stderr, err := renderRaw(t, Profile{Name: "default"}, "--set", "serviceAccount.create=false")
+	if err == nil || !strings.Contains(stderr, "podDeletionCost") || !strings.Contains(stderr, "default account") {
+		t.Errorf("rendered with the default account bound to patch pods: err %v\n%s", err, stderr)
+	}
+	if _, stderr, err := renderRaw(t, Profile{Name: "default"}, "--set", "serviceAccount.create=false", "--set", "gateway.podDeletionCost.enabled=false"); err != nil {
+		t.Errorf("deletion cost off, default account: %v\n%s", err, stderr)
 	}
 }
 
