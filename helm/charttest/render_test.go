@@ -673,6 +673,12 @@ func TestNotes(t *testing.T) {
 			default:
 				want = append(want, "fixed at")
 			}
+			if len(r.TestPods) > 0 {
+				want = append(want, "helm test "+Release)
+			}
+			if len(r.Custom[gvkHTTPRoute]) > 0 {
+				want = append(want, "HTTPRoute "+r.Custom[gvkHTTPRoute][0].Name(), "get httproute")
+			}
 			for _, w := range want {
 				if !strings.Contains(notes, w) {
 					t.Errorf("NOTES do not say %q:\n%s", w, notes)
