@@ -122,3 +122,29 @@ func TestEnsureWithoutAdminRights(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureFallbackReported: a 2-node JetStream cluster cannot place the
+// stream's 3 replicas; Ensure falls back to 1, warns (once: later calls
+// keep the existing stream's count) and reports 1 replica. The fallback
+// used to be silent.
+func TestEnsureFallbackReported(t *testing.T) {
+	c := natsembed.TestCluster(t, 2)
+	nc := connect(t, strings.Join(c.ClientURLs(), ","))
+	w := &warnings{}
+	var replicas int
+	obs := &provision.Observer{Logger: slog.New(w), Replicas: func(_ string, n int) { replicas = n }}
+	ctx, cancel := context.WithTimeout(provision.WithObserver(context.Background(), obs), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		info, err := Ensure(ctx, nc, Config{Window: time.Minute + time.Duration(i)*time.Second}) // the second updates
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.Replicas != 1 {
+			t.Fatalf("replicas = %d", info.Config.Replicas)
+		}
+	}
+	if got := w.all(); replicas != 1 || len(got) != 1 || !strings.Contains(got[0], "fell back to 1") || !strings.Contains(got[0], DefaultName) {
+		t.Errorf("replicas reported %d, warnings %q; want 1 and one fallback warning naming %s", replicas, got, DefaultName)
+	}
+}
