@@ -40,10 +40,19 @@ func TestGatewayOnLeafnode(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &Cluster{t: t, dir: t.TempDir()}
-	leafPort := freePort(t)
-	hub, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(c.dir, "hub"), JetStreamDomain: "hub", Configure: func(o *server.Options) {
-		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", leafPort
-	}})
+	var leafPort int
+	var hub *natsembed.Server
+	for attempt := 1; ; attempt++ {
+		// The free port may be taken before the hub binds it (go test runs
+		// packages in parallel): then again on another.
+		leafPort = freePort(t)
+		hub, err = natsembed.Start(natsembed.Options{StoreDir: filepath.Join(c.dir, "hub", strconv.Itoa(attempt)), JetStreamDomain: "hub", Configure: func(o *server.Options) {
+			o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", leafPort
+		}})
+		if err == nil || attempt == 3 {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,6 +131,9 @@ func (s *Server) start() error {
 	if s.opts.ClusterPort > 0 {
 		ports = append(ports, s.opts.ClusterPort)
 	}
+	if o.LeafNode.Port > 0 { // set by Configure
+		ports = append(ports, o.LeafNode.Port)
+	}
 	for _, p := range ports {
 		l, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(p)))
 		if err != nil {

@@ -3,12 +3,14 @@ package natsembed_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -312,5 +314,28 @@ func TestClusterTempDirRemoved(t *testing.T) {
 	c.Shutdown()
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("cluster temp dir %s left behind (%v)", dir, err)
+	}
+}
+
+// TestStartFailsFastOnTakenLeafnodePort: a leafnode port set through
+// Configure is probed like the client and cluster ports, so a taken one
+// fails Start at once instead of after the 10 s readiness wait.
+func TestStartFailsFastOnTakenLeafnodePort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	start := time.Now()
+	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Configure: func(o *server.Options) {
+		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", taken
+	}})
+	if err == nil {
+		s.Shutdown()
+		t.Fatal("Start succeeded on a taken leafnode port")
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(taken)) || time.Since(start) > 5*time.Second {
+		t.Fatalf("Start = %v after %v; want a fast error naming port %d", err, time.Since(start), taken)
 	}
 }

@@ -27,13 +27,21 @@ import (
 // leafnode, as a gateway's local NATS at the edge would be.
 func hubAndLeaf(t *testing.T) (hub, leaf *natsembed.Server) {
 	t.Helper()
-	leafPort, err := natsembed.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
+	var leafPort int
+	var err error
+	for attempt := 1; ; attempt++ {
+		// The free port may be taken before the hub binds it (go test runs
+		// packages in parallel): then again on another.
+		if leafPort, err = natsembed.FreePort("127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		hub, err = natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), JetStreamDomain: "hub", Configure: func(o *server.Options) {
+			o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", leafPort
+		}})
+		if err == nil || attempt == 3 {
+			break
+		}
 	}
-	hub, err = natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), JetStreamDomain: "hub", Configure: func(o *server.Options) {
-		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", leafPort
-	}})
 	if err != nil {
 		t.Fatal(err)
 	}
