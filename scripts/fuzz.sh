@@ -29,6 +29,8 @@ targets=(
 	"pkg ./bus FuzzSubjects"
 	"pkg ./ticket FuzzTicket"
 	"gateway ./internal/gateway FuzzGatewayFrames"
+	"gateway ./internal/deflate FuzzReader"
+	"gateway ./internal/deflate FuzzRoundTrip"
 )
 
 want=("$@")

@@ -185,6 +185,11 @@ type Options struct {
 	// and ignores these.
 	ResumeToken string
 	ResumeSeq   uint64
+	// NoCompression stops the client offering permessage-deflate. By
+	// default it offers it without context takeover (no compressor or
+	// window kept between messages); a gateway with compression on then
+	// sends its larger frames compressed, which the client inflates.
+	NoCompression bool
 }
 
 // Conn is an open protocol connection.
@@ -229,7 +234,11 @@ func dial(ctx context.Context, wsURL, ticket string, opts Options) (*Conn, error
 		}
 		u += sep + "resume=" + url.QueryEscape(opts.ResumeToken) + "&seq=" + strconv.FormatUint(opts.ResumeSeq, 10)
 	}
-	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: opts.Header})
+	mode := websocket.CompressionNoContextTakeover
+	if opts.NoCompression {
+		mode = websocket.CompressionDisabled
+	}
+	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: opts.HTTPClient, HTTPHeader: opts.Header, CompressionMode: mode})
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			// A refusal before the upgrade (429, 503 with Retry-After):

@@ -2,6 +2,8 @@ package client
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -15,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ocvr/realtime/pkg/redact"
@@ -30,6 +33,13 @@ type Lite struct {
 	br  *bufio.Reader
 	buf []byte
 
+	// Compression (LiteOptions.Compression): the gateway agreed to it;
+	// fr and zbuf are made at the first compressed message.
+	deflate bool
+	fr      io.ReadCloser
+	zbuf    []byte
+	wire    atomic.Int64 // bytes of the data frames read (headers included)
+
 	wmu  sync.Mutex
 	wbuf []byte
 }
@@ -42,6 +52,9 @@ type LiteOptions struct {
 	// ReadBuffer is the size of the read buffer (default 4096).
 	ReadBuffer int
 	Header     http.Header
+	// Compression offers permessage-deflate (as Chromium does); when the
+	// gateway agrees, compressed messages are inflated by ReadText.
+	Compression bool
 }
 
 // DialLite opens a socket to wsURL with ticket. It returns once the upgrade
@@ -82,6 +95,9 @@ func dialLite(ctx context.Context, wsURL, ticket string, o LiteOptions) (*Lite, 
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "GET %s?%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", path, q.Encode(), u.Host, k)
+	if o.Compression {
+		b.WriteString("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+	}
 	for name, vs := range o.Header {
 		for _, v := range vs {
 			fmt.Fprintf(&b, "%s: %s\r\n", name, v)
@@ -113,52 +129,114 @@ func dialLite(ctx context.Context, wsURL, ticket string, o LiteOptions) (*Lite, 
 		return nil, fmt.Errorf("dial lite: upgrade refused: %s", resp.Status)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &Lite{nc: nc, br: br}, nil
+	ext := resp.Header.Get("Sec-WebSocket-Extensions")
+	if ext != "" && (!o.Compression || !strings.HasPrefix(ext, "permessage-deflate")) {
+		nc.Close()
+		return nil, fmt.Errorf("dial lite: the server answered with an extension not offered: %q", ext)
+	}
+	return &Lite{nc: nc, br: br, deflate: ext != ""}, nil
+}
+
+// Compressed reports whether the gateway agreed to permessage-deflate.
+func (l *Lite) Compressed() bool { return l.deflate }
+
+// WireBytes is how many bytes of data frames (headers and payloads, as
+// they came: compressed or not) the connection has read.
+func (l *Lite) WireBytes() int64 { return l.wire.Load() }
+
+// Inflate returns the message whose permessage-deflate payload is p (from
+// ReadRaw). The bytes are valid until the next call.
+func (l *Lite) Inflate(p []byte) ([]byte, error) {
+	src := io.MultiReader(bytes.NewReader(p), strings.NewReader("\x00\x00\xff\xff"))
+	if l.fr == nil {
+		l.fr = flate.NewReader(src)
+	} else if err := l.fr.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, err
+	}
+	out := l.zbuf[:0]
+	for {
+		if len(out) == cap(out) {
+			out = append(out, 0)[:len(out)]
+		}
+		n, err := l.fr.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lite: inflate: %w", err)
+		}
+		if len(out) > 1<<20 {
+			return nil, errors.New("lite: compressed message inflates past 1 MiB")
+		}
+	}
+	l.zbuf = out
+	return out, nil
 }
 
 // NetConn is the underlying socket (for deadlines and buffer sizes).
 func (l *Lite) NetConn() net.Conn { return l.nc }
 
-// ReadText returns the next text message. Pings are answered; a close
-// frame returns a *CloseError. The bytes are valid until the next call.
+// ReadText returns the next text message (inflated, if it came
+// compressed). Pings are answered; a close frame returns a *CloseError.
+// The bytes are valid until the next call.
 func (l *Lite) ReadText() ([]byte, error) {
+	p, compressed, err := l.ReadRaw()
+	if err != nil || !compressed {
+		return p, err
+	}
+	return l.Inflate(p)
+}
+
+// ReadRaw is ReadText without the inflation: compressed reports that p is
+// a permessage-deflate payload (Inflate reads it). A load generator that
+// cannot afford to inflate every message inflates a sample.
+func (l *Lite) ReadRaw() (p []byte, compressed bool, err error) {
 	for {
 		var h [2]byte
 		if _, err := io.ReadFull(l.br, h[:]); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		op := h[0] & 0x0f
+		rsv1 := h[0]&0x40 != 0
+		if rsv1 && !l.deflate {
+			return nil, false, errors.New("lite: a compressed frame without compression negotiated")
+		}
+		hdr := 2
 		if h[0]&0x80 == 0 {
-			return nil, errors.New("lite: fragmented frames are not supported")
+			return nil, false, errors.New("lite: fragmented frames are not supported")
 		}
 		n := uint64(h[1] & 0x7f)
 		switch n {
 		case 126:
 			var e [2]byte
 			if _, err := io.ReadFull(l.br, e[:]); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			n = uint64(binary.BigEndian.Uint16(e[:]))
+			hdr += 2
 		case 127:
 			var e [8]byte
 			if _, err := io.ReadFull(l.br, e[:]); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			n = binary.BigEndian.Uint64(e[:])
+			hdr += 8
 		}
 		if n > 1<<20 {
-			return nil, fmt.Errorf("lite: frame of %d bytes", n)
+			return nil, false, fmt.Errorf("lite: frame of %d bytes", n)
 		}
 		if uint64(cap(l.buf)) < n {
 			l.buf = make([]byte, n)
 		}
 		p := l.buf[:n]
 		if _, err := io.ReadFull(l.br, p); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		switch op {
 		case 1, 2:
-			return p, nil
+			l.wire.Add(int64(hdr) + int64(n))
+			return p, rsv1, nil
 		case 8:
 			ce := &CloseError{Code: 1005}
 			if len(p) >= 2 {
@@ -167,10 +245,10 @@ func (l *Lite) ReadText() ([]byte, error) {
 				ce.RetryAfter = ReasonRetryAfter(ce.Reason)
 			}
 			_ = l.writeFrame(8, p[:min(len(p), 2)])
-			return nil, ce
+			return nil, false, ce
 		case 9:
 			if err := l.writeFrame(10, p); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
 	}

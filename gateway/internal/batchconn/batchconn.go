@@ -59,6 +59,9 @@ type Conn struct {
 	raw  syscall.RawConn // the socket, for TryFlush's non-blocking write; nil: not a socket
 
 	br *bufio.Reader // the read buffer handed to the websocket library
+	// filter rewrites the client's bytes before the library reads them
+	// (permessage-deflate's inflation); nil: none.
+	filter ReadFilter
 	// prefix: the HTTP server had read bytes past the request (pipelined
 	// frames); the websocket library replays them before reading the
 	// socket, i.e. before the first call of Read.
@@ -71,9 +74,21 @@ type Conn struct {
 	onControl func() error // called once per control frame read (reader's goroutine)
 }
 
-// Read reads from the socket. The websocket library's reader calls it
-// only once it has consumed the replayed prefix.
+// Read reads from the socket (through the filter, if any). The websocket
+// library's reader calls it only once it has consumed the replayed prefix.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.filter != nil {
+		return c.filter.Read(p)
+	}
+	return c.readSocket(p)
+}
+
+// socket reads the socket itself, under any filter.
+type socket struct{ c *Conn }
+
+func (s socket) Read(p []byte) (int, error) { return s.c.readSocket(p) }
+
+func (c *Conn) readSocket(p []byte) (int, error) {
 	c.prefix = false
 	n, err := c.Conn.Read(p)
 	if n > 0 {
@@ -113,7 +128,22 @@ func (c *Conn) OnControlFrame(f func() error) {
 // yet consumed: a reader must go on without waiting for the socket to be
 // readable again. Only the connection's reader may call it.
 func (c *Conn) Pending() bool {
-	return c.prefix || (c.br != nil && c.br.Buffered() > 0)
+	return c.prefix || (c.br != nil && c.br.Buffered() > 0) || (c.filter != nil && c.filter.Buffered() > 0)
+}
+
+// A ReadFilter rewrites a connection's incoming bytes before the websocket
+// library reads them; Buffered is how many it holds ready without reading
+// its source.
+type ReadFilter interface {
+	io.Reader
+	Buffered() int
+}
+
+// FilterReads has the connection's incoming bytes (the socket's, and any
+// the HTTP server read past the request) pass through the filter newFilter
+// returns. Call it before the upgrade.
+func (w *ResponseWriter) FilterReads(newFilter func(src io.Reader) ReadFilter) {
+	w.newFilter = newFilter
 }
 
 // Begin opens a batch: writes are buffered until Flush.
@@ -152,17 +182,26 @@ func (c *Conn) TryBegin() bool {
 // library's per-message work. The library's own writes (close, pong) are
 // small single Write calls ordered by the same lock, so frames never
 // interleave.
-func (c *Conn) AppendText(payload []byte) {
+func (c *Conn) AppendText(payload []byte) { c.appendFrame(0x81, payload) }
+
+// AppendDeflated is AppendText for a payload compressed by
+// permessage-deflate (RSV1 set): the same compressed bytes go to every
+// socket that negotiated the extension. The websocket library knows
+// nothing of it (it runs with compression off), and needs not: it never
+// writes a data frame on these connections.
+func (c *Conn) AppendDeflated(payload []byte) { c.appendFrame(0xC1, payload) }
+
+func (c *Conn) appendFrame(b0 byte, payload []byte) {
 	c.mu.Lock()
 	b := *c.buf
 	n := len(payload)
 	switch {
 	case n < 126:
-		b = append(b, 0x81, byte(n))
+		b = append(b, b0, byte(n))
 	case n < 1<<16:
-		b = append(b, 0x81, 126, byte(n>>8), byte(n))
+		b = append(b, b0, 126, byte(n>>8), byte(n))
 	default:
-		b = append(b, 0x81, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		b = append(b, b0, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	*c.buf = append(b, payload...)
 	c.mu.Unlock()
@@ -280,6 +319,7 @@ type ResponseWriter struct {
 	// switching: the websocket library wrote 101 Switching Protocols; the
 	// response is held back and sent with the connection's first write.
 	switching bool
+	newFilter func(src io.Reader) ReadFilter
 }
 
 // WriteHeader holds back a 101 response (see Conn.head); any other status
@@ -322,9 +362,24 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.raw, _ = sc.SyscallConn()
 	}
 	n := brw.Reader.Buffered()
-	if n == 0 {
+	switch {
+	case w.newFilter != nil:
+		// Read goes through the filter, which reads the early bytes first,
+		// then the socket. They are not read ahead here (a filter may need
+		// more of the socket to make anything of them): Pending reports
+		// them by prefix until the socket is read.
+		var src io.Reader = socket{c}
+		if n > 0 {
+			b, _ := brw.Reader.Peek(n)
+			_ = c.countControl(c.frames.Feed(b))
+			src = io.MultiReader(bytes.NewReader(bytes.Clone(b)), src)
+			c.prefix = true
+		}
+		c.filter = w.newFilter(src)
 		c.br = bufio.NewReaderSize(c, readerSize)
-	} else {
+	case n == 0:
+		c.br = bufio.NewReaderSize(c, readerSize)
+	default:
 		// Bytes the client sent right after its request: move them into the
 		// new buffer, where the websocket library looks for them.
 		b, _ := brw.Reader.Peek(n)

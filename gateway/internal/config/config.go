@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ocvr/realtime/gateway/internal/deflate"
 	"github.com/ocvr/realtime/gateway/internal/gateway"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
@@ -81,6 +82,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.IntVar(&c.Gateway.QueueSize, "queue-size", d.QueueSize, "outbound frames queued per connection before it is closed with 4009")
 	fs.DurationVar(&c.Gateway.WriteTimeout, "write-timeout", d.WriteTimeout, "deadline of each socket write")
 	fs.IntVar(&c.Gateway.SocketSendBuffer, "socket-send-buffer", 0, "kernel send buffer (SO_SNDBUF) of each client socket in bytes, bounding kernel memory per connection (0: OS default)")
+	fs.BoolVar(&c.Gateway.Compression, "compression", true, "negotiate permessage-deflate with the clients that offer it (no context takeover: no per-connection compressor; clients that do not offer it get plain frames); each event is compressed once per pod, frames below --compression-min-size go uncompressed; --compression=false: never")
+	fs.IntVar(&c.Gateway.CompressionMinSize, "compression-min-size", deflate.DefaultMinSize, "smallest frame in bytes sent compressed to clients that negotiated compression")
 	fs.Float64Var(&c.Gateway.FrameRate, "frame-rate", d.FrameRate, "client frames per second per connection (token bucket rate)")
 	fs.IntVar(&c.Gateway.FrameBurst, "frame-burst", d.FrameBurst, "client frame burst (token bucket size)")
 	fs.IntVar(&c.Gateway.FloodLimit, "flood-limit", d.FloodLimit, "frames refused in one rate-limited episode before closing with 4008")

@@ -258,3 +258,30 @@ func TestRebalanceFlags(t *testing.T) {
 		t.Errorf("env (and the flag winning for the window): %+v, no deletion cost %v, namespace %q", g, c.NoPodDeletionCost, c.PodNamespace)
 	}
 }
+
+// TestCompressionFlags: compression is negotiated by default (with the
+// clients that offer it), off with --compression=false or
+// OCVR_COMPRESSION=false; its minimum size.
+func TestCompressionFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		on      bool
+		minSize int
+	}{
+		{"default", nil, nil, true, 128},
+		{"flag", []string{"--compression=false", "--compression-min-size=256"}, nil, false, 256},
+		{"environment", nil, map[string]string{"OCVR_COMPRESSION": "false", "OCVR_COMPRESSION_MIN_SIZE": "64"}, false, 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse(tc.args, env(tc.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Gateway.Compression != tc.on || c.Gateway.CompressionMinSize != tc.minSize {
+				t.Fatalf("compression %v min %d, want %v %d", c.Gateway.Compression, c.Gateway.CompressionMinSize, tc.on, tc.minSize)
+			}
+		})
+	}
+}

@@ -137,6 +137,9 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	id.resume = resumeRequest(r.URL.Query())
 
 	bw := batchconn.Wrap(w, g.pool)
+	// The library's own compression stays off: it would compress per
+	// socket (compression.go).
+	id.deflate = g.deflate.negotiate(bw, r)
 	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // origin checked above
 	if err != nil {
 		g.log.Warn("upgrade failed", "err", err)
@@ -293,6 +296,7 @@ type identity struct {
 	ticket.Identity
 	expiresAt time.Time // the session's expiry: the socket is closed then
 	resume    resumeReq // what the client asked to resume (continuity)
+	deflate   bool      // it negotiated permessage-deflate
 }
 
 // connectUserLimit is the connects_total result of a socket refused by the

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/ocvr/realtime/gateway/internal/deflate"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/provision"
@@ -95,6 +96,14 @@ type Config struct {
 	// per socket). A small value bounds kernel memory per connection and
 	// makes a client that stops reading overflow its queue (4009) sooner.
 	SocketSendBuffer int
+	// Compression negotiates permessage-deflate with the clients that
+	// offer it (RFC 7692, no context takeover both ways; the binary's
+	// --compression is on by default, the zero Config off): each event is
+	// compressed once per pod and the same bytes go to every socket that
+	// negotiated it (compression.go). Frames shorter than
+	// CompressionMinSize (default 128 bytes) go uncompressed.
+	Compression        bool
+	CompressionMinSize int
 
 	// Continuity (DESIGN.md §2a): the event stream's name (default
 	// stream.DefaultName), how long it keeps events — the window a client
@@ -218,6 +227,9 @@ func (c *Config) fill() {
 	if c.StreamName == "" {
 		c.StreamName = d.StreamName
 	}
+	if c.CompressionMinSize == 0 {
+		c.CompressionMinSize = deflate.DefaultMinSize
+	}
 	if c.ReadLimit == 0 {
 		c.ReadLimit = d.ReadLimit
 	}
@@ -283,6 +295,7 @@ func (c Config) Validate() error {
 		{"readiness delay", c.ReadinessDelay >= 0},
 		{"drain window", c.DrainWindow >= 0},
 		{"socket send buffer", c.SocketSendBuffer >= 0},
+		{"compression minimum size", c.CompressionMinSize >= 0},
 		{"fleet interval", c.FleetInterval > 0},
 		{"rebalance margin", c.RebalanceMargin > 0 && c.RebalanceMargin < 10},
 		{"rebalance window", c.RebalanceWindow > 0},

@@ -45,10 +45,13 @@ type conn struct {
 	opened      time.Time
 	expiresAt   time.Time // the session's expiry (zero: none known)
 
-	ws  *websocket.Conn
-	nc  *batchconn.Conn // the hijacked socket under ws, for batched writes
-	env *connEnv
-	w   *writer // writes the queue (a drain goroutine finishes what the socket did not take)
+	ws *websocket.Conn
+	nc *batchconn.Conn // the hijacked socket under ws, for batched writes
+	// deflate: the client negotiated permessage-deflate (events with a
+	// compressed form are written compressed)
+	deflate bool
+	env     *connEnv
+	w       *writer // writes the queue (a drain goroutine finishes what the socket did not take)
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last client frame
 
@@ -75,10 +78,13 @@ type conn struct {
 	gate      chan struct{} // held while reading (poller mode) and during a close handshake
 }
 
-// outFrame is a queued frame and the time its event was published (unix
-// nanoseconds, 0 when unknown), for the delivery-latency histogram.
+// outFrame is a queued frame, its compressed payload when the connection
+// gets it compressed (nil: uncompressed), and the time its event was
+// published (unix nanoseconds, 0 when unknown), for the delivery-latency
+// histogram.
 type outFrame struct {
 	data        []byte
+	z           []byte
 	publishedAt int64
 }
 
@@ -90,7 +96,7 @@ type outFrame struct {
 // limit bounds them.)
 func (c *conn) enqueue(frame []byte) bool {
 	c.mu.Lock()
-	ok, start := c.enqueueLocked(frame, 0, c.env.queueSize+controlReserve)
+	ok, start := c.enqueueLocked(outFrame{data: frame}, c.env.queueSize+controlReserve)
 	c.mu.Unlock()
 	if start {
 		c.startWriter()
@@ -104,9 +110,9 @@ const controlReserve = 32
 
 // enqueueAt queues a bus event without a position. A full queue makes this
 // a slow consumer: it is aborted with 4009 and nobody else waits for it.
-func (c *conn) enqueueAt(frame []byte, publishedAt int64) bool {
+func (c *conn) enqueueAt(f outFrame) bool {
 	c.mu.Lock()
-	ok, start := c.enqueueLocked(frame, publishedAt, c.env.queueSize)
+	ok, start := c.enqueueLocked(f, c.env.queueSize)
 	c.mu.Unlock()
 	if start {
 		c.startWriter()
@@ -123,7 +129,7 @@ func (c *conn) enqueueIfSubscribed(ch string, frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	ok, start := c.enqueueLocked(frame, 0, c.env.queueSize+controlReserve)
+	ok, start := c.enqueueLocked(outFrame{data: frame}, c.env.queueSize+controlReserve)
 	c.mu.Unlock()
 	if start {
 		c.startWriter()
@@ -133,7 +139,7 @@ func (c *conn) enqueueIfSubscribed(ch string, frame []byte) bool {
 
 // enqueueLocked queues frame with c.mu held; start says the caller must
 // start a writer once it has released c.mu.
-func (c *conn) enqueueLocked(frame []byte, publishedAt int64, limit int) (ok, start bool) {
+func (c *conn) enqueueLocked(f outFrame, limit int) (ok, start bool) {
 	if c.closing {
 		return false, false
 	}
@@ -149,7 +155,7 @@ func (c *conn) enqueueLocked(frame []byte, publishedAt int64, limit int) (ok, st
 		c.env.metrics.slowConsumers.Inc()
 		return false, false
 	}
-	c.queue = append(c.queue, outFrame{frame, publishedAt})
+	c.queue = append(c.queue, f)
 	start = !c.writing
 	c.writing = true
 	return true, start
@@ -172,7 +178,7 @@ func (c *conn) offer(ev *event) (full bool) {
 		c.mu.Unlock()
 		return true
 	}
-	c.queue = append(c.queue, outFrame{ev.frame, ev.publishedAt})
+	c.queue = append(c.queue, outFrame{ev.frame, ev.compressedFor(c), ev.publishedAt})
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -248,12 +254,14 @@ func (c *conn) drain() {
 		c.mu.Unlock()
 
 		c.nc.Begin()
+		var n batchBytes
 		for _, f := range batch {
-			c.nc.AppendText(f.data)
+			c.appendFrame(f, &n)
 		}
 		err := c.nc.Flush(c.env.writeTimeout)
 		if err == nil {
 			c.env.metrics.written(batch, c.env.now())
+			n.record(c.env.metrics.compression)
 		}
 		clear(batch) // drop references to frame bytes
 		if err != nil {

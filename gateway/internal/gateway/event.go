@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ocvr/realtime/gateway/internal/deflate"
 	"github.com/ocvr/realtime/pkg/bus"
 	"github.com/ocvr/realtime/pkg/protocol"
 	"github.com/ocvr/realtime/pkg/stream"
@@ -47,6 +49,19 @@ type event struct {
 	frame       []byte // what the clients get
 	f           filter
 	publishedAt int64
+	// z is the frame's compressed form, made once on the first delivery to
+	// a socket that negotiated compression, shared by all (nil: the frame
+	// goes uncompressed to every socket).
+	z *deflate.Shared
+}
+
+// compressedFor is the compressed payload c gets for ev, nil for the
+// uncompressed frame.
+func (ev *event) compressedFor(c *conn) []byte {
+	if !c.deflate {
+		return nil
+	}
+	return ev.z.For(ev.frame)
 }
 
 // event validates a bus payload once and reads its headers; a refusal is
@@ -71,7 +86,7 @@ func (h *hub) check(t *topic, subject string, data []byte, hdr nats.Header, repo
 		report(subject, err.Error(), data)
 		return event{}, false
 	}
-	ev := event{typ: typ, frame: data}
+	ev := event{typ: typ, frame: data, z: h.enc.Share(len(data))}
 	if hdr != nil {
 		if v := hdr.Get(bus.HeaderExcludeUser); v != "" {
 			id, err := protocol.ParseUserID(v)
@@ -99,7 +114,7 @@ func (ev *event) deliver(c *conn) bool {
 	if ev.typ == protocol.TypeSessionRevoked {
 		c.enqueueThenClose(ev.frame, ev.publishedAt, protocol.CloseSessionRevoked, "session revoked")
 	} else {
-		c.enqueueAt(ev.frame, ev.publishedAt)
+		c.enqueueAt(outFrame{ev.frame, ev.compressedFor(c), ev.publishedAt})
 	}
 	return true
 }

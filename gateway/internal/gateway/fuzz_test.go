@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,10 @@ import (
 )
 
 // FuzzGatewayFrames drives arbitrary client frames (text or binary)
-// through a real connection of a real gateway on an embedded NATS, and
+// through a real connection of a real gateway on an embedded NATS — one
+// that negotiated permessage-deflate: frames of 64 bytes or more go
+// compressed, the others plain, and the 4 KiB limit applies after
+// inflation —, and
 // checks each answer against a model of the protocol: every frame gets
 // exactly the documented answer — heartbeat_ack, subscribed, unsubscribed
 // {reason: client}, nothing (typing), or one error frame with the
@@ -46,7 +50,7 @@ func FuzzGatewayFrames(f *testing.F) {
 		f.Add(false, []byte(s))
 	}
 	f.Add(true, []byte(`{"type":"heartbeat"}`))
-	e := newEnv(f, func(c *gateway.Config) { c.FrameRate, c.FrameBurst = 1e6, 1<<20 })
+	e := newEnv(f, func(c *gateway.Config) { c.FrameRate, c.FrameBurst, c.Compression = 1e6, 1<<20, true })
 	e.channel("ch_a", 1)
 	e.channel("ch_b", 2)
 	spy := e.spy(f)
@@ -72,8 +76,14 @@ func FuzzGatewayFrames(f *testing.F) {
 		if ws == nil {
 			tk, err := e.tickets.Mint(ctx, ticketIdentity(alice))
 			mustNoErr(t, err)
-			ws, _, err = websocket.Dial(ctx, e.wsURL+"?ticket="+tk, nil)
+			var resp *http.Response
+			ws, resp, err = websocket.Dial(ctx, e.wsURL+"?ticket="+tk, &websocket.DialOptions{
+				CompressionMode: websocket.CompressionNoContextTakeover, CompressionThreshold: 64,
+			})
 			mustNoErr(t, err)
+			if resp.Header.Get("Sec-WebSocket-Extensions") == "" {
+				t.Fatal("compression not negotiated")
+			}
 			ws.SetReadLimit(1 << 20)
 			if f := fuzzRead(t, ctx, ws); f.Type != protocol.TypeReady {
 				t.Fatalf("first frame %s", f.Type)

@@ -86,6 +86,7 @@ type Gateway struct {
 	preauth    *slots[string] // upgrades in flight per source (MaxPreauthPerSource)
 	softCap    *softCap       // readiness at the soft connection limit, with hysteresis
 	fleet      *fleet         // the other pods' connection counts (rebalance.go)
+	deflate    *compression   // permessage-deflate (nil: off)
 
 	typingThrottle *typingThrottle
 	revocations    revocations // sessions the revocation watch saw go
@@ -139,11 +140,13 @@ func New(cfg Config, nc *nats.Conn) (*Gateway, error) {
 		fleet:          newFleet(cfg.PodName),
 		typingThrottle: newTypingThrottle(cfg.TypingThrottle, cfg.Now),
 		conns:          map[*conn]struct{}{},
+		deflate:        newCompression(cfg),
 	}
 	g.provision = newProvisionObserver(g.log, g.metrics.reg)
 	g.rejections = newRejections(nc.Publish, subjects, cfg.PodName, g.log, g.now, g.metrics)
 	g.hub = newHub(nc, g.metrics, g.rejections, &g.hooks, cfg.DispatchShards, cfg.DispatchBuffer)
 	g.hub.now, g.hub.streamName = cfg.Now, cfg.StreamName
+	g.hub.enc = g.deflate.encoder()
 	g.env = &connEnv{
 		queueSize:    cfg.QueueSize,
 		writeTimeout: cfg.WriteTimeout,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ocvr/realtime/gateway/internal/deflate"
 	"github.com/ocvr/realtime/pkg/protocol"
 	"github.com/ocvr/realtime/pkg/stream"
 )
@@ -139,6 +140,7 @@ type hub struct {
 	shards []chan *nats.Msg
 	hooks  *hooks
 	now    func() time.Time
+	enc    *deflate.Encoder // compresses events once for every socket that negotiated it (nil: off)
 }
 
 func newHub(nc *nats.Conn, m *metrics, r *rejections, hk *hooks, shards, shardBuf int) *hub {

@@ -128,14 +128,14 @@ func TestQueueOverflow(t *testing.T) {
 	g := testGateway(t, func(c *Config) { c.QueueSize = 3 })
 	c := heldConn(g, 1, "ses_a")
 	for i := 0; i < 3; i++ {
-		if !c.enqueueAt([]byte("x"), 0) {
+		if !c.enqueueAt(outFrame{data: []byte("x")}) {
 			t.Fatalf("frame %d refused", i)
 		}
 	}
 	if !c.enqueue([]byte("ack")) {
 		t.Fatal("the gateway's own frame refused within the reserve")
 	}
-	if c.enqueueAt([]byte("x"), 0) {
+	if c.enqueueAt(outFrame{data: []byte("x")}) {
 		t.Fatal("event over the queue size accepted")
 	}
 	if q := c.queued(); len(q) != 0 {

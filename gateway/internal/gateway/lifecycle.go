@@ -35,7 +35,7 @@ func (c *conn) enqueueThenClose(frame []byte, publishedAt int64, code websocket.
 		return
 	}
 	if frame != nil {
-		c.queue = append(c.queue, outFrame{frame, publishedAt})
+		c.queue = append(c.queue, outFrame{data: frame, publishedAt: publishedAt})
 	}
 	c.closing = true
 	c.closeCode, c.closeWhy = code, reason

@@ -38,6 +38,7 @@ type metrics struct {
 	cont            *continuityMetrics
 	rebalance       *rebalanceMetrics
 	deletionCost    *prometheus.CounterVec
+	compression     *compressionMetrics
 }
 
 const ns = "ocvr_gateway"
@@ -86,6 +87,7 @@ func newMetrics() *metrics {
 	m.cont = newContinuityMetrics(m.reg)
 	m.rebalance = newRebalanceMetrics(m.reg)
 	m.deletionCost = newDeletionCostMetric(m.reg)
+	m.compression = newCompressionMetrics(m.reg)
 
 	// Pre-resolve label values: the hot path must not hash label strings.
 	m.framesIn = map[string]prometheus.Counter{}

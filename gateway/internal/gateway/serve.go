@@ -39,6 +39,7 @@ func (g *Gateway) open(ws *websocket.Conn, nc *batchconn.Conn, id identity, rele
 		w:           g.writers.pick(),
 		subs:        map[string]struct{}{},
 		gate:        make(chan struct{}, 1),
+		deflate:     id.deflate,
 		leave:       release,
 		tokens:      float64(g.cfg.FrameBurst),
 		tokensAt:    now,
@@ -56,6 +57,7 @@ func (g *Gateway) open(ws *websocket.Conn, nc *batchconn.Conn, id identity, rele
 	})
 	g.register(c)
 	g.metrics.connects.WithLabelValues("ok").Inc()
+	g.metrics.compression.negotiated(id.deflate)
 	if g.draining.Load() {
 		// Drain set draining before it listed the connections; one
 		// registered since is not on its list and is closed here.

@@ -27,7 +27,8 @@ type writer struct {
 	running bool
 
 	// Used by the running writer goroutine only.
-	pubs []int64 // publish times of the batch being written (latency histogram)
+	pubs  []int64    // publish times of the batch being written (latency histogram)
+	bytes batchBytes // payload bytes of the batch being written
 }
 
 // yieldEvery is how many sockets a writer writes before it yields the
@@ -109,7 +110,7 @@ func (w *writer) write(c *conn) {
 	}
 	c.mu.Lock()
 	for _, f := range c.queue {
-		c.nc.AppendText(f.data)
+		c.appendFrame(f, &w.bytes)
 		if f.publishedAt > 0 {
 			w.pubs = append(w.pubs, f.publishedAt)
 		}
@@ -124,6 +125,7 @@ func (w *writer) write(c *conn) {
 		w.env.metrics.observeLatency(w.pubs, w.env.now())
 	}
 	w.pubs = w.pubs[:0]
+	w.bytes.record(w.env.metrics.compression) // written, or left for drain to write
 	switch {
 	case err != nil:
 		// The teardown runs elsewhere: the writer has other sockets to serve.
