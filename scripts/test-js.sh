@@ -11,7 +11,8 @@
 #   5. the package test (require/import, the minified bundle, the size in the
 #      README) and the client tests against a real NATS + ticketsvc + two
 #      gateways,
-#   6. the browser tests: the demo page, and the React demo in StrictMode, in
+#   6. the browser tests: the demo page, the React demo in StrictMode, and
+#      permessage-deflate negotiated by Chromium with a compressing gateway, in
 #      headless Debian Chromium (/usr/bin/chromium, via playwright-core),
 #      screenshots in test-artifacts/e2e/.
 # scripts/ci/install-js.sh installs Node.js, Chromium and the npm modules.
@@ -59,5 +60,5 @@ echo "== test-js: client tests (real NATS, ticketsvc, gateways) (at ${SECONDS}s)
 node --test --test-timeout=60000 test/package.test.mjs test/client.test.mjs
 
 echo "== test-js: browser test (headless chromium) (at ${SECONDS}s)"
-node --test --test-timeout=90000 e2e/browser.test.mjs e2e/react.test.mjs
+node --test --test-timeout=90000 e2e/browser.test.mjs e2e/react.test.mjs e2e/compression.test.mjs
 echo "== test-js: done in ${SECONDS}s"
