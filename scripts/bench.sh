@@ -11,6 +11,9 @@
 #                                      storm-pair (storm, then storm-centrifugo, then their ratio)
 #                                      cluster: three pods, one killed with SIGKILL and restarted
 #                                      (scripts/bench-cluster.sh, CLUSTER_* knobs; not in the default set)
+#                                      compression (issue 20, not in the default set): the chat
+#                                      corpus without and with permessage-deflate, pass by pass;
+#                                      idle-compression: idle with every socket negotiating it
 #   RUNS=3 scripts/bench.sh fanout     repeat each workload (report every run; use the median)
 #
 # Env knobs: IDLE_CONNS (19500), IDLE_CHANNELS (100), IDLE_ARGS, FANOUT_SUBS (5000),
@@ -22,6 +25,7 @@
 # RSTORM_MISSED (10), RSTORM_ARGS, OVERLOAD_SUBS (5000), OVERLOAD_RATE (200),
 # OVERLOAD_DURATION (20s), OVERLOAD_ARGS (e.g. "--read-rate 100", "--pause 10s"),
 # STREAMCAP_RATES, STREAMCAP_ARGS, EXTRA_GATEWAY_ARGS (e.g. --reader-goroutines),
+# COMPRESSION_SUBS (2000), COMPRESSION_RATES (20,80,160), COMPRESSION_ARGS,
 # SERVER_ENV (environment of the server processes), OUT (bench-results),
 # CENTRIFUGO_BIN (a Centrifugo binary instead of .cache/bin/centrifugo),
 # STACK_BIN (run the binaries in that folder instead of building the tree).
@@ -123,7 +127,11 @@ for w in "${workloads[@]}"; do
 			continue
 		fi
 		if [ "$w" = cluster ]; then OUT=$out STACK_BIN=$bin scripts/bench-cluster.sh; continue; fi # a stack of its own
-		if [ "$w" = overload-old ]; then start_stack --no-continuity; else start_stack; fi
+		case $w in
+		overload-old) start_stack --no-continuity ;;
+		compression | idle-compression) start_stack --compression ;;
+		*) start_stack ;;
+		esac
 		echo
 		echo "## $w (run $r of $runs)"
 		case $w in
@@ -136,6 +144,8 @@ for w in "${workloads[@]}"; do
 		resumestorm) loadgen resume ${RSTORM_ARGS:-} --clients "${RSTORM_CLIENTS:-5000}" --missed "${RSTORM_MISSED:-10}" --inflight "${RSTORM_INFLIGHT:-200}" --pids "$gw_pid,$nats_pid,$tsvc_pid" --json "$out/resumestorm-$r.json" ;;
 		overload) loadgen overload ${OVERLOAD_ARGS:-} --subs "${OVERLOAD_SUBS:-5000}" --rate "${OVERLOAD_RATE:-200}" --duration "${OVERLOAD_DURATION:-20s}" --pids "$gw_pid,$nats_pid" --json "$out/overload-$r.json" ;;
 		overload-old) loadgen overload ${OVERLOAD_ARGS:-} --path core --subs "${OVERLOAD_SUBS:-5000}" --rate "${OVERLOAD_RATE:-200}" --duration "${OVERLOAD_DURATION:-20s}" --pids "$gw_pid,$nats_pid" --json "$out/overload-old-$r.json" ;;
+		compression) loadgen compression ${COMPRESSION_ARGS:-} --subs "${COMPRESSION_SUBS:-2000}" --rates "${COMPRESSION_RATES:-20,80,160}" --pids "$gw_pid,$nats_pid" --json "$out/compression-$r.json" ;;
+		idle-compression) loadgen idle ${IDLE_ARGS:-} --compress --conns "${IDLE_CONNS:-19500}" --channels "${IDLE_CHANNELS:-100}" --pids "$gw_pid,$nats_pid" --json "$out/idle-compression-$r.json" ;;
 		streamcap) loadgen streamcap ${STREAMCAP_ARGS:-} ${STREAMCAP_RATES:+--rates "$STREAMCAP_RATES"} --pids "$gw_pid,$nats_pid" --json "$out/streamcap-$r.json" ;;
 		*) echo "unknown workload $w" >&2; exit 2 ;;
 		esac

@@ -32,6 +32,7 @@ type env struct {
 	pidList                             string
 	userBase                            int64
 	srcAddrs                            int
+	compress                            bool // sockets offer permessage-deflate
 
 	pids     []int
 	nc       *nats.Conn
@@ -51,6 +52,7 @@ func (e *env) flags(fs *flag.FlagSet) {
 	fs.StringVar(&e.pidList, "pids", "", "server process `ids` to measure (RSS, CPU), comma-separated: the gateway first, then NATS")
 	fs.Int64Var(&e.userBase, "user-base", 1_000_000, "first user `id` the workload creates")
 	fs.IntVar(&e.srcAddrs, "src-addrs", 200, "number of 127.0.0.x source addresses to spread sockets over")
+	fs.BoolVar(&e.compress, "compress", false, "sockets offer permessage-deflate (as browsers do): e.g. idle's memory per connection with compression negotiated")
 }
 
 func (e *env) open(ctx context.Context, stack bool) error {
@@ -173,9 +175,13 @@ func (e *env) dial(ctx context.Context, u user) (*client.Lite, error) {
 }
 
 func (e *env) dialTicket(ctx context.Context, tk string) (*client.Lite, error) {
-	l, err := client.DialLite(ctx, e.wsURL, tk, client.LiteOptions{LocalAddr: e.srcAddr()})
+	l, err := client.DialLite(ctx, e.wsURL, tk, client.LiteOptions{LocalAddr: e.srcAddr(), Compression: e.compress})
 	if err != nil {
 		return nil, err
+	}
+	if l.Compressed() != e.compress {
+		l.CloseNow()
+		return nil, fmt.Errorf("--compress %v, but compression negotiated: %v", e.compress, l.Compressed())
 	}
 	_ = l.NetConn().SetReadDeadline(time.Now().Add(30 * time.Second))
 	f, err := l.ReadText()

@@ -12,6 +12,7 @@
 //	ocvr-loadgen resume --clients 500 --missed 0,10,300   (continuity: resume vs fresh reconnect)
 //	ocvr-loadgen overload --subs 5000 --rate 200 --read-rate 100
 //	ocvr-loadgen streamcap --rates 1000,2000,4000,8000    (the stream leader's ceiling)
+//	ocvr-loadgen compression --subs 2000 --rates 20,80,160   (permessage-deflate: bytes and CPU per delivery)
 //	ocvr-loadgen rebalance --conns 3000 --gateways ws://…,ws://…,ws://… --admins http://…,…   (active rebalancing)
 //	ocvr-loadgen soak   --conns 2000 --duration 10m --pids 1234   (make soak)
 //	ocvr-loadgen floor-server --subs 5000 & ocvr-loadgen floor --subs 5000
@@ -62,6 +63,7 @@ func workloads() []workload {
 		{"overload", "S subscribers of one channel reading slower than the publish rate, then draining: closes, every event once and in order, catch-up time, peak RSS", overloadWorkload, false},
 		{"streamcap", "a publish-rate ramp through the event stream with the gateway attached, until the acknowledgements lag", streamcapWorkload, false},
 		{"ratio", "OCVR/Centrifugo per figure of two storm JSON reports (scripts/bench.sh storm-pair)", ratioWorkload, true},
+		{"compression", "the same chat corpus to S subscribers without and with permessage-deflate, pass by pass: wire bytes and server CPU per delivery", compressionWorkload, false},
 		{"soak", "bounded soak: N clients churn for a duration with steady publishing; fails on errors or resource growth", soakWorkload, false},
 		{"rebalance", "N clients on the first gateway, then the others join: every pod ends within ±15% of the mean, shed clients resume without loss, presence does not flap (scripts/ci/extra-rebalance.sh)", rebalanceWorkload, false},
 		{"cluster", "one shard of SDK-like clients of several gateways (or --role publish: the steady publisher), through a pod's SIGKILL and restart (scripts/bench-cluster.sh)", clusterWorkload, false},
