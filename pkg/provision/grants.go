@@ -18,6 +18,10 @@ type Names struct {
 	Friends  string // "ocvr_friends"
 	Presence string // "ocvr_presence"
 	Typing   string // "ocvr_typing"
+	// Domain is the JetStream domain of the assets as the user reaches
+	// them ("": its server's own): on a leafnode, the API and KV writes
+	// are $JS.<domain>.API.… subjects.
+	Domain string
 }
 
 func (n Names) withDefaults() Names {
@@ -69,7 +73,30 @@ const Inbox = "_INBOX.>"
 // deploy/README.md documents and the security runtime test
 // (pkg/clustertest, TestNATSSecurity) runs every service with.
 func Grants(role Role, n Names) Grant {
-	n = n.withDefaults()
+	g := grants(role, n.withDefaults())
+	if n.Domain != "" {
+		g.Publish = inDomain(g.Publish, n.Domain)
+	}
+	return g
+}
+
+// inDomain rewrites the JetStream API and KV write subjects of a grant
+// for a user reaching the assets' domain across a leafnode.
+func inDomain(subjects []string, domain string) []string {
+	out := make([]string, len(subjects))
+	for i, s := range subjects {
+		switch {
+		case strings.HasPrefix(s, "$JS.API."):
+			s = APIPrefix(domain) + strings.TrimPrefix(s, "$JS.API.")
+		case strings.HasPrefix(s, "$KV."):
+			s = KVWritePrefix(domain) + s
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func grants(role Role, n Names) Grant {
 	p := n.Prefix
 	// kvRead: bind to the bucket (stream info) and read keys (direct gets
 	// answered by any replica).

@@ -59,3 +59,26 @@ func TestGrantConfigParses(t *testing.T) {
 		})
 	}
 }
+
+// TestGrantsInDomain: across a leafnode, every JetStream API and KV write
+// subject carries the hub's domain; the rest is unchanged.
+func TestGrantsInDomain(t *testing.T) {
+	for _, r := range roles {
+		local, leaf := provision.Grants(r, provision.Names{}), provision.Grants(r, provision.Names{Domain: "hub"})
+		if len(local.Publish) != len(leaf.Publish) || !slices.Equal(local.Subscribe, leaf.Subscribe) {
+			t.Fatalf("%s: the domain changed more than the publish subjects", r)
+		}
+		for i, s := range leaf.Publish {
+			want := local.Publish[i]
+			switch {
+			case strings.HasPrefix(want, "$JS.API."):
+				want = "$JS.hub.API." + strings.TrimPrefix(want, "$JS.API.")
+			case strings.HasPrefix(want, "$KV."):
+				want = "$JS.hub.API." + want
+			}
+			if s != want {
+				t.Errorf("%s: %q in domain hub is %q, want %q", r, local.Publish[i], s, want)
+			}
+		}
+	}
+}

@@ -119,6 +119,7 @@ when --replicas is 0, and always keeps its resume-token key. Prints the
 settings in place.`,
 			setup: streamEnsure},
 		setupCommand,
+		permissionsCommand,
 		{path: "broadcast", synopsis: "--type notification --title TITLE [--body BODY] [--notification-type T] [--data JSON] [--id notif_…]",
 			summary: "broadcast a notification to every connection of every gateway; prints its id",
 			help: `--type is the frame type; only notification can be broadcast here ('publish

@@ -799,7 +799,7 @@ func TestNATSUnreachable(t *testing.T) {
 	}
 	// connect talks to ticketsvc and a gateway, never to NATS; validate to
 	// nothing.
-	covered := map[string]bool{"connect": true, "validate": true}
+	covered := map[string]bool{"connect": true, "validate": true, "permissions": true}
 	for _, args := range valid {
 		cmd, _ := (&cli{commands: commands()}).lookup(args)
 		if cmd == nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ocvr/realtime/pkg/directory"
@@ -120,4 +122,58 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// permissionsCommand prints the NATS permissions of each role for the
+// environment the global flags name: what deploy/README.md shows for the
+// default names, with this environment's.
+var permissionsCommand = command{
+	path:     "permissions",
+	synopsis: "[--role gateway|ticketsvc|backend|admin] [--presence-bucket B] [--typing-bucket B]",
+	summary:  "print each role's least NATS permissions (nats-server blocks) for this environment's prefix, buckets, stream and --jetstream-domain; no NATS needed",
+	help: `Prints the permissions block of a nats-server user for each role (or
+--role only): the gateway, ticketsvc, backends (and ocvrctl's day-to-day
+commands) and the admin that runs 'ocvrctl setup'. The subjects are those of
+the environment the global flags name (--subject-prefix, the --*-bucket
+flags, --stream-name) and, with --jetstream-domain, as a user on a leafnode
+reaches the hub's JetStream. With --json, one object per role with its
+publish and subscribe lists. deploy/README.md, "NATS security", explains
+each grant.`,
+	setup: printPermissions,
+}
+
+// rolePermissions is one role's line of 'permissions --json'.
+type rolePermissions struct {
+	Role           string   `json:"role"`
+	Publish        []string `json:"publish"`
+	Subscribe      []string `json:"subscribe"`
+	AllowResponses bool     `json:"allow_responses"`
+}
+
+func printPermissions(fs *flag.FlagSet) func(context.Context, *app) error {
+	role := fs.String("role", "", "only this `role`: gateway, ticketsvc, backend or admin (default: all)")
+	presenceBucket := fs.String("presence-bucket", presence.DefaultBucket, "KV `bucket` of presence: the gateways' --presence-bucket")
+	typingBucket := fs.String("typing-bucket", typing.DefaultBucket, "KV `bucket` of the typing throttle: the gateways' --typing-bucket")
+	return func(ctx context.Context, a *app) error {
+		roles := []provision.Role{provision.RoleGateway, provision.RoleTicketsvc, provision.RoleBackend, provision.RoleAdmin}
+		if *role != "" {
+			r := provision.Role(*role)
+			if !slices.Contains(roles, r) {
+				return usageErrorf("--role must be gateway, ticketsvc, backend or admin")
+			}
+			roles = []provision.Role{r}
+		}
+		names := provision.Names{
+			Prefix: a.subjects.Prefix(), Stream: a.g.streamName,
+			Sessions: a.g.sessions, Tickets: a.g.tickets,
+			Channels: a.g.directory.Channels, Members: a.g.directory.Members, Friends: a.g.directory.Friends,
+			Presence: *presenceBucket, Typing: *typingBucket, Domain: provision.Domain(ctx),
+		}
+		for _, r := range roles {
+			g := provision.Grants(r, names)
+			a.emit(rolePermissions{Role: string(r), Publish: g.Publish, Subscribe: g.Subscribe, AllowResponses: g.Responses},
+				"# %s\n%s", r, strings.TrimSuffix(g.Config(), "\n"))
+		}
+		return nil
+	}
 }

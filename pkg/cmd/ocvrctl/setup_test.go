@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,43 @@ func TestSetupInDomain(t *testing.T) {
 				t.Fatalf("setup --jetstream-domain %s:\n%s\nwant exit %d and %d lines", tt.domain, r, tt.code, tt.lines)
 			}
 		})
+	}
+}
+
+// TestPermissions: `ocvrctl permissions` prints provision.Grants for the
+// environment the global flags name, without NATS (the URL is dead).
+func TestPermissions(t *testing.T) {
+	dead := "nats://127.0.0.1:1"
+	staging := provision.Names{Prefix: "staging", Stream: "STAGING", Tickets: "st_tickets", Domain: "hub"}
+	tests := []struct {
+		name string
+		args []string
+		want string // stdout; "" with code 2
+		code int
+	}{
+		{"every role, default names", nil, func() string {
+			var b strings.Builder
+			for _, r := range []provision.Role{provision.RoleGateway, provision.RoleTicketsvc, provision.RoleBackend, provision.RoleAdmin} {
+				b.WriteString("# " + string(r) + "\n" + provision.Grants(r, provision.Names{}).Config())
+			}
+			return b.String()
+		}(), 0},
+		{"one role, the environment's names", []string{"--subject-prefix", "staging", "--stream-name", "STAGING", "--tickets-bucket", "st_tickets", "--jetstream-domain", "hub", "--role", "ticketsvc"},
+			"# ticketsvc\n" + provision.Grants(provision.RoleTicketsvc, staging).Config(), 0},
+		{"unknown role", []string{"--role", "root"}, "", exitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ctl(t, append([]string{"--nats-url", dead, "permissions"}, tt.args...)...)
+			if r.code != tt.code || r.stdout != tt.want {
+				t.Fatalf("%s\nwant exit %d and stdout:\n%s", r, tt.code, tt.want)
+			}
+		})
+	}
+	r := ctl(t, "--nats-url", dead, "--json", "permissions", "--role", "admin")
+	g := provision.Grants(provision.RoleAdmin, provision.Names{})
+	var got rolePermissions
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &got) != nil || got.Role != "admin" || !slices.Equal(got.Publish, g.Publish) || !slices.Equal(got.Subscribe, g.Subscribe) {
+		t.Fatalf("--json permissions --role admin:\n%s", r)
 	}
 }
