@@ -153,6 +153,17 @@ func TestCompressedClientFrames(t *testing.T) {
 			t.Fatalf("got %q", f.text(t))
 		}
 	})
+	t.Run("sent with the upgrade request", func(t *testing.T) {
+		// Read by the HTTP server before the hijack: inflated all the same.
+		w := dialWireEarly(t, e.wsURL, e.ticket(alice), "permessage-deflate", maskedFrame(0xC1, deflated(`{"type":"heartbeat"}`)))
+		var got []string
+		for i := 0; i < 2; i++ {
+			got = append(got, w.next().text(t))
+		}
+		if !strings.Contains(got[0], `"ready"`) || !strings.Contains(got[1], protocol.TypeHeartbeatAck) {
+			t.Fatalf("got %q", got)
+		}
+	})
 	t.Run("fragmented subscribe", func(t *testing.T) {
 		w := open(t)
 		z := deflated(`{"type":"subscribe","data":{"channel_id":"ch_z"}}`)

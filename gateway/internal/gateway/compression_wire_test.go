@@ -32,6 +32,13 @@ type wire struct {
 // none).
 func dialWire(t *testing.T, wsURL, tk, offer string) *wire {
 	t.Helper()
+	return dialWireEarly(t, wsURL, tk, offer, nil)
+}
+
+// dialWireEarly is dialWire sending early (frames) in the same write as the
+// upgrade request, before the response.
+func dialWireEarly(t *testing.T, wsURL, tk, offer string, early []byte) *wire {
+	t.Helper()
 	u, err := url.Parse(wsURL)
 	mustNoErr(t, err)
 	nc, err := net.Dial("tcp", u.Host)
@@ -46,7 +53,7 @@ func dialWire(t *testing.T, wsURL, tk, offer string) *wire {
 	if offer != "" {
 		req += "Sec-WebSocket-Extensions: " + offer + "\r\n"
 	}
-	_, err = io.WriteString(nc, req+"\r\n")
+	_, err = nc.Write(append([]byte(req+"\r\n"), early...))
 	mustNoErr(t, err)
 	br := bufio.NewReader(nc)
 	resp, err := http.ReadResponse(br, nil)
@@ -130,6 +137,12 @@ func (w *wire) closeCode() int {
 // send writes one masked frame: first byte b0 (FIN, RSV1, opcode).
 func (w *wire) send(b0 byte, payload []byte) {
 	w.t.Helper()
+	_, err := w.nc.Write(maskedFrame(b0, payload))
+	mustNoErr(w.t, err)
+}
+
+// maskedFrame is a client frame: first byte b0, payload masked.
+func maskedFrame(b0 byte, payload []byte) []byte {
 	b := []byte{b0}
 	switch n := len(payload); {
 	case n < 126:
@@ -145,8 +158,7 @@ func (w *wire) send(b0 byte, payload []byte) {
 	for i, c := range payload {
 		b = append(b, c^key[i%4])
 	}
-	_, err := w.nc.Write(b)
-	mustNoErr(w.t, err)
+	return b
 }
 
 // deflated is s compressed as permessage-deflate sends it.
