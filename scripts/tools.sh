@@ -8,8 +8,11 @@
 #                                     build kube-controller-manager (same module) once
 #   scripts/tools.sh prometheus-adapter
 #                                     build prometheus-adapter once, print its path
+#   scripts/tools.sh keda             build KEDA's operator and metrics adapter once,
+#                                     print the directory holding keda and keda-adapter
 #   scripts/tools.sh crds DIR         copy the prometheus-operator and KEDA CRDs into DIR
-#   scripts/tools.sh cached TOOL      print TOOL's path if it is built, else fail
+#   scripts/tools.sh cached TOOL      print TOOL's path (keda: its directory) if it is
+#                                     built, else fail
 #                                     (no build: a caller may take a lock first)
 #   scripts/tools.sh cache            print the cache directory
 #
@@ -181,6 +184,37 @@ prometheus_adapter_bin() {
 	echo "$bin"
 }
 
+# keda: KEDA's operator (keda) and metrics API server (keda-adapter), built
+# inside a copy of the released module (its go.mod, go.sum and replace
+# directive as released), as KEDA's Makefile does.
+keda_bin() {
+	local dir="$CACHE/keda-$KEDA_VERSION"
+	if [ ! -x "$dir/keda" ] || [ ! -x "$dir/keda-adapter" ]; then
+		lock keda
+		if [ ! -x "$dir/keda" ] || [ ! -x "$dir/keda-adapter" ]; then
+			log "building KEDA $KEDA_VERSION (operator and metrics adapter) from the Go module proxy (once: ≈15 min, ≈3 GB RAM) into $dir"
+			local start=$SECONDS src
+			tmp=$(mktemp -d "$CACHE/keda-build.XXXXXX")
+			trap 'rm -rf "$tmp"' EXIT
+			export GOCACHE="$tmp/gocache"
+			src=$(cd "$tmp" && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+			[ -f "$src/go.mod" ] || { log "cannot find the source of github.com/kedacore/keda/v2@$KEDA_VERSION"; exit 1; }
+			cp -r "$src" "$tmp/src"
+			chmod -R u+w "$tmp/src"
+			(
+				cd "$tmp/src"
+				v=github.com/kedacore/keda/v2/version
+				CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X=$v.Version=${KEDA_VERSION#v} -X=$v.GitCommit=module" -o "$tmp/keda" ./cmd/operator >&2
+				CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X=$v.Version=${KEDA_VERSION#v} -X=$v.GitCommit=module" -o "$tmp/keda-adapter" ./cmd/adapter >&2
+			)
+			mkdir -p "$dir"
+			mv "$tmp/keda" "$tmp/keda-adapter" "$dir/"
+			log "KEDA built in $((SECONDS - start)) s"
+		fi
+	fi
+	echo "$dir"
+}
+
 # crds DIR: the CustomResourceDefinitions the chart may render (ServiceMonitor,
 # PodMonitor, PrometheusRule; KEDA's ScaledObject and TriggerAuthentication),
 # from the Go modules of the projects that own them.
@@ -202,6 +236,7 @@ case "${1:-}" in
 helm) helm_bin ;;
 kube-apiserver | kube-controller-manager) kube_bin "$1" ;;
 prometheus-adapter) prometheus_adapter_bin ;;
+keda) keda_bin ;;
 crds) crds "${2:?usage: tools.sh crds DIR}" ;;
 cache) echo "$CACHE" ;;
 cached)
@@ -209,15 +244,19 @@ cached)
 	helm) p="$CACHE/helm-$HELM_VERSION-k8sdefault/helm" ;;
 	kube-apiserver | kube-controller-manager) p="$CACHE/$2-$K8S_VERSION/$2" ;;
 	prometheus-adapter) p="$CACHE/prometheus-adapter-$PROM_ADAPTER_VERSION/prometheus-adapter" ;;
+	keda) # the directory holding keda and keda-adapter
+		p="$CACHE/keda-$KEDA_VERSION"
+		[ -x "$p/keda" ] && [ -x "$p/keda-adapter" ] || p=/nonexistent
+		;;
 	*)
-		echo "usage: $0 cached helm|kube-apiserver|kube-controller-manager|prometheus-adapter" >&2
+		echo "usage: $0 cached helm|kube-apiserver|kube-controller-manager|prometheus-adapter|keda" >&2
 		exit 2
 		;;
 	esac
 	[ -x "$p" ] && echo "$p"
 	;;
 *)
-	echo "usage: $0 helm|kube-apiserver|kube-controller-manager|prometheus-adapter|crds DIR|cached TOOL|cache" >&2
+	echo "usage: $0 helm|kube-apiserver|kube-controller-manager|prometheus-adapter|keda|crds DIR|cached TOOL|cache" >&2
 	exit 2
 	;;
 esac

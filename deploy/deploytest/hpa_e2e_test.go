@@ -117,7 +117,7 @@ func TestHPAFollowsGatewayConnections(t *testing.T) {
 	// verifies its certificate against the caBundle)
 	dir := t.TempDir()
 	certFile, keyFile, caPEM := servingCert(t, dir, adapterService+"."+adapterNamespace+".svc")
-	port := freeLoopbackPort(t)
+	port := freePorts(t, 1)[0]
 	adapter := startDaemon(t, "prometheus-adapter", nil, adapterBin,
 		"--prometheus-url="+prom.URL+"/",
 		"--config="+adapterConfigFromValues(t, root, dir),

@@ -161,15 +161,21 @@ func servingCert(t *testing.T, dir, dnsName string) (certFile, keyFile string, c
 	return certFile, keyFile, caPEM
 }
 
-// freeLoopbackPort is a port nobody listens on at the time of the call.
-func freeLoopbackPort(t *testing.T) int {
+// freePorts returns n distinct ports nobody listens on at the time of the
+// call, on any address (KEDA's metrics server binds ":port"): all n are held
+// open together, so that the kernel cannot hand out one port twice.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // daemon is a process the test starts and stops (SIGTERM, then SIGKILL)
