@@ -19,13 +19,16 @@ import (
 	"github.com/ocvr/realtime/pkg/directory"
 	"github.com/ocvr/realtime/pkg/natsembed"
 	"github.com/ocvr/realtime/pkg/protocol"
+	"github.com/ocvr/realtime/pkg/provision"
 	"github.com/ocvr/realtime/pkg/session"
 )
 
 // TestGatewayOnLeafnode: a gateway and ticketsvc whose NATS is a leafnode
 // server with a JetStream of its own use the hub's buckets and event
 // stream with --jetstream-domain hub (real processes, set up by
-// `ocvrctl --jetstream-domain hub setup` from the edge). A backend on the
+// `ocvrctl --jetstream-domain hub setup` from the edge), each as a leaf
+// user holding exactly its role's grants in domain hub — no permission
+// violation is logged. A backend on the
 // hub creates the session and the channel and publishes through the hub's
 // stream; the client at the edge gets its ticket, connects, subscribes and
 // receives the event with its stream position. The leaf's own JetStream
@@ -58,8 +61,20 @@ func TestGatewayOnLeafnode(t *testing.T) {
 	}
 	t.Cleanup(hub.Shutdown)
 	remote, _ := url.Parse("nats-leaf://127.0.0.1:" + strconv.Itoa(leafPort))
+	// The leaf's users hold exactly their role's grants as a leafnode
+	// user reaches the hub's domain (provision.Names.Domain).
+	users := []*server.User{{Username: "probe", Password: "pw"}} // the test's own look at the leaf
+	for _, r := range []provision.Role{provision.RoleGateway, provision.RoleTicketsvc, provision.RoleAdmin} {
+		g := provision.Grants(r, provision.Names{Domain: "hub"})
+		perms := &server.Permissions{Publish: &server.SubjectPermission{Allow: g.Publish}, Subscribe: &server.SubjectPermission{Allow: g.Subscribe}}
+		if g.Responses {
+			perms.Response = &server.ResponsePermission{MaxMsgs: 1}
+		}
+		users = append(users, &server.User{Username: string(r), Password: "pw", Permissions: perms})
+	}
 	leaf, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(c.dir, "leaf"), JetStreamDomain: "leaf", Configure: func(o *server.Options) {
 		o.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{remote}}}
+		o.Users = users
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -67,15 +82,17 @@ func TestGatewayOnLeafnode(t *testing.T) {
 	t.Cleanup(leaf.Shutdown)
 	Eventually(t, 10*time.Second, "the leafnode connection", func() bool { return leaf.NATS().NumLeafNodes() == 1 })
 
-	edge := []string{"--nats-url", leaf.ClientURL(), "--jetstream-domain", "hub"}
-	if out, err := exec.Command(ctl, append(edge, "setup")...).CombinedOutput(); err != nil || strings.Count(string(out), " ready: ") != 8 {
+	edge := func(user string) []string {
+		return []string{"--nats-url", strings.Replace(leaf.ClientURL(), "nats://", "nats://"+user+":pw@", 1), "--jetstream-domain", "hub"}
+	}
+	if out, err := exec.Command(ctl, append(edge("admin"), "setup")...).CombinedOutput(); err != nil || strings.Count(string(out), " ready: ") != 8 {
 		t.Fatalf("ocvrctl setup from the edge: %v\n%s", err, out)
 	}
 	tsvc := c.newProcess(filepath.Join(bins, "ticketsvc"), "ticketsvc-edge", func(p *Process) []string {
-		return append([]string{"--listen", p.Public, "--admin-listen", p.Admin}, edge...)
+		return append([]string{"--listen", p.Public, "--admin-listen", p.Admin}, edge("ticketsvc")...)
 	})
 	gw := c.newProcess(filepath.Join(bins, "gateway"), "gateway-edge", func(p *Process) []string {
-		return append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--pod-name", p.Name}, edge...)
+		return append([]string{"--listen", p.Public, "--admin-listen", p.Admin, "--pod-name", p.Name}, edge("gateway")...)
 	})
 	for _, p := range []*Process{tsvc, gw} {
 		if err := c.launch(p); err != nil {
@@ -123,8 +140,14 @@ func TestGatewayOnLeafnode(t *testing.T) {
 		return p.Count(protocol.TypeMessageCreate, "from the hub", `"seq":`) == 1
 	})
 
+	for _, p := range []*Process{tsvc, gw} {
+		if m := violationRe.FindString(p.Log()); m != "" {
+			t.Errorf("%s with its role's grants in domain hub logged: %s", p.Name, m)
+		}
+	}
+
 	// Nothing was provisioned in the leaf's own JetStream.
-	leafNC, err := nats.Connect(leaf.ClientURL())
+	leafNC, err := nats.Connect(leaf.ClientURL(), nats.UserInfo("probe", "pw"))
 	if err != nil {
 		t.Fatal(err)
 	}

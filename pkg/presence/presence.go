@@ -72,6 +72,7 @@ type Store struct {
 	// direct get where the bucket allows it, as KeyValue.Get).
 	streamName string
 	api        string // the JetStream API prefix of the bucket's domain: $JS[.<domain>].API.
+	kvPre      string // in front of the KV writes this package publishes itself: "" or the API prefix of another domain
 	direct     jetstream.Stream
 	dir        *directory.Store
 	pub        *bus.Publisher
@@ -99,7 +100,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, dir *directory.Stor
 	if err != nil {
 		return nil, fmt.Errorf("open presence store: %w", err)
 	}
-	return &Store{kv: kv, js: js, nc: nc, bucket: bucket, streamName: "KV_" + bucket, api: provision.APIPrefix(provision.Domain(ctx)), direct: stream, dir: dir, pub: pub.Core()}, nil // presence is state, not history: core events
+	return &Store{kv: kv, js: js, nc: nc, bucket: bucket, streamName: "KV_" + bucket, api: provision.APIPrefix(provision.Domain(ctx)), kvPre: provision.KVWritePrefix(provision.Domain(ctx)), direct: stream, dir: dir, pub: pub.Core()}, nil // presence is state, not history: core events
 }
 
 // Presence is a user's current presence.

@@ -225,7 +225,7 @@ func (t *Tracker) leaseLoop(ctx context.Context) {
 func (t *Tracker) refreshLease(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.LeaseTTL/3)
 	defer cancel()
-	subj := "$KV." + t.s.bucket + ".pod." + t.cfg.Pod
+	subj := t.s.kvPre + "$KV." + t.s.bucket + ".pod." + t.cfg.Pod
 	ttl := t.cfg.LeaseTTL.Round(time.Second)
 	if _, err := t.s.js.Publish(ctx, subj, []byte(time.Now().UTC().Format(time.RFC3339)), jetstream.WithMsgTTL(ttl)); err != nil && ctx.Err() == nil {
 		t.log.Warn("presence: refresh lease", "err", err)
