@@ -69,26 +69,24 @@ type Reader struct {
 	st      state
 	pass    bool // the current frame passes through unchanged
 	masked  bool
-	need    int    // bytes left of the extended length or the mask key
+	fin     bool
+	need    uint8 // bytes left of the extended length or the mask key
+	kpos    uint8 // the mask key's byte for the next payload byte (mod 4)
+	key     [4]byte
 	length  uint64 // the extended length read so far
 	payload uint64 // bytes left of the current frame's payload
-	fin     bool
-	key     [4]byte
-	kpos    int
 
 	inMsg  bool    // a compressed message is being read
 	opcode byte    // its opcode (text or binary)
 	msg    *[]byte // its compressed payload so far, unmasked
 
-	out    *[]byte // bytes ready for the library, ahead of the socket's
+	// out holds bytes ready for the library, ahead of the socket's: a
+	// message handed on, and what a scan read after it. Nil between
+	// scans that hand nothing on (Read drops it once drained).
+	out    *[]byte
 	off    int
-	toOut  bool  // this scan has handed on a message: what follows goes to out
 	err    error // the Reader's own end (ErrTooBig, ErrProtocol)
 	srcErr error // src's error, returned once the bytes read with it are
-
-	// scratch of one scan
-	p []byte
-	w int
 }
 
 type state uint8
@@ -154,18 +152,31 @@ func (r *Reader) Read(p []byte) (int, error) {
 // messages, and returns how many bytes of p are kept; what follows a
 // message handed on goes to out, behind it.
 func (r *Reader) scan(p []byte) int {
-	r.p, r.w, r.toOut = p, 0, false
+	// Bytes pass in place in p until a message is handed on (out is nil
+	// until then: Read scans only once out is drained), then into out
+	// behind it.
+	w := 0
+	emit := func(b []byte) {
+		if r.out != nil {
+			*r.out = append(*r.out, b...)
+			return
+		}
+		w += copy(p[w:], b)
+	}
 	for i := 0; i < len(p) && r.err == nil; {
 		switch r.st {
 		case stHeader0:
-			r.header0(p[i : i+1])
+			r.header0(p[i])
+			if r.pass && r.err == nil {
+				emit(p[i : i+1])
+			}
 			i++
 		case stHeader1:
 			b := p[i]
 			i++
 			r.masked = b&0x80 != 0
 			if r.pass {
-				r.emit(p[i-1 : i])
+				emit(p[i-1 : i])
 			} else if !r.masked {
 				r.fail(ErrProtocol) // a client's frame is masked (RFC 6455 §5.1)
 				continue
@@ -180,7 +191,7 @@ func (r *Reader) scan(p []byte) int {
 			}
 		case stLength:
 			if r.pass {
-				r.emit(p[i : i+1])
+				emit(p[i : i+1])
 			}
 			r.length = r.length<<8 | uint64(p[i])
 			i++
@@ -189,7 +200,7 @@ func (r *Reader) scan(p []byte) int {
 			}
 		case stMask:
 			if r.pass {
-				r.emit(p[i : i+1])
+				emit(p[i : i+1])
 			} else {
 				r.key[4-r.need] = p[i]
 			}
@@ -207,7 +218,7 @@ func (r *Reader) scan(p []byte) int {
 			i += int(n)
 			r.payload -= n
 			if r.pass {
-				r.emit(chunk)
+				emit(chunk)
 			} else {
 				r.take(chunk)
 			}
@@ -216,12 +227,11 @@ func (r *Reader) scan(p []byte) int {
 			}
 		}
 	}
-	return r.w
+	return w
 }
 
 // header0 reads a frame's first byte and decides whether the frame passes.
-func (r *Reader) header0(h []byte) {
-	b := h[0]
+func (r *Reader) header0(b byte) {
 	opcode, rsv1 := b&0x0F, b&0x40 != 0
 	r.fin = b&0x80 != 0
 	r.st = stHeader1
@@ -243,9 +253,6 @@ func (r *Reader) header0(h []byte) {
 	default:
 		// A plain frame, or one the library refuses itself.
 		r.pass = true
-	}
-	if r.pass {
-		r.emit(h)
 	}
 }
 
@@ -284,7 +291,7 @@ func (r *Reader) take(chunk []byte) {
 	m = append(m, chunk...)
 	for j := start; j < len(m); j++ {
 		m[j] ^= r.key[r.kpos&3]
-		r.kpos++
+		r.kpos = (r.kpos + 1) & 3
 	}
 	*r.msg = m
 }
@@ -348,7 +355,6 @@ func (r *Reader) hand(b *[]byte, start int) {
 		*r.out = append(*r.out, (*b)[start:]...)
 		r.f.putBuf(b)
 	}
-	r.toOut = true
 }
 
 // frameHeader is the header of an unfragmented, masked (zero key) frame.
@@ -390,14 +396,4 @@ func (r *Reader) fail(err error) {
 	*out = append((*out)[:0], 0x80|0x20|0x1, 0x80, 0, 0, 0, 0)
 	r.hand(out, 0)
 	r.err = err
-}
-
-// emit passes bytes through: in place in p until a message has been handed
-// on in this scan, then into out behind it.
-func (r *Reader) emit(b []byte) {
-	if r.toOut {
-		*r.out = append(*r.out, b...)
-		return
-	}
-	r.w += copy(r.p[r.w:], b)
 }
