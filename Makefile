@@ -97,6 +97,13 @@ bench-report:
 soak:
 	SOAK_DURATION=$(or $(SOAK_DURATION),10m) SOAK_CONNS=$(or $(SOAK_CONNS),2000) scripts/soak.sh
 
+# The Artillery scenarios of deploy/artillery/ (README there), short, against
+# the stack make run starts; Artillery installed once from npm and cached
+# (scripts/artillery.sh). CI runs the same script. About 2 minutes.
+.PHONY: artillery
+artillery:
+	scripts/ci/extra-artillery.sh
+
 # Coverage-guided fuzzing, FUZZTIME per target (make test runs the corpora):
 # make fuzz, make fuzz FUZZTIME=2m FUZZ_TARGETS="FuzzValidateEvent FuzzTicket".
 fuzz:
