@@ -79,8 +79,9 @@ OCVR_HOLD_S=30 "$artillery" run -e ci --output "$out/subscribe-receive.json" dep
 art=$!
 # The publisher starts once every subscriber holds a socket and has
 # subscribed (its subscription answered before the event's publish).
-for _ in $(seq 1 200); do
+for i in $(seq 1 600); do
 	[ "$(metric ocvr_gateway_connections)" = "$subs" ] && break
+	[ "$i" -lt 600 ] || { cat "$out/subscribe-receive.log"; echo "the gateway holds $(metric ocvr_gateway_connections) sockets, not $subs" >&2; exit 1; }
 	sleep 0.1
 done
 sleep 2
