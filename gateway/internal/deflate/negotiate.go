@@ -35,8 +35,10 @@ const Response = "permessage-deflate; server_no_context_takeover; client_no_cont
 // cannot bound its window) or carries a parameter this package does not
 // know.
 func Negotiate(h http.Header) bool {
-	for _, v := range h.Values("Sec-WebSocket-Extensions") {
-		for _, offer := range strings.Split(v, ",") {
+	for _, v := range h["Sec-Websocket-Extensions"] { // canonical: no allocation per upgrade
+		for v != "" {
+			var offer string
+			offer, v, _ = strings.Cut(v, ",")
 			if acceptable(offer) {
 				return true
 			}
@@ -45,38 +47,55 @@ func Negotiate(h http.Header) bool {
 	return false
 }
 
+// The parameters an offer may carry, as bits: each at most once (§7).
+const (
+	pServerNoTakeover = 1 << iota
+	pClientNoTakeover
+	pClientWindow
+	pServerWindow
+)
+
 // acceptable reads one extension offer: "permessage-deflate; p1; p2=v".
+// It allocates nothing: it runs on every upgrade.
 func acceptable(offer string) bool {
-	params := strings.Split(offer, ";")
-	if !strings.EqualFold(strings.TrimSpace(params[0]), "permessage-deflate") {
+	name, params, _ := strings.Cut(offer, ";")
+	if !strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
 		return false
 	}
-	seen := map[string]bool{}
-	for _, p := range params[1:] {
-		name, value, hasValue := strings.Cut(strings.TrimSpace(p), "=")
-		name = strings.ToLower(strings.TrimSpace(name))
+	seen := 0
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		key, value, hasValue := strings.Cut(strings.TrimSpace(p), "=")
+		key = strings.TrimSpace(key)
 		value = strings.Trim(strings.TrimSpace(value), `"`)
-		if seen[name] {
-			return false // §7: a parameter named twice declines the offer
-		}
-		seen[name] = true
-		switch name {
-		case "server_no_context_takeover", "client_no_context_takeover":
-			if hasValue {
-				return false
-			}
-		case "client_max_window_bits":
+		var bit int
+		switch {
+		case strings.EqualFold(key, "server_no_context_takeover"):
+			bit = pServerNoTakeover
+		case strings.EqualFold(key, "client_no_context_takeover"):
+			bit = pClientNoTakeover
+		case strings.EqualFold(key, "client_max_window_bits"):
 			// The client may use a smaller window: any window inflates.
+			bit = pClientWindow
 			if hasValue && !windowBits(value) {
 				return false
 			}
-		case "server_max_window_bits":
+		case strings.EqualFold(key, "server_max_window_bits"):
+			bit = pServerWindow
 			if !hasValue || value != "15" {
 				return false
 			}
 		default:
 			return false
 		}
+		if bit <= pClientNoTakeover && hasValue {
+			return false
+		}
+		if seen&bit != 0 {
+			return false // a parameter named twice declines the offer
+		}
+		seen |= bit
 	}
 	return true
 }
