@@ -18,7 +18,8 @@
 // OCVR_WS_URL (ws://127.0.0.1:8081/v1/ws), OCVR_SESSIONS (file of session
 // tokens sess_…, one per line: seed.sh writes it), OCVR_CHANNEL (the channel
 // subscribe-receive subscribes to), OCVR_HOLD_S (how long soak and receive
-// users stay connected, 30), OCVR_HEARTBEAT_S (heartbeat period, 25).
+// users stay connected, 30), OCVR_HEARTBEAT_S (heartbeat period, 25),
+// OCVR_COMPRESSION=1 (offer permessage-deflate; Node.js 20's ws package only).
 'use strict';
 
 const fs = require('node:fs');
@@ -27,6 +28,11 @@ const fs = require('node:fs');
 // package Artillery itself depends on (NODE_PATH=<artillery>/node_modules;
 // scripts/artillery.sh sets it).
 const WS = globalThis.WebSocket ?? require('ws');
+// permessage-deflate: the ws package offers it unless told not to, and then
+// inflates every frame on Node's zlib thread pool (10 at a time), which
+// becomes the client's bottleneck at tens of thousands of frames/s. Off
+// unless OCVR_COMPRESSION=1 (browsers offer it; ocvr-loadgen does not).
+const wsOptions = globalThis.WebSocket || process.env.OCVR_COMPRESSION === '1' ? undefined : { perMessageDeflate: false };
 
 const env = (k, d) => process.env[k] || d;
 const ticketURL = env('OCVR_TICKET_URL', 'http://127.0.0.1:8080').replace(/\/$/, '');
@@ -68,7 +74,7 @@ async function connect(events) {
   }
   const { data } = await res.json();
   events.emit('histogram', 'ocvr.ticket_ms', now() - t0);
-  const ws = new WS(`${wsURL}?ticket=${encodeURIComponent(data.ticket)}`);
+  const ws = new WS(`${wsURL}?ticket=${encodeURIComponent(data.ticket)}`, wsOptions);
   const c = { ws, onFrame: () => {}, closing: false, closed: null };
   c.closed = new Promise((resolve) => {
     ws.onclose = (ev) => {
@@ -86,7 +92,13 @@ async function connect(events) {
       if (f.startsWith('{"type":"ready"')) {
         events.emit('histogram', 'ocvr.connect_ms', now() - t0);
         events.emit('counter', 'ocvr.connected', 1);
-        ws.onmessage = (e) => c.onFrame(String(e.data));
+        ws.onmessage = null;
+        if (typeof ws.on === 'function') {
+          // The ws package: its own event, without a MessageEvent per frame.
+          ws.on('message', (data) => c.onFrame(String(data)));
+        } else {
+          ws.onmessage = (e) => c.onFrame(String(e.data));
+        }
         resolve();
       } else {
         events.emit('counter', 'ocvr.errors.first_frame_not_ready', 1);
@@ -165,11 +177,19 @@ async function subscribeReceive(context, events) {
   const hb = heartbeats(c, events);
   let subscribed;
   const live = new Promise((r) => (subscribed = r));
+  // Deliveries are counted locally and handed to Artillery once a second:
+  // an emit per frame costs the client more than the frame itself.
+  let delivered = 0;
+  const flush = () => {
+    if (delivered > 0) events.emit('counter', 'ocvr.delivered', delivered);
+    delivered = 0;
+  };
+  const flusher = setInterval(flush, 1000);
   c.onFrame = (f) => {
     const sent = deliveryTime(f);
     if (sent > 0) {
       events.emit('histogram', 'ocvr.delivery_ms', now() - sent);
-      events.emit('counter', 'ocvr.delivered', 1);
+      delivered++;
     } else if (f.startsWith('{"type":"subscribed"')) {
       events.emit('counter', 'ocvr.subscribed', 1);
       subscribed();
@@ -184,6 +204,8 @@ async function subscribeReceive(context, events) {
   await Promise.race([sleep(holdMs), c.closed]);
   hb.stop();
   await close(c);
+  clearInterval(flusher);
+  flush();
 }
 
 module.exports = { connectStorm, idleSoak, subscribeReceive, deliveryTime };
