@@ -394,7 +394,9 @@ func checkBoundedLabels(t *testing.T, ps []*clustertest.Process) {
 		// continuity: bounded sets too (resume scope, catch-up reason, replay source, stream read op)
 		"scope": true, "reason": true, "source": true, "op": true,
 		// provisioning: the KV buckets and the event stream a binary opened (a fixed set)
-		"stream": true}
+		"stream": true,
+		// compression: whether a connection negotiated permessage-deflate, bytes by wire encoding
+		"negotiated": true, "encoding": true}
 	for _, p := range ps {
 		resp, err := http.Get("http://" + p.Admin + "/metrics")
 		if err != nil {
