@@ -87,7 +87,8 @@ test-chart:
 bench:
 	RUNS=$(or $(RUNS),1) scripts/bench.sh $(WORKLOADS)
 
-# Every table of BENCHMARKS.md: targets three times, slopes, floor (~25 min).
+# Every table of BENCHMARKS.md: targets three times, slopes, floor (~25 min),
+# then the same tables as SVG charts in OUT/charts (pkg/cmd/ocvr-benchplot).
 bench-report:
 	scripts/bench-report.sh
 

@@ -6,7 +6,7 @@
 #
 #   scripts/bench-report.sh            (make bench-report)
 #   OUT=dir scripts/bench-report.sh
-#   RUNS=1 scripts/bench-report.sh     (one run where the report takes three: ~12 min)
+#   RUNS=1 scripts/bench-report.sh     (one run where the report takes three: ~16 min)
 #
 # Then it draws the tables as SVG charts into $OUT/charts (ocvr-benchplot:
 # latency vs rate per subscriber count beside the plain-TCP floor, RSS per
