@@ -15,6 +15,15 @@ mkdir -p "$out"
 # Ports of its own: a `make run` of a developer may hold the default ones.
 NATS_PORT=24222 TSVC=127.0.0.1:28080 TSVC_ADMIN=127.0.0.1:29080 GW_PORT=28081 GW_ADMIN=127.0.0.1:29081
 
+# CI's time budget (scripts/lib/ci-budget.sh): ~150 s for the run, ~200 s
+# more for the first install from npm.
+. scripts/lib/ci-budget.sh
+need=150
+scripts/artillery.sh cached >/dev/null || need=350
+if ! ci_budget_allows $need; then
+	echo "SKIPPED: the Artillery scenarios need ~$need s, $(ci_budget_left) s left of CI's budget (make artillery runs them)"
+	exit 0
+fi
 artillery=$(scripts/artillery.sh)
 # ocvr.js takes the `ws` package from Artillery's own node_modules on Node.js 20.
 export NODE_PATH=$(dirname "$(dirname "$artillery")")
