@@ -49,105 +49,13 @@ if [ ! -d "$GWAPI_CRDS" ]; then
 fi
 log "kube-apiserver $KUBE_VERSION from k8s.io/kubernetes ($APISERVER), $(etcd --version | head -1), kubectl $(kubectl version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), helm $("$HELM" version --short)"
 
+. scripts/lib/control-plane.sh
 tmp=$(mktemp -d)
 pids=()
-cleanup() {
-	local rc=$?
-	if [ "${KEEP:-}" = 1 ] && [ $rc -eq 0 ]; then
-		log "KEEP=1: API server left running; export KUBECONFIG=$tmp/kubeconfig; stop with: kill ${pids[*]}"
-		return
-	fi
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ $rc -ne 0 ]; then
-		for f in "$tmp"/*.log; do
-			[ -f "$f" ] || continue
-			echo "--- last lines of $(basename "$f") ---"
-			tail -25 "$f"
-		done
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap cp_cleanup EXIT
 
-# free_port: a loopback port nobody listens on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
-
-# ---- certificates and credentials (self-signed, valid one day)
-(
-	cd "$tmp"
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=ocvr-ci-ca 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=kube-apiserver 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
-	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile server.ext 2>/dev/null
-	openssl genrsa -out sa.key 2048 2>/dev/null
-	openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-	token=$(openssl rand -hex 24)
-	echo "$token,ocvr-ci,ocvr-ci,system:masters" >tokens.csv
-	echo "$token" >token
-)
-
-# ---- etcd
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-etcd --name ocvr-ci --data-dir "$tmp/etcd" \
-	--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-	--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-	--initial-cluster "ocvr-ci=http://127.0.0.1:$ETCD_PEER_PORT" >"$tmp/etcd.log" 2>&1 &
-pids+=($!)
-
-# ---- kube-apiserver
-API_PORT=$(free_port)
-"$APISERVER" \
-	--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-	--tls-cert-file "$tmp/server.crt" --tls-private-key-file "$tmp/server.key" \
-	--token-auth-file "$tmp/tokens.csv" --authorization-mode RBAC \
-	--service-account-issuer https://kubernetes.default.svc.cluster.local \
-	--service-account-key-file "$tmp/sa.pub" --service-account-signing-key-file "$tmp/sa.key" \
-	--service-cluster-ip-range 10.96.0.0/16 \
-	--cert-dir "$tmp/certs" --profiling=false >"$tmp/kube-apiserver.log" 2>&1 &
-pids+=($!)
-
-cat >"$tmp/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: ci
-    cluster:
-      server: https://127.0.0.1:$API_PORT
-      certificate-authority: $tmp/ca.crt
-users:
-  - name: ci
-    user:
-      token: $(cat "$tmp/token")
-contexts:
-  - name: ci
-    context: {cluster: ci, user: ci}
-current-context: ci
-EOF
-export KUBECONFIG="$tmp/kubeconfig"
-
-for i in $(seq 1 120); do
-	if kubectl get --raw /readyz >/dev/null 2>&1; then
-		break
-	fi
-	if ! kill -0 "${pids[1]}" 2>/dev/null; then
-		log "kube-apiserver exited"
-		exit 1
-	fi
-	[ "$i" -lt 120 ] || { log "kube-apiserver not ready after 60 s"; exit 1; }
-	sleep 0.5
-done
+cp_certs
+cp_start "$APISERVER"
 log "API server ready on 127.0.0.1:$API_PORT after $((SECONDS - start)) s"
 
 # ---- CRDs (server-side apply: the prometheus-operator CRDs are too large

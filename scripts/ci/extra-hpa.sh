@@ -63,120 +63,22 @@ fi
 HELM=$(scripts/tools.sh helm)
 log "kube-apiserver and kube-controller-manager v1.34.4, prometheus-adapter v0.12.0, KEDA v2.21.0 ($([ -n "$KEDA_DIR" ] && echo ready || echo skipped)), $(etcd --version | head -1), $(/usr/bin/prometheus --version 2>&1 | head -1), helm $("$HELM" version --short) (tools ready after $((SECONDS - start)) s)"
 
+. scripts/lib/control-plane.sh
 tmp=$(mktemp -d)
 pids=()
-cleanup() {
-	local rc=$?
-	# Last started first: the API server before its etcd.
-	local i
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-		kill "${pids[i]}" 2>/dev/null || true
-		wait "${pids[i]}" 2>/dev/null || true
-	done
-	if [ $rc -ne 0 ]; then
-		for f in "$tmp"/*.log; do
-			[ -f "$f" ] || continue
-			echo "--- last lines of $(basename "$f") ---"
-			tail -25 "$f"
-		done
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap cp_cleanup EXIT
 
-# free_port: a loopback port nobody listens on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
-
-# ---- certificates and credentials (self-signed, valid one day)
-# ca: the API server's serving certificate. front-proxy-ca: the aggregation
-# layer's client certificate, which the API server presents to the adapter
-# (the adapter trusts the user headers of requests signed by it, the CA
-# being published in kube-system/extension-apiserver-authentication).
-(
-	cd "$tmp"
-	ca() { openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.crt" -days 1 -subj "/CN=$1" 2>/dev/null; }
-	leaf() { # name CN CA extensions
-		openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" 2>/dev/null
-		printf '%s\n' "$4" >"$1.ext"
-		openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial -out "$1.crt" -days 1 -extfile "$1.ext" 2>/dev/null
-	}
-	ca ca
-	ca front-proxy-ca
-	leaf server kube-apiserver ca $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
-	leaf front-proxy-client front-proxy-client front-proxy-ca 'extendedKeyUsage=clientAuth'
-	openssl genrsa -out sa.key 2048 2>/dev/null
-	openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-	token=$(openssl rand -hex 24)
-	echo "$token,ocvr-ci,ocvr-ci,system:masters" >tokens.csv
-	echo "$token" >token
-)
-
-# ---- etcd
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-etcd --name ocvr-hpa --data-dir "$tmp/etcd" \
-	--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-	--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-	--initial-cluster "ocvr-hpa=http://127.0.0.1:$ETCD_PEER_PORT" >"$tmp/etcd.log" 2>&1 &
-pids+=($!)
-
-# ---- kube-apiserver, with the aggregation layer's flags
-API_PORT=$(free_port)
-"$APISERVER" \
-	--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-	--tls-cert-file "$tmp/server.crt" --tls-private-key-file "$tmp/server.key" \
-	--token-auth-file "$tmp/tokens.csv" --authorization-mode RBAC \
-	--service-account-issuer https://kubernetes.default.svc.cluster.local \
-	--service-account-key-file "$tmp/sa.pub" --service-account-signing-key-file "$tmp/sa.key" \
-	--service-cluster-ip-range 10.96.0.0/16 \
+cp_certs aggregation
+# The API server with the aggregation layer's flags (the adapter and KEDA's
+# metrics server register as APIServices).
+cp_start "$APISERVER" \
 	--requestheader-client-ca-file "$tmp/front-proxy-ca.crt" \
 	--requestheader-allowed-names front-proxy-client \
 	--requestheader-username-headers X-Remote-User \
 	--requestheader-group-headers X-Remote-Group \
 	--requestheader-extra-headers-prefix X-Remote-Extra- \
 	--proxy-client-cert-file "$tmp/front-proxy-client.crt" --proxy-client-key-file "$tmp/front-proxy-client.key" \
-	--client-ca-file "$tmp/ca.crt" \
-	--cert-dir "$tmp/certs" --profiling=false >"$tmp/kube-apiserver.log" 2>&1 &
-api_pid=$!
-pids+=($api_pid)
-
-cat >"$tmp/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: ci
-    cluster:
-      server: https://127.0.0.1:$API_PORT
-      certificate-authority: $tmp/ca.crt
-users:
-  - name: ci
-    user:
-      token: $(cat "$tmp/token")
-contexts:
-  - name: ci
-    context: {cluster: ci, user: ci}
-current-context: ci
-EOF
-export KUBECONFIG="$tmp/kubeconfig"
-
-for i in $(seq 1 120); do
-	if kubectl get --raw /readyz >/dev/null 2>&1; then
-		break
-	fi
-	kill -0 "$api_pid" 2>/dev/null || { log "kube-apiserver exited"; exit 1; }
-	[ "$i" -lt 120 ] || { log "kube-apiserver not ready after 60 s"; exit 1; }
-	sleep 0.5
-done
+	--client-ca-file "$tmp/ca.crt"
 log "API server ready on 127.0.0.1:$API_PORT after $((SECONDS - start)) s"
 
 # ---- KEDA's CRDs (from its Go module, as extra-apiserver.sh installs them)
@@ -192,7 +94,7 @@ kubectl wait --for condition=established --timeout=60s crd --all >/dev/null
 	--controllers horizontal-pod-autoscaler-controller \
 	--leader-elect=false --use-service-account-credentials=false \
 	--horizontal-pod-autoscaler-sync-period 2s \
-	--bind-address 127.0.0.1 --secure-port "$(free_port)" \
+	--bind-address 127.0.0.1 --secure-port "$(cp_free_port)" \
 	--cert-dir "$tmp/kcm-certs" --profiling=false >"$tmp/kube-controller-manager.log" 2>&1 &
 pids+=($!)
 
