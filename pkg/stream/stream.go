@@ -228,11 +228,11 @@ func ensureOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sc j
 		r3 := sc
 		r3.Replicas = 3
 		s, err = put(r3)
-		if code, ok := cannotReplicate(err); ok {
+		if code, ok := provision.CannotReplicate(err); ok {
 			r3Err := err
 			r1 := sc
 			r1.Replicas = 1
-			if s, err = put(r1); err == nil && code != standalone {
+			if s, err = put(r1); err == nil && code != provision.Standalone {
 				obs.FellBack(sc.Name, r3Err)
 			}
 		}
@@ -291,23 +291,4 @@ func decodeKey(s string) ([]byte, error) {
 		return nil, errors.New("missing or short")
 	}
 	return k, nil
-}
-
-// standalone is "replicas > 1 not supported in non-clustered mode": a
-// single server, where one replica is all there can be (no warning).
-const standalone jetstream.ErrorCode = 10074
-
-// cannotReplicate reports whether err means the deployment has too few
-// servers for 3 replicas, and which: a single server (10074), insufficient
-// resources (10023), no suitable peers (10005).
-func cannotReplicate(err error) (jetstream.ErrorCode, bool) {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return 0, false
-	}
-	switch c := apiErr.ErrorCode; c {
-	case standalone, 10023, 10005:
-		return c, true
-	}
-	return 0, false
 }

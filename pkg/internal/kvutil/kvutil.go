@@ -83,11 +83,11 @@ func openOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg je
 	if err != nil && cfg.Replicas == 0 {
 		// Only "this deployment cannot hold 3 replicas" falls back; a
 		// timeout must not downgrade a bucket that may already be R3.
-		if code, ok := cannotReplicate(err); ok {
+		if code, ok := provision.CannotReplicate(err); ok {
 			r3Err := err
 			r1 := cfg
 			r1.Replicas = 1
-			if updated, err = guarded(r1); err == nil && code != standalone {
+			if updated, err = guarded(r1); err == nil && code != provision.Standalone {
 				obs.FellBack(stream, r3Err)
 			}
 		}
@@ -176,25 +176,6 @@ func orUnlimited(n int64) int64 {
 		return -1
 	}
 	return n
-}
-
-// standalone is "replicas > 1 not supported in non-clustered mode": a
-// single server, where one replica is all there can be (no warning).
-const standalone jetstream.ErrorCode = 10074
-
-// cannotReplicate reports whether err means the deployment has too few
-// servers for 3 replicas, and which: a single server (10074), insufficient
-// resources (10023), no suitable peers (10005).
-func cannotReplicate(err error) (jetstream.ErrorCode, bool) {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return 0, false
-	}
-	switch c := apiErr.ErrorCode; c {
-	case standalone, 10023, 10005:
-		return c, true
-	}
-	return 0, false
 }
 
 // RandomToken returns prefix + base64url(n random bytes).
