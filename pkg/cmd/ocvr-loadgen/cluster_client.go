@@ -169,43 +169,57 @@ func (c *clusterClient) run(ctx context.Context, sem chan struct{}) {
 			}
 			continue
 		}
-		now := time.Now()
-		c.conn.Store(r.conn)
-		if s.ending.Load() {
-			r.conn.closeNow()
+		if !c.connected(ctx, r, initial, t0, attemptsDown) {
 			return
 		}
-		s.noteConnect(now)
-		if initial {
-			initial = false
-			c.initialUs = float64(now.Sub(t0).Microseconds())
-		} else {
-			c.backs = append(c.backs, clusterBack{AtNs: now.UnixNano(), Gateway: r.gw, Attempts: attemptsDown, ReadyResumed: r.readyRes, SubResumed: r.subRes, UserCursorAgeMs: r.userAgeMs, ChanCursorAgeMs: r.chanAgeMs})
-			s.down.Add(-1)
-			s.backed.Add(1)
-		}
-		s.up.Add(1)
-		c.connectedAt = now.UnixNano()
-		attempt, attemptsDown = 0, 0
-		code := c.serve(r.conn)
-		c.conn.Store(nil)
-		r.conn.closeNow()
-		if s.ending.Load() || ctx.Err() != nil {
-			return
-		}
-		if len(c.disconnects) == 0 {
-			s.disc.Add(1)
-		}
-		c.disconnects = append(c.disconnects, clusterDisconnect{AtNs: time.Now().UnixNano(), Gateway: r.gw, Code: code})
-		s.up.Add(-1)
-		s.down.Add(1)
+		initial = false
+		attempt, attemptsDown = 1, 0
 		// The SDKs wait before the first reconnect too (attempt 0).
-		d := retryDelay(0, s.base, s.max, 0, rand.N[time.Duration])
-		attempt = 1
-		if !delay(ctx, d) {
+		if !delay(ctx, retryDelay(0, s.base, s.max, 0, rand.N[time.Duration])) {
 			return
 		}
 	}
+}
+
+// connected holds the connection attempt r made until it closes, keeping
+// the run's accounting: the connect, a way back (not on the first
+// connection), the disconnect. t0 is the first attempt's start, for the
+// first connect's latency (zero: not timed). It reports whether the run
+// goes on.
+func (c *clusterClient) connected(ctx context.Context, r attemptResult, first bool, t0 time.Time, attemptsDown int) bool {
+	s := c.s
+	now := time.Now()
+	c.conn.Store(r.conn)
+	if s.ending.Load() {
+		r.conn.closeNow()
+		return false
+	}
+	s.noteConnect(now)
+	switch {
+	case first && t0.IsZero():
+		c.initialUs = 1
+	case first:
+		c.initialUs = float64(now.Sub(t0).Microseconds())
+	default:
+		c.backs = append(c.backs, clusterBack{AtNs: now.UnixNano(), Gateway: r.gw, Attempts: attemptsDown, ReadyResumed: r.readyRes, SubResumed: r.subRes, UserCursorAgeMs: r.userAgeMs, ChanCursorAgeMs: r.chanAgeMs})
+		s.down.Add(-1)
+		s.backed.Add(1)
+	}
+	s.up.Add(1)
+	c.connectedAt = now.UnixNano()
+	code := c.serve(r.conn)
+	c.conn.Store(nil)
+	r.conn.closeNow()
+	if s.ending.Load() || ctx.Err() != nil {
+		return false
+	}
+	if len(c.disconnects) == 0 {
+		s.disc.Add(1)
+	}
+	c.disconnects = append(c.disconnects, clusterDisconnect{AtNs: time.Now().UnixNano(), Gateway: r.gw, Code: code})
+	s.up.Add(-1)
+	s.down.Add(1)
+	return true
 }
 
 // attempt is one connect as the SDKs make it: a ticket from ticketsvc, the

@@ -167,37 +167,11 @@ func (c *clusterClient) runBalanced(ctx context.Context, sem chan struct{}) {
 			}
 			continue
 		}
-		now := time.Now()
-		c.conn.Store(r.conn)
-		if s.ending.Load() {
-			r.conn.closeNow()
+		if !c.connected(ctx, r, initial, time.Time{}, attemptsDown) {
 			return
 		}
-		s.noteConnect(now)
-		if initial {
-			initial = false
-			c.initialUs = 1
-		} else {
-			c.backs = append(c.backs, clusterBack{AtNs: now.UnixNano(), Gateway: r.gw, Attempts: attemptsDown, ReadyResumed: r.readyRes, SubResumed: r.subRes, UserCursorAgeMs: r.userAgeMs, ChanCursorAgeMs: r.chanAgeMs})
-			s.down.Add(-1)
-			s.backed.Add(1)
-		}
-		s.up.Add(1)
-		c.connectedAt = now.UnixNano()
-		attempt, attemptsDown = 0, 0
-		code := c.serve(r.conn)
-		c.conn.Store(nil)
-		r.conn.closeNow()
-		if s.ending.Load() || ctx.Err() != nil {
-			return
-		}
-		if len(c.disconnects) == 0 {
-			s.disc.Add(1)
-		}
-		c.disconnects = append(c.disconnects, clusterDisconnect{AtNs: time.Now().UnixNano(), Gateway: r.gw, Code: code})
-		s.up.Add(-1)
-		s.down.Add(1)
-		attempt = 1
+		initial = false
+		attempt, attemptsDown = 1, 0
 		if !delay(ctx, retryDelay(0, s.base, s.max, 0, rand.N[time.Duration])) {
 			return
 		}
