@@ -52,11 +52,8 @@ type record struct {
 
 // Store mints and redeems tickets.
 type Store struct {
-	kv jetstream.KeyValue
-	// leader confirms a "not found": the fast read may come from a replica
-	// that has not yet seen a ticket minted through another server.
-	leader *kvutil.LeaderReader
-	Now    func() time.Time // injectable clock: tests never sleep 30 s
+	kv  jetstream.KeyValue
+	Now func() time.Time // injectable clock: tests never sleep 30 s
 }
 
 // Open opens (creating if needed) the ticket bucket.
@@ -73,11 +70,7 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ticket store: %w", err)
 	}
-	leader, err := kvutil.NewLeaderReader(ctx, nc, kv)
-	if err != nil {
-		return nil, fmt.Errorf("open ticket store: %w", err)
-	}
-	return &Store{kv: kv, leader: leader, Now: time.Now}, nil
+	return &Store{kv: kv, Now: time.Now}, nil
 }
 
 // Valid reports whether s has the form of a ticket (prefix and 256 bits of
@@ -125,7 +118,7 @@ func (s *Store) RedeemChecked(ctx context.Context, ticket string, check func(con
 		return Identity{}, ErrMalformed
 	}
 	key := kvutil.Hash(ticket)
-	value, rev, err := s.read(ctx, key)
+	e, err := s.kv.Get(ctx, key)
 	if kvutil.IsNotFound(err) {
 		return Identity{}, ErrUnknown
 	}
@@ -133,13 +126,13 @@ func (s *Store) RedeemChecked(ctx context.Context, ticket string, check func(con
 		return Identity{}, fmt.Errorf("redeem ticket: %w", err)
 	}
 	var rec record
-	recErr := json.Unmarshal(value, &rec)
+	recErr := json.Unmarshal(e.Value(), &rec)
 	var checked chan error
 	if check != nil && recErr == nil {
 		checked = make(chan error, 1)
 		go func() { checked <- check(ctx, rec.Identity) }() // ends with ctx at the latest
 	}
-	err = s.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 	var checkErr error
 	if checked != nil {
 		checkErr = <-checked
@@ -157,24 +150,4 @@ func (s *Store) RedeemChecked(ctx context.Context, ticket string, check func(con
 		return rec.Identity, checkErr
 	}
 	return rec.Identity, nil
-}
-
-// read returns a ticket record and its revision. The direct get any replica
-// may answer is enough to find a ticket (the revision-checked delete that
-// consumes it goes to the leader), but not to refuse one: a replica that has
-// not yet applied a ticket minted a moment ago through another server says
-// "not found", so that answer is asked again of the stream's leader.
-func (s *Store) read(ctx context.Context, key string) ([]byte, uint64, error) {
-	e, err := s.kv.Get(ctx, key)
-	if err == nil {
-		return e.Value(), e.Revision(), nil
-	}
-	if !kvutil.IsNotFound(err) {
-		return nil, 0, err
-	}
-	le, err := s.leader.Get(ctx, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	return le.Value, le.Revision, nil
 }
